@@ -1,0 +1,6 @@
+"""Search spaces: the 27-integer multi-resolution code and the NAS-Bench-201 cell."""
+
+from ncp_hpo.spaces._base import CodeSpace
+from ncp_hpo.spaces.multires import DIM_NAMES, MultiResolutionSpace, NetworkCode, StageCode
+
+__all__ = ["DIM_NAMES", "CodeSpace", "MultiResolutionSpace", "NetworkCode", "StageCode"]

@@ -1,0 +1,103 @@
+"""The interface every architecture-code space implements.
+
+A *space* owns one code format: its named integer dimensions, their grid, validation,
+rounding of continuous vectors back onto the grid, and the adapters to Optuna and Ax.
+Propagation works on the continuous box ``[lower, upper]`` and calls :meth:`CodeSpace.round`
+to report valid codes; samplers go through ``to_params``/``from_params``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from optuna.distributions import BaseDistribution
+
+
+class CodeSpace(ABC):
+    """Abstract search space of fixed-length integer codes.
+
+    Subclasses set ``names`` (one per dimension) and the float arrays ``lower`` and
+    ``upper`` (shape ``d``), the continuous box used by propagation.
+    """
+
+    names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        """Number of code dimensions ``d``."""
+        return len(self.names)
+
+    @property
+    def has_exact_flops(self) -> bool:
+        """Whether :meth:`flops_torch` gives exact, differentiable FLOPs for this space."""
+        return False
+
+    def bounds_tensor(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The box as a ``2 x d`` tensor (row 0 lower, row 1 upper), as BoTorch uses it."""
+        import torch
+
+        return torch.tensor(np.stack([self.lower, self.upper]), dtype=dtype or torch.float32)
+
+    # -- codes --------------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
+        """``n`` uniformly random valid codes, shape ``n x d``."""
+
+    @abstractmethod
+    def validate(self, code: Any) -> np.ndarray:
+        """Check ``code`` (``d`` or ``n x d``) and return it as an int array of the same shape.
+
+        Raises :class:`ncp_hpo.exceptions.InvalidCodeError` naming the first bad dimension.
+        """
+
+    @abstractmethod
+    def round(self, x: Any) -> np.ndarray:
+        """Nearest valid code(s) to real vector(s) ``x`` (``d`` or ``n x d``), same shape, int."""
+
+    def flops_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable FLOPs of continuous codes ``x`` (``... x d``) -> ``...``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form FLOPs")
+
+    # -- Optuna / Ax adapters -----------------------------------------------------------
+    @abstractmethod
+    def to_params(self, code: Any) -> dict[str, Any]:
+        """One valid code (``d``) -> Optuna/Ax parameter dict (native Python values)."""
+
+    @abstractmethod
+    def from_params(self, params: dict[str, Any]) -> np.ndarray:
+        """Parameter dict (as produced by :meth:`suggest`) -> validated code, shape ``d``."""
+
+    @abstractmethod
+    def optuna_distributions(self) -> dict[str, BaseDistribution]:
+        """One Optuna distribution per named dimension."""
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> np.ndarray:
+        """Suggest every dimension on ``trial`` and return the code, shape ``d``."""
+        params = {
+            name: _suggest_public(trial, name, dist)
+            for name, dist in self.optuna_distributions().items()
+        }
+        return self.from_params(params)
+
+    @abstractmethod
+    def ax_parameters(self) -> list[Any]:
+        """Ax ``RangeParameterConfig``/``ChoiceParameterConfig`` objects, one per dimension."""
+
+
+def _suggest_public(trial: Any, name: str, dist: Any) -> Any:
+    """Suggest one parameter through the public ``suggest_*`` API of any ``BaseTrial``."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise TypeError(f"unsupported distribution for {name}: {dist!r}")
