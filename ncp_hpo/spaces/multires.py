@@ -159,7 +159,7 @@ class NetworkCode:
         return np.asarray(out, dtype=np.int64)
 
     def to_string(self) -> str:
-        return MultiResolutionSpace().encode(self.to_vector())
+        return MultiResolutionSpace._encode_one(self.to_vector())
 
     def __str__(self) -> str:
         return self.to_string()
@@ -398,7 +398,7 @@ class MultiResolutionSpace(CodeSpace):
         return params(self.validate(codes), **kwargs)
 
     def flops_torch(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        """Differentiable FLOPs of continuous codes (see :func:`ncp_hpo.spaces.cost.flops_torch`)."""
+        """Differentiable FLOPs of continuous codes, see :func:`ncp_hpo.spaces.cost.flops_torch`."""
         from ncp_hpo.spaces.cost import flops_torch
 
         return flops_torch(x, **kwargs)

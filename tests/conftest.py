@@ -1,0 +1,35 @@
+"""Shared fixtures.
+
+The benchmark files are never committed: tests read them from ``../shared/nas-bench-mr``
+beside the checkout (as CI lays it out), or from ``NCP_HPO_TEST_DATA`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path | None:
+    env = os.environ.get("NCP_HPO_TEST_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "nas-bench-mr")
+    for c in candidates:
+        if (c / "seg" / "trainval.pkl").is_file():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The directory holding the upstream NAS-Bench-MR files (``<setting>/trainval.pkl``)."""
+    path = _shared_data_dir()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("benchmark data not found beside the checkout (../shared/nas-bench-mr)")
+        pytest.skip("benchmark data not found (../shared/nas-bench-mr or NCP_HPO_TEST_DATA)")
+    return path
