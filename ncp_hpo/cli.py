@@ -1,0 +1,71 @@
+"""The ``ncp-hpo`` command line.
+
+Each subsystem registers its own sub-commands (``register_*_commands(subparsers)``) and
+keeps heavy imports inside its handlers, so ``ncp-hpo --help`` stays fast. A handler
+returns an exit code. User errors (:class:`ncp_hpo.exceptions.NCPError`, bad arguments)
+print one line on stderr and exit with status 2 - never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ncp_hpo import __version__
+from ncp_hpo.exceptions import NCPError
+
+# (module, registrar) pairs; each registrar adds sub-parsers with ``set_defaults(func=...)``.
+_REGISTRARS: tuple[tuple[str, str], ...] = (
+    ("ncp_hpo.benchmarks._cli", "register_data_commands"),
+    ("ncp_hpo._search_cli", "register_search_commands"),
+    ("ncp_hpo.benchmarks._compare_cli", "register_compare_commands"),
+    ("ncp_hpo.trainers._cli", "register_training_commands"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse parser whose usage errors are one line (``ncp-hpo: error: ...``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ncp-hpo",
+        description="Network Coding Propagation (NCP) architecture search for Optuna and Ax.",
+    )
+    parser.add_argument("--version", action="version", version=f"ncp-hpo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name, func_name in _REGISTRARS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real missing dependency, not an absent command
+                raise
+            continue
+        getattr(module, func_name)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except NCPError as exc:
+        print(f"ncp-hpo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ncp-hpo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
