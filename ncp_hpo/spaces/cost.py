@@ -384,7 +384,7 @@ def params(
     """
     _check_options(task, num_classes, 1, box_channels, in_chans, "macs")
     x = MultiResolutionSpace().validate(codes)
-    body, head, _ = _evaluate(
+    body, head, _ = _evaluate(  # parameter counts do not depend on the input size
         x,
         input_size=1,
         task=task,
