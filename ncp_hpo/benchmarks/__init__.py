@@ -1,0 +1,119 @@
+"""Benchmark data: NAS-Bench-MR (9 settings) and NAS-Bench-201, loaded safely.
+
+>>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
+>>> seg = load_benchmark("seg")                              # doctest: +SKIP
+>>> seg.query(seg.codes[0])["mIoU"]                          # doctest: +SKIP
+
+Files are the upstream pickles of ``dingmyu/NCP`` at a pinned commit (see :data:`SETTINGS`).
+They are checksum-verified before an allow-listed unpickler reads them, and
+``ncp-hpo data fetch`` converts them into a pickle-free cache. Lookup order: the
+``data_dir`` argument, ``NCP_HPO_DATA``, then the user cache (``NCP_HPO_CACHE``); see
+:mod:`ncp_hpo.benchmarks._store`.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from ncp_hpo.benchmarks._registry import (
+    SEARCH_LIST,
+    SETTINGS,
+    UPSTREAM_COMMIT,
+    UPSTREAM_REPO,
+    Resource,
+    Setting,
+    get_setting,
+)
+from ncp_hpo.benchmarks._safe_pickle import safe_load_pickle
+from ncp_hpo.benchmarks._store import (
+    FetchResult,
+    Location,
+    cache_dir,
+    fetch,
+    find_setting,
+    load_search_list,
+    resolve_path,
+)
+from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
+from ncp_hpo.exceptions import DataNotFoundError
+
+__all__ = [
+    "NB201_FILE_OPS",
+    "SEARCH_LIST",
+    "SETTINGS",
+    "UPSTREAM_COMMIT",
+    "UPSTREAM_REPO",
+    "BenchmarkTable",
+    "FetchResult",
+    "Location",
+    "Resource",
+    "Setting",
+    "cache_dir",
+    "clear_cache",
+    "fetch",
+    "find_setting",
+    "get_setting",
+    "load_benchmark",
+    "load_search_list",
+    "resolve_path",
+    "safe_load_pickle",
+]
+
+
+def load_benchmark(
+    name: str, data_dir: str | Path | None = None, *, allow_unverified: bool = False
+) -> BenchmarkTable:
+    """Load benchmark setting ``name`` as a read-only :class:`BenchmarkTable`.
+
+    Tables are cached per process, keyed on the resolved file and its modification time,
+    so repeated calls are free.
+
+    Args:
+        name: a key of :data:`SETTINGS` (``"seg"``, ``"nas-bench-201"`` ...).
+        data_dir: a folder searched before ``NCP_HPO_DATA`` and the cache.
+        allow_unverified: read an upstream pickle that has no pinned checksum (``3ddet``).
+
+    Raises:
+        UnknownSettingError: unknown ``name`` (lists the known ones).
+        DataNotFoundError: not found anywhere; the message says how to get it.
+        ChecksumError: the file is not the pinned upstream file.
+        UnsafePickleError: the pickle references a global outside the allow-list.
+    """
+    setting = get_setting(name)
+    loc = find_setting(setting.name, data_dir)
+    if loc is None:
+        resolve_path(setting.name, data_dir)  # raises with the how-to message
+        raise DataNotFoundError(setting.name)  # pragma: no cover
+    path = loc.path.resolve()
+    stat = path.stat()
+    return _load_cached(
+        str(path), loc.format, setting.name, stat.st_mtime_ns, stat.st_size, allow_unverified
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(
+    path: str, fmt: str, name: str, mtime_ns: int, size: int, allow_unverified: bool
+) -> BenchmarkTable:
+    from ncp_hpo.benchmarks._store import load_arrays
+    from ncp_hpo.benchmarks._table import space_for
+
+    setting = get_setting(name)
+    loc = Location(name, "data_dir", Path(path), fmt)  # type: ignore[arg-type]
+    codes, metrics, digest = load_arrays(loc, allow_unverified=allow_unverified)
+    return BenchmarkTable(
+        name=name,
+        codes=codes,
+        metrics=metrics,
+        main_metric=setting.main_metric,
+        space=space_for(setting.kind),
+        units=setting.units,
+        source=path,
+        sha256=digest,
+    )
+
+
+def clear_cache() -> None:
+    """Forget the tables loaded in this process."""
+    _load_cached.cache_clear()

@@ -1,0 +1,161 @@
+"""``ncp-hpo data`` sub-commands: ``fetch``, ``list`` and ``info``.
+
+Registered by :func:`register_data_commands`; each handler returns an exit code and raises
+:class:`~ncp_hpo.exceptions.NCPError` subclasses for user errors (printed as one line by
+:mod:`ncp_hpo.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register_data_commands"]
+
+
+def register_data_commands(subparsers: Any) -> None:
+    """Add ``data {fetch,list,info}`` to the top-level ``subparsers``."""
+    data = subparsers.add_parser(
+        "data",
+        help="fetch, list and inspect the benchmark tables",
+        description="Benchmark data (NAS-Bench-MR, NAS-Bench-201): fetch, list, info.",
+    )
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data.set_defaults(func=lambda args: _usage(data))
+
+    p = sub.add_parser(
+        "fetch",
+        help="verify, convert and cache benchmark files (pickle-free)",
+        description=(
+            "Read <setting>/trainval.pkl from --from DIR (offline) or download it from the "
+            "pinned upstream commit, verify its SHA-256, and write a pickle-free cache "
+            "(NCP_HPO_CACHE or the user cache folder). Without SETTING: everything in DIR, "
+            "or every setting with a pinned checksum."
+        ),
+    )
+    p.add_argument("settings", nargs="*", metavar="SETTING", help="setting names, search_list")
+    p.add_argument(
+        "--from", dest="source", metavar="DIR", help="folder with <setting>/trainval.pkl"
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="accept files without a pinned checksum (3ddet)",
+    )
+    p.add_argument("--force", action="store_true", help="convert again even if cached")
+    p.add_argument("--timeout", type=float, default=60.0, help="download timeout (s)")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("list", help="show every setting and where it is available")
+    p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="rows, metrics, main metric and paths of one setting")
+    p.add_argument("setting", metavar="SETTING")
+    p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
+    p.set_defaults(func=_cmd_info)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from ncp_hpo.benchmarks._store import cache_dir, fetch
+
+    def report(r: Any) -> None:
+        check = "sha256 verified" if r.verified else "UNVERIFIED (no pinned checksum)"
+        print(f"{r.name:<14} {r.action:<10} {r.rows:>6} rows  {check}  -> {r.path}")
+
+    print(f"cache: {cache_dir()}")
+    fetch(
+        args.settings or None,
+        source=args.source,
+        allow_unverified=args.allow_unverified,
+        force=args.force,
+        timeout=args.timeout,
+        progress=report,
+    )
+    return 0
+
+
+def _status(name: str, data_dir: str | None) -> tuple[str, str, str]:
+    """``(where, rows, checksum)`` cells of the ``data list`` table for one resource."""
+    from ncp_hpo.benchmarks._registry import get_resource
+    from ncp_hpo.benchmarks._safe_pickle import sha256_hex
+    from ncp_hpo.benchmarks._store import find_setting, read_meta
+    from ncp_hpo.exceptions import DataError
+
+    res = get_resource(name)
+    expected_rows = str(getattr(res, "rows", "") or "")
+    loc = find_setting(name, data_dir)
+    if loc is None:
+        pin = "pinned" if res.sha256 else "none known (needs --allow-unverified)"
+        return "not available", "-", pin
+    where = f"{loc.origin} ({loc.path})"
+    if loc.format == "npz":
+        try:
+            meta = read_meta(loc.path)
+        except DataError:
+            return where, "-", "BROKEN cache entry (re-fetch with --force)"
+        if meta.get("verified") and meta.get("source_sha256") == res.sha256:
+            check = "verified"
+        elif res.sha256 is None:
+            check = "unverified (no pinned checksum)"
+        else:
+            check = "STALE (converted from other bytes; re-fetch)"
+        return where, str(meta.get("rows", "?")), check
+    digest = sha256_hex(Path(loc.path).read_bytes())
+    if res.sha256 is None:
+        check = f"unverified (sha256 {digest[:12]}...)"
+    else:
+        check = "verified" if digest == res.sha256 else "MISMATCH"
+    if loc.format == "text":
+        expected_rows = str(len(Path(loc.path).read_text().splitlines()))
+    return where, expected_rows or "?", check
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ncp_hpo.benchmarks._registry import RESOURCES
+    from ncp_hpo.benchmarks._store import search_dirs
+
+    print("search order: " + "; ".join(f"{o}={p}" for o, p in search_dirs(args.data_dir)))
+    rows = [(name, *_status(name, args.data_dir)) for name in RESOURCES]
+    widths = [
+        max(len(r[i]) for r in [*rows, ("SETTING", "AVAILABLE", "ROWS", "CHECKSUM")])
+        for i in range(4)
+    ]
+    header = ("SETTING", "AVAILABLE", "ROWS", "CHECKSUM")
+    for r in [header, *rows]:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.benchmarks._registry import get_setting
+    from ncp_hpo.benchmarks._store import cache_dir, find_setting
+
+    s = get_setting(args.setting)
+    loc = find_setting(s.name, args.data_dir)
+    print(f"setting:      {s.name} ({s.description})")
+    print(f"kind:         {s.kind}")
+    print(f"upstream:     {s.url}")
+    print(f"sha256:       {s.sha256 or 'none known (fetch needs --allow-unverified)'}")
+    print(f"main metric:  {s.main_metric} [{s.units.get(s.main_metric, '')}]")
+    print(f"cache:        {cache_dir() / s.name}")
+    if loc is None:
+        print(f"available:    no (run 'ncp-hpo data fetch --from DIR {s.name}')")
+        print(f"rows:         {s.rows} expected")
+        print("metrics:      " + ", ".join(f"{m} [{s.units.get(m, '')}]" for m in s.metrics))
+        return 0
+    print(f"available:    {loc.origin}: {loc.path} ({loc.format})")
+    table = load_benchmark(s.name, args.data_dir)
+    print(f"rows:         {len(table)}")
+    print("metrics:")
+    for m, v in table.metrics.items():
+        unit = table.units.get(m, "")
+        print(f"  {m:<8} min {v.min():10.4g}  mean {v.mean():10.4g}  max {v.max():10.4g}  {unit}")
+    return 0
