@@ -126,9 +126,11 @@ def test_round_trips_with_benchmark_files(shared_data_dir) -> None:
 
 
 def test_network_setting_round_trip_with_raw_records(shared_data_dir) -> None:
-    from ncp_hpo.benchmarks import safe_load_pickle
+    from ncp_hpo.benchmarks import get_setting, safe_load_pickle
 
-    records = safe_load_pickle(shared_data_dir / "seg" / "trainval.pkl")
+    records = safe_load_pickle(
+        shared_data_dir / "seg" / "trainval.pkl", sha256=get_setting("seg").sha256
+    )
     for rec in records:
         code = np.asarray(rec["embedding"])
         setting = SPACE.to_network_setting(code)
