@@ -324,7 +324,7 @@ def _check_digest(res: Resource, data: bytes, label: str, allow_unverified: bool
     if res.sha256 is None:
         if not allow_unverified:
             raise DataError(
-                f"{res.name} has no pinned checksum; fetching it needs --allow-unverified "
+                f"{res.name} has no pinned checksum; using it needs --allow-unverified "
                 "(allow_unverified=True)"
             )
     elif actual != res.sha256:

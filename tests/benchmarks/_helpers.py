@@ -1,0 +1,23 @@
+"""Shared helpers for the benchmark-data tests (fixtures live in each module's conftest)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+MR_SETTINGS_LOCAL = ("cls-50-1000", "cls-50-100", "cls-10-1000", "seg", "seg-4x", "video")
+
+
+def copy_raw(shared: Path, dest: Path, *names: str) -> Path:
+    """Copy upstream ``<name>/trainval.pkl`` files from ``shared`` into ``dest``."""
+    for name in names:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / name / "trainval.pkl", dest / name / "trainval.pkl")
+    return dest
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file below ``root`` (relative paths, sorted), hidden temporaries included."""
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
