@@ -1,0 +1,91 @@
+"""Real training trials: per-task trainers, offline datasets and MLflow tracking.
+
+Train a code end to end (data, model, recipe, metrics, optional Optuna pruning and MLflow)::
+
+    from ncp_hpo.trainers import MLflowTracker, train_code
+    code = "16_16-1_1_1_16-1_2_1_1_16_16-1_3_1_1_1_16_16_16-1_4_1_1_1_1_16_16_16_16-16"
+    result = train_code(code, task="cls", epochs=2, tracker=MLflowTracker())
+    result.metrics["top1"], result.macs, result.wall_time_s
+
+or train any model on any ``DataLoader`` with a task's recipe::
+
+    from ncp_hpo.trainers import make_loaders, train
+    train_loader, val_loader = make_loaders("digits-seg", batch_size=16)
+    result = train(my_model, train_loader, val_loader, task="seg", epochs=5)
+
+Tasks and their main metric: ``cls`` (``top1``), ``seg`` (``mIoU``), ``video`` (``top1``),
+``bev-det`` (``AP50``). Embedded datasets: ``digits-cls``, ``digits-seg``, ``digits-video``,
+``bev-det`` (see :mod:`ncp_hpo.trainers.datasets`).
+"""
+
+from ncp_hpo.trainers._api import (
+    TASKS,
+    TrainingObjective,
+    build_model,
+    make_task,
+    train,
+    train_classification,
+    train_code,
+    train_detection,
+    train_segmentation,
+    train_video,
+)
+from ncp_hpo.trainers._loop import (
+    Accumulator,
+    EpochCallback,
+    Recipe,
+    Task,
+    TrainResult,
+    fit,
+    measure_cost,
+)
+from ncp_hpo.trainers.archplot import plot_architecture
+from ncp_hpo.trainers.classification import ClassificationTask
+from ncp_hpo.trainers.datasets import (
+    DATASETS,
+    DatasetAdapter,
+    DatasetInfo,
+    ImageFolderClassification,
+    ImageFolderSegmentation,
+    get_dataset,
+    make_loaders,
+)
+from ncp_hpo.trainers.detection import DetectionTask
+from ncp_hpo.trainers.segmentation import SegmentationTask
+from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning, TrialRun
+from ncp_hpo.trainers.video import VideoTask
+
+__all__ = [
+    "DATASETS",
+    "TASKS",
+    "Accumulator",
+    "ClassificationTask",
+    "DatasetAdapter",
+    "DatasetInfo",
+    "DetectionTask",
+    "EpochCallback",
+    "ImageFolderClassification",
+    "ImageFolderSegmentation",
+    "MLflowTracker",
+    "Recipe",
+    "SegmentationTask",
+    "Task",
+    "TrackingWarning",
+    "TrainResult",
+    "TrainingObjective",
+    "TrialRun",
+    "VideoTask",
+    "build_model",
+    "fit",
+    "get_dataset",
+    "make_loaders",
+    "make_task",
+    "measure_cost",
+    "plot_architecture",
+    "train",
+    "train_classification",
+    "train_code",
+    "train_detection",
+    "train_segmentation",
+    "train_video",
+]
