@@ -145,6 +145,20 @@ class NB201Space(CodeSpace):
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         return self.from_indices(rng.integers(0, NUM_OPS, size=(int(n), NUM_EDGES)))
 
+    def neighbors(self, code: Any) -> np.ndarray:
+        """The 24 cells that differ from ``code`` (``30``) in the op of exactly one edge."""
+        idx = self.to_indices(code)
+        if idx.ndim != 1:
+            raise InvalidCodeError(f"neighbors takes one code, got shape {idx.shape}")
+        rows = []
+        for e in range(NUM_EDGES):
+            for op in range(NUM_OPS):
+                if op != idx[e]:
+                    moved = idx.copy()
+                    moved[e] = op
+                    rows.append(moved)
+        return self.from_indices(np.stack(rows))
+
     def enumerate_all(self) -> np.ndarray:
         """All 15,625 cells, shape ``15625 x 30``, edge ``e1_0`` varying slowest."""
         idx = np.array(list(itertools.product(range(NUM_OPS), repeat=NUM_EDGES)), dtype=np.int64)

@@ -211,6 +211,16 @@ def test_ax_parameters() -> None:
         assert p.values == list(OPS) and p.parameter_type == "str" and p.is_ordered is False
 
 
+def test_neighbors_change_one_edge() -> None:
+    code = SPACE.decode(RESNET)
+    nb = SPACE.neighbors(code)
+    assert nb.shape == (24, 30) and len({r.tobytes() for r in nb}) == 24
+    diff = SPACE.to_indices(nb) != SPACE.to_indices(code)
+    assert np.all(diff.sum(1) == 1)
+    with pytest.raises(InvalidCodeError, match="one code"):
+        SPACE.neighbors(SPACE.sample(2, seed=0))
+
+
 def test_costs() -> None:
     none = SPACE.from_indices([0] * 6)
     conv1 = SPACE.from_indices([2, 0, 0, 0, 0, 0])
