@@ -2,5 +2,13 @@
 
 from ncp_hpo.spaces._base import CodeSpace
 from ncp_hpo.spaces.multires import DIM_NAMES, MultiResolutionSpace, NetworkCode, StageCode
+from ncp_hpo.spaces.nb201 import NB201Space
 
-__all__ = ["DIM_NAMES", "CodeSpace", "MultiResolutionSpace", "NetworkCode", "StageCode"]
+__all__ = [
+    "DIM_NAMES",
+    "CodeSpace",
+    "MultiResolutionSpace",
+    "NB201Space",
+    "NetworkCode",
+    "StageCode",
+]

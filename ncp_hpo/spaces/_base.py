@@ -62,6 +62,13 @@ class CodeSpace(ABC):
     def round(self, x: Any) -> np.ndarray:
         """Nearest valid code(s) to real vector(s) ``x`` (``d`` or ``n x d``), same shape, int."""
 
+    def neighbors(self, code: Any) -> np.ndarray:
+        """Every valid code one unit away from ``code`` (``d``) -> ``m x d`` int.
+
+        One unit is one grid step of one dimension (NetAdapt's move); spaces define it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no neighbourhood")
+
     def flops_torch(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable FLOPs of continuous codes ``x`` (``... x d``) -> ``...``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form FLOPs")

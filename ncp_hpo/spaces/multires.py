@@ -277,6 +277,19 @@ class MultiResolutionSpace(CodeSpace):
         k = np.floor((clipped - self.lower) / self.step + 0.5)
         return (_LOWER + k.astype(np.int64) * _STEP).astype(np.int64)
 
+    def neighbors(self, code: Any) -> np.ndarray:
+        """Codes one step (8 channels, or 1 block/unit) up or down in one dimension, ``m x 27``.
+
+        Moves that leave the bounds are dropped, so ``27 <= m <= 54``.
+        """
+        v = self.validate(code)
+        if v.ndim != 1:
+            raise InvalidCodeError(f"neighbors takes one code, got shape {v.shape}")
+        eye = np.diag(_STEP)
+        cand = np.concatenate([v + eye, v - eye])
+        ok = ((cand >= _LOWER) & (cand <= _UPPER)).all(axis=1)
+        return cand[ok]
+
     # -- string format -----------------------------------------------------------------
     _STRING_RE = re.compile(r"^\d+(_\d+)*(-\d+(_\d+)*)*$")
 

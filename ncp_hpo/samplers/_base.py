@@ -1,0 +1,275 @@
+"""Shared Optuna plumbing of the predictor-based samplers (NCP, NetAdapt, Neural Predictor).
+
+The base class owns everything that is not the proposal rule: which parameters are
+sampled relatively (the code space's), the startup phase, the independent fallback and
+its warning, reading the study's history from the storage on every call (never
+accumulating state in ``after_trial``, so many processes can share one study),
+objective directions, constraints, deduplication against evaluated and running trials,
+seeding, and thread safety for ``n_jobs > 1``. Subclasses implement :meth:`_propose`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from ncp_hpo.exceptions import InvalidCodeError
+from ncp_hpo.samplers._history import History, code_key
+from ncp_hpo.samplers._surrogate import PredictorSource
+from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.study import Study
+
+    from ncp_hpo.predictor import NeuralPredictor
+    from ncp_hpo.samplers._proposers import Proposer
+
+__all__ = ["PredictorSamplerBase"]
+
+_PROPOSAL_ATTR = "ncp:proposal"
+_LOG = optuna.logging.get_logger(__name__)
+
+
+class _LazyRNG:
+    """numpy Generator created on first use, so deep copies never share a stream."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def reseed(self) -> None:
+        self._rng = np.random.default_rng()
+
+
+class PredictorSamplerBase(BaseSampler):
+    """Base of samplers that propose codes of a :class:`~ncp_hpo.spaces.CodeSpace`.
+
+    A :class:`~ncp_hpo.samplers._surrogate.PredictorSource` supplies the predictor and a
+    :class:`~ncp_hpo.samplers._proposers.Proposer` ranks candidate codes with it; the base
+    takes the first candidate that is neither evaluated nor running, and falls back to a
+    random unseen code if all are taken.
+    """
+
+    def __init__(
+        self,
+        *,
+        space: CodeSpace | None,
+        proposer_factory: Callable[[CodeSpace], Proposer],
+        prior: NeuralPredictor | None = None,
+        online: bool = True,
+        refit_every: int = 1,
+        predictor_params: dict[str, Any] | None = None,
+        n_startup_trials: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        warn_independent_sampling: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if n_startup_trials is None:
+            n_startup_trials = 0 if prior is not None else 10
+        if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int):
+            raise TypeError(f"n_startup_trials must be an int, got {n_startup_trials!r}")
+        if n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
+        self._space: CodeSpace = space if space is not None else MultiResolutionSpace()
+        if prior is not None and prior.n_features_in_ != self._space.dim:
+            raise ValueError(
+                f"prior was fitted on codes of {prior.n_features_in_} dimensions but the space "
+                f"{type(self._space).__name__} has {self._space.dim}"
+            )
+        params = {"n_threads": 1, **(predictor_params or {})}
+        self._source = PredictorSource(
+            prior=prior, online=online, refit_every=refit_every, predictor_params=params
+        )
+        self._proposer = proposer_factory(self._space)
+        # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
+        self._param_names = tuple(self._space.optuna_distributions())
+        self._n_startup_trials = n_startup_trials
+        self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        self._warn_independent_sampling = warn_independent_sampling
+        self._rng = _LazyRNG(seed)
+        self._lock = threading.RLock()  # one instance is shared by n_jobs threads
+        self.last_proposal_info: dict[str, Any] = {}
+
+    @property
+    def space(self) -> CodeSpace:
+        return self._space
+
+    # -- Optuna's sampler contract -------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._rng.reseed()
+        self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if not self._uses_space(study):
+            return {}
+        return self._space.optuna_distributions()
+
+    def _uses_space(self, study: Study) -> bool:
+        """Whether the objective suggests this space's parameters (seen on any trial)."""
+        if self._always_relative():
+            return True
+        names = self._param_names
+        for t in study.get_trials(deepcopy=False):
+            if names[0] in t.params and names[-1] in t.params:
+                return True
+        return False
+
+    def _always_relative(self) -> bool:
+        """True when proposals are possible before any trial (with a prior)."""
+        return self._source.prior is not None
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or any(n not in search_space for n in self._param_names):
+            return {}
+        history = self._history(study, exclude=trial.number)
+        if history.n < self._n_startup_trials:
+            return {}
+        with self._lock:
+            rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
+            candidates = self._propose(history, rng)
+            code, rank = self._first_unseen(candidates, history, rng)
+            self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
+            # Publish the proposal so other threads/processes see it as pending at once.
+            study._storage.set_trial_system_attr(
+                trial._trial_id, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
+            )
+        params = self._space.to_params(code)
+        return {n: params[n] for n in search_space if n in params}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if self._warn_independent_sampling and param_name not in self._param_names:
+            n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            if n_done >= self._n_startup_trials:
+                self._log_independent_sampling(trial, param_name)
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def _log_independent_sampling(self, trial: FrozenTrial, param_name: str) -> None:
+        from optuna.samplers._base import _INDEPENDENT_SAMPLING_WARNING_TEMPLATE
+
+        _LOG.warning(
+            _INDEPENDENT_SAMPLING_WARNING_TEMPLATE.format(
+                param_name=param_name,
+                trial_number=trial.number,
+                independent_sampler_name=self._independent_sampler.__class__.__name__,
+                sampler_name=self.__class__.__name__,
+                fallback_reason=(
+                    f"{self.__class__.__name__} proposes only the code-space parameters "
+                    f"of {type(self._space).__name__}"
+                ),
+            )
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._independent_sampler.after_trial(study, trial, state, values)
+
+    # -- history ---------------------------------------------------------------------------
+    def _history(self, study: Study, *, exclude: int | None = None) -> History:
+        """Rebuild the usable history from the storage (COMPLETE and RUNNING trials)."""
+        directions = tuple(study.directions)
+        sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
+        codes, scores, viol, numbers, pending = [], [], [], [], []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if t.number == exclude:
+                continue
+            code = self._trial_code(t)
+            if code is None:
+                continue
+            if t.state == TrialState.RUNNING:
+                pending.append(code)
+                continue
+            values = np.asarray(t.values, dtype=np.float64)
+            if values.shape != sign.shape or not np.isfinite(values).all():
+                continue  # NaN/inf objectives carry no usable signal
+            cons = np.asarray(list(t.constraints.values()), dtype=np.float64)
+            cons = cons[np.isfinite(cons)] if cons.size else cons
+            codes.append(code)
+            scores.append(values * sign)
+            viol.append(float(np.clip(cons, 0, None).sum()) if cons.size else 0.0)
+            numbers.append(t.number)
+        d = self._space.dim
+        violation = np.asarray(viol, dtype=np.float64)
+        return History(
+            codes=np.asarray(codes, dtype=np.int64).reshape(-1, d),
+            scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(directions)),
+            feasible=violation <= 0,
+            violation=violation,
+            pending=np.asarray(pending, dtype=np.int64).reshape(-1, d),
+            directions=tuple(
+                "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
+            ),
+            trial_numbers=np.asarray(numbers, dtype=np.int64),
+        )
+
+    def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
+        """The code of a trial: its params, or (RUNNING) its published proposal."""
+        if all(n in t.params for n in self._param_names):
+            try:
+                return self._space.from_params(t.params)
+            except InvalidCodeError:
+                return None  # e.g. an objective that used a narrower range of its own
+        raw = t.system_attrs.get(_PROPOSAL_ATTR)
+        if raw is not None and t.state == TrialState.RUNNING:
+            return np.asarray(json.loads(raw), dtype=np.int64)
+        return None
+
+    # -- proposal ---------------------------------------------------------------------------
+    def _propose(self, history: History, rng: np.random.Generator) -> np.ndarray:
+        """Candidate codes, ``m x d`` int, best first (may contain seen codes)."""
+        model = self._source.model(history, seed=int(rng.integers(2**31 - 1)))
+        if model is None:
+            return np.empty((0, self._space.dim), dtype=np.int64)
+        return self._proposer.propose(history, model, rng)
+
+    def _first_unseen(
+        self, candidates: np.ndarray, history: History, rng: np.random.Generator
+    ) -> tuple[np.ndarray, int]:
+        """First candidate not evaluated or pending, else a random unseen code (rank -1)."""
+        seen = history.seen()
+        for rank, c in enumerate(
+            np.asarray(candidates, dtype=np.int64).reshape(-1, self._space.dim)
+        ):
+            if code_key(c) not in seen:
+                return c, rank
+        for _ in range(100):
+            c = self._space.sample(1, seed=rng)[0]
+            if code_key(c) not in seen:
+                return c, -1
+        warnings.warn("every proposed code was already evaluated; repeating one", stacklevel=3)
+        return self._space.sample(1, seed=rng)[0], -1

@@ -1,0 +1,114 @@
+"""The baselines NCP is judged against, as Optuna samplers (paper Section 4.2, Table 10).
+
+Random search is Optuna's :class:`~optuna.samplers.RandomSampler`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from optuna.samplers import BaseSampler
+
+from ncp_hpo.predictor import NeuralPredictor
+from ncp_hpo.samplers._base import PredictorSamplerBase
+from ncp_hpo.samplers._proposers import NetAdaptProposer, NeuralPredictorProposer
+from ncp_hpo.spaces import CodeSpace
+
+__all__ = ["NetAdaptSampler", "NeuralPredictorSampler"]
+
+_COMMON_ARGS = """
+        space: the code space whose parameters the objective suggests with
+            ``space.suggest(trial)`` (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`).
+        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial.
+        online: fit a predictor on the study's completed trials (fine-tune the prior if given).
+        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
+        refit_every: refit the online predictor after this many new completed trials.
+        predictor_params: keyword arguments of the online ``NeuralPredictor``.
+        n_startup_trials: random trials before the first proposal (default 10, 0 with a prior).
+        independent_sampler: sampler of parameters outside the space (default random).
+        warn_independent_sampling: warn when such a parameter is sampled independently.
+        seed: seed of the sampler's RNG (predictor fits and proposals derive from it).
+"""
+
+
+class NeuralPredictorSampler(PredictorSamplerBase):
+    __doc__ = f"""Neural-predictor search (Wen et al., 2020) as an Optuna sampler.
+
+    Each proposal predicts ``pool_size`` random codes and suggests the best unevaluated one.
+
+    Args:
+        pool_size: random codes predicted per proposal (10,000 as in the paper).
+{_COMMON_ARGS}"""
+
+    def __init__(
+        self,
+        *,
+        space: CodeSpace | None = None,
+        prior: NeuralPredictor | None = None,
+        online: bool = True,
+        lam: float = 0.0,
+        pool_size: int = 10_000,
+        refit_every: int = 1,
+        predictor_params: dict[str, Any] | None = None,
+        n_startup_trials: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        warn_independent_sampling: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        super().__init__(
+            space=space,
+            proposer_factory=partial(NeuralPredictorProposer, lam=lam, pool_size=pool_size),
+            prior=prior,
+            online=online,
+            refit_every=refit_every,
+            predictor_params=predictor_params,
+            n_startup_trials=n_startup_trials,
+            independent_sampler=independent_sampler,
+            warn_independent_sampling=warn_independent_sampling,
+            seed=seed,
+        )
+
+
+class NetAdaptSampler(PredictorSamplerBase):
+    __doc__ = f"""NetAdapt-style greedy search (Yang et al., 2018) as an Optuna sampler.
+
+    From the incumbent, every one-unit move of one dimension is scored by the predictor and
+    the best predicted metric gain per FLOP is suggested (paper Table 10).
+
+    Args:
+        max_steps: greedy steps walked per proposal (later steps serve when earlier moves
+            were all evaluated already).
+{_COMMON_ARGS}"""
+
+    def __init__(
+        self,
+        *,
+        space: CodeSpace | None = None,
+        prior: NeuralPredictor | None = None,
+        online: bool = True,
+        lam: float = 0.0,
+        max_steps: int = 8,
+        refit_every: int = 1,
+        predictor_params: dict[str, Any] | None = None,
+        n_startup_trials: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        warn_independent_sampling: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        super().__init__(
+            space=space,
+            proposer_factory=partial(NetAdaptProposer, lam=lam, max_steps=max_steps),
+            prior=prior,
+            online=online,
+            refit_every=refit_every,
+            predictor_params=predictor_params,
+            n_startup_trials=n_startup_trials,
+            independent_sampler=independent_sampler,
+            warn_independent_sampling=warn_independent_sampling,
+            seed=seed,
+        )

@@ -1,0 +1,75 @@
+"""The study history a proposer sees: plain arrays, independent of Optuna and Ax."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["History", "code_key", "pareto_mask"]
+
+
+@dataclass(frozen=True)
+class History:
+    """The study's usable history, rebuilt from the storage for every proposal.
+
+    Attributes:
+        codes: ``n x d`` int codes of COMPLETE trials with finite values.
+        scores: ``n x k`` objective values signed so that higher is better.
+        feasible: ``n`` bool, all constraint values <= 0 (True when unconstrained).
+        violation: ``n`` total positive constraint violation (0 when feasible).
+        pending: ``p x d`` codes of RUNNING trials (including proposals not yet suggested).
+        directions: the study's directions (length ``k``).
+        trial_numbers: ``n`` trial numbers of the rows.
+    """
+
+    codes: np.ndarray
+    scores: np.ndarray
+    feasible: np.ndarray
+    violation: np.ndarray
+    pending: np.ndarray
+    directions: tuple[str, ...]
+    trial_numbers: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.codes.shape[0])
+
+    def seen(self) -> set[bytes]:
+        """Keys of every evaluated or pending code (see :func:`code_key`)."""
+        return {code_key(c) for c in self.codes} | {code_key(c) for c in self.pending}
+
+    def incumbents(self, max_count: int = 8) -> np.ndarray:
+        """Best codes: the best trial (single objective) or the Pareto set (multi).
+
+        Feasible trials first; with none feasible, the least-violating ones.
+        Returns ``m x d`` (``m <= max_count``), best first.
+        """
+        if self.n == 0:
+            return self.codes[:0]
+        pool = np.flatnonzero(self.feasible)
+        if pool.size == 0:
+            order = np.argsort(self.violation, kind="stable")
+            return self.codes[order[:max_count]]
+        s = self.scores[pool]
+        if s.shape[1] == 1:
+            order = pool[np.argsort(-s[:, 0], kind="stable")]
+            return self.codes[order[:max_count]]
+        front = pool[pareto_mask(s)]
+        # rank the front by the mean of per-objective ranks (spreads picks along it)
+        fs = self.scores[front]
+        ranks = np.argsort(np.argsort(-fs, axis=0), axis=0).mean(axis=1)
+        return self.codes[front[np.argsort(ranks, kind="stable")][:max_count]]
+
+
+def code_key(code: np.ndarray) -> bytes:
+    """Hashable key of one code."""
+    return np.ascontiguousarray(code, dtype=np.int64).tobytes()
+
+
+def pareto_mask(scores: np.ndarray) -> np.ndarray:
+    """``n`` bool: rows of ``scores`` (higher better) not dominated by any other row."""
+    ge = (scores[:, None, :] >= scores[None, :, :]).all(-1)
+    gt = (scores[:, None, :] > scores[None, :, :]).any(-1)
+    dominated = (ge & gt).any(0)
+    return ~dominated

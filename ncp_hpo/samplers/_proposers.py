@@ -1,0 +1,169 @@
+"""Proposal rules: given the history and a score model, rank candidate codes.
+
+Each proposer is framework-free (numpy in, numpy out), so the Optuna samplers and the
+Ax generation nodes share it. NCP's math lives in :func:`ncp_hpo.propagation.propagate`;
+the proposers only choose starts, weights and the order of the candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ncp_hpo.samplers._history import History
+from ncp_hpo.samplers._surrogate import ScoreModel
+from ncp_hpo.spaces import CodeSpace
+
+__all__ = [
+    "NCPProposer",
+    "NetAdaptProposer",
+    "NeuralPredictorProposer",
+    "Proposer",
+    "objective_weights",
+]
+
+
+def objective_weights(k: int, rng: np.random.Generator) -> np.ndarray:
+    """Scalarisation weights of ``k`` objectives: ``[1]`` for one, else a random point of the
+    simplex (a new trade-off on every proposal spreads the proposals along the front)."""
+    if k == 1:
+        return np.ones(1)
+    return rng.dirichlet(np.ones(k))
+
+
+def _standardize(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(values - mean(ref)) / std(ref)`` per column (std 1 when degenerate)."""
+    mu = ref.mean(0) if len(ref) else np.zeros(values.shape[1])
+    sd = ref.std(0) if len(ref) > 1 else np.ones(values.shape[1])
+    return (values - mu) / np.where(sd > 1e-12, sd, 1.0)
+
+
+@dataclass
+class Proposer:
+    """Base: ``propose(history, model, rng) -> m x d`` candidate codes, best first.
+
+    Args:
+        space: the code space.
+        lam: weight of the exact-FLOPs penalty (paper's lambda); 0 disables it. Only used
+            where the space has exact FLOPs.
+    """
+
+    space: CodeSpace
+    lam: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    # helpers shared by the baselines ----------------------------------------------------
+    def _log_flops(self, codes: np.ndarray) -> np.ndarray:
+        if self.lam == 0 or not self.space.has_exact_flops:
+            return np.zeros(len(codes))
+        flops = np.asarray(self.space.flops(codes), dtype=np.float64).reshape(len(codes))
+        return np.log(np.maximum(flops, 1.0))
+
+    def _utility(
+        self,
+        codes: np.ndarray,
+        history: History,
+        model: ScoreModel,
+        weights: np.ndarray,
+    ) -> np.ndarray:
+        """Weighted standardised predicted objectives minus ``lam`` x standardised log-FLOPs."""
+        pred = model.scores(codes)
+        ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
+        util = _standardize(pred, ref) @ weights[: pred.shape[1]]
+        if self.lam and self.space.has_exact_flops:
+            lf = self._log_flops(codes)
+            ref_lf = self._log_flops(history.codes) if history.n > 1 else lf
+            util = util - self.lam * _standardize(lf[:, None], ref_lf[:, None])[:, 0]
+        return util
+
+
+@dataclass
+class NeuralPredictorProposer(Proposer):
+    """Wen et al. (2020): predict a large random pool and propose its best codes.
+
+    Args:
+        pool_size: random codes scored per proposal (10,000 in the paper).
+        top_k: candidates returned (the base sampler takes the first unseen one).
+    """
+
+    pool_size: int = 10_000
+    top_k: int = 64
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        pool = self.space.sample(self.pool_size, seed=rng)
+        w = objective_weights(len(model.outputs), rng)
+        util = self._utility(pool, history, model, w)
+        order = np.argsort(-util, kind="stable")[: self.top_k]
+        self.info = {"pool_size": self.pool_size, "best_utility": float(util[order[0]])}
+        return pool[order]
+
+
+@dataclass
+class NetAdaptProposer(Proposer):
+    """NetAdapt-style greedy walk (Yang et al., 2018; paper Table 10).
+
+    From the incumbent, every one-unit move of one dimension (``space.neighbors``) is scored
+    by the predictor; moves that raise the predicted metric and lower FLOPs come first, then
+    the best predicted metric gain per extra FLOP, then the rest by predicted gain. The walk
+    continues from the best move for ``max_steps`` steps, so a fully explored neighbourhood
+    still yields unseen candidates.
+    """
+
+    max_steps: int = 8
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        inc = history.incumbents(max_count=1)
+        current = inc[0] if len(inc) else self.space.sample(1, seed=rng)[0]
+        w = objective_weights(len(model.outputs), rng)
+        ranked: list[np.ndarray] = []
+        for _ in range(self.max_steps):
+            nbrs = self.space.neighbors(current)
+            both = np.concatenate([current[None], nbrs])
+            util = self._metric_only(both, history, model, w)
+            gain = util[1:] - util[0]
+            if self.space.has_exact_flops:
+                f = np.asarray(self.space.flops(both), dtype=np.float64).reshape(-1)
+                dflops = (f[1:] - f[0]) / max(f[0], 1.0)
+            else:
+                dflops = np.zeros(len(nbrs))
+            order = _netadapt_order(gain, dflops, self.lam)
+            ranked.append(nbrs[order])
+            current = nbrs[order[0]]
+        self.info = {"steps": self.max_steps}
+        return np.concatenate(ranked)
+
+    def _metric_only(
+        self, codes: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
+    ) -> np.ndarray:
+        pred = model.scores(codes)
+        ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
+        return _standardize(pred, ref) @ w[: pred.shape[1]]
+
+
+def _netadapt_order(gain: np.ndarray, dflops: np.ndarray, lam: float) -> np.ndarray:
+    """Rank moves: win-win first (by gain), then gain per relative FLOP, then by gain.
+
+    With ``lam == 0`` FLOPs are ignored and moves are ranked by predicted gain alone.
+    """
+    if lam == 0:
+        return np.argsort(-gain, kind="stable")
+    win = (gain > 0) & (dflops <= 0)
+    costly = (gain > 0) & (dflops > 0)
+    key = np.where(win, 2e12 + gain, np.where(costly, 1e12 + gain / dflops, gain))
+    return np.argsort(-key, kind="stable")
+
+
+@dataclass
+class NCPProposer(Proposer):
+    """Network Coding Propagation from the incumbent(s) (paper Algorithm 1).
+
+    Filled in on top of :func:`ncp_hpo.propagation.propagate`.
+    """
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError

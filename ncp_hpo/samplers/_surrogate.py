@@ -1,0 +1,120 @@
+"""Where a sampler's predictor comes from: a prior, the study's own trials, or both.
+
+* ``prior`` only: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor` (e.g. trained on a
+  NAS-Bench-MR setting) is used as it is; its main metric stands for objective 0.
+* online only: a predictor is fitted on the study's completed trials (objective values
+  signed so that higher is better), refitted every ``refit_every`` new trials and
+  warm-started from the previous fit.
+* both: the prior is fine-tuned on the study's trials (cross-task transfer). Its main
+  metric head learns the study's objective 0; its other heads are fine-tuned toward their
+  own current predictions, so they stay what they were (a warm start needs every head).
+
+The cache is only a warm start: the training data always comes from the storage.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ncp_hpo.predictor import NeuralPredictor
+from ncp_hpo.samplers._history import History
+
+__all__ = ["PredictorSource", "ScoreModel"]
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """A fitted predictor plus how its outputs map to the study's objectives.
+
+    ``outputs[j]`` is the predictor output index that estimates objective ``j`` (signed,
+    higher is better); ``sign[j]`` multiplies that output to get the signed objective.
+    Objectives the predictor does not model are absent (``len(outputs) <= k``).
+    """
+
+    predictor: NeuralPredictor
+    outputs: tuple[int, ...]
+    sign: tuple[float, ...]
+
+    def scores(self, codes: np.ndarray) -> np.ndarray:
+        """Predicted signed objectives of ``codes`` (``n x d``) -> ``n x len(outputs)``."""
+        pred = np.asarray(self.predictor.predict(codes), dtype=np.float64).reshape(len(codes), -1)
+        return pred[:, list(self.outputs)] * np.asarray(self.sign)
+
+
+class PredictorSource:
+    """Builds (and caches, as a warm start) the predictor a sampler proposes with.
+
+    Args:
+        prior: a fitted predictor, or ``None``.
+        online: fit on (or fine-tune with) the study's trials.
+        refit_every: refit when this many new trials completed since the last fit.
+        min_trials: fewest completed trials before an online fit (or a fine-tune).
+        predictor_params: keyword arguments of the online :class:`NeuralPredictor`.
+        fine_tune_epochs: epochs of each fine-tune of the prior.
+    """
+
+    def __init__(
+        self,
+        *,
+        prior: NeuralPredictor | None = None,
+        online: bool = True,
+        refit_every: int = 1,
+        min_trials: int = 2,
+        predictor_params: dict[str, Any] | None = None,
+        fine_tune_epochs: int = 100,
+    ) -> None:
+        if prior is not None and not prior.is_fitted:
+            raise ValueError("prior must be a fitted NeuralPredictor (call fit or load first)")
+        if prior is None and not online:
+            raise ValueError("online=False needs a prior predictor: nothing to propose with")
+        if refit_every < 1:
+            raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        self.prior = prior
+        self.online = online
+        self.refit_every = refit_every
+        self.min_trials = max(2, min_trials)
+        self.predictor_params = dict(predictor_params or {})
+        self.fine_tune_epochs = fine_tune_epochs
+        self._cached: NeuralPredictor | None = None
+        self._cached_n = -1
+
+    def reset(self) -> None:
+        self._cached, self._cached_n = None, -1
+
+    def model(self, history: History, seed: int) -> ScoreModel | None:
+        """The score model for ``history``, or ``None`` when no predictor is available yet."""
+        prior = self.prior
+        if not self.online or history.n < self.min_trials:
+            if prior is None:
+                return None
+            return ScoreModel(prior, (prior.metric_index(prior.main_metric_),), (1.0,))
+        if self._cached is None or history.n - self._cached_n >= self.refit_every:
+            self._cached = self._fit(history, seed)
+            self._cached_n = history.n
+        p = self._cached
+        if prior is not None:
+            return ScoreModel(p, (p.metric_index(p.main_metric_),), (1.0,))
+        return ScoreModel(
+            p, tuple(range(history.scores.shape[1])), (1.0,) * history.scores.shape[1]
+        )
+
+    def _fit(self, history: History, seed: int) -> NeuralPredictor:
+        warm = self._cached is not None
+        if self.prior is None:
+            names = [f"objective_{j}" for j in range(history.scores.shape[1])]
+            p = self._cached if warm else NeuralPredictor(**self.predictor_params)
+            assert p is not None
+            p.set_params(seed=seed)
+            return p.fit(
+                history.codes, dict(zip(names, history.scores.T, strict=True)), warm_start=warm
+            )
+        base = self._cached if warm else copy.deepcopy(self.prior)
+        assert base is not None
+        targets = base.predict(history.codes, as_dict=True)
+        targets[base.main_metric_] = history.scores[:, 0]
+        base.set_params(seed=seed, epochs=self.fine_tune_epochs)
+        return base.fit(history.codes, targets, warm_start=True)
