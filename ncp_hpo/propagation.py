@@ -1,0 +1,831 @@
+"""Network Coding Propagation (paper Section 3.1, Algorithm 1, Appendix C and E.1).
+
+:func:`propagate` edits architecture codes by back-propagating through frozen
+:class:`~ncp_hpo.predictor.NeuralPredictor` s, batched over ``n`` starting codes at once,
+in the projected-gradient shape of BoTorch's ``gen_candidates_torch``: initial points,
+bounds from the space, an optional injectable optimizer, fixed features, a callback and a
+timeout, and a result dataclass.
+
+Strategies
+----------
+``"continuous"`` (Eq. 3): every iteration computes, per starting code,
+``L = sum_t w_t * (smoothL1(p_t, t_t) + lambda * smoothL1(f, t_f))`` and takes a gradient
+step on the *standardised* code ``z = (e - input_mean) / input_std`` of the first
+predictor (learning rate 3, 70 iterations by default), then projects ``z`` onto the
+space's box. The valid code reported at each iteration is ``space.round(e)``.
+
+``"winner_takes_all"`` (Eq. 4-6): the same loss and gradient, but only one dimension
+``l`` moves per iteration, by ``+-k`` (``k`` = the space's grid step: 8 for channels, 1
+otherwise). ``Delta r_l = T(e + k u_l) - T(e)`` are exact FLOPs increases, the gradient
+``grad_e`` is taken with respect to the raw code ``e``, and ``g = grad_e / Delta r``:
+if some ``g_l > 0`` the largest such ``l`` with room below is decreased (better metric
+*and* fewer FLOPs), otherwise the smallest ``g_l < 0`` with room above is increased (best
+metric gain per FLOP). A dimension at its bound cannot move past it; a row with no legal
+move stops.
+
+Targets (Algorithm 1, "re-set new target metrics (optional)")
+-------------------------------------------------------------
+``target_mode="per_iteration"`` (default, what upstream ``tools/ncp.py`` does): each
+iteration sets ``t = p + step`` (``p - step`` for minimised metrics) and ``t_f = f -
+flops_step`` from the current prediction, so the propagation never "arrives" and runs its
+iterations. With the smooth-L1 loss (``beta = 1``) and ``step >= 1`` the gradient is then
+exactly ``-(grad p - lambda grad f)``: plain gradient ascent on the trade-off; with
+``step < 1`` it is scaled by ``step``. The paper's text uses ``step = 1`` (our default);
+upstream's YAML configs use ``per_step_increase = per_flops_decrease = 0.1``, a 10x
+smaller effective step at the same learning rate. ``target_mode="fixed"`` sets the
+targets once from the initial prediction (``t = p_0 + step``); a row stops (is frozen)
+once all its targets are met (``stop_at_target``). :class:`Objective` ``target`` gives an
+absolute target in the metric's units (e.g. "most efficient model with mIoU >= 77").
+
+FLOPs term
+----------
+``flops_source="predictor"`` uses each predictor's learned ``flops`` output (the paper's
+way; it is already standardised by the predictor's target statistics).
+``flops_source="exact"`` uses ``space.flops_torch`` (differentiable closed form),
+standardised as ``(F(e) - mean) / std`` with the mean and std of the exact FLOPs of
+``flops_reference`` codes: by default 4,096 codes drawn uniformly from the space with a
+fixed seed, which matches how the benchmark codes (and so the learned head's statistics)
+were sampled; pass the predictor's training codes to match its statistics exactly.
+``"auto"`` picks ``"exact"`` where ``space.has_exact_flops``, else ``"predictor"``.
+Only the std matters for the update (targets are relative), so the FLOPs convention and
+input size (``flops_kwargs``) change nothing but through the reference set's spread.
+
+Multi-task (Eq. 7) and transfer
+-------------------------------
+Several objectives (one predictor each, e.g. classification and segmentation) add their
+weighted gradients: ``grad = sum_t w_t grad_t``, each ``grad_t`` including its own FLOPs
+term as in the paper (so with ``"exact"`` FLOPs the FLOPs weight is ``lambda * sum w_t``).
+Cross-task transfer starts from another task's optimum: :func:`transfer`.
+
+NAS-Bench-201 (Appendix C)
+--------------------------
+The 30-dim one-hot is propagated as a continuous code; every ``round_every = 10``
+iterations (one "step") the code is reset to its per-edge arg-max (``space.round``).
+``round_every="auto"`` does this for :class:`~ncp_hpo.spaces.NB201Space` only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ncp_hpo.exceptions import InvalidCodeError
+from ncp_hpo.predictor import NeuralPredictor, as_code_batch
+from ncp_hpo.spaces._base import CodeSpace
+
+__all__ = [
+    "Objective",
+    "PropagationResult",
+    "Trajectory",
+    "paper_start",
+    "propagate",
+    "transfer",
+]
+
+Strategy = Literal["continuous", "winner_takes_all"]
+FlopsSource = Literal["auto", "exact", "predictor", "none"]
+Callback = Callable[[int, Tensor, Tensor], "bool | None"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One predictor's goal in a propagation (one task of Eq. 7).
+
+    Attributes:
+        predictor: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor`.
+        metric: the metric to push; default the predictor's main metric.
+        weight: its weight ``w_t`` in the gradient sum (Eq. 7).
+        maximize: ``False`` to minimise the metric (e.g. a latency or an error).
+        target: an absolute target in the metric's units; ``None`` uses ``step``.
+        name: label in results; default ``metric`` (must be unique across objectives).
+    """
+
+    predictor: NeuralPredictor
+    metric: str | None = None
+    weight: float = 1.0
+    maximize: bool = True
+    target: float | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Every iteration of a propagation; index 0 is the start, index ``t`` the state after
+    ``t`` updates (``T`` = iterations run).
+
+    Attributes:
+        continuous: ``(T+1) x n x d`` float64, the continuous codes in raw units.
+        rounded: ``(T+1) x n x d`` int64, ``space.round`` of them (the reported codes).
+        metrics: ``(T+1) x n x k`` float64, each objective's predicted metric (original
+            units) of the rounded codes.
+        flops_pred: ``(T+1) x n x k`` learned-FLOPs predictions of the rounded codes
+            (original units), or ``None`` when the predictors have no ``flops`` output.
+        flops: ``(T+1) x n`` exact FLOPs of the rounded codes, or ``None``.
+        loss: ``T x n`` float64, the loss of each update.
+    """
+
+    continuous: np.ndarray
+    rounded: np.ndarray
+    metrics: np.ndarray
+    flops_pred: np.ndarray | None
+    flops: np.ndarray | None
+    loss: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "continuous": self.continuous.tolist(),
+            "rounded": self.rounded.tolist(),
+            "metrics": self.metrics.tolist(),
+            "flops_pred": None if self.flops_pred is None else self.flops_pred.tolist(),
+            "flops": None if self.flops is None else self.flops.tolist(),
+            "loss": self.loss.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class PropagationResult:
+    """Output of :func:`propagate`.
+
+    Attributes:
+        codes: ``n x d`` int64, the final valid codes (one per start).
+        initial_codes: ``n x d`` float64, the starting codes (after projection).
+        objective_names: the ``k`` objective labels, column order of ``metrics``.
+        metrics: ``n x k`` float64, predicted metric of each final code per objective.
+        flops_pred: ``n x k`` learned-FLOPs predictions of the final codes, or ``None``.
+        flops: ``n`` exact FLOPs of the final codes (``space.flops``), or ``None``.
+        params: ``n`` exact parameter counts of the final codes, or ``None``.
+        stopped: ``n`` bool, rows frozen early (target met, or no legal move in
+            winner-takes-all).
+        iterations: number of updates run.
+        elapsed: wall-clock seconds.
+        trajectory: the per-iteration record, or ``None`` with ``record_trajectory=False``.
+        settings: the JSON-able arguments of the call (provenance).
+    """
+
+    codes: np.ndarray
+    initial_codes: np.ndarray
+    objective_names: list[str]
+    metrics: np.ndarray
+    flops_pred: np.ndarray | None
+    flops: np.ndarray | None
+    params: np.ndarray | None
+    stopped: np.ndarray
+    iterations: int
+    elapsed: float
+    trajectory: Trajectory | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.codes.shape[0])
+
+    def best(self, objective: int | str = 0) -> int:
+        """Row index of the final code with the best predicted metric of ``objective``."""
+        j = objective if isinstance(objective, int) else self.objective_names.index(objective)
+        col = self.metrics[:, j]
+        maximize = self.settings.get("maximize", [True] * len(self.objective_names))[j]
+        return int(np.argmax(col) if maximize else np.argmin(col))
+
+    def to_dict(self, *, include_trajectory: bool = True) -> dict[str, Any]:
+        def lst(a: np.ndarray | None) -> Any:
+            return None if a is None else a.tolist()
+
+        return {
+            "codes": self.codes.tolist(),
+            "initial_codes": self.initial_codes.tolist(),
+            "objective_names": list(self.objective_names),
+            "metrics": self.metrics.tolist(),
+            "flops_pred": lst(self.flops_pred),
+            "flops": lst(self.flops),
+            "params": lst(self.params),
+            "stopped": self.stopped.tolist(),
+            "iterations": self.iterations,
+            "elapsed": self.elapsed,
+            "settings": self.settings,
+            "trajectory": (
+                self.trajectory.to_dict()
+                if include_trajectory and self.trajectory is not None
+                else None
+            ),
+        }
+
+    def to_json(self, *, include_trajectory: bool = True, indent: int | None = None) -> str:
+        """The result as a JSON document (lists of numbers; see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(include_trajectory=include_trajectory), indent=indent)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+def paper_start(space: CodeSpace) -> np.ndarray:
+    """The paper's initial code ``{b, n = 2; c, i, o = 64}`` (Section 4.1), shape ``d``.
+
+    Only defined for the multi-resolution space (which has an ``is_width`` mask).
+    """
+    is_width = getattr(space, "is_width", None)
+    if is_width is None:
+        raise ValueError(
+            f"{type(space).__name__} has no paper start code; pass `initial` explicitly"
+        )
+    return np.where(np.asarray(is_width), 64, 2).astype(np.int64)
+
+
+def _normalise_objectives(objectives: Any) -> list[Objective]:
+    if isinstance(objectives, NeuralPredictor | Objective):
+        items: list[Any] = [objectives]
+    elif isinstance(objectives, Sequence) and not isinstance(objectives, str):
+        items = list(objectives)
+        # one bare tuple (predictor, weight[, metric]) rather than a list of them
+        if items and isinstance(items[0], NeuralPredictor) and len(items) in (2, 3):
+            if not isinstance(items[1], NeuralPredictor):
+                items = [tuple(items)]
+    else:
+        raise TypeError(
+            "objectives must be a NeuralPredictor, an Objective, a (predictor, weight[, metric]) "
+            f"tuple or a list of those; got {type(objectives).__name__}"
+        )
+    out: list[Objective] = []
+    for it in items:
+        if isinstance(it, Objective):
+            out.append(it)
+        elif isinstance(it, NeuralPredictor):
+            out.append(Objective(it))
+        elif isinstance(it, tuple) and 2 <= len(it) <= 3 and isinstance(it[0], NeuralPredictor):
+            out.append(
+                Objective(it[0], weight=float(it[1]), metric=it[2] if len(it) == 3 else None)
+            )
+        else:
+            raise TypeError(
+                f"cannot use {it!r} as an objective; pass a NeuralPredictor, an Objective or "
+                "a (predictor, weight[, metric]) tuple"
+            )
+    if not out:
+        raise ValueError("propagate needs at least one objective")
+    return out
+
+
+@dataclass
+class _Obj:
+    """An objective resolved against its predictor (internal)."""
+
+    predictor: NeuralPredictor
+    name: str
+    col: int
+    weight: float
+    sign: float  # +1 maximise, -1 minimise
+    abs_target: float | None  # standardised
+    flops_col: int | None
+    mean: Tensor  # d, predictor input mean
+    std: Tensor  # d
+    same_frame: bool  # shares the propagation frame (first predictor's standardisation)
+    y_mean: float
+    y_std: float
+    f_mean: float
+    f_std: float
+
+
+def _resolve(
+    objectives: list[Objective], d: int, flops_metric: str, need_flops_head: bool
+) -> list[_Obj]:
+    out: list[_Obj] = []
+    names: list[str] = []
+    first: NeuralPredictor | None = None
+    for i, o in enumerate(objectives):
+        p = o.predictor
+        if not isinstance(p, NeuralPredictor):
+            raise TypeError(f"objective {i}: predictor must be a NeuralPredictor, got {type(p)}")
+        p._check_fitted("propagate")
+        if p.n_features_in_ != d:
+            raise InvalidCodeError(
+                f"objective {i}: the predictor takes codes with d = {p.n_features_in_}, "
+                f"but the space has d = {d}"
+            )
+        metric = o.metric if o.metric is not None else p.main_metric_
+        col = p.metric_index(metric)
+        name = o.name if o.name is not None else metric
+        if name in names:
+            raise ValueError(f"two objectives are both called {name!r}; give them distinct `name`s")
+        names.append(name)
+        if not math.isfinite(o.weight):
+            raise ValueError(f"objective {name!r}: weight must be finite, got {o.weight}")
+        fcol = p.metric_names_.index(flops_metric) if flops_metric in p.metric_names_ else None
+        if need_flops_head and fcol is None:
+            raise ValueError(
+                f"flops_source='predictor' needs a {flops_metric!r} output, but the predictor "
+                f"of objective {name!r} predicts {p.metric_names_}; fit it with a "
+                f"{flops_metric!r} column or use flops_source='exact'"
+            )
+        ym, ys = float(p.target_mean_[col]), float(p.target_std_[col])
+        first = first or p
+        same = p is first or (
+            torch.equal(p.input_mean_, first.input_mean_)
+            and torch.equal(p.input_std_, first.input_std_)
+        )
+        out.append(
+            _Obj(
+                predictor=p,
+                name=name,
+                col=col,
+                weight=float(o.weight),
+                sign=1.0 if o.maximize else -1.0,
+                abs_target=None if o.target is None else (float(o.target) - ym) / ys,
+                flops_col=fcol,
+                mean=p.input_mean_,
+                std=p.input_std_,
+                same_frame=same,
+                y_mean=ym,
+                y_std=ys,
+                f_mean=float(p.target_mean_[fcol]) if fcol is not None else 0.0,
+                f_std=float(p.target_std_[fcol]) if fcol is not None else 1.0,
+            )
+        )
+    return out
+
+
+def _check_initial(x: Tensor, lower: Tensor, upper: Tensor, names: Sequence[str]) -> None:
+    bad = (x < lower - 1e-9) | (x > upper + 1e-9)
+    if bad.any():
+        r, c = (int(v) for v in torch.nonzero(bad)[0])
+        raise InvalidCodeError(
+            f"initial[{r}]: {names[c]} = {float(x[r, c]):g} is outside the space's bounds "
+            f"[{float(lower[c]):g}, {float(upper[c]):g}]"
+        )
+
+
+def _fixed_mask(
+    fixed: Mapping[int | str, float] | None, names: Sequence[str], d: int
+) -> tuple[Tensor, Tensor]:
+    """``(free, values)``: ``free`` d bool (False where fixed), ``values`` d (raw units)."""
+    free = torch.ones(d, dtype=torch.bool)
+    values = torch.zeros(d, dtype=torch.float64)
+    for key, v in (fixed or {}).items():
+        if isinstance(key, str):
+            if key not in names:
+                raise KeyError(f"fixed feature {key!r} is not a dimension name; names: {names}")
+            i = list(names).index(key)
+        else:
+            i = int(key)
+            if not 0 <= i < d:
+                raise IndexError(f"fixed feature index {i} is out of range for d = {d}")
+        free[i] = False
+        values[i] = float(v)
+    return free, values
+
+
+def _grid_step(space: CodeSpace) -> np.ndarray:
+    step = getattr(space, "step", None)
+    if step is None:
+        return np.ones(space.dim)
+    return np.asarray(step, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------
+# The algorithm
+# ---------------------------------------------------------------------------------------
+def propagate(
+    objectives: Any,
+    space: CodeSpace,
+    initial: Any | None = None,
+    *,
+    strategy: Strategy = "continuous",
+    iterations: int = 70,
+    lr: float = 3.0,
+    flops_weight: float = 0.5,
+    step: float = 1.0,
+    flops_step: float | None = None,
+    target_mode: Literal["per_iteration", "fixed"] = "per_iteration",
+    stop_at_target: bool = True,
+    flops_source: FlopsSource = "auto",
+    flops_metric: str = "flops",
+    flops_kwargs: Mapping[str, Any] | None = None,
+    flops_reference: Any | None = None,
+    round_every: int | Literal["auto"] | None = "auto",
+    fixed_features: Mapping[int | str, float] | None = None,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    optimizer_options: Mapping[str, Any] | None = None,
+    callback: Callback | None = None,
+    timeout_sec: float | None = None,
+    record_trajectory: bool = True,
+) -> PropagationResult:
+    """Propagate ``n`` architecture codes through frozen predictors (Algorithm 1).
+
+    Args:
+        objectives: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor` (its main metric,
+            maximised), an :class:`Objective`, a ``(predictor, weight[, metric])`` tuple, or
+            a list of those for multi-task propagation (Eq. 7).
+        space: the code space (bounds, rounding, exact FLOPs).
+        initial: starting codes, ``d`` or ``n x d`` within the space's bounds (need not be
+            on the grid for ``"continuous"``); default :func:`paper_start`.
+        strategy: ``"continuous"`` or ``"winner_takes_all"``.
+        iterations: maximum number of updates (70).
+        lr: learning rate on the standardised code (3; continuous only).
+        flops_weight: ``lambda`` of Eq. 3 (0.5); 0 drops the FLOPs term.
+        step: metric target offset in standardised units (1; see the module docstring).
+        flops_step: FLOPs target offset (default ``step``).
+        target_mode: ``"per_iteration"`` (upstream) or ``"fixed"`` (set once at the start).
+        stop_at_target: freeze a row once every target is met (fixed/absolute targets).
+        flops_source: ``"auto"``, ``"exact"``, ``"predictor"`` or ``"none"``.
+        flops_metric: name of the learned FLOPs output (``"flops"``).
+        flops_kwargs: keyword arguments of ``space.flops_torch``/``space.flops`` (e.g.
+            ``{"task": "seg", "input_size": (512, 1024)}``).
+        flops_reference: codes (``N x d``) whose exact-FLOPs mean/std standardise the exact
+            FLOPs term; default 4,096 uniform samples of the space (seed 0).
+        round_every: reset the continuous code to ``space.round`` of it every this many
+            iterations (NAS-Bench-201 uses 10); ``"auto"``: 10 for
+            :class:`~ncp_hpo.spaces.NB201Space`, else never (upstream NAS-Bench-MR).
+        fixed_features: ``{dimension index or name: raw value}`` held fixed.
+        optimizer: a ``torch.optim.Optimizer`` class for the continuous update; ``None`` is
+            the paper's plain projected gradient step ``z <- P(z - lr * grad)``.
+        optimizer_options: extra keyword arguments for ``optimizer``.
+        callback: ``callback(iteration, loss, grad)`` after each gradient, with ``loss``
+            ``n`` and ``grad`` ``n x d`` (w.r.t. the standardised code); return ``True``
+            to stop.
+        timeout_sec: stop after this many seconds.
+        record_trajectory: keep the per-iteration record (``result.trajectory``).
+
+    Returns:
+        :class:`PropagationResult`; ``codes`` is ``n x d`` even for a single ``d`` start.
+
+    Example:
+        >>> from ncp_hpo.spaces import MultiResolutionSpace
+        >>> space = MultiResolutionSpace()
+        >>> # predictor = NeuralPredictor().fit(codes, {"mIoU": ..., "flops": ...})
+        >>> # res = propagate(predictor, space)                 # paper defaults
+        >>> # res.codes[0], res.metrics[0], res.flops[0]
+        >>> # multi-task: propagate([(cls_pred, 1.0, "top1"), (seg_pred, 1.0, "mIoU")], space)
+    """
+    t_start = time.perf_counter()
+    objs_in = _normalise_objectives(objectives)
+    if strategy not in ("continuous", "winner_takes_all"):
+        raise ValueError(f"strategy must be 'continuous' or 'winner_takes_all', got {strategy!r}")
+    if target_mode not in ("per_iteration", "fixed"):
+        raise ValueError(f"target_mode must be 'per_iteration' or 'fixed', got {target_mode!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations must be an int >= 0, got {iterations!r}")
+    if flops_source not in ("auto", "exact", "predictor", "none"):
+        raise ValueError(
+            f"flops_source must be 'auto', 'exact', 'predictor' or 'none', got {flops_source!r}"
+        )
+    d = space.dim
+    fkw = dict(flops_kwargs or {})
+    if flops_weight == 0:
+        src: FlopsSource = "none"
+    elif flops_source == "auto":
+        src = "exact" if space.has_exact_flops else "predictor"
+    else:
+        src = flops_source
+    if src == "exact" and not space.has_exact_flops:
+        raise ValueError(f"flops_source='exact' needs a space with exact FLOPs; {space!r} has none")
+    objs = _resolve(objs_in, d, flops_metric, need_flops_head=src == "predictor")
+    k = len(objs)
+    if round_every == "auto":
+        from ncp_hpo.spaces.nb201 import NB201Space
+
+        every = 10 if isinstance(space, NB201Space) else None
+    else:
+        every = round_every
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(f"round_every must be None, 'auto' or an int >= 1, got {round_every!r}")
+    if strategy == "winner_takes_all" and not space.has_exact_flops:
+        raise ValueError(
+            "winner_takes_all needs exact FLOPs (Eq. 4's lookup table); "
+            f"{type(space).__name__} has none"
+        )
+    fstep = float(step if flops_step is None else flops_step)
+
+    # -- frames: propagation runs on z = (e - mu) / sigma of the first predictor ---------
+    mu = objs[0].mean.double()
+    sigma = objs[0].std.double()
+    lower = torch.as_tensor(space.lower, dtype=torch.float64)
+    upper = torch.as_tensor(space.upper, dtype=torch.float64)
+    if initial is None:
+        initial = paper_start(space)
+    e0, _ = as_code_batch(initial, d, name="initial", dtype=torch.float64)
+    n = e0.shape[0]
+    free, fixed_vals = _fixed_mask(fixed_features, space.names, d)
+    e0 = torch.where(free, e0, fixed_vals)
+    _check_initial(e0, lower, upper, space.names)
+    if strategy == "winner_takes_all":
+        e0 = torch.as_tensor(space.round(e0.numpy()), dtype=torch.float64)
+    z_lo = ((lower - mu) / sigma).float()
+    z_hi = ((upper - mu) / sigma).float()
+    mu32, sigma32 = mu.float(), sigma.float()
+
+    # -- exact FLOPs standardisation ---------------------------------------------------------
+    flops_fn = space.flops_torch
+    fx_mean = fx_std = 0.0
+    if src == "exact":
+        ref = (
+            space.sample(4096, seed=0)
+            if flops_reference is None
+            else np.asarray(flops_reference, dtype=np.float64)
+        )
+        with torch.no_grad():
+            rf = flops_fn(torch.as_tensor(ref, dtype=torch.float64), **fkw)
+        fx_mean, fx_std = float(rf.mean()), float(rf.std())
+        if not fx_std > 0:
+            raise ValueError("flops_reference codes all have the same FLOPs; cannot standardise")
+
+    def forward(z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Standardised codes ``n x d`` -> metric preds ``n x k`` (signed: higher is better
+        for every column) and FLOPs ``n x k`` (``"predictor"``) / ``n`` (``"exact"``)."""
+        e = z * sigma32 + mu32
+        preds, fpreds = [], []
+        for o in objs:
+            zt = z if o.same_frame else (e - o.mean) / o.std
+            out = o.predictor.forward_standardized(zt)  # n x m
+            preds.append(out[:, o.col])
+            if src == "predictor":
+                fpreds.append(out[:, o.flops_col])
+        p = torch.stack(preds, dim=1)
+        if src == "predictor":
+            return p, torch.stack(fpreds, dim=1)
+        if src == "exact":
+            f = (flops_fn(e.double(), **fkw) - fx_mean) / fx_std
+            return p, f.float()
+        return p, None
+
+    weights = torch.tensor([o.weight for o in objs])
+    signs = torch.tensor([o.sign for o in objs])
+    abs_targets = [o.abs_target for o in objs]
+
+    def loss_rows(p: Tensor, f: Tensor | None, tp: Tensor, tf: Tensor | None) -> Tensor:
+        """Per-row loss ``n`` from predictions and (detached) targets."""
+        lm = F.smooth_l1_loss(p, tp, reduction="none")  # n x k
+        total = lm
+        if f is not None and tf is not None:
+            lf = F.smooth_l1_loss(f, tf, reduction="none")
+            total = total + flops_weight * (lf if lf.ndim == 2 else lf.unsqueeze(1))
+        return (total * weights).sum(1)
+
+    def make_targets(p: Tensor, f: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        tp = p.detach() + signs * step
+        for j, a in enumerate(abs_targets):
+            if a is not None:
+                tp[:, j] = a
+        tf = None if f is None else f.detach() - fstep
+        return tp, tf
+
+    def targets_met(p: Tensor, f: Tensor | None, tp: Tensor, tf: Tensor | None) -> Tensor:
+        met = ((p - tp) * signs >= 0).all(1)
+        if f is not None and tf is not None:
+            fm = f <= tf
+            met &= fm.all(1) if fm.ndim == 2 else fm
+        return met
+
+    # rows can only "arrive" at targets that do not move with the prediction
+    fixed_targets = target_mode == "fixed" or all(a is not None for a in abs_targets)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    z = ((e0 - mu) / sigma).float()
+    z = torch.minimum(torch.maximum(z, z_lo), z_hi)
+    free32 = free.float()
+    active = torch.ones(n, dtype=torch.bool)
+    traj_cont: list[np.ndarray] = []
+    traj_round: list[np.ndarray] = []
+    traj_loss: list[np.ndarray] = []
+
+    def record(zc: Tensor) -> np.ndarray:
+        e = (zc.double() * sigma + mu).numpy()
+        r = space.round(e)
+        if record_trajectory:
+            traj_cont.append(e)
+            traj_round.append(r)
+        return r
+
+    rounded = record(z)
+    tp0: Tensor | None = None
+    tf0: Tensor | None = None
+    if target_mode == "fixed":
+        with torch.no_grad():
+            p0, f0 = forward(z)
+        tp0, tf0 = make_targets(p0, f0)
+
+    opt = None
+    zp: Tensor | None = None
+    if optimizer is not None and strategy == "continuous":
+        zp = z.clone().requires_grad_(True)
+        opt = optimizer([zp], lr=lr, **dict(optimizer_options or {}))
+
+    kstep = torch.as_tensor(_grid_step(space), dtype=torch.float64)  # d
+    eye_k = torch.diag(kstep)  # d x d
+    e_cur = e0.clone()  # winner-takes-all state (raw units, on the grid)
+
+    n_updates = 0
+    for it in range(1, iterations + 1):
+        if timeout_sec is not None and time.perf_counter() - t_start > timeout_sec:
+            break
+        zg = z.clone().requires_grad_(True)
+        p, f = forward(zg)
+        if tp0 is not None:
+            tp, tf = tp0, tf0
+        else:
+            tp, tf = make_targets(p, f)
+        if fixed_targets and stop_at_target:
+            active &= ~targets_met(p.detach(), None if f is None else f.detach(), tp, tf)
+        loss = loss_rows(p, f, tp, tf)
+        (grad,) = torch.autograd.grad(loss.sum(), zg)
+        grad = grad * free32 * active.unsqueeze(1)
+        if callback is not None and callback(it, loss.detach(), grad):
+            break
+        traj_loss.append(loss.detach().double().numpy())
+        if strategy == "continuous":
+            if opt is not None and zp is not None:
+                zp.grad = grad
+                opt.step()
+                with torch.no_grad():
+                    # projection, under no_grad like the optimizer's own update
+                    zp.copy_(torch.where(active.unsqueeze(1), zp.clamp(z_lo, z_hi), z))
+                z = zp.detach().clone()
+            else:
+                z = torch.minimum(torch.maximum(z - lr * grad, z_lo), z_hi)
+            if every is not None and it % every == 0:
+                e_r = torch.as_tensor(space.round((z.double() * sigma + mu).numpy()))
+                z = ((e_r.double() - mu) / sigma).float()
+                if zp is not None:
+                    with torch.no_grad():
+                        zp.copy_(z)
+        else:
+            moved = _wta_step(
+                e_cur,
+                grad.double() / sigma,
+                kstep,
+                eye_k,
+                lower,
+                upper,
+                free,
+                active,
+                flops_fn,
+                fkw,
+            )
+            active &= moved
+            z = ((e_cur - mu) / sigma).float()
+        n_updates = it
+        rounded = record(z)
+        if not active.any():
+            break
+
+    # -- results -----------------------------------------------------------------------------
+    final = rounded if not record_trajectory else traj_round[-1]
+    with torch.no_grad():
+        metrics, fpred = _predict_rounded(objs, final, src == "predictor")
+    flops, params = _exact_costs(space, final, fkw)
+    trajectory = None
+    if record_trajectory:
+        rounded_all = np.stack(traj_round)  # T+1 x n x d
+        flat = rounded_all.reshape(-1, d)
+        with torch.no_grad():
+            m_all, fp_all = _predict_rounded(objs, flat, src == "predictor")
+        t1 = rounded_all.shape[0]
+        tflops, _ = _exact_costs(space, flat, fkw, with_params=False)
+        trajectory = Trajectory(
+            continuous=np.stack(traj_cont),
+            rounded=rounded_all,
+            metrics=m_all.reshape(t1, n, k),
+            flops_pred=None if fp_all is None else fp_all.reshape(t1, n, k),
+            flops=None if tflops is None else tflops.reshape(t1, n),
+            loss=np.stack(traj_loss) if traj_loss else np.empty((0, n)),
+        )
+    settings = {
+        "strategy": strategy,
+        "iterations": iterations,
+        "lr": lr,
+        "flops_weight": flops_weight,
+        "step": step,
+        "flops_step": fstep,
+        "target_mode": target_mode,
+        "flops_source": src,
+        "flops_kwargs": {key: _jsonable(v) for key, v in fkw.items()},
+        "round_every": every,
+        "weights": [o.weight for o in objs],
+        "maximize": [o.sign > 0 for o in objs],
+        "optimizer": None if optimizer is None else getattr(optimizer, "__name__", repr(optimizer)),
+    }
+    return PropagationResult(
+        codes=np.asarray(final, dtype=np.int64),
+        initial_codes=e0.numpy(),
+        objective_names=[o.name for o in objs],
+        metrics=metrics,
+        flops_pred=fpred,
+        flops=flops,
+        params=params,
+        stopped=(~active).numpy(),
+        iterations=n_updates,
+        elapsed=time.perf_counter() - t_start,
+        trajectory=trajectory,
+        settings=settings,
+    )
+
+
+def _exact_costs(
+    space: CodeSpace, codes: np.ndarray, fkw: Mapping[str, Any], *, with_params: bool = True
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Exact FLOPs and parameter counts (``N`` float64 each) where the space has them."""
+    flops_fn = getattr(space, "flops", None)
+    params_fn = getattr(space, "params", None)
+    flops = None if flops_fn is None else np.asarray(flops_fn(codes, **fkw), dtype=np.float64)
+    params = None
+    if with_params and params_fn is not None:
+        # parameter counts do not depend on the input geometry or the counting convention
+        pkw = {k: v for k, v in fkw.items() if k not in ("input_size", "frames", "convention")}
+        params = np.asarray(params_fn(codes, **pkw), dtype=np.float64)
+    return flops, params
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _predict_rounded(
+    objs: list[_Obj], codes: np.ndarray, with_flops: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Metrics (``N x k``) and learned FLOPs (``N x k`` or ``None``) of integer codes, in
+    original units."""
+    x = torch.as_tensor(codes, dtype=torch.float32)
+    ms, fs = [], []
+    for o in objs:
+        out = o.predictor.forward_standardized((x - o.mean) / o.std)
+        ms.append(out[:, o.col] * o.y_std + o.y_mean)
+        if with_flops and o.flops_col is not None:
+            fs.append(out[:, o.flops_col] * o.f_std + o.f_mean)
+    m = torch.stack(ms, 1).double().numpy()
+    f = torch.stack(fs, 1).double().numpy() if with_flops and fs else None
+    return m, f
+
+
+def _wta_step(
+    e: Tensor,
+    grad_e: Tensor,
+    kstep: Tensor,
+    eye_k: Tensor,
+    lower: Tensor,
+    upper: Tensor,
+    free: Tensor,
+    active: Tensor,
+    flops_fn: Callable[..., Tensor],
+    fkw: Mapping[str, Any],
+) -> Tensor:
+    """One winner-takes-all update of ``e`` (``n x d``, in place); returns ``n`` bool: moved.
+
+    ``grad_e`` is ``dL/de`` (``n x d``); ``Delta r`` (Eq. 4) is exact FLOPs of
+    ``e + k u_l`` minus those of ``e``, for every ``l`` at once (``n x (d+1)`` codes).
+    """
+    n = e.shape[0]
+    with torch.no_grad():
+        cand = torch.cat([e.unsqueeze(1), e.unsqueeze(1) + eye_k], dim=1)  # n x (d+1) x d
+        fl = flops_fn(cand, **fkw)  # n x (d+1)
+        dr = fl[:, 1:] - fl[:, :1]  # n x d
+        g = torch.where(dr > 0, grad_e / dr.clamp_min(1e-30), grad_e * math.inf)
+        g = torch.nan_to_num(g, nan=0.0)
+        can_dec = (e - kstep >= lower - 1e-9) & free
+        can_inc = (e + kstep <= upper + 1e-9) & free
+        pos = (g > 0) & can_dec
+        neg = (g < 0) & can_inc
+        neg_inf = torch.full_like(g, -math.inf)
+        l_dec = torch.where(pos, g, neg_inf).argmax(1)  # n
+        l_inc = torch.where(neg, -g, neg_inf).argmax(1)  # argmin of g among neg
+        has_dec = pos.any(1)
+        has_inc = neg.any(1)
+        moved = (has_dec | has_inc) & active
+        rows = torch.arange(n)
+        col = torch.where(has_dec, l_dec, l_inc)
+        delta = torch.where(has_dec, -kstep[col], kstep[col]) * moved
+        e[rows, col] += delta
+    return moved
+
+
+def transfer(
+    source: PropagationResult | Any,
+    objectives: Any,
+    space: CodeSpace,
+    *,
+    row: int | None = None,
+    **kwargs: Any,
+) -> PropagationResult:
+    """Cross-task transfer (paper Section 4.4): propagate from another task's optimum.
+
+    Args:
+        source: a :class:`PropagationResult` of the source task (its final codes are the
+            start) or codes (``d`` / ``n x d``).
+        objectives: the target task's objective(s), as for :func:`propagate`.
+        space: the code space.
+        row: start only from this row of ``source`` (e.g. ``source.best()``).
+        **kwargs: passed to :func:`propagate`.
+    """
+    codes = source.codes if isinstance(source, PropagationResult) else np.asarray(source)
+    if row is not None:
+        codes = np.atleast_2d(codes)[row]
+    return propagate(objectives, space, codes, **kwargs)
