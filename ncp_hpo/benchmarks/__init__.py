@@ -1,5 +1,9 @@
 """Benchmark data: NAS-Bench-MR (9 settings) and NAS-Bench-201, loaded safely.
 
+Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
+:mod:`ncp_hpo.benchmarks._oracle`) and Optuna objectives (:class:`BenchmarkObjective`,
+:class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`).
+
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
 >>> seg = load_benchmark("seg")                              # doctest: +SKIP
 >>> seg.query(seg.codes[0])["mIoU"]                          # doctest: +SKIP
@@ -16,6 +20,19 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
+from ncp_hpo.benchmarks._oracle import (
+    Fidelity,
+    OracleCacheWarning,
+    OracleConfig,
+    OracleResult,
+    SurrogateOracle,
+    TableSnapper,
+    UnsupportedSettingError,
+    load_oracle,
+    oracle_cache_path,
+    oracle_features,
+)
 from ncp_hpo.benchmarks._registry import (
     SEARCH_LIST,
     SETTINGS,
@@ -44,18 +61,30 @@ __all__ = [
     "SETTINGS",
     "UPSTREAM_COMMIT",
     "UPSTREAM_REPO",
+    "BenchmarkObjective",
     "BenchmarkTable",
     "FetchResult",
+    "Fidelity",
     "Location",
+    "NB201Objective",
+    "OracleCacheWarning",
+    "OracleConfig",
+    "OracleResult",
     "Resource",
     "Setting",
+    "SurrogateOracle",
+    "TableSnapper",
+    "UnsupportedSettingError",
     "cache_dir",
     "clear_cache",
     "fetch",
     "find_setting",
     "get_setting",
     "load_benchmark",
+    "load_oracle",
     "load_search_list",
+    "oracle_cache_path",
+    "oracle_features",
     "resolve_path",
     "safe_load_pickle",
 ]

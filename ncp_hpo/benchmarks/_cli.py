@@ -51,9 +51,16 @@ def register_data_commands(subparsers: Any) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("info", help="rows, metrics, main metric and paths of one setting")
+    p = sub.add_parser(
+        "info", help="rows, metrics, main metric, paths and surrogate fidelity of one setting"
+    )
     p.add_argument("setting", metavar="SETTING")
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="fit (once, then cached) the default surrogate oracle and show its fidelity",
+    )
     p.set_defaults(func=_cmd_info)
 
 
@@ -158,4 +165,37 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for m, v in table.metrics.items():
         unit = table.units.get(m, "")
         print(f"  {m:<8} min {v.min():10.4g}  mean {v.mean():10.4g}  max {v.max():10.4g}  {unit}")
+    _print_oracle(table, fit=args.oracle)
     return 0
+
+
+def _print_oracle(table: Any, *, fit: bool) -> None:
+    """The ``surrogate oracle`` lines of ``data info``: fidelity of the cached oracles."""
+    import sys
+
+    from ncp_hpo.benchmarks._objectives import _is_complete
+    from ncp_hpo.benchmarks._oracle import cached_oracles, load_oracle
+
+    if _is_complete(table):
+        print("surrogate oracle: none (complete table: every code is evaluated exactly)")
+        return
+    if fit:
+        print("fitting the surrogate oracle (once; cached) ...", file=sys.stderr, flush=True)
+        load_oracle(table)
+    oracles = cached_oracles(table)
+    if not oracles:
+        print(
+            "surrogate oracle: not fitted yet; 'ncp-hpo data info "
+            f"{table.name} --oracle' fits and caches it (seconds)"
+        )
+        return
+    print("surrogate oracle (held-out fidelity of the main metric):")
+    for o in oracles:
+        c = o.config
+        print(f"  {o.fidelity.summary()}")
+        print(
+            f"    members={c.members} max_iter={c.max_iter} lr={c.learning_rate:g} "
+            f"leaves={c.max_leaf_nodes} subsample={c.subsample:g} seed={o.seed}; "
+            f"fit {o.fit_seconds:.1f}s; metrics {', '.join(o.metrics)}"
+        )
+        print(f"    {o.path}")

@@ -1,0 +1,366 @@
+"""Optuna-ready benchmark objectives (NAS-Bench-MR via the surrogate oracle, NAS-Bench-201 exact).
+
+>>> import optuna                                                        # doctest: +SKIP
+>>> obj = BenchmarkObjective("seg", objective="metric+flops")            # doctest: +SKIP
+>>> study = optuna.create_study(directions=obj.directions)               # doctest: +SKIP
+>>> study.optimize(obj, n_trials=100)                                    # doctest: +SKIP
+
+Modes
+-----
+``"surrogate"`` (NAS-Bench-MR default)
+    A code in the table gets its measured values (``source="table"``); any other code gets
+    the :class:`~ncp_hpo.benchmarks.SurrogateOracle`'s prediction (``source="surrogate"``)
+    with the ensemble spread and the oracle's cross-validated fidelity.
+``"table"``
+    Surrogate-free: the proposal is snapped to the nearest table code not yet used in this
+    study (:class:`~ncp_hpo.benchmarks.TableSnapper`) and that code's measured values are
+    returned. The sampler's trial keeps its proposed parameters; the snapped code is in the
+    user attributes. Used rows are read back from the study's trials (user attribute
+    ``snapped_index``), so the tracker is per study and survives restarts; two workers
+    evaluating at the same instant may snap to the same row. Without a study (an
+    :class:`optuna.trial.FixedTrial`, or :meth:`BenchmarkObjective.evaluate`) the objective's
+    own tracker is used; :meth:`BenchmarkObjective.reset` clears it.
+``"exact"`` (NAS-Bench-201 default)
+    The table holds every code of the space; values are looked up.
+
+Objective values
+----------------
+``objective="metric"``
+    One value: the main metric (``top1``, ``mIoU``, ``Acc`` ...), to maximise.
+``objective="metric+flops"`` with ``lam=None``
+    Two values ``(metric, flops)``, directions ``["maximize", "minimize"]``; ``flops`` in the
+    table's unit (GFLOPs at 128x128 for NAS-Bench-MR, MFLOPs for NAS-Bench-201).
+``objective="metric+flops"`` with ``lam=λ`` (a float >= 0)
+    One value to maximise: ``metric - λ * (flops - μ) / σ``, where ``μ`` and ``σ`` are the
+    mean and standard deviation (``ddof=0``) of the table's ``flops`` column
+    (:attr:`BenchmarkObjective.flops_mean`, :attr:`BenchmarkObjective.flops_std`). λ is
+    therefore in metric units per standard deviation of FLOPs: with ``λ=0.5`` a network one
+    FLOPs-std above the table mean must be 0.5 metric points better to tie with one at it.
+
+User attributes set on every trial
+----------------------------------
+``source`` (``"table"``/``"surrogate"``), ``code`` (the evaluated code as a string),
+``value`` and ``std`` (main metric and its ensemble spread, 0 for table values), ``flops``,
+``params``, ``metrics`` (every metric), ``table_index`` (row of the evaluated code or
+``None``), ``table_value`` (the measured main metric, only when the evaluated code is in the
+table), ``fidelity`` (the oracle's Spearman/Kendall/MAE..., only in surrogate mode), and in
+table mode ``snapped_index``, ``snapped_code`` and ``snap_distance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableSet
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ncp_hpo.benchmarks._oracle import (
+    OracleConfig,
+    OracleResult,
+    SurrogateOracle,
+    TableSnapper,
+    _as_code,
+    load_oracle,
+)
+from ncp_hpo.exceptions import DataError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ncp_hpo.benchmarks._table import BenchmarkTable
+
+__all__ = ["BenchmarkObjective", "NB201Objective"]
+
+Mode = Literal["surrogate", "table", "exact"]
+ObjectiveKind = Literal["metric", "metric+flops"]
+
+_MODES = ("surrogate", "table", "exact")
+_OBJECTIVES = ("metric", "metric+flops")
+
+
+def _is_complete(table: BenchmarkTable) -> bool:
+    """Whether ``table`` holds every code of its space (NAS-Bench-201)."""
+    from ncp_hpo.spaces.nb201 import NUM_CELLS, NB201Space
+
+    return isinstance(table.space, NB201Space) and len(table) == NUM_CELLS
+
+
+class BenchmarkObjective:
+    """An Optuna objective (and a plain evaluator) over one benchmark setting.
+
+    Args:
+        setting: a setting name (``"seg"``, ``"cls-50-1000"``, ``"nas-bench-201"`` ...) or a
+            :class:`~ncp_hpo.benchmarks.BenchmarkTable`.
+        mode: ``"surrogate"``, ``"table"`` or ``"exact"`` (see the module docstring);
+            ``None`` picks ``"exact"`` for a complete table, else ``"surrogate"``.
+        objective: ``"metric"`` or ``"metric+flops"``.
+        lam: with ``"metric+flops"``, scalarise into one objective with this weight (see
+            the module docstring); ``None`` keeps two objectives.
+        data_dir: where to look for the table first (as ``load_benchmark``).
+        oracle: a ready :class:`~ncp_hpo.benchmarks.SurrogateOracle` for this setting
+            (surrogate mode); by default one is loaded with :func:`load_oracle`.
+        oracle_config, seed, cache: passed to :func:`load_oracle` when ``oracle`` is None.
+
+    Raises:
+        ValueError: unknown ``mode``/``objective``, a bad ``lam``, or contradictory arguments
+            (``lam`` with ``objective="metric"``, ``oracle`` outside surrogate mode, an
+            oracle of another setting, ``"exact"`` on a partial table).
+    """
+
+    def __init__(
+        self,
+        setting: str | BenchmarkTable,
+        *,
+        mode: Mode | None = None,
+        objective: ObjectiveKind = "metric",
+        lam: float | None = None,
+        data_dir: str | Path | None = None,
+        oracle: SurrogateOracle | None = None,
+        oracle_config: OracleConfig | None = None,
+        seed: int = 0,
+        cache: bool | str | Path = True,
+    ) -> None:
+        if objective not in _OBJECTIVES:
+            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+        if mode is not None and mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES} or None, got {mode!r}")
+        if lam is not None:
+            if isinstance(lam, bool) or not isinstance(lam, int | float | np.number):
+                raise ValueError(f"lam must be a float >= 0 or None, got {lam!r}")
+            if not (np.isfinite(lam) and lam >= 0):
+                raise ValueError(f"lam must be a finite float >= 0, got {lam!r}")
+            if objective == "metric":
+                raise ValueError(
+                    f"lam={lam!r} scalarises metric and FLOPs and needs "
+                    "objective='metric+flops'; objective='metric' optimises the metric alone"
+                )
+        if oracle is not None:
+            table = oracle.table
+            name = setting if isinstance(setting, str) else setting.name
+            if name != table.name:
+                raise ValueError(f"oracle is for setting {table.name!r}, not {name!r}")
+        elif isinstance(setting, str):
+            from ncp_hpo.benchmarks import load_benchmark
+
+            table = load_benchmark(setting, data_dir)
+        else:
+            table = setting
+        complete = _is_complete(table)
+        mode = mode or ("exact" if complete else "surrogate")
+        if mode == "exact" and not complete:
+            raise ValueError(
+                f"mode='exact' needs a complete table; {table.name} holds {len(table)} codes "
+                "of its space: use mode='surrogate' or mode='table'"
+            )
+        if oracle is not None and mode != "surrogate":
+            raise ValueError(f"oracle is only used with mode='surrogate', got mode={mode!r}")
+
+        self.table = table
+        self.mode: Mode = mode
+        self.objective: ObjectiveKind = objective
+        self.lam = None if lam is None else float(lam)
+        self.oracle: SurrogateOracle | None = None
+        self.snapper: TableSnapper | None = None
+        if mode == "surrogate" and not complete:
+            self.oracle = oracle or load_oracle(table, config=oracle_config, seed=seed, cache=cache)
+        elif mode == "table":
+            self.snapper = TableSnapper(table)
+        if mode == "surrogate" and complete:
+            self.mode = "exact"  # nothing to predict: every code is in the table
+        fl = np.asarray(table.metrics["flops"], dtype=np.float64)
+        self.flops_mean = float(fl.mean())
+        self.flops_std = float(fl.std()) or 1.0
+        self._used: set[int] = set()
+
+    def __repr__(self) -> str:
+        lam = f", lam={self.lam}" if self.lam is not None else ""
+        return (
+            f"{type(self).__name__}({self.setting!r}, mode={self.mode!r}, "
+            f"objective={self.objective!r}{lam})"
+        )
+
+    # -- description ----------------------------------------------------------------------
+    @property
+    def setting(self) -> str:
+        return self.table.name
+
+    @property
+    def space(self) -> Any:
+        """The code space (:class:`~ncp_hpo.spaces.CodeSpace`) the objective suggests in."""
+        return self.table.space
+
+    @property
+    def main_metric(self) -> str:
+        return self.table.main_metric
+
+    @property
+    def n_objectives(self) -> int:
+        return 2 if self.objective == "metric+flops" and self.lam is None else 1
+
+    @property
+    def directions(self) -> list[str]:
+        """For ``optuna.create_study(directions=...)``."""
+        return ["maximize", "minimize"] if self.n_objectives == 2 else ["maximize"]
+
+    @property
+    def objective_names(self) -> list[str]:
+        """Names of the returned values (e.g. for ``optuna_dashboard.set_objective_names``)."""
+        m = self.main_metric
+        if self.n_objectives == 2:
+            return [m, "flops"]
+        if self.lam is not None:
+            return [f"{m} - {self.lam:g}*z(flops)"]
+        return [m]
+
+    # -- evaluation -----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the rows used by table-mode evaluations outside a study."""
+        self._used.clear()
+
+    def objective_values(self, metrics: Mapping[str, float]) -> float | tuple[float, float]:
+        """What :meth:`__call__` returns for a result's ``metrics``."""
+        value = float(metrics[self.main_metric])
+        flops = float(metrics["flops"])
+        if self.objective == "metric":
+            return value
+        if self.lam is None:
+            return value, flops
+        return value - self.lam * (flops - self.flops_mean) / self.flops_std
+
+    def evaluate(self, code: Any, *, used: MutableSet[int] | None = None) -> dict[str, Any]:
+        """Evaluate one code without Optuna.
+
+        Args:
+            code: an array of the space's integers, its string form, or a parameter dict
+                as ``space.to_params`` / Ax produce.
+            used: table mode only: the caller's set of used rows (updated); default the
+                objective's own tracker.
+
+        Returns:
+            A JSON-ready dict: ``setting``, ``mode``, ``code`` (string), ``code_vector``,
+            ``source``, ``value``, ``std``, ``metrics``, ``stds``, ``fidelity`` (dict or
+            None), ``table_index``, ``objective`` (float, or ``[metric, flops]``) and in
+            table mode ``proposed_code``, ``snapped_index``, ``snap_distance``.
+
+        Raises:
+            InvalidCodeError: not a valid code (NaN, off-grid, wrong shape, unknown op ...).
+        """
+        if isinstance(code, Mapping):
+            code = self.space.from_params(code)
+        vec = _as_code(self.table, code)
+        extra: dict[str, Any] = {}
+        if self.mode == "table":
+            assert self.snapper is not None
+            row, dist = self.snapper.snap(vec, self._used if used is None else used)
+            extra = {
+                "proposed_code": self._encode(vec),
+                "snapped_index": row,
+                "snap_distance": dist,
+            }
+            result = _table_result(self.table, row)
+        elif self.oracle is not None:
+            result = self.oracle.evaluate(vec)
+        else:
+            row_or_none = self.table.index(vec)
+            if row_or_none is None:  # pragma: no cover - complete tables hold every code
+                raise DataError(f"{self.setting}: code {self._encode(vec)} missing from the table")
+            result = _table_result(self.table, row_or_none)
+        values = self.objective_values(result.metrics)
+        out = {
+            "setting": self.setting,
+            "mode": self.mode,
+            "code": self._encode(np.asarray(result.code)),
+            "code_vector": list(result.code),
+            **{k: v for k, v in result.to_dict().items() if k not in ("setting", "code")},
+            "objective": list(values) if isinstance(values, tuple) else values,
+        }
+        out.update(extra)
+        return out
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, float]:
+        """Suggest a code on ``trial``, evaluate it, record user attributes, return values."""
+        code = self.space.suggest(trial)
+        used = self._study_used(trial) if self.mode == "table" else None
+        res = self.evaluate(code, used=used)
+        attrs: dict[str, Any] = {
+            "source": res["source"],
+            "code": res["code"],
+            "value": res["value"],
+            "std": res["std"],
+            "flops": res["metrics"]["flops"],
+            "params": res["metrics"]["params"],
+            "metrics": res["metrics"],
+            "table_index": res["table_index"],
+        }
+        if res["source"] == "table":
+            attrs["table_value"] = res["value"]
+        if self.mode == "surrogate":
+            attrs["fidelity"] = res["fidelity"]
+        if self.mode == "table":
+            attrs |= {
+                "snapped_index": res["snapped_index"],
+                "snapped_code": res["code"],
+                "snap_distance": res["snap_distance"],
+            }
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        values = res["objective"]
+        return (float(values[0]), float(values[1])) if isinstance(values, list) else values
+
+    # -- helpers --------------------------------------------------------------------------
+    def _encode(self, vec: np.ndarray) -> str:
+        encode = getattr(self.space, "encode", None)
+        if encode is None:  # pragma: no cover - both spaces have a string form
+            return "_".join(str(int(v)) for v in vec)
+        return str(encode(vec))
+
+    def _study_used(self, trial: Any) -> MutableSet[int]:
+        """Rows snapped by the other trials of ``trial``'s study (the own tracker without one)."""
+        study = getattr(trial, "study", None)
+        if study is None:
+            return self._used
+        used: set[int] = set()
+        for t in study.get_trials(deepcopy=False):
+            row = t.user_attrs.get("snapped_index")
+            if row is not None and t.number != trial.number:
+                used.add(int(row))
+        return used
+
+
+def _table_result(table: BenchmarkTable, row: int) -> OracleResult:
+    metrics = {k: float(v[row]) for k, v in table.metrics.items()}
+    return OracleResult(
+        setting=table.name,
+        code=tuple(int(v) for v in table.codes[row]),
+        source="table",
+        main_metric=table.main_metric,
+        metrics=MappingProxyType(metrics),
+        stds=MappingProxyType(dict.fromkeys(metrics, 0.0)),
+        fidelity=None,
+        table_index=row,
+    )
+
+
+class NB201Objective(BenchmarkObjective):
+    """NAS-Bench-201 (ImageNet16-120 ``Acc``), exact: the table holds all 15,625 cells.
+
+    ``objective="metric+flops"`` returns ``(Acc, flops)`` with the file's FLOPs in MFLOPs
+    (``lam`` scalarises as in :class:`BenchmarkObjective`). ``mode="table"`` snaps to unused
+    cells instead (no cell evaluated twice per study).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: Literal["exact", "table"] = "exact",
+        objective: ObjectiveKind = "metric",
+        lam: float | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        if mode not in ("exact", "table"):
+            raise ValueError(f"NB201Objective mode must be 'exact' or 'table', got {mode!r}")
+        super().__init__(
+            "nas-bench-201", mode=mode, objective=objective, lam=lam, data_dir=data_dir
+        )
