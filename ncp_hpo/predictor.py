@@ -265,24 +265,57 @@ class _EnsembleMLP(nn.Module):
             x = x.expand(w.shape[0], *x.shape)
         return torch.baddbmm(b, x, w)
 
-    def forward(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self,
+        z: Tensor,
+        generator: torch.Generator | None = None,
+        outputs: Sequence[int] | None = None,
+    ) -> Tensor:
         """Standardised codes -> standardised outputs of every member.
 
         Args:
             z: ``N x d`` (shared by all members) or ``E x N x d`` (one batch per member).
             generator: when given, dropout is active and its masks come from it (training);
                 ``None`` is evaluation mode.
+            outputs: metric indices to compute (``m'`` of them); only their heads run.
+                Default: all ``m``.
 
         Returns:
-            ``E x N x m``.
+            ``E x N x m`` (``E x N x m'`` with ``outputs``).
         """
         h = self._drop(self._act(self._linear(z, self.w1, self.b1)), generator)  # E x N x H
-        h2 = self._drop(self._act(self._linear(h, self.w2, self.b2)), generator)  # E x N x GK
+        w2: Tensor
+        b2: Tensor
+        w3: Tensor
+        b3: Tensor
+        if outputs is None:
+            w2, b2, head_of, w3, b3 = self.w2, self.b2, self.head_of_metric, self.w3, self.b3
+            identity, g = self._identity_heads, self.n_heads
+        else:
+            w2, b2, head_of, w3, b3, g = self._select(outputs)
+            identity = False
+        h2 = self._drop(self._act(self._linear(h, w2, b2)), generator)  # E x N x gK
         e, n = h2.shape[0], h2.shape[1]
-        h2 = h2.view(e, n, self.n_heads, self.head_hidden)  # E x N x G x K
-        if not self._identity_heads:
-            h2 = h2.index_select(2, self.head_of_metric)  # E x N x m x K
-        return (h2 * self.w3.unsqueeze(1)).sum(-1) + self.b3.unsqueeze(1)  # E x N x m
+        h2 = h2.view(e, n, g, self.head_hidden)  # E x N x g x K
+        if not identity:
+            h2 = h2.index_select(2, head_of)  # E x N x m x K
+        return (h2 * w3.unsqueeze(1)).sum(-1) + b3.unsqueeze(1)  # E x N x m
+
+    def _select(self, outputs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
+        """Weights of the heads that ``outputs`` need (differentiable slices)."""
+        metrics = torch.as_tensor(list(outputs), dtype=torch.long)
+        heads = torch.unique(self.head_of_metric[metrics])  # sorted
+        k = self.head_hidden
+        cols = (heads.unsqueeze(1) * k + torch.arange(k)).reshape(-1)
+        head_pos = torch.searchsorted(heads, self.head_of_metric[metrics])
+        return (
+            self.w2.index_select(2, cols),
+            self.b2.index_select(2, cols),
+            head_pos,
+            self.w3.index_select(1, metrics),
+            self.b3.index_select(1, metrics),
+            len(heads),
+        )
 
 
 def _keep_mask(shape: torch.Size, keep: float, generator: torch.Generator) -> Tensor:
@@ -796,17 +829,21 @@ class NeuralPredictor:
         m = self._check_fitted("unstandardize")
         return z * m.input_std + m.input_mean
 
-    def forward_standardized(self, z: Tensor, *, members: bool = False) -> Tensor:
+    def forward_standardized(
+        self, z: Tensor, *, members: bool = False, outputs: Sequence[int] | None = None
+    ) -> Tensor:
         """Differentiable forward on standardised codes, in evaluation mode (no dropout).
 
         Args:
             z: standardised codes, ``batch_shape x d`` (float32).
             members: return every member's output instead of the ensemble mean.
+            outputs: metric indices (``metric_index``) to compute, ``m'`` of them; only
+                their heads run (propagation needs one or two of ``m`` outputs).
 
         Returns:
-            standardised predictions, ``batch_shape x m`` (``n_members x batch_shape x m``
-            with ``members=True``); multiply by ``target_std_`` and add ``target_mean_`` for
-            original units.
+            standardised predictions, ``batch_shape x m`` (``batch_shape x m'`` with
+            ``outputs``; ``n_members x ...`` with ``members=True``); multiply by
+            ``target_std_`` and add ``target_mean_`` (of those outputs) for original units.
         """
         module = self._check_fitted("forward_standardized")
         if z.shape[-1] != self.n_features_in_:
@@ -815,9 +852,11 @@ class NeuralPredictor:
                 f"got {tuple(z.shape)}"
             )
         batch = z.shape[:-1]
-        out = module(z.reshape(-1, z.shape[-1]))  # E x N x m
+        out = module(z.reshape(-1, z.shape[-1]), outputs=outputs)  # E x N x m
         if members:
             return out.reshape(module.n_members, *batch, out.shape[-1])
+        if module.n_members == 1:
+            return out.reshape(*batch, out.shape[-1])
         return out.mean(0).reshape(*batch, out.shape[-1])
 
     def predict(self, codes: Any, *, return_std: bool = False, as_dict: bool = False) -> Any:

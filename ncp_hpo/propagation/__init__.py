@@ -6,6 +6,7 @@ compiled by :mod:`ncp_hpo.propagation._polynomial`.
 """
 
 from ncp_hpo.propagation._propagate import (
+    DifferentiablePredictor,
     Objective,
     PropagationResult,
     Trajectory,
@@ -16,6 +17,7 @@ from ncp_hpo.propagation._propagate import (
 )
 
 __all__ = [
+    "DifferentiablePredictor",
     "Objective",
     "PropagationResult",
     "Trajectory",

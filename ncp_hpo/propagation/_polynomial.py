@@ -184,8 +184,8 @@ def compile_polynomial(
             vals = call(bases[k] + offs)
             np.add.at(diff[:, k], owners, weights * vals)
             np.add.at(scale[:, k], owners, np.abs(weights * vals))
-        nonzero = np.asarray(np.abs(diff) > 1e-12 * np.maximum(scale, 1e-300)).any(axis=1)
-        frontier = [c for c, nz in zip(cands, nonzero.tolist(), strict=True) if nz]
+        nonzero = np.abs(diff) > 1e-12 * np.maximum(scale, 1e-300)  # cands x 2 bases
+        frontier = [c for j, c in enumerate(cands) if nonzero[j].any()]
         found.update(frontier)
         if len(found) > max_terms:
             return None

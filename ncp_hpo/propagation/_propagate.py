@@ -73,7 +73,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -86,6 +86,7 @@ from ncp_hpo.propagation._polynomial import CompiledPolynomial, compile_polynomi
 from ncp_hpo.spaces._base import CodeSpace
 
 __all__ = [
+    "DifferentiablePredictor",
     "Objective",
     "PropagationResult",
     "Trajectory",
@@ -99,12 +100,61 @@ FlopsSource = Literal["auto", "exact", "predictor", "none"]
 Callback = Callable[[int, Tensor, Tensor], "bool | None"]
 
 
+@runtime_checkable
+class DifferentiablePredictor(Protocol):
+    """What :func:`propagate` needs from a predictor (:class:`NeuralPredictor` has it all).
+
+    Any model with these members can be propagated through, e.g. a hand-made linear
+    model in tests or another regressor family. Shapes: ``d`` code dimensions, ``m``
+    outputs.
+    """
+
+    n_features_in_: int
+    metric_names_: list[str]
+    main_metric_: str
+
+    @property
+    def input_mean_(self) -> Tensor:
+        """``d``: codes are standardised as ``(code - input_mean_) / input_std_``."""
+        ...
+
+    @property
+    def input_std_(self) -> Tensor:
+        """``d``."""
+        ...
+
+    @property
+    def target_mean_(self) -> Tensor:
+        """``m``: outputs in original units are ``out * target_std_ + target_mean_``."""
+        ...
+
+    @property
+    def target_std_(self) -> Tensor:
+        """``m``."""
+        ...
+
+    def metric_index(self, name: str) -> int:
+        """Output column of metric ``name``."""
+        ...
+
+    def forward_standardized(self, z: Tensor, *, outputs: Sequence[int] | None = None) -> Tensor:
+        """Differentiable: standardised codes ``batch x d`` (float32) -> ``batch x m'``."""
+        ...
+
+
+def _is_predictor(obj: Any) -> bool:
+    return isinstance(obj, NeuralPredictor) or (
+        hasattr(obj, "forward_standardized") and hasattr(obj, "metric_names_")
+    )
+
+
 @dataclass(frozen=True)
 class Objective:
     """One predictor's goal in a propagation (one task of Eq. 7).
 
     Attributes:
-        predictor: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor`.
+        predictor: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor` (or any
+            :class:`DifferentiablePredictor`).
         metric: the metric to push; default the predictor's main metric.
         weight: its weight ``w_t`` in the gradient sum (Eq. 7).
         maximize: ``False`` to minimise the metric (e.g. a latency or an error).
@@ -112,7 +162,7 @@ class Objective:
         name: label in results; default ``metric`` (must be unique across objectives).
     """
 
-    predictor: NeuralPredictor
+    predictor: DifferentiablePredictor
     metric: str | None = None
     weight: float = 1.0
     maximize: bool = True
@@ -243,13 +293,13 @@ def paper_start(space: CodeSpace) -> np.ndarray:
 
 
 def _normalise_objectives(objectives: Any) -> list[Objective]:
-    if isinstance(objectives, NeuralPredictor | Objective):
+    if isinstance(objectives, Objective) or _is_predictor(objectives):
         items: list[Any] = [objectives]
     elif isinstance(objectives, Sequence) and not isinstance(objectives, str):
         items = list(objectives)
         # one bare tuple (predictor, weight[, metric]) rather than a list of them
-        if items and isinstance(items[0], NeuralPredictor) and len(items) in (2, 3):
-            if not isinstance(items[1], NeuralPredictor):
+        if len(items) in (2, 3) and _is_predictor(items[0]) and not _is_predictor(items[1]):
+            if not isinstance(items[1], Objective | tuple):
                 items = [tuple(items)]
     else:
         raise TypeError(
@@ -260,9 +310,9 @@ def _normalise_objectives(objectives: Any) -> list[Objective]:
     for it in items:
         if isinstance(it, Objective):
             out.append(it)
-        elif isinstance(it, NeuralPredictor):
+        elif _is_predictor(it):
             out.append(Objective(it))
-        elif isinstance(it, tuple) and 2 <= len(it) <= 3 and isinstance(it[0], NeuralPredictor):
+        elif isinstance(it, tuple) and 2 <= len(it) <= 3 and _is_predictor(it[0]):
             out.append(
                 Objective(it[0], weight=float(it[1]), metric=it[2] if len(it) == 3 else None)
             )
@@ -280,7 +330,7 @@ def _normalise_objectives(objectives: Any) -> list[Objective]:
 class _Obj:
     """An objective resolved against its predictor (internal)."""
 
-    predictor: NeuralPredictor
+    predictor: DifferentiablePredictor
     name: str
     col: int
     weight: float
@@ -301,12 +351,16 @@ def _resolve(
 ) -> list[_Obj]:
     out: list[_Obj] = []
     names: list[str] = []
-    first: NeuralPredictor | None = None
+    first: DifferentiablePredictor | None = None
     for i, o in enumerate(objectives):
         p = o.predictor
-        if not isinstance(p, NeuralPredictor):
-            raise TypeError(f"objective {i}: predictor must be a NeuralPredictor, got {type(p)}")
-        p._check_fitted("propagate")
+        if isinstance(p, NeuralPredictor):
+            p._check_fitted("propagate")
+        elif not _is_predictor(p):
+            raise TypeError(
+                f"objective {i}: predictor must be a NeuralPredictor or implement "
+                f"DifferentiablePredictor, got {type(p).__name__}"
+            )
         if p.n_features_in_ != d:
             raise InvalidCodeError(
                 f"objective {i}: the predictor takes codes with d = {p.n_features_in_}, "
@@ -544,10 +598,13 @@ def propagate(
         preds, fpreds = [], []
         for o in objs:
             zt = z if o.same_frame else (e - o.mean) / o.std
-            out = o.predictor.forward_standardized(zt)  # n x m
-            preds.append(out[:, o.col])
             if src == "predictor":
-                fpreds.append(out[:, o.flops_col])
+                assert o.flops_col is not None
+                out = o.predictor.forward_standardized(zt, outputs=[o.col, o.flops_col])
+                fpreds.append(out[:, 1])
+            else:
+                out = o.predictor.forward_standardized(zt, outputs=[o.col])
+            preds.append(out[:, 0])
         p = torch.stack(preds, dim=1)
         if src == "predictor":
             return p, torch.stack(fpreds, dim=1)
@@ -842,10 +899,11 @@ def _predict_rounded(
     x = torch.as_tensor(codes, dtype=torch.float32)
     ms, fs = [], []
     for o in objs:
-        out = o.predictor.forward_standardized((x - o.mean) / o.std)
-        ms.append(out[:, o.col] * o.y_std + o.y_mean)
-        if with_flops and o.flops_col is not None:
-            fs.append(out[:, o.flops_col] * o.f_std + o.f_mean)
+        cols = [o.col] if not with_flops or o.flops_col is None else [o.col, o.flops_col]
+        out = o.predictor.forward_standardized((x - o.mean) / o.std, outputs=cols)
+        ms.append(out[:, 0] * o.y_std + o.y_mean)
+        if len(cols) == 2:
+            fs.append(out[:, 1] * o.f_std + o.f_mean)
     m = torch.stack(ms, 1).double().numpy()
     f = torch.stack(fs, 1).double().numpy() if with_flops and fs else None
     return m, f
