@@ -39,12 +39,14 @@ Objective values
 
 User attributes set on every trial
 ----------------------------------
-``source`` (``"table"``/``"surrogate"``), ``code`` (the evaluated code as a string),
-``value`` and ``std`` (main metric and its ensemble spread, 0 for table values), ``flops``,
-``params``, ``metrics`` (every metric), ``table_index`` (row of the evaluated code or
-``None``), ``table_value`` (the measured main metric, only when the evaluated code is in the
-table), ``fidelity`` (the oracle's Spearman/Kendall/MAE..., only in surrogate mode), and in
-table mode ``snapped_index``, ``snapped_code`` and ``snap_distance``.
+``source`` (``"table"``/``"surrogate"``), ``code`` (the evaluated code as a string: in table
+mode the snapped code), ``std`` (ensemble spread of the main metric, 0 for table values),
+``flops``, ``params``, ``metrics`` (every metric's value, the main one included),
+``table_index`` (row of the evaluated code or ``None``), ``table_value`` (the measured main
+metric, only when the evaluated code is in the table), ``fidelity`` (the oracle's
+cross-validated Spearman/Kendall/MAE..., surrogate mode only), and in table mode
+``snapped_index`` and ``snap_distance`` (standardised distance from the proposal). Each
+attribute is one write to the storage, so the list is kept short.
 """
 
 from __future__ import annotations
@@ -284,14 +286,14 @@ class BenchmarkObjective:
         code = self.space.suggest(trial)
         used = self._study_used(trial) if self.mode == "table" else None
         res = self.evaluate(code, used=used)
+        metrics = res["metrics"]
         attrs: dict[str, Any] = {
             "source": res["source"],
             "code": res["code"],
-            "value": res["value"],
             "std": res["std"],
-            "flops": res["metrics"]["flops"],
-            "params": res["metrics"]["params"],
-            "metrics": res["metrics"],
+            "flops": metrics["flops"],
+            "params": metrics["params"],
+            "metrics": metrics,
             "table_index": res["table_index"],
         }
         if res["source"] == "table":
@@ -299,11 +301,7 @@ class BenchmarkObjective:
         if self.mode == "surrogate":
             attrs["fidelity"] = res["fidelity"]
         if self.mode == "table":
-            attrs |= {
-                "snapped_index": res["snapped_index"],
-                "snapped_code": res["code"],
-                "snap_distance": res["snap_distance"],
-            }
+            attrs |= {"snapped_index": res["snapped_index"], "snap_distance": res["snap_distance"]}
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         values = res["objective"]

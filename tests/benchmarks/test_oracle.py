@@ -36,7 +36,10 @@ TINY = OracleConfig(members=2, max_iter=15, cv_folds=2, metrics=("mIoU",))
 @pytest.fixture(scope="session")
 def seg_oracle(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SurrogateOracle:
     table = load_benchmark("seg", shared_data_dir)
-    return load_oracle(table, config=SMALL, cache=tmp_path_factory.mktemp("oracle-cache"))
+    # Shared with test_objectives.py (same folder and config): a full run fits once.
+    return load_oracle(
+        table, config=SMALL, cache=tmp_path_factory.getbasetemp() / "ncp-oracle-cache"
+    )
 
 
 @pytest.fixture
