@@ -218,6 +218,8 @@ class _EnsembleMLP(nn.Module):
         self.register_buffer("target_std", torch.ones(m))
         self.register_buffer("head_of_metric", torch.as_tensor(list(head_of_metric)).long())
         self._identity_heads = list(head_of_metric) == list(range(m))
+        # outputs -> (w2 columns or None for all heads, head position per output, outputs, g)
+        self._plans: dict[tuple[int, ...], tuple[Tensor | None, Tensor, Tensor, int]] = {}
 
     input_mean: Tensor
     input_std: Tensor
@@ -303,18 +305,32 @@ class _EnsembleMLP(nn.Module):
 
     def _select(self, outputs: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
         """Weights of the heads that ``outputs`` need (differentiable slices)."""
-        metrics = torch.as_tensor(list(outputs), dtype=torch.long)
-        heads = torch.unique(self.head_of_metric[metrics])  # sorted
-        k = self.head_hidden
-        cols = (heads.unsqueeze(1) * k + torch.arange(k)).reshape(-1)
-        head_pos = torch.searchsorted(heads, self.head_of_metric[metrics])
+        key = tuple(int(j) for j in outputs)
+        plan = self._plans.get(key)
+        if plan is None:
+            head_of = self.head_of_metric.tolist()
+            heads = sorted({head_of[j] for j in key})
+            k = self.head_hidden
+            cols = torch.tensor([h * k + i for h in heads for i in range(k)], dtype=torch.long)
+            plan = (
+                None if len(heads) == self.n_heads else cols,
+                torch.tensor([heads.index(head_of[j]) for j in key], dtype=torch.long),
+                torch.tensor(key, dtype=torch.long),
+                len(heads),
+            )
+            self._plans[key] = plan
+        cols_t, head_pos, metrics, g = plan
+        w2: Tensor = self.w2
+        b2: Tensor = self.b2
+        if cols_t is not None:
+            w2, b2 = w2.index_select(2, cols_t), b2.index_select(2, cols_t)
         return (
-            self.w2.index_select(2, cols),
-            self.b2.index_select(2, cols),
+            w2,
+            b2,
             head_pos,
             self.w3.index_select(1, metrics),
             self.b3.index_select(1, metrics),
-            len(heads),
+            g,
         )
 
 

@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ncp_hpo.exceptions import InvalidCodeError, NCPWarning
-from ncp_hpo.predictor import NeuralPredictor, as_code_batch
+from ncp_hpo.predictor import NeuralPredictor, _torch_threads, as_code_batch
 from ncp_hpo.propagation._polynomial import CompiledPolynomial, compile_polynomial
 from ncp_hpo.spaces._base import CodeSpace
 
@@ -472,6 +472,7 @@ def propagate(
     callback: Callback | None = None,
     timeout_sec: float | None = None,
     record_trajectory: bool = True,
+    n_threads: int | None = 1,
 ) -> PropagationResult:
     """Propagate ``n`` architecture codes through frozen predictors (Algorithm 1).
 
@@ -508,6 +509,9 @@ def propagate(
             to stop.
         timeout_sec: stop after this many seconds.
         record_trajectory: keep the per-iteration record (``result.trajectory``).
+        n_threads: torch intra-op threads during the call (restored after); ``None``
+            leaves the global setting alone. One thread is fastest and steadiest for these
+            small tensors on a shared 2-core CPU (``benchmarks/propagation_speed.py``).
 
     Returns:
         :class:`PropagationResult`; ``codes`` is ``n x d`` even for a single ``d`` start.
@@ -520,6 +524,59 @@ def propagate(
         >>> # res.codes[0], res.metrics[0], res.flops[0]
         >>> # multi-task: propagate([(cls_pred, 1.0, "top1"), (seg_pred, 1.0, "mIoU")], space)
     """
+    with _torch_threads(n_threads):
+        return _propagate(
+            objectives,
+            space,
+            initial,
+            strategy=strategy,
+            iterations=iterations,
+            lr=lr,
+            flops_weight=flops_weight,
+            step=step,
+            flops_step=flops_step,
+            target_mode=target_mode,
+            stop_at_target=stop_at_target,
+            flops_source=flops_source,
+            flops_metric=flops_metric,
+            flops_kwargs=flops_kwargs,
+            flops_reference=flops_reference,
+            round_every=round_every,
+            fixed_features=fixed_features,
+            optimizer=optimizer,
+            optimizer_options=optimizer_options,
+            callback=callback,
+            timeout_sec=timeout_sec,
+            record_trajectory=record_trajectory,
+        )
+
+
+def _propagate(
+    objectives: Any,
+    space: CodeSpace,
+    initial: Any | None = None,
+    *,
+    strategy: Strategy = "continuous",
+    iterations: int = 70,
+    lr: float = 3.0,
+    flops_weight: float = 0.5,
+    step: float = 1.0,
+    flops_step: float | None = None,
+    target_mode: Literal["per_iteration", "fixed"] = "per_iteration",
+    stop_at_target: bool = True,
+    flops_source: FlopsSource = "auto",
+    flops_metric: str = "flops",
+    flops_kwargs: Mapping[str, Any] | None = None,
+    flops_reference: Any | None = None,
+    round_every: int | Literal["auto"] | None = "auto",
+    fixed_features: Mapping[int | str, float] | None = None,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    optimizer_options: Mapping[str, Any] | None = None,
+    callback: Callback | None = None,
+    timeout_sec: float | None = None,
+    record_trajectory: bool = True,
+) -> PropagationResult:
+    """The body of :func:`propagate` (thread count already set)."""
     t_start = time.perf_counter()
     objs_in = _normalise_objectives(objectives)
     if strategy not in ("continuous", "winner_takes_all"):
