@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ncp_hpo.samplers._history import History
+from ncp_hpo.samplers._history import History, code_key
 from ncp_hpo.samplers._surrogate import ScoreModel
 from ncp_hpo.spaces import CodeSpace
 
@@ -162,8 +162,95 @@ def _netadapt_order(gain: np.ndarray, dflops: np.ndarray, lam: float) -> np.ndar
 class NCPProposer(Proposer):
     """Network Coding Propagation from the incumbent(s) (paper Algorithm 1).
 
-    Filled in on top of :func:`ncp_hpo.propagation.propagate`.
+    Starts are the incumbents (the best trial, or the Pareto set), one-unit perturbations of
+    them (diversity), and a few random codes; all are propagated at once by
+    :func:`ncp_hpo.propagation.propagate` with the paper's settings. Candidates are the
+    final codes, best predicted utility first, then every other code the trajectories
+    passed through; if every final code is already evaluated or running, the finals are
+    propagated further (up to ``max_rounds`` times) before falling back to the trajectory.
+
+    Args:
+        strategy: ``"continuous"`` or ``"winner_takes_all"``.
+        iterations: propagation iterations per round (70).
+        lr: learning rate on the standardised code (3).
+        n_starts: codes propagated per proposal.
+        n_random_starts: how many of them are uniformly random.
+        max_rounds: propagation rounds before the trajectory fallback.
     """
 
+    strategy: str = "continuous"
+    iterations: int = 70
+    lr: float = 3.0
+    n_starts: int = 16
+    n_random_starts: int = 4
+    max_rounds: int = 3
+
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
+        from ncp_hpo.propagation import Objective, propagate
+
+        weights = objective_weights(len(model.outputs), rng)
+        names = model.predictor.metric_names_
+        objectives = [
+            Objective(predictor=model.predictor, metric=names[o], weight=float(w) * s)
+            for o, w, s in zip(model.outputs, weights, model.sign, strict=True)
+            if w > 0
+        ]
+        starts = self._starts(history, rng)
+        use_flops = self.lam > 0 and self.space.has_exact_flops
+        seen = history.seen()
+        finals, visited = [], []
+        for _ in range(self.max_rounds):
+            res = propagate(
+                objectives,
+                self.space,
+                starts,
+                strategy=self.strategy,  # type: ignore[arg-type]
+                iterations=self.iterations,
+                lr=self.lr,
+                flops_weight=self.lam if use_flops else 0.0,
+                flops_source="exact" if use_flops else "none",
+                stop_at_target=False,
+            )
+            finals.append(res.codes)
+            if res.trajectory is not None:
+                visited.append(res.trajectory.rounded.reshape(-1, self.space.dim))
+            if any(code_key(c) not in seen for c in res.codes):
+                break
+            # every final code is taken: keep propagating from perturbed finals
+            starts = self._perturb(res.codes, rng)
+        final = _unique_rows(np.concatenate(finals))
+        util = self._utility(final, history, model, weights)
+        ranked = final[np.argsort(-util, kind="stable")]
+        rest = _unique_rows(np.concatenate(visited)) if visited else final[:0]
+        if len(rest):
+            util_rest = self._utility(rest, history, model, weights)
+            rest = rest[np.argsort(-util_rest, kind="stable")]
+        self.info = {"starts": len(starts), "rounds": len(finals), "weights": weights.tolist()}
+        return np.concatenate([ranked, rest])
+
+    def _starts(self, history: History, rng: np.random.Generator) -> np.ndarray:
+        n_rand = min(self.n_random_starts, self.n_starts)
+        inc = history.incumbents(max_count=max(1, (self.n_starts - n_rand) // 2))
+        parts = [inc]
+        n_pert = self.n_starts - n_rand - len(inc)
+        if len(inc) and n_pert > 0:
+            parts.append(self._perturb(inc[rng.integers(0, len(inc), size=n_pert)], rng))
+        n_fill = self.n_starts - sum(len(p) for p in parts)
+        parts.append(self.space.sample(max(n_fill, 0), seed=rng))
+        return np.concatenate(parts).astype(np.int64)
+
+    def _perturb(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One random one-unit move of each code (``space.neighbors``)."""
+        out = []
+        for c in codes:
+            nbrs = self.space.neighbors(c)
+            out.append(nbrs[rng.integers(len(nbrs))])
+        return np.asarray(out, dtype=np.int64).reshape(-1, self.space.dim)
+
+
+def _unique_rows(a: np.ndarray) -> np.ndarray:
+    """Unique rows of ``a`` in first-seen order."""
+    if len(a) == 0:
+        return a
+    _, idx = np.unique(a, axis=0, return_index=True)
+    return a[np.sort(idx)]

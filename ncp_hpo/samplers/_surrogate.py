@@ -55,6 +55,8 @@ class PredictorSource:
         min_trials: fewest completed trials before an online fit (or a fine-tune).
         predictor_params: keyword arguments of the online :class:`NeuralPredictor`.
         fine_tune_epochs: epochs of each fine-tune of the prior.
+        refit_epochs: epochs of each warm-started online refit (the first fit runs the
+            predictor's own ``epochs``).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class PredictorSource:
         min_trials: int = 2,
         predictor_params: dict[str, Any] | None = None,
         fine_tune_epochs: int = 100,
+        refit_epochs: int = 50,
     ) -> None:
         if prior is not None and not prior.is_fitted:
             raise ValueError("prior must be a fitted NeuralPredictor (call fit or load first)")
@@ -79,6 +82,7 @@ class PredictorSource:
         self.min_trials = max(2, min_trials)
         self.predictor_params = dict(predictor_params or {})
         self.fine_tune_epochs = fine_tune_epochs
+        self.refit_epochs = refit_epochs
         self._cached: NeuralPredictor | None = None
         self._cached_n = -1
 
@@ -109,6 +113,8 @@ class PredictorSource:
             p = self._cached if warm else NeuralPredictor(**self.predictor_params)
             assert p is not None
             p.set_params(seed=seed)
+            if warm:
+                p.set_params(epochs=self.refit_epochs)
             return p.fit(
                 history.codes, dict(zip(names, history.scores.T, strict=True)), warm_start=warm
             )
