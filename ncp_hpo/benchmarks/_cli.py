@@ -165,11 +165,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for m, v in table.metrics.items():
         unit = table.units.get(m, "")
         print(f"  {m:<8} min {v.min():10.4g}  mean {v.mean():10.4g}  max {v.max():10.4g}  {unit}")
-    _print_oracle(table, fit=args.oracle)
+    _print_oracle(table, fit=args.oracle, data_dir=args.data_dir)
     return 0
 
 
-def _print_oracle(table: Any, *, fit: bool) -> None:
+def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
     """The ``surrogate oracle`` lines of ``data info``: fidelity of the cached oracles."""
     import sys
 
@@ -184,9 +184,10 @@ def _print_oracle(table: Any, *, fit: bool) -> None:
         load_oracle(table)
     oracles = cached_oracles(table)
     if not oracles:
+        where = f" --data-dir {data_dir}" if data_dir else ""
         print(
             "surrogate oracle: not fitted yet; 'ncp-hpo data info "
-            f"{table.name} --oracle' fits and caches it (seconds)"
+            f"{table.name}{where} --oracle' fits and caches it (once, 10-30 s)"
         )
         return
     print("surrogate oracle (held-out fidelity of the main metric):")

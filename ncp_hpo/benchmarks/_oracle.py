@@ -102,7 +102,7 @@ class UnsupportedSettingError(NCPError, ValueError):
 
 
 class OracleCacheWarning(NCPWarning):
-    """A cached oracle file was unusable and has been rebuilt."""
+    """A cached oracle file was unusable and has been rebuilt, or could not be written."""
 
 
 # -- features ---------------------------------------------------------------------------
@@ -924,7 +924,7 @@ def load_oracle(
         refit: fit and overwrite even when a valid cache file exists.
 
     A cache file that fails its checks is reported with an :class:`OracleCacheWarning`
-    and replaced.
+    and replaced; a cache that cannot be written is also a warning (the oracle is returned).
 
     Raises:
         UnsupportedSettingError: NAS-Bench-201 (complete table; evaluate it exactly).
@@ -949,7 +949,14 @@ def load_oracle(
                 f"refitting the surrogate oracle: {exc}", OracleCacheWarning, stacklevel=2
             )
     oracle = SurrogateOracle.fit(table, config=config, seed=seed)
-    oracle.save(path)
+    try:
+        oracle.save(path)
+    except OSError as exc:  # read-only or full cache: still usable, just not cached
+        warnings.warn(
+            f"could not cache the surrogate oracle at {path}: {exc}",
+            OracleCacheWarning,
+            stacklevel=2,
+        )
     return oracle
 
 

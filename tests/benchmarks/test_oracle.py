@@ -172,6 +172,19 @@ def test_failed_write_leaves_no_partial_file(
     assert files_under(tmp_path) == []
 
 
+def test_unwritable_cache_warns_and_still_returns_the_oracle(
+    seg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(path: Path, data: bytes) -> None:
+        raise PermissionError(13, "read-only file system")
+
+    monkeypatch.setattr("ncp_hpo.benchmarks._store._atomic_write", read_only)
+    with pytest.warns(OracleCacheWarning, match="could not cache"):
+        oracle = load_oracle(seg.subset(range(300)), config=TINY, cache=tmp_path)
+    assert oracle.path is None and files_under(tmp_path) == []
+    assert oracle.evaluate(seg.codes[400]).source == "surrogate"
+
+
 def test_header_is_json_and_records_fidelity(seg_oracle: SurrogateOracle) -> None:
     with zipfile.ZipFile(seg_oracle.path) as zf:  # type: ignore[arg-type]
         assert "meta.npy" in zf.namelist()
