@@ -1,8 +1,53 @@
-"""ncp-hpo: Network Coding Propagation (NCP) for Optuna and Ax."""
+"""ncp-hpo: Network Coding Propagation (NCP) for Optuna and Ax.
 
-from ncp_hpo.exceptions import InvalidCodeError, NCPError
-from ncp_hpo.spaces import MultiResolutionSpace, NetworkCode
+The names a user types::
+
+    from ncp_hpo import NCPSampler, NeuralPredictor, propagate, load_benchmark
+    from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ncp_hpo.exceptions import InvalidCodeError, NCPError, PredictorNotFittedError
+from ncp_hpo.spaces import MultiResolutionSpace, NB201Space, NetworkCode
 
 __version__ = "0.1.0"
 
-__all__ = ["InvalidCodeError", "MultiResolutionSpace", "NCPError", "NetworkCode", "__version__"]
+__all__ = [
+    "InvalidCodeError",
+    "MultiResolutionSpace",
+    "NB201Space",
+    "NCPError",
+    "NCPSampler",
+    "NetAdaptSampler",
+    "NetworkCode",
+    "NeuralPredictor",
+    "NeuralPredictorSampler",
+    "PredictorNotFittedError",
+    "__version__",
+    "load_benchmark",
+    "propagate",
+]
+
+# Heavier submodules load on first use so `import ncp_hpo` (and `ncp-hpo --help`) stay fast.
+_LAZY = {
+    "NeuralPredictor": "ncp_hpo.predictor",
+    "propagate": "ncp_hpo.propagation",
+    "NCPSampler": "ncp_hpo.samplers",
+    "NetAdaptSampler": "ncp_hpo.samplers",
+    "NeuralPredictorSampler": "ncp_hpo.samplers",
+    "load_benchmark": "ncp_hpo.benchmarks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ncp_hpo' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -147,12 +147,8 @@ class PredictorSamplerBase(BaseSampler):
         with self._lock:
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
             candidates = self._propose(history, rng)
-            code, rank = self._first_unseen(candidates, history, rng)
+            code, rank = self._claim(study, trial, candidates, history, rng)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
-            # Publish the proposal so other threads/processes see it as pending at once.
-            study._storage.set_trial_system_attr(
-                trial._trial_id, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
-            )
         params = self._space.to_params(code)
         return {n: params[n] for n in search_space if n in params}
 
@@ -204,7 +200,7 @@ class PredictorSamplerBase(BaseSampler):
         """Rebuild the usable history from the storage (COMPLETE and RUNNING trials)."""
         directions = tuple(study.directions)
         sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
-        codes, scores, viol, numbers, pending = [], [], [], [], []
+        codes, scores, cons, numbers, pending = [], [], [], [], []
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
             if t.number == exclude:
                 continue
@@ -217,24 +213,24 @@ class PredictorSamplerBase(BaseSampler):
             values = np.asarray(t.values, dtype=np.float64)
             if values.shape != sign.shape or not np.isfinite(values).all():
                 continue  # NaN/inf objectives carry no usable signal
-            cons = np.asarray(list(t.constraints.values()), dtype=np.float64)
-            cons = cons[np.isfinite(cons)] if cons.size else cons
             codes.append(code)
             scores.append(values * sign)
-            viol.append(float(np.clip(cons, 0, None).sum()) if cons.size else 0.0)
+            cons.append(t.constraints)
             numbers.append(t.number)
-        d = self._space.dim
-        violation = np.asarray(viol, dtype=np.float64)
+        names = sorted({k for c in cons for k in c})
+        # a missing or non-finite constraint value counts as satisfied (Optuna's None)
+        table = np.array([[c.get(k, 0.0) for k in names] for c in cons], dtype=np.float64)
+        table = np.nan_to_num(table.reshape(len(cons), len(names)), nan=0.0)
         return History(
-            codes=np.asarray(codes, dtype=np.int64).reshape(-1, d),
+            codes=np.asarray(codes, dtype=np.int64).reshape(-1, self._space.dim),
             scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(directions)),
-            feasible=violation <= 0,
-            violation=violation,
-            pending=np.asarray(pending, dtype=np.int64).reshape(-1, d),
+            pending=np.asarray(pending, dtype=np.int64).reshape(-1, self._space.dim),
             directions=tuple(
                 "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
             ),
             trial_numbers=np.asarray(numbers, dtype=np.int64),
+            constraints=table,
+            constraint_names=tuple(names),
         )
 
     def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
@@ -257,11 +253,49 @@ class PredictorSamplerBase(BaseSampler):
             return np.empty((0, self._space.dim), dtype=np.int64)
         return self._proposer.propose(history, model, rng)
 
+    def _claim(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        candidates: np.ndarray,
+        history: History,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, int]:
+        """Pick the first unseen candidate and publish it as this trial's proposal.
+
+        The proposal goes into a trial system attribute, so other threads and processes
+        see it as pending at once. After writing, the RUNNING trials are read again: if an
+        older one claimed the same code in the meantime (a race between workers), this
+        trial yields and takes its next candidate.
+        """
+        extra: set[bytes] = set()
+        for _ in range(8):
+            code, rank = self._first_unseen(candidates, history, rng, extra)
+            study._storage.set_trial_system_attr(
+                trial._trial_id, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
+            )
+            key = code_key(code)
+            rivals = [
+                t.number
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.number < trial.number
+                and (c := self._trial_code(t)) is not None
+                and code_key(c) == key
+            ]
+            if not rivals:
+                return code, rank
+            extra.add(key)
+        return code, rank
+
     def _first_unseen(
-        self, candidates: np.ndarray, history: History, rng: np.random.Generator
+        self,
+        candidates: np.ndarray,
+        history: History,
+        rng: np.random.Generator,
+        extra: set[bytes] | None = None,
     ) -> tuple[np.ndarray, int]:
         """First candidate not evaluated or pending, else a random unseen code (rank -1)."""
-        seen = history.seen()
+        seen = history.seen() | (extra or set())
         for rank, c in enumerate(
             np.asarray(candidates, dtype=np.int64).reshape(-1, self._space.dim)
         ):

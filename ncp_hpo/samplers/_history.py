@@ -16,20 +16,35 @@ class History:
     Attributes:
         codes: ``n x d`` int codes of COMPLETE trials with finite values.
         scores: ``n x k`` objective values signed so that higher is better.
-        feasible: ``n`` bool, all constraint values <= 0 (True when unconstrained).
-        violation: ``n`` total positive constraint violation (0 when feasible).
         pending: ``p x d`` codes of RUNNING trials (including proposals not yet suggested).
-        directions: the study's directions (length ``k``).
+        directions: ``"maximize"``/``"minimize"`` per objective (length ``k``).
         trial_numbers: ``n`` trial numbers of the rows.
+        constraints: ``n x c`` constraint values (feasible when all <= 0), ``c`` may be 0.
+        constraint_names: the ``c`` constraint names.
     """
 
     codes: np.ndarray
     scores: np.ndarray
-    feasible: np.ndarray
-    violation: np.ndarray
     pending: np.ndarray
     directions: tuple[str, ...]
     trial_numbers: np.ndarray
+    constraints: np.ndarray | None = None
+    constraint_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.constraints is None:
+            object.__setattr__(self, "constraints", np.zeros((len(self.codes), 0)))
+
+    @property
+    def violation(self) -> np.ndarray:
+        """``n`` total positive constraint violation (0 when feasible)."""
+        assert self.constraints is not None
+        return np.clip(self.constraints, 0.0, None).sum(axis=1)
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """``n`` bool: every constraint value <= 0."""
+        return self.violation <= 0
 
     @property
     def n(self) -> int:

@@ -71,15 +71,22 @@ class Proposer:
         model: ScoreModel,
         weights: np.ndarray,
     ) -> np.ndarray:
-        """Weighted standardised predicted objectives minus ``lam`` x standardised log-FLOPs."""
-        pred = model.scores(codes)
-        ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
-        util = _standardize(pred, ref) @ weights[: pred.shape[1]]
+        """Weighted standardised predicted objectives minus ``lam`` x standardised log-FLOPs;
+        codes predicted to violate a constraint rank after every predicted-feasible one."""
+        util = self._metric_only(codes, history, model, weights)
         if self.lam and self.space.has_exact_flops:
             lf = self._log_flops(codes)
             ref_lf = self._log_flops(history.codes) if history.n > 1 else lf
             util = util - self.lam * _standardize(lf[:, None], ref_lf[:, None])[:, 0]
-        return util
+        return _penalize(util, model.violation(codes))
+
+    def _metric_only(
+        self, codes: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
+    ) -> np.ndarray:
+        """Weighted standardised predicted objectives (no FLOPs, no constraints)."""
+        pred = model.scores(codes)
+        ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
+        return _standardize(pred, ref) @ w[: pred.shape[1]]
 
 
 @dataclass
@@ -126,6 +133,8 @@ class NetAdaptProposer(Proposer):
             both = np.concatenate([current[None], nbrs])
             util = self._metric_only(both, history, model, w)
             gain = util[1:] - util[0]
+            infeasible = model.violation(nbrs) > 0
+            gain = np.where(infeasible, -np.inf, gain)
             if self.space.has_exact_flops:
                 f = np.asarray(self.space.flops(both), dtype=np.float64).reshape(-1)
                 dflops = (f[1:] - f[0]) / max(f[0], 1.0)
@@ -137,12 +146,15 @@ class NetAdaptProposer(Proposer):
         self.info = {"steps": self.max_steps}
         return np.concatenate(ranked)
 
-    def _metric_only(
-        self, codes: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
-    ) -> np.ndarray:
-        pred = model.scores(codes)
-        ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
-        return _standardize(pred, ref) @ w[: pred.shape[1]]
+
+
+def _penalize(util: np.ndarray, violation: np.ndarray) -> np.ndarray:
+    """Move predicted-infeasible codes below every predicted-feasible one (least violation
+    first among them)."""
+    if not violation.any():
+        return util
+    floor = util.min() - 1.0
+    return np.where(violation > 0, floor - violation / violation.max(), util)
 
 
 def _netadapt_order(gain: np.ndarray, dflops: np.ndarray, lam: float) -> np.ndarray:
@@ -231,6 +243,10 @@ class NCPProposer(Proposer):
     def _starts(self, history: History, rng: np.random.Generator) -> np.ndarray:
         n_rand = min(self.n_random_starts, self.n_starts)
         inc = history.incumbents(max_count=max(1, (self.n_starts - n_rand) // 2))
+        if len(inc) == 0 and hasattr(self.space, "is_width"):
+            from ncp_hpo.propagation import paper_start  # no trials yet (prior mode)
+
+            inc = paper_start(self.space)[None]
         parts = [inc]
         n_pert = self.n_starts - n_rand - len(inc)
         if len(inc) and n_pert > 0:

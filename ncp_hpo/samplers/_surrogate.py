@@ -33,11 +33,20 @@ class ScoreModel:
     ``outputs[j]`` is the predictor output index that estimates objective ``j`` (signed,
     higher is better); ``sign[j]`` multiplies that output to get the signed objective.
     Objectives the predictor does not model are absent (``len(outputs) <= k``).
+    ``constraint_outputs`` are the outputs that estimate the study's constraint values.
     """
 
     predictor: NeuralPredictor
     outputs: tuple[int, ...]
     sign: tuple[float, ...]
+    constraint_outputs: tuple[int, ...] = ()
+
+    def violation(self, codes: np.ndarray) -> np.ndarray:
+        """Predicted total constraint violation of ``codes`` (``n x d``) -> ``n`` (0 = feasible)."""
+        if not self.constraint_outputs:
+            return np.zeros(len(codes))
+        pred = np.asarray(self.predictor.predict(codes), dtype=np.float64).reshape(len(codes), -1)
+        return np.clip(pred[:, list(self.constraint_outputs)], 0.0, None).sum(axis=1)
 
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Predicted signed objectives of ``codes`` (``n x d``) -> ``n x len(outputs)``."""
@@ -102,22 +111,24 @@ class PredictorSource:
         p = self._cached
         if prior is not None:
             return ScoreModel(p, (p.metric_index(p.main_metric_),), (1.0,))
-        return ScoreModel(
-            p, tuple(range(history.scores.shape[1])), (1.0,) * history.scores.shape[1]
-        )
+        k, c = history.scores.shape[1], len(history.constraint_names)
+        return ScoreModel(p, tuple(range(k)), (1.0,) * k, tuple(range(k, k + c)))
 
     def _fit(self, history: History, seed: int) -> NeuralPredictor:
         warm = self._cached is not None
         if self.prior is None:
-            names = [f"objective_{j}" for j in range(history.scores.shape[1])]
+            targets = {f"objective_{j}": col for j, col in enumerate(history.scores.T)}
+            assert history.constraints is not None
+            for name, col in zip(history.constraint_names, history.constraints.T, strict=True):
+                targets[f"constraint_{name}"] = col
+            # a new objective/constraint set (e.g. the first constraint appeared) refits cold
+            warm = warm and list(targets) == self._cached.metric_names_  # type: ignore[union-attr]
             p = self._cached if warm else NeuralPredictor(**self.predictor_params)
             assert p is not None
             p.set_params(seed=seed)
             if warm:
                 p.set_params(epochs=self.refit_epochs)
-            return p.fit(
-                history.codes, dict(zip(names, history.scores.T, strict=True)), warm_start=warm
-            )
+            return p.fit(history.codes, targets, warm_start=warm)
         base = self._cached if warm else copy.deepcopy(self.prior)
         assert base is not None
         targets = base.predict(history.codes, as_dict=True)
