@@ -35,6 +35,8 @@ from torch import Tensor
 
 __all__ = ["CompiledPolynomial", "compile_polynomial"]
 
+_MAX_DEGREE = 2  # per variable; the evaluation basis is [x, binom(x, 2)]
+
 
 class CompiledPolynomial:
     """``F(x) = sum_t coef_t prod_{q < K} B(x)[idx_qt]`` with ``B(x) = [x, x(x-1)/2, 1]``.
@@ -138,7 +140,6 @@ def compile_polynomial(
     *,
     lower: Any,
     upper: Any,
-    max_degree: int = 2,
     seed: int = 0,
     rtol: float = 1e-9,
     max_terms: int = 20_000,
@@ -149,7 +150,6 @@ def compile_polynomial(
         fn: the function; called only with float64 tensors, batched.
         d: number of variables.
         lower, upper: the box (``d``) used for the verification points.
-        max_degree: assumed bound on the degree in every single variable.
         seed: seed of the random base and verification points.
         rtol: relative tolerance of the verification.
         max_terms: give up (``None``) beyond this many Newton terms.
@@ -171,7 +171,7 @@ def compile_polynomial(
                 (*a[:i], a[i] + 1, *a[i + 1 :])
                 for a in frontier
                 for i in range(d)
-                if a[i] < max_degree
+                if a[i] < _MAX_DEGREE
             }
             - found
         )

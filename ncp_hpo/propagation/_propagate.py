@@ -461,6 +461,7 @@ def propagate(
     flops_step: float | None = None,
     target_mode: Literal["per_iteration", "fixed"] = "per_iteration",
     stop_at_target: bool = True,
+    target_tolerance: float = 1e-3,
     flops_source: FlopsSource = "auto",
     flops_metric: str = "flops",
     flops_kwargs: Mapping[str, Any] | None = None,
@@ -491,6 +492,8 @@ def propagate(
         flops_step: FLOPs target offset (default ``step``).
         target_mode: ``"per_iteration"`` (upstream) or ``"fixed"`` (set once at the start).
         stop_at_target: freeze a row once every target is met (fixed/absolute targets).
+        target_tolerance: a target counts as met within this many standardised units
+            (below ``step = 1`` the smooth-L1 loss approaches its target geometrically).
         flops_source: ``"auto"``, ``"exact"``, ``"predictor"`` or ``"none"``.
         flops_metric: name of the learned FLOPs output (``"flops"``).
         flops_kwargs: keyword arguments of ``space.flops_torch``/``space.flops`` (e.g.
@@ -537,6 +540,7 @@ def propagate(
             flops_step=flops_step,
             target_mode=target_mode,
             stop_at_target=stop_at_target,
+            target_tolerance=target_tolerance,
             flops_source=flops_source,
             flops_metric=flops_metric,
             flops_kwargs=flops_kwargs,
@@ -564,6 +568,7 @@ def _propagate(
     flops_step: float | None = None,
     target_mode: Literal["per_iteration", "fixed"] = "per_iteration",
     stop_at_target: bool = True,
+    target_tolerance: float = 1e-3,
     flops_source: FlopsSource = "auto",
     flops_metric: str = "flops",
     flops_kwargs: Mapping[str, Any] | None = None,
@@ -608,6 +613,11 @@ def _propagate(
         every = round_every
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"round_every must be None, 'auto' or an int >= 1, got {round_every!r}")
+    if strategy == "winner_takes_all" and every is not None:
+        raise ValueError(
+            "winner_takes_all moves one dimension by its grid step; it does not apply to "
+            f"one-hot codes ({type(space).__name__}, round_every={every}); use 'continuous'"
+        )
     if strategy == "winner_takes_all" and not space.has_exact_flops:
         raise ValueError(
             "winner_takes_all needs exact FLOPs (Eq. 4's lookup table); "
@@ -693,9 +703,9 @@ def _propagate(
         return tp, tf
 
     def targets_met(p: Tensor, f: Tensor | None, tp: Tensor, tf: Tensor | None) -> Tensor:
-        met = ((p - tp) * signs >= 0).all(1)
+        met = ((p - tp) * signs >= -target_tolerance).all(1)
         if f is not None and tf is not None:
-            fm = f <= tf
+            fm = f <= tf + target_tolerance
             met &= fm.all(1) if fm.ndim == 2 else fm
         return met
 
@@ -806,6 +816,7 @@ def _propagate(
         "step": step,
         "flops_step": fstep,
         "target_mode": target_mode,
+        "target_tolerance": target_tolerance,
         "flops_source": src,
         "flops_kwargs": {key: _jsonable(v) for key, v in fkw.items()},
         "round_every": every,
