@@ -367,6 +367,11 @@ def _resolve(
                 f"but the space has d = {d}"
             )
         metric = o.metric if o.metric is not None else p.main_metric_
+        if metric not in p.metric_names_:
+            raise ValueError(
+                f"objective {i}: the predictor has no metric {metric!r}; it predicts "
+                f"{list(p.metric_names_)}"
+            )
         col = p.metric_index(metric)
         name = o.name if o.name is not None else metric
         if name in names:
