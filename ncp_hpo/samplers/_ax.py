@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -119,7 +119,7 @@ class ProposerNode(ExternalGenerationNode):
 
     Before each generation Ax calls :meth:`update_generator_state`, which rebuilds a
     :class:`~ncp_hpo.samplers._history.History` from the experiment (completed trials with
-    data, signed by the optimization config; outcome constraints as feasibility/violation;
+    data, signed by the optimization config; outcome constraints as constraint columns,
     CANDIDATE/STAGED/RUNNING trials as pending) and fits the predictor. Each
     :meth:`get_next_candidate` then asks the proposer for ranked candidates and returns the
     first one that is on the space's grid, inside the experiment's search space, and
@@ -198,13 +198,18 @@ class ProposerNode(ExternalGenerationNode):
         self.last_proposal_info: dict[str, Any] = {}
         self.n_random = 0
 
+    @property
+    def history(self) -> History | None:
+        """The history rebuilt at the last :meth:`update_generator_state` (``None`` before)."""
+        return self._history
+
     # -- Ax's ExternalGenerationNode contract ------------------------------------------------
     def update_generator_state(self, experiment: Experiment, data: Data) -> None:
         """Rebuild the history from ``experiment`` and ``data`` and refit the predictor."""
         if self._rng is None:
             # Lazy: the Client re-seeds global RNGs per call and benchmarks deep-copy the
             # strategy per replication; a seed drawn here follows their seed (API-NOTES §4).
-            seed = self.seed if self.seed is not None else int(np.random.randint(2**31))
+            seed = self.seed if self.seed is not None else int(np.random.randint(2**31))  # noqa: NPY002
             self._rng = np.random.default_rng(seed)
         self._search_space = experiment.search_space
         self._extra = self._extra_parameters(experiment.search_space)
@@ -225,7 +230,7 @@ class ProposerNode(ExternalGenerationNode):
             history = replace(history, pending=pending)
         seen = self._seen | {code_key(c) for c in extra}
         rng = np.random.default_rng(self._rng.integers(2**63 - 1))
-        candidates = np.empty((0, self.space.dim), dtype=np.int64)
+        candidates: np.ndarray = np.empty((0, self.space.dim))
         if self._model is not None:
             candidates = np.asarray(
                 self.proposer.propose(history, self._model, rng), dtype=np.float64
@@ -303,7 +308,7 @@ class ProposerNode(ExternalGenerationNode):
     def _code(self, params: Mapping[str, Any]) -> np.ndarray | None:
         """The code of a parameterization, or ``None`` when it is not a valid code."""
         try:
-            return self.space.from_params(params)
+            return self.space.from_params(dict(params))
         except (InvalidCodeError, KeyError, TypeError, ValueError):
             return None
 
@@ -319,7 +324,7 @@ class ProposerNode(ExternalGenerationNode):
         objectives, directions = _objective_terms(opt)
         constraints = _constraint_terms(opt)
         values = _latest_means(data)
-        codes, scores, viol, numbers, pending = [], [], [], [], []
+        codes, scores, cons, numbers, pending = [], [], [], [], []
         seen: set[bytes] = set()
         for index, trial in sorted(experiment.trials.items()):
             for arm in trial.arms:
@@ -336,21 +341,19 @@ class ProposerNode(ExternalGenerationNode):
                 s = [_combine(terms, got) for terms in objectives]
                 if not np.isfinite(s).all():
                     continue  # missing or non-finite objective data
-                v = sum(max(0.0, _violation(c, got)) for c in constraints)
                 codes.append(code)
                 scores.append(s)
-                viol.append(v)
+                cons.append([_constraint_value(c, got) for _, c in constraints])
                 numbers.append(index)
         d = self.space.dim
-        violation = np.asarray(viol, dtype=np.float64)
         history = History(
             codes=np.asarray(codes, dtype=np.int64).reshape(-1, d),
             scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(objectives)),
-            feasible=violation <= 0,
-            violation=violation,
             pending=np.asarray(pending, dtype=np.int64).reshape(-1, d),
             directions=directions,
             trial_numbers=np.asarray(numbers, dtype=np.int64),
+            constraints=np.asarray(cons, dtype=np.float64).reshape(-1, len(constraints)),
+            constraint_names=tuple(name for name, _ in constraints),
         )
         return history, seen
 
@@ -373,6 +376,7 @@ def _draw(p: Any, rng: np.random.Generator) -> Any:
 
 # -- reading the optimization config and the data ---------------------------------------------
 _Terms = list[tuple[str, float]]  # (metric signature, weight)
+_Constraint = tuple[_Terms, bool, float]  # (terms, is upper bound, bound)
 
 
 def _objective_terms(opt: OptimizationConfig) -> tuple[list[_Terms], tuple[str, ...]]:
@@ -403,16 +407,19 @@ def _weights(objective: Any) -> list[float]:
     return [float(w) for _, w in objective.metric_weights]
 
 
-def _constraint_terms(opt: OptimizationConfig) -> list[tuple[_Terms, bool, float]]:
-    """Outcome constraints as ``(terms, is_upper_bound, bound)``; relative ones are skipped."""
+def _constraint_terms(opt: OptimizationConfig) -> list[tuple[str, _Constraint]]:
+    """Outcome constraints as ``(expression, (terms, is_upper_bound, bound))``.
+
+    Relative constraints (``"... <= 0.95 * baseline"``) need the status quo's values and
+    are skipped with a warning. Multi-objective thresholds are not constraints.
+    """
     out = []
     for c in opt.outcome_constraints:
         if c.relative:
             _LOG.warning("relative outcome constraint %s is ignored by the node", c)
             continue
-        out.append(
-            ([(s, float(w)) for s, w in c.metric_weights], c.op.name == "LEQ", float(c.bound))
-        )
+        terms = [(s, float(w)) for s, w in c.metric_weights]
+        out.append((c.expression, (terms, c.op.name == "LEQ", float(c.bound))))
     return out
 
 
@@ -434,11 +441,12 @@ def _combine(terms: _Terms, got: Mapping[str, float]) -> float:
     return float(sum(w * got[s] for s, w in terms))
 
 
-def _violation(constraint: tuple[_Terms, bool, float], got: Mapping[str, float]) -> float:
+def _constraint_value(constraint: _Constraint, got: Mapping[str, float]) -> float:
+    """Signed constraint value, feasible when ``<= 0`` (as History's constraint columns)."""
     terms, upper, bound = constraint
     value = _combine(terms, got)
     if not np.isfinite(value):
-        return 0.0  # unmeasured constraint: no evidence of a violation
+        return 0.0  # unmeasured constraint: no evidence of a violation (Optuna's None)
     return value - bound if upper else bound - value
 
 
@@ -570,7 +578,7 @@ class NeuralPredictorNode(ProposerNode):
         )
 
 
-_NODES: dict[str, type[ProposerNode]] = {
+_NODES: dict[str, Callable[..., ProposerNode]] = {
     "ncp": NCPNode,
     "netadapt": NetAdaptNode,
     "neural-predictor": NeuralPredictorNode,
