@@ -352,7 +352,7 @@ class ProposerNode(ExternalGenerationNode):
             pending=np.asarray(pending, dtype=np.int64).reshape(-1, d),
             directions=directions,
             trial_numbers=np.asarray(numbers, dtype=np.int64),
-            constraints=np.asarray(cons, dtype=np.float64).reshape(-1, len(constraints)),
+            constraints=np.asarray(cons, dtype=np.float64).reshape(len(codes), len(constraints)),
             constraint_names=tuple(name for name, _ in constraints),
         )
         return history, seen
