@@ -87,6 +87,8 @@ class PredictorSamplerBase(BaseSampler):
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
         self._space: CodeSpace = space if space is not None else MultiResolutionSpace()
+        if prior is not None and not prior.is_fitted:
+            raise ValueError("prior must be a fitted NeuralPredictor (call fit or load first)")
         if prior is not None and prior.n_features_in_ != self._space.dim:
             raise ValueError(
                 f"prior was fitted on codes of {prior.n_features_in_} dimensions but the space "
@@ -141,16 +143,22 @@ class PredictorSamplerBase(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space or any(n not in search_space for n in self._param_names):
             return {}
-        history = self._history(study, exclude=trial.number)
-        if history.n < self._n_startup_trials:
+        if self._n_complete(study) < self._n_startup_trials:
             return {}
-        with self._lock:
+        with self._lock:  # threads: read the history only once the previous claim is written
+            history = self._history(study, exclude=trial.number)
+            if history.n < self._n_startup_trials:
+                return {}
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
             candidates = self._propose(history, rng)
             code, rank = self._claim(study, trial, candidates, history, rng)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
         params = self._space.to_params(code)
         return {n: params[n] for n in search_space if n in params}
+
+    @staticmethod
+    def _n_complete(study: Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
     def sample_independent(
         self,
@@ -160,8 +168,7 @@ class PredictorSamplerBase(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         if self._warn_independent_sampling and param_name not in self._param_names:
-            n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            if n_done >= self._n_startup_trials:
+            if self._n_complete(study) >= self._n_startup_trials:
                 self._log_independent_sampling(trial, param_name)
         return self._independent_sampler.sample_independent(
             study, trial, param_name, param_distribution
