@@ -271,9 +271,10 @@ class PredictorSamplerBase(BaseSampler):
         """Pick the first unseen candidate and publish it as this trial's proposal.
 
         The proposal goes into a trial system attribute, so other threads and processes
-        see it as pending at once. After writing, the RUNNING trials are read again: if an
-        older one claimed the same code in the meantime (a race between workers), this
-        trial yields and takes its next candidate.
+        see it as pending at once. After writing, the trials are read again: if any other
+        trial holds the same code (a race between workers), this trial yields and takes its
+        next candidate. Every worker checks only after writing, so two workers can never
+        both keep a code: the later check always sees the earlier write.
         """
         extra: set[bytes] = set()
         for _ in range(8):
@@ -284,8 +285,10 @@ class PredictorSamplerBase(BaseSampler):
             key = code_key(code)
             rivals = [
                 t.number
-                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if t.number < trial.number
+                for t in study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
+                )
+                if t.number != trial.number
                 and (c := self._trial_code(t)) is not None
                 and code_key(c) == key
             ]
