@@ -22,6 +22,7 @@ _REGISTRARS: tuple[tuple[str, str], ...] = (
     ("ncp_hpo._search_cli", "register_search_commands"),
     ("ncp_hpo.benchmarks._compare_cli", "register_compare_commands"),
     ("ncp_hpo.trainers._cli", "register_training_commands"),
+    ("ncp_hpo._worker_cli", "register_worker_commands"),
 )
 
 
