@@ -38,7 +38,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +220,7 @@ class _EnsembleMLP(nn.Module):
         self._identity_heads = list(head_of_metric) == list(range(m))
         # outputs -> (w2 columns or None for all heads, head position per output, outputs, g)
         self._plans: dict[tuple[int, ...], tuple[Tensor | None, Tensor, Tensor, int]] = {}
+        self._frozen: dict[tuple[int, ...] | None, tuple[tuple[int, ...], Any]] = {}
 
     input_mean: Tensor
     input_std: Tensor
@@ -332,6 +333,50 @@ class _EnsembleMLP(nn.Module):
             self.b3.index_select(1, metrics),
             g,
         )
+
+    def frozen_forward(self, outputs: Sequence[int] | None = None) -> Callable[[Tensor], Tensor]:
+        """Evaluation-mode forward with the weights as constants (detached, pre-sliced).
+
+        For propagation: gradients flow to the input only, the heads ``outputs`` needs are
+        sliced once, and the ensemble mean is taken. Rebuilt when the weights change
+        (tracked through the parameters' version counters), so it is safe to keep.
+
+        Returns:
+            ``f(z)``: ``N x d`` standardised codes -> ``N x m'`` standardised outputs.
+        """
+        key = None if outputs is None else tuple(int(j) for j in outputs)
+        versions = tuple(p._version for p in self.parameters())
+        hit = self._frozen.get(key)
+        if hit is not None and hit[0] == versions:
+            return hit[1]
+        with torch.no_grad():
+            w2, b2, head_of, w3, b3, g = (
+                (self.w2, self.b2, self.head_of_metric, self.w3, self.b3, self.n_heads)
+                if key is None
+                else self._select(key)
+            )
+            w1, b1 = self.w1.detach().clone(), self.b1.detach().clone()
+            w2, b2, w3, b3 = (t.detach().clone() for t in (w2, b2, w3, b3))
+        identity = key is None and self._identity_heads
+        k, e = self.head_hidden, self.n_members
+        act = self._act
+
+        def lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+            if e == 1:
+                return torch.addmm(b[0, 0], x, w[0]).unsqueeze(0)
+            return torch.baddbmm(b, x.expand(e, *x.shape), w)
+
+        def f(z: Tensor) -> Tensor:
+            h = act(lin(z, w1, b1))  # E x N x H
+            h2 = act(lin(h.reshape(-1, h.shape[-1]) if e == 1 else h, w2, b2))  # E x N x gK
+            h2 = h2.view(e, h2.shape[1], g, k)
+            if not identity:
+                h2 = h2.index_select(2, head_of)
+            out = (h2 * w3.unsqueeze(1)).sum(-1) + b3.unsqueeze(1)  # E x N x m'
+            return out[0] if e == 1 else out.mean(0)
+
+        self._frozen[key] = (versions, f)
+        return f
 
 
 def _keep_mask(shape: torch.Size, keep: float, generator: torch.Generator) -> Tensor:
@@ -848,7 +893,8 @@ class NeuralPredictor:
     def forward_standardized(
         self, z: Tensor, *, members: bool = False, outputs: Sequence[int] | None = None
     ) -> Tensor:
-        """Differentiable forward on standardised codes, in evaluation mode (no dropout).
+        """Forward on standardised codes, in evaluation mode (no dropout), differentiable
+        with respect to ``z`` (the weights are constants here; train through ``fit``).
 
         Args:
             z: standardised codes, ``batch_shape x d`` (float32).
@@ -868,12 +914,12 @@ class NeuralPredictor:
                 f"got {tuple(z.shape)}"
             )
         batch = z.shape[:-1]
-        out = module(z.reshape(-1, z.shape[-1]), outputs=outputs)  # E x N x m
+        flat = z.reshape(-1, z.shape[-1])
         if members:
+            out = module(flat, outputs=outputs)  # E x N x m
             return out.reshape(module.n_members, *batch, out.shape[-1])
-        if module.n_members == 1:
-            return out.reshape(*batch, out.shape[-1])
-        return out.mean(0).reshape(*batch, out.shape[-1])
+        out = module.frozen_forward(outputs)(flat)  # N x m
+        return out.reshape(*batch, out.shape[-1])
 
     def predict(self, codes: Any, *, return_std: bool = False, as_dict: bool = False) -> Any:
         """Predicted metrics in original units.

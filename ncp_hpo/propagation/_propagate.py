@@ -666,10 +666,9 @@ def _propagate(
     def forward(z: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standardised codes ``n x d`` -> metric preds ``n x k`` (signed: higher is better
         for every column) and FLOPs ``n x k`` (``"predictor"``) / ``n`` (``"exact"``)."""
-        e = z * sigma32 + mu32
         preds, fpreds = [], []
         for o in objs:
-            zt = z if o.same_frame else (e - o.mean) / o.std
+            zt = z if o.same_frame else (z * sigma32 + mu32 - o.mean) / o.std
             if src == "predictor":
                 assert o.flops_col is not None
                 out = o.predictor.forward_standardized(zt, outputs=[o.col, o.flops_col])
@@ -721,6 +720,7 @@ def _propagate(
     z = ((e0 - mu) / sigma).float()
     z = torch.minimum(torch.maximum(z, z_lo), z_hi)
     free32 = free.float()
+    has_fixed = not bool(free.all())
     active = torch.ones(n, dtype=torch.bool)
     # the continuous codes of every iteration; rounded and predicted in one batch at the end
     zs: list[Tensor] = [z]
@@ -761,7 +761,10 @@ def _propagate(
             active &= ~targets_met(p.detach(), None if f is None else f.detach(), tp, tf)
         loss = loss_rows(p, f, tp, tf)
         (grad,) = torch.autograd.grad(loss.sum(), zg)
-        grad = grad * free32 * active.unsqueeze(1)
+        if has_fixed:
+            grad = grad * free32
+        if not bool(active.all()):
+            grad = grad * active.unsqueeze(1)
         if callback is not None and callback(it, loss.detach(), grad):
             break
         traj_loss.append(loss.detach())
