@@ -220,7 +220,7 @@ class _EnsembleMLP(nn.Module):
         self._identity_heads = list(head_of_metric) == list(range(m))
         # outputs -> (w2 columns or None for all heads, head position per output, outputs, g)
         self._plans: dict[tuple[int, ...], tuple[Tensor | None, Tensor, Tensor, int]] = {}
-        self._frozen: dict[tuple[int, ...] | None, tuple[tuple[int, ...], Any]] = {}
+        self._frozen: dict[tuple[int, ...] | None, tuple[tuple[Any, ...], Any]] = {}
 
     input_mean: Tensor
     input_std: Tensor
@@ -345,7 +345,7 @@ class _EnsembleMLP(nn.Module):
             ``f(z)``: ``N x d`` standardised codes -> ``N x m'`` standardised outputs.
         """
         key = None if outputs is None else tuple(int(j) for j in outputs)
-        versions = tuple(p._version for p in self.parameters())
+        versions = tuple((id(p), p.data_ptr(), p._version) for p in self.parameters())
         hit = self._frozen.get(key)
         if hit is not None and hit[0] == versions:
             return hit[1]
@@ -724,6 +724,7 @@ class NeuralPredictor:
                 gen,
             )
         module.eval()
+        module._frozen.clear()
         self.module_ = module
         self.metric_names_ = names
         self.main_metric_ = main
@@ -1104,6 +1105,7 @@ class NeuralPredictor:
             raise CheckpointError(f"{p}: standardisation std must be positive")
         module.load_state_dict(tensors)
         module.eval()
+        module._frozen.clear()
         self.module_ = module
         self.metric_names_ = names
         self.main_metric_ = main

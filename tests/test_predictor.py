@@ -256,8 +256,12 @@ def test_warm_start_keeps_the_function_then_trains() -> None:
     p.fit(x[100:400], {k: v[100:400] for k, v in y.items()}, warm_start=True)
     np.testing.assert_allclose(p.predict(x[300:]), before, rtol=1e-4, atol=1e-3)
     # and it keeps learning from there
+    z = p.standardize(torch.as_tensor(x[300:], dtype=torch.float32))
+    p.forward_standardized(z)  # caches the frozen weights, which the refit must invalidate
     p.set_params(lr=0.01, epochs=10)
     p.fit(x[:300], {k: v[:300] for k, v in y.items()}, warm_start=True)
+    frozen = p.forward_standardized(z) * p.target_std_ + p.target_mean_
+    np.testing.assert_allclose(frozen.detach().numpy(), p.predict(x[300:]), rtol=1e-5)
     assert (
         p.score(x[300:], {k: v[300:] for k, v in y.items()}).mae["acc"]
         < np.abs(before[:, 0] - y["acc"][300:]).mean() * 1.5
