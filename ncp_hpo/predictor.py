@@ -106,6 +106,8 @@ def as_code_batch(
             raise InvalidCodeError(
                 f"{name} must be numeric with shape ({d},) or (n, {d}); got dtype {arr.dtype}"
             )
+        if not arr.flags.writeable:  # e.g. benchmark tables; torch wants writable memory
+            arr = arr.copy()
         t = torch.from_numpy(np.ascontiguousarray(arr))
     shape = tuple(t.shape)
     if t.ndim not in (1, 2) or shape[-1] != d:
@@ -1149,7 +1151,8 @@ def fit_setting_predictor(
         table: a benchmark table (``ncp_hpo.benchmarks.load_benchmark``) with ``.codes``
             (``N x d``), ``.metrics`` (name -> ``N``) and ``.main_metric``.
         n_train, n_val: split sizes; the rest of the table is the test split.
-        seed: seeds both the split (a numpy permutation) and the predictor.
+        seed: seeds both the split (``table.split(n_train, n_val, seed)``, a numpy
+            permutation) and the predictor.
         metrics: metrics to learn. Default: the main metric and ``flops`` (the learned
             FLOPs head of the paper's propagation); ``"all"``: every metric of the table.
         **predictor_params: passed to :class:`NeuralPredictor`.
@@ -1170,8 +1173,12 @@ def fit_setting_predictor(
     n = len(codes)
     if n_train + n_val > n:
         raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the table's {n} codes")
-    perm = np.random.default_rng(seed).permutation(n)
-    tr, va, te = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
+    split = getattr(table, "split", None)
+    if callable(split):  # BenchmarkTable.split: the project's one definition of the split
+        tr, va, te = split(n_train, n_val, seed)
+    else:
+        perm = np.random.default_rng(seed).permutation(n)
+        tr, va, te = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     y = {k: np.asarray(all_metrics[k], dtype=np.float64) for k in names}
     predictor_params.setdefault("seed", seed)
     predictor_params.setdefault("main_metric", main)
