@@ -1,0 +1,54 @@
+# Source this file (bash) to get a throwaway PostgreSQL server for the distributed tests:
+#   source .ci/postgres.sh      # exports NCP_HPO_TEST_POSTGRES=postgresql+psycopg2://...
+# Idempotent: installs PostgreSQL with apt only when no server binaries exist, initialises a
+# private cluster once (under $NCP_HPO_PG_DIR, default /tmp/ncp-hpo-pg), starts it only when
+# it is not already answering, and creates the test role/database only when missing.
+# It listens on 127.0.0.1 only (port $NCP_HPO_PG_PORT, default 55432) and never touches the
+# distribution's own cluster. Needs root (apt, runuser) or to be run as a user who owns the
+# directory. If NCP_HPO_TEST_POSTGRES is already set, nothing is done.
+
+ncp_hpo_start_postgres() {
+    local port="${NCP_HPO_PG_PORT:-55432}"
+    local dir="${NCP_HPO_PG_DIR:-/tmp/ncp-hpo-pg}"
+    local db=ncp_hpo_test role=ncp_hpo password=ncp_hpo_test
+    local bin as_pg=()
+
+    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+        echo "ci: installing PostgreSQL" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends postgresql >/dev/null
+        bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        as_pg=(runuser -u postgres --)
+    fi
+
+    if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+        mkdir -p "$dir"
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+        if [ ! -f "$dir/data/PG_VERSION" ]; then
+            "${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
+                --no-instructions >/dev/null
+        fi
+        # fsync off: a throwaway test cluster, speed over durability
+        "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off \
+-c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+    fi
+
+    local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+    if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" != 1 ]; then
+        "${psql[@]}" -c "CREATE ROLE $role LOGIN PASSWORD '$password'" >/dev/null
+    fi
+    if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+        "${psql[@]}" -c "CREATE DATABASE $db OWNER $role" >/dev/null
+    fi
+    export NCP_HPO_TEST_POSTGRES="postgresql+psycopg2://$role:$password@127.0.0.1:$port/$db"
+    echo "ci: PostgreSQL ready at postgresql+psycopg2://$role:***@127.0.0.1:$port/$db" >&2
+}
+
+if [ -z "${NCP_HPO_TEST_POSTGRES:-}" ]; then
+    ncp_hpo_start_postgres
+fi

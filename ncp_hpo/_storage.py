@@ -1,0 +1,297 @@
+"""Opening a shared Optuna storage for many workers: RDB (PostgreSQL, MySQL, SQLite) or journal.
+
+:func:`open_storage` turns a storage URL into an Optuna storage with Optuna's heartbeat
+switched on, so that a worker that dies in the middle of a trial (killed, preempted, power
+loss) does not leave the trial RUNNING forever: another worker finds the trial's
+heartbeat older than the grace period, marks it FAILED and, with ``retries > 0``, queues a
+copy of it (same parameters) as a WAITING trial that the next free worker runs
+(:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`).
+
+URLs:
+
+``postgresql://USER:PASSWORD@HOST:PORT/DB`` (also ``postgresql+psycopg2://``, ``mysql://``...)
+    :class:`optuna.storages.RDBStorage`. The recommended storage for many machines.
+``sqlite:///PATH``
+    :class:`optuna.storages.RDBStorage` on a file; fine for a few processes on one machine.
+``journal:PATH``
+    :class:`optuna.storages.JournalStorage` on a :class:`JournalFileBackend` log file (one
+    machine, or a shared file system with working symlinks). Optuna implements heartbeats
+    for RDB storages only; :class:`HeartbeatJournalStorage` adds the same mechanism here
+    (each beat is a trial system attribute ``ncp_hpo:heartbeat`` = ``[trial_id, time]`` on
+    the writer's clock, so machines sharing the file need synchronised clocks).
+
+Errors a user can fix (a malformed URL, a missing database driver, a server that does not
+answer) raise :class:`StorageError` with one line naming the URL (password masked) and the
+cause.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import TrialState
+
+from ncp_hpo.exceptions import NCPError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+__all__ = [
+    "HEARTBEAT_ATTR",
+    "HeartbeatJournalStorage",
+    "StorageError",
+    "open_storage",
+    "redact_url",
+]
+
+HEARTBEAT_ATTR = "ncp_hpo:heartbeat"
+_DRIVER_HINTS = {
+    "postgresql": "pip install 'ncp-hpo[postgres]' (or psycopg2-binary)",
+    "mysql": "pip install pymysql and use mysql+pymysql://",
+}
+
+
+class StorageError(NCPError, ConnectionError):
+    """A storage URL is malformed, its driver is missing, or the storage cannot be reached."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password (if any) replaced by ``***``, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, at, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}{at}{host}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line[:300]
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """:class:`~optuna.storages.JournalStorage` with Optuna's heartbeat protocol.
+
+    Optuna's optimisation loop starts a heartbeat thread for every trial on a storage that
+    implements :class:`optuna.storages._heartbeat.BaseHeartbeat`, and calls
+    :func:`optuna.storages.fail_stale_trials` before each trial; this class makes a journal
+    storage such a storage. As with :class:`~optuna.storages.RDBStorage`, trials that never
+    recorded a heartbeat (run by a plain ``study.optimize`` elsewhere) are never failed.
+
+    Args:
+        backend: the journal backend (e.g. ``JournalFileBackend(path)``).
+        heartbeat_interval: seconds between beats (> 0).
+        grace_period: seconds without a beat after which a RUNNING trial is stale
+            (default ``2 * heartbeat_interval``).
+        heartbeat_stale_trial_callback: called with each trial failed as stale (e.g.
+            :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`).
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        heartbeat_interval: int,
+        grace_period: int | None = None,
+        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    ) -> None:
+        if heartbeat_interval <= 0:
+            raise ValueError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
+        if grace_period is not None and grace_period <= 0:
+            raise ValueError(f"grace_period must be > 0, got {grace_period}")
+        super().__init__(backend)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [trial_id, time.time()])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # the trial finished between two beats
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        now = time.time()
+        stale = []
+        for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            beat = t.system_attrs.get(HEARTBEAT_ATTR)
+            # [trial_id, time]: a retried trial inherits its predecessor's system attributes,
+            # so a beat recorded for another trial id is not this trial's
+            if not (isinstance(beat, list) and len(beat) == 2 and beat[0] == t._trial_id):
+                continue
+            if isinstance(beat[1], int | float) and now - float(beat[1]) > grace:
+                stale.append(t._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.heartbeat_stale_trial_callback
+
+
+def _retry_callback(retries: int) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+    if retries <= 0:
+        return None
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=retries)
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat: int | None = 10,
+    grace: int | None = None,
+    retries: int = 2,
+    connect_timeout: int = 10,
+) -> BaseStorage:
+    """Open the storage at ``url`` for a worker (see the module docstring for URLs).
+
+    Args:
+        url: an RDB URL (``postgresql://...``, ``sqlite:///file.db``) or ``journal:PATH``.
+        heartbeat: seconds between heartbeats of a running trial; ``None`` or 0 disables
+            heartbeats (a killed worker's trial then stays RUNNING).
+        grace: seconds without a heartbeat before a trial counts as dead (default
+            ``2 * heartbeat``).
+        retries: how many times a dead worker's trial is queued again (0: never).
+        connect_timeout: seconds to wait for a database server (PostgreSQL, MySQL).
+
+    Raises:
+        StorageError: malformed URL, in-memory storage, missing driver, unreachable or
+            unusable database, unwritable journal file.
+        ValueError: a negative ``heartbeat``, ``grace`` or ``retries``.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise StorageError("the storage URL is empty; e.g. postgresql://user:pw@host/db")
+    for name, v in (("heartbeat", heartbeat), ("grace", grace), ("retries", retries)):
+        if v is not None and v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+    beat = heartbeat or None
+    if beat is None and grace:
+        raise ValueError("grace needs a heartbeat (grace is the time without one)")
+    url = url.strip()
+    callback = _retry_callback(retries) if beat else None
+    if url.startswith("journal:"):
+        return _open_journal(url, beat, grace or None, callback)
+    return _open_rdb(url, beat, grace or None, callback, connect_timeout)
+
+
+def _open_journal(
+    url: str,
+    heartbeat: int | None,
+    grace: int | None,
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    raw = url[len("journal:") :]
+    if raw.startswith("//"):
+        raw = raw[2:]
+    if not raw:
+        raise StorageError(f"journal storage URL {url!r} has no file path; e.g. journal:study.log")
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        raise StorageError(f"journal storage {url!r}: {path} is a directory, not a log file")
+    if not path.parent.is_dir():
+        raise StorageError(f"journal storage {url!r}: folder {path.parent} does not exist")
+    try:
+        backend = JournalFileBackend(str(path))
+        if heartbeat is None:
+            return JournalStorage(backend)
+        return HeartbeatJournalStorage(
+            backend,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=callback,
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot open journal storage {url!r}: {_first_line(exc)}") from None
+    except (ValueError, KeyError, TypeError) as exc:  # a log that is not Optuna's journal
+        raise StorageError(
+            f"journal storage {url!r} is not a readable Optuna journal: {_first_line(exc)}"
+        ) from None
+
+
+def _open_rdb(
+    url: str,
+    heartbeat: int | None,
+    grace: int | None,
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+    connect_timeout: int,
+) -> BaseStorage:
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(
+            f"malformed storage URL {shown!r}; expected postgresql://USER:PW@HOST:PORT/DB, "
+            "sqlite:///FILE or journal:FILE"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StorageError(
+            f"storage {shown!r} is in memory; workers share a study only through a file or "
+            "a server (sqlite:///FILE, postgresql://..., journal:FILE)"
+        )
+    if backend == "sqlite" and parsed.database:
+        folder = Path(parsed.database).expanduser().parent
+        if not folder.is_dir():
+            raise StorageError(f"storage {shown!r}: folder {folder} does not exist")
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if backend in ("postgresql", "mysql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout}
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=callback,
+            )
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise StorageError(
+            f"storage {shown!r}: SQLAlchemy has no dialect {parsed.drivername!r}"
+        ) from None
+    except ImportError as exc:
+        hint = _DRIVER_HINTS.get(backend, "install the database driver")
+        raise StorageError(
+            f"storage {shown!r} needs a database driver that is not installed "
+            f"({_first_line(exc)}): {hint}"
+        ) from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
+
+
+def storage_url_from_env() -> str | None:
+    """The ``NCP_HPO_STORAGE`` environment variable (the workers' default storage URL)."""
+    return os.environ.get("NCP_HPO_STORAGE") or None
