@@ -610,8 +610,8 @@ def ncp_generation_strategy(
         space: the code space (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`).
         n_init: Sobol trials before the node (default 10, or 0 with a ``prior``).
         node: ``"ncp"`` (default), ``"netadapt"``, ``"neural-predictor"``, or a ready
-            :class:`ProposerNode` (then ``space``, ``prior``, ``lam``, ``max_pending`` and
-            ``node_params`` must be left unset; ``seed`` seeds Sobol only).
+            :class:`ProposerNode` (then ``prior``, ``lam``, ``max_pending`` and ``node_params``
+            must be left unset, ``space`` unset or the node's; ``seed`` seeds Sobol only).
         prior: a fitted predictor the node proposes (and fine-tunes) with.
         lam: the node's exact-FLOPs penalty weight.
         seed: seeds Sobol and the node's RNG (``None``: follow the Client's ``random_seed``).
@@ -627,7 +627,9 @@ def ncp_generation_strategy(
     if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 0:
         raise ValueError(f"n_init must be a non-negative int, got {n_init!r}")
     if isinstance(node, ProposerNode):
-        unset = {"space": space, "prior": prior, "max_pending": max_pending}
+        if space is not None and space != node.space:
+            raise ValueError(f"space {space!r} differs from the node's space {node.space!r}")
+        unset = {"prior": prior, "max_pending": max_pending}
         given = [k for k, v in unset.items() if v is not None] + list(node_params)
         if lam != 0.0:
             given.append("lam")
