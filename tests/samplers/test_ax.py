@@ -34,9 +34,10 @@ from ncp_hpo.samplers._ax import (
     ncp_generation_strategy,
 )
 from ncp_hpo.samplers._history import code_key, pareto_mask
-from ncp_hpo.spaces import CodeSpace, NB201Space
+from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace, NB201Space
 
-FAST = {"predictor_params": {"epochs": 50}}  # small online predictor fits keep the file quick
+# small online predictor fits keep the file quick
+FAST: dict[str, Any] = {"predictor_params": {"epochs": 50}}
 
 # Ax 1.3.1 itself warns on every call (pandas in-place deprecations, MOO thresholds).
 pytestmark = pytest.mark.filterwarnings(r"ignore::Warning:ax\.")
@@ -105,7 +106,10 @@ def _assert_valid(client: Client, space: CodeSpace) -> None:
 
 
 def _sequence(client: Client) -> list[dict[str, Any]]:
-    exp = client._experiment
+    return _sequence_of(client._experiment)
+
+
+def _sequence_of(exp: Any) -> list[dict[str, Any]]:
     return [dict(exp.trials[i].arms[0].parameters) for i in sorted(exp.trials)]
 
 
@@ -163,7 +167,8 @@ def test_multi_objective_pareto_frontier(nb201: BenchmarkTable) -> None:
 
 
 def test_multires_seg_loop_with_constraint(seg: BenchmarkTable) -> None:
-    space = seg.space
+    space = MultiResolutionSpace()
+    assert seg.space == space
 
     def evaluate(p: dict[str, Any]) -> dict[str, float]:
         code = space.from_params(p)
@@ -342,3 +347,45 @@ def test_max_pending_limits_node_trials_awaiting_data(nb201: BenchmarkTable) -> 
     for index, p in got.items():
         client.complete_trial(index, raw_data=_nb201_eval(nb201)(p))
     assert len(client.get_next_trials(max_trials=5)) == 2
+
+
+def test_benchmark_replications_follow_their_seed(nb201: BenchmarkTable) -> None:
+    """``ax.benchmark`` deep-copies the strategy per replication and runs it under
+    ``with_rng_seed(seed)``: the lazily seeded node must repeat per seed, differ across seeds."""
+    from dataclasses import dataclass, field
+
+    import torch
+    from ax.benchmark.benchmark import benchmark_replication
+    from ax.benchmark.benchmark_method import BenchmarkMethod
+    from ax.benchmark.benchmark_problem import BenchmarkProblem, get_soo_opt_config
+    from ax.benchmark.benchmark_test_function import BenchmarkTestFunction
+
+    space = nb201.space
+
+    @dataclass(kw_only=True)
+    class Table(BenchmarkTestFunction):
+        outcome_names: list[str] = field(default_factory=lambda: ["acc"])
+
+        def evaluate_true(self, params: Any) -> torch.Tensor:
+            row = nb201.query(space.from_params(params))
+            assert row is not None
+            return torch.tensor([[row["Acc"]]], dtype=torch.double)
+
+    cfg, metrics = get_soo_opt_config(outcome_names=["acc"], lower_is_better=False)
+    problem = BenchmarkProblem(
+        name="nb201",
+        optimization_config=cfg,
+        opt_config_metrics=metrics,
+        num_trials=8,
+        test_function=Table(),
+        optimal_value=float(nb201.main.max()),
+        baseline_value=30.0,
+        search_space=_client(space, ncp_generation_strategy(space))._experiment.search_space,
+    )
+    gs = ncp_generation_strategy(space, n_init=4, node="netadapt", **FAST)
+    method = BenchmarkMethod(name="netadapt", generation_strategy=gs)
+    runs = [benchmark_replication(problem=problem, method=method, seed=s) for s in (0, 1, 0)]
+    seqs = [_sequence_of(r.experiment) for r in runs]
+    assert seqs[0] == seqs[2] and seqs[0][4:] != seqs[1][4:]
+    for r in runs:
+        assert count_fallback_trials(r.experiment) == {"Sobol": 4, "NetAdapt": 4, FALLBACK_KEY: 0}
