@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from ncp_hpo.trainers._loop import AmpMode, EpochCallback, Recipe, Task, TrainResult, fit
 from ncp_hpo.trainers.classification import ClassificationTask
-from ncp_hpo.trainers.datasets import DEFAULT_DATASET, dataset_info, make_loaders
+from ncp_hpo.trainers.datasets import DEFAULT_DATASET, DatasetInfo, dataset_info, make_loaders
 from ncp_hpo.trainers.detection import DetectionTask
 from ncp_hpo.trainers.segmentation import SegmentationTask
 from ncp_hpo.trainers.video import VideoTask
@@ -72,6 +72,19 @@ def build_model(
         return create_model(code, task=task, num_classes=num_classes, in_chans=in_chans, **options)
 
 
+def _task_options(task: str, info: DatasetInfo | None) -> dict[str, Any]:
+    """Task options a dataset implies: flips only where mirroring keeps labels; the
+    dataset's suggested segmentation class weights."""
+    if info is None:
+        return {}
+    opts: dict[str, Any] = {}
+    if task != "video":  # video flips are off unless asked for (they reverse motions)
+        opts["flip"] = info.flip_invariant
+    if task == "seg" and info.class_weights is not None:
+        opts["class_weights"] = info.class_weights
+    return opts
+
+
 def train(
     model: nn.Module,
     train_loader: DataLoader[Any],
@@ -92,8 +105,7 @@ def train(
     info = dataset_info(train_loader)
     if not isinstance(task, Task):
         n = num_classes if num_classes is not None else (info.num_classes if info else None)
-        opts = {"flip": info.flip_invariant} if info is not None and task != "video" else {}
-        task = make_task(task, n, **opts)
+        task = make_task(task, n, **_task_options(task, info))
     return fit(model, task, train_loader, val_loader, epochs=epochs, **fit_kwargs)
 
 
@@ -193,9 +205,7 @@ def train_code(
         seed=seed,
         **dict(model_options or {}),
     )
-    strategy = make_task(
-        task, info.num_classes, **({"flip": info.flip_invariant} if task != "video" else {})
-    )
+    strategy = make_task(task, info.num_classes, **_task_options(task, info))
     settings = {
         "dataset": info.name,
         "epochs": epochs,

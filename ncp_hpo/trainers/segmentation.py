@@ -7,6 +7,7 @@ with the "poly" schedule (power 0.9) down to 1e-4; random resize-crop and horizo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -39,15 +40,30 @@ class SegmentationTask(Task):
     main_metric = "mIoU"
     recipe = SEG_RECIPE
 
-    def __init__(self, num_classes: int, *, flip: bool = True, ignore_index: int = 255) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        flip: bool = True,
+        ignore_index: int = 255,
+        class_weights: Sequence[float] | Tensor | None = None,
+    ) -> None:
         super().__init__(num_classes, flip=flip)
         self.ignore_index = ignore_index
+        self.class_weights = (
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        )
+        if self.class_weights is not None and self.class_weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights needs {num_classes} values, got {tuple(self.class_weights.shape)}"
+            )
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         out = output.float()
         if out.shape[-2:] != target.shape[-2:]:
             out = F.interpolate(out, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        return F.cross_entropy(out, target.long(), ignore_index=self.ignore_index)
+        w = None if self.class_weights is None else self.class_weights.to(out.device)
+        return F.cross_entropy(out, target.long(), weight=w, ignore_index=self.ignore_index)
 
     def evaluator(self, input_size: tuple[int, int]) -> ConfusionAccumulator:
         return ConfusionAccumulator(self.num_classes, ignore_index=self.ignore_index)
