@@ -87,4 +87,4 @@ def pareto_mask(scores: np.ndarray) -> np.ndarray:
     ge = (scores[:, None, :] >= scores[None, :, :]).all(-1)
     gt = (scores[:, None, :] > scores[None, :, :]).any(-1)
     dominated = (ge & gt).any(0)
-    return ~dominated
+    return np.asarray(~dominated)

@@ -9,6 +9,7 @@ to report valid codes; samplers go through ``to_params``/``from_params``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,6 +70,14 @@ class CodeSpace(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} defines no neighbourhood")
 
+    def flops(self, codes: Any, **kwargs: Any) -> np.ndarray:
+        """Exact FLOPs of valid code(s) (``d`` -> ``()``, ``n x d`` -> ``n``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form FLOPs")
+
+    def params(self, codes: Any, **kwargs: Any) -> np.ndarray:
+        """Exact parameter counts of valid code(s) (``d`` -> ``()``, ``n x d`` -> ``n``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form parameter count")
+
     def flops_torch(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable FLOPs of continuous codes ``x`` (``... x d``) -> ``...``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form FLOPs")
@@ -79,7 +88,7 @@ class CodeSpace(ABC):
         """One valid code (``d``) -> Optuna/Ax parameter dict (native Python values)."""
 
     @abstractmethod
-    def from_params(self, params: dict[str, Any]) -> np.ndarray:
+    def from_params(self, params: Mapping[str, Any]) -> np.ndarray:
         """Parameter dict (as produced by :meth:`suggest`) -> validated code, shape ``d``."""
 
     @abstractmethod

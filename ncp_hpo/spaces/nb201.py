@@ -287,14 +287,16 @@ class NB201Space(CodeSpace):
         return self.from_indices(np.asarray(idx, dtype=np.int64))
 
     # -- cost model ------------------------------------------------------------------------
-    def flops(self, codes: Any) -> np.ndarray:
+    def flops(self, codes: Any, **kwargs: Any) -> np.ndarray:
         """Multiply-accumulates of the benchmark's network for code(s); int64, shape ``()``
         or ``n``. Divide by 1e6 for the file's ``Flops`` (M) column."""
+        _no_options(kwargs)
         return _BASE_MACS + _OP_MACS[self.to_indices(codes)].sum(-1)
 
-    def params(self, codes: Any) -> np.ndarray:
+    def params(self, codes: Any, **kwargs: Any) -> np.ndarray:
         """Parameter count of the benchmark's network for code(s); int64, shape ``()`` or
         ``n``. Divide by 1e6 for the file's ``Params`` (M) column."""
+        _no_options(kwargs)
         return _BASE_PARAMS + _OP_PARAMS[self.to_indices(codes)].sum(-1)
 
     def flops_torch(self, x: torch.Tensor) -> torch.Tensor:
@@ -353,3 +355,9 @@ class NB201Space(CodeSpace):
 def as_nb201_array(codes: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Validate ``codes`` (one or many) and return an ``n x 30`` int64 array."""
     return NB201Space().validate(codes).reshape(-1, NUM_EDGES * NUM_OPS)
+
+
+def _no_options(kwargs: dict[str, Any]) -> None:
+    """The NAS-Bench-201 network is fixed: cost options of other spaces do not apply."""
+    if kwargs:
+        raise TypeError(f"NB201Space costs take no options, got {sorted(kwargs)}")
