@@ -73,7 +73,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--artifacts-destination",
         str(root / "artifacts"),
     ]
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
     )

@@ -26,9 +26,7 @@ from ncp_hpo.trainers.metrics import (
 
 
 def test_topk_counts_by_hand() -> None:
-    logits = torch.tensor(
-        [[0.1, 0.5, 0.2, 0.9], [0.8, 0.1, 0.7, 0.0], [0.2, 0.3, 0.4, 0.1]]
-    )
+    logits = torch.tensor([[0.1, 0.5, 0.2, 0.9], [0.8, 0.1, 0.7, 0.0], [0.2, 0.3, 0.4, 0.1]])
     target = torch.tensor([3, 2, 3])
     # ranks of the targets: 1, 2, 4
     assert topk_correct(logits, target, (1, 2, 3, 5)) == {1: 1, 2: 2, 3: 2, 5: 3}
@@ -131,8 +129,10 @@ def test_decode_centers_by_hand() -> None:
 
 def test_encoded_targets_decode_to_perfect_ap() -> None:
     boxes = torch.tensor(
-        [[[4.0, 4, 12, 20], [30, 40, 33, 43], [0, 0, 0, 0]], [[40.0, 8, 47, 14], [0, 0, 0, 0],
-                                                              [0, 0, 0, 0]]]
+        [
+            [[4.0, 4, 12, 20], [30, 40, 33, 43], [0, 0, 0, 0]],
+            [[40.0, 8, 47, 14], [0, 0, 0, 0], [0, 0, 0, 0]],
+        ]
     )
     labels = torch.tensor([[0, 1, -1], [2, -1, -1]])
     heat, index, reg, valid = encode_targets(boxes, labels, 3, (16, 16), 4.0)
