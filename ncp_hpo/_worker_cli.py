@@ -36,7 +36,8 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -256,14 +257,14 @@ def register_worker_commands(subparsers: Any) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    _quiet_library_output(verbose=args.verbose)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        worker = Worker.from_args(args)
-        summary = worker.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(summary.line(), flush=True)
+    with _cli_output(verbose=args.verbose):
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+        try:
+            worker = Worker.from_args(args)
+            summary = worker.run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        print(summary.line(), flush=True)
     if summary.stopped_reason:
         raise WorkerError(summary.stopped_reason)
     return 0
@@ -273,17 +274,30 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # the running trial is told FAIL; its budget slot is freed
 
 
-def _quiet_library_output(*, verbose: bool) -> None:
-    """One-line warnings, no experimental-feature noise, Optuna quiet unless verbose."""
+@contextmanager
+def _cli_output(*, verbose: bool) -> Iterator[None]:
+    """One-line warnings, no experimental-feature noise, Optuna quiet unless verbose
+    (restored afterwards, so calling ``main`` in-process leaves no trace)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    warnings.simplefilter("ignore", FutureWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    if not verbose:
-        warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
-        logging.getLogger("alembic").setLevel(logging.ERROR)
+    level = optuna.logging.get_verbosity()
+    alembic = logging.getLogger("alembic")
+    alembic_level = alembic.level
+    fmt = warnings.formatwarning
+    with warnings.catch_warnings():
+        optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if not verbose:
+            warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
+            alembic.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            warnings.formatwarning = fmt
+            alembic.setLevel(alembic_level)
+            optuna.logging.set_verbosity(level)
 
 
 def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> str:
