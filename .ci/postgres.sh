@@ -1,5 +1,5 @@
 # Source this file (bash) to get a throwaway PostgreSQL server for the distributed tests:
-#   source .ci/postgres.sh      # exports NCP_HPO_TEST_POSTGRES=postgresql+psycopg2://...
+#   source .ci/postgres.sh      # exports NCP_HPO_TEST_POSTGRES=postgresql+psycopg://...
 # Idempotent: installs PostgreSQL with apt only when no server binaries exist, initialises a
 # private cluster once (under $NCP_HPO_PG_DIR, default /tmp/ncp-hpo-pg), starts it only when
 # it is not already answering, and creates the test role/database only when missing.
@@ -45,8 +45,8 @@ ncp_hpo_start_postgres() {
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
         "${psql[@]}" -c "CREATE DATABASE $db OWNER $role" >/dev/null
     fi
-    export NCP_HPO_TEST_POSTGRES="postgresql+psycopg2://$role:$password@127.0.0.1:$port/$db"
-    echo "ci: PostgreSQL ready at postgresql+psycopg2://$role:***@127.0.0.1:$port/$db" >&2
+    export NCP_HPO_TEST_POSTGRES="postgresql+psycopg://$role:$password@127.0.0.1:$port/$db"
+    echo "ci: PostgreSQL ready at postgresql+psycopg://$role:***@127.0.0.1:$port/$db" >&2
 }
 
 if [ -z "${NCP_HPO_TEST_POSTGRES:-}" ]; then

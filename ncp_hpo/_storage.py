@@ -9,8 +9,10 @@ copy of it (same parameters) as a WAITING trial that the next free worker runs
 
 URLs:
 
-``postgresql://USER:PASSWORD@HOST:PORT/DB`` (also ``postgresql+psycopg2://``, ``mysql://``...)
-    :class:`optuna.storages.RDBStorage`. The recommended storage for many machines.
+``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB`` (any SQLAlchemy URL: ``mysql+pymysql://``...)
+    :class:`optuna.storages.RDBStorage`, the recommended storage for many machines. Naming
+    the driver keeps the URL stable: SQLAlchemy 2.1 reads a bare ``postgresql://`` as
+    psycopg 3, SQLAlchemy 2.0 as psycopg2.
 ``sqlite:///PATH``
     :class:`optuna.storages.RDBStorage` on a file; fine for a few processes on one machine.
 ``journal:PATH``
@@ -54,8 +56,9 @@ __all__ = [
 
 HEARTBEAT_ATTR = "ncp_hpo:heartbeat"
 _DRIVER_HINTS = {
-    "postgresql": "pip install 'ncp-hpo[postgres]' (or psycopg2-binary)",
-    "mysql": "pip install pymysql and use mysql+pymysql://",
+    # SQLAlchemy 2.1 reads postgresql:// as postgresql+psycopg:// (psycopg 3), 2.0 as psycopg2
+    "postgresql": "pip install 'ncp-hpo[postgres]' (psycopg 3) and write postgresql+psycopg://",
+    "mysql": "pip install pymysql and write mysql+pymysql://",
 }
 
 
@@ -282,9 +285,11 @@ def _open_rdb(
         ) from None
     except ImportError as exc:
         hint = _DRIVER_HINTS.get(backend, "install the database driver")
+        cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+        missing = getattr(cause, "name", None)
+        what = f"module {missing!r}" if missing else _first_line(cause)
         raise StorageError(
-            f"storage {shown!r} needs a database driver that is not installed "
-            f"({_first_line(exc)}): {hint}"
+            f"storage {shown!r} needs a database driver that is not installed ({what}): {hint}"
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
