@@ -41,6 +41,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def closed_port_url() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/health", timeout=1) as r:
