@@ -350,6 +350,7 @@ class DetectionAccumulator:
     input_size: tuple[int, int]
     iou_threshold: float = 0.5
     max_detections: int = 50
+    score_threshold: float = 0.01
     detections: list[Detections] = field(default_factory=list)
     ground_truth: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
@@ -361,6 +362,7 @@ class DetectionAccumulator:
             regression,
             stride=stride,
             max_detections=self.max_detections,
+            score_threshold=self.score_threshold,
         )
         self.detections += dets
         for boxes, labels in zip(target["boxes"], target["labels"], strict=True):
