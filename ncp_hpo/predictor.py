@@ -37,6 +37,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -366,7 +367,7 @@ class _EnsembleMLP(nn.Module):
         def lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
             if e == 1:
                 return torch.addmm(b[0, 0], x, w[0]).unsqueeze(0)
-            return torch.baddbmm(b, x.expand(e, *x.shape), w)
+            return torch.baddbmm(b, x.expand(e, *x.shape) if x.ndim == 2 else x, w)
 
         def f(z: Tensor) -> Tensor:
             h = act(lin(z, w1, b1))  # E x N x H
@@ -406,19 +407,34 @@ def _adam(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set ``torch.set_num_threads`` (``None`` leaves it alone)."""
+    """Temporarily set ``torch.set_num_threads`` (``None`` leaves it alone).
+
+    The setting is process-global, and samplers call in from several threads (Optuna's
+    ``n_jobs``): the first caller in saves the user's value and the last one out restores
+    it; callers that overlap share the first caller's count.
+    """
     if n is None:
         yield
         return
-    old = torch.get_num_threads()
-    if old == n:
-        yield
-        return
-    torch.set_num_threads(n)
+    global _THREADS_DEPTH, _THREADS_SAVED
+    with _THREADS_LOCK:
+        if _THREADS_DEPTH == 0:
+            _THREADS_SAVED = torch.get_num_threads()
+            if _THREADS_SAVED != n:
+                torch.set_num_threads(n)
+        _THREADS_DEPTH += 1
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        with _THREADS_LOCK:
+            _THREADS_DEPTH -= 1
+            if _THREADS_DEPTH == 0 and torch.get_num_threads() != _THREADS_SAVED:
+                torch.set_num_threads(_THREADS_SAVED)
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS_DEPTH = 0
+_THREADS_SAVED = 1
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,21 @@ def test_dropout_mask_rate() -> None:
 
 
 def test_threads_restored() -> None:
+    import threading
+
     x, y = _synthetic(100)
     before = torch.get_num_threads()
     NeuralPredictor(epochs=1, n_threads=1).fit(x, y)
+    assert torch.get_num_threads() == before
+    # overlapping calls from several threads (Optuna n_jobs) restore the user's value too
+    workers = [
+        threading.Thread(target=lambda: NeuralPredictor(epochs=2, n_threads=1).fit(x, y))
+        for _ in range(3)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     assert torch.get_num_threads() == before
 
 
@@ -244,6 +256,11 @@ def test_ensemble_mean_and_spread() -> None:
     assert members.shape == (4, 10, 2)
     manual = (members * p.target_std_ + p.target_mean_).mean(0).detach().numpy()
     np.testing.assert_allclose(mean, manual, rtol=1e-5)
+    z = p.standardize(torch.as_tensor(x[:10]).float())
+    frozen = p.forward_standardized(z) * p.target_std_ + p.target_mean_  # ensemble mean
+    np.testing.assert_allclose(frozen.detach().numpy(), mean, rtol=1e-5)
+    sub = p.forward_standardized(z, outputs=[1]) * p.target_std_[1] + p.target_mean_[1]
+    np.testing.assert_allclose(sub[:, 0].detach().numpy(), mean[:, 1], rtol=1e-5)
 
 
 def test_warm_start_keeps_the_function_then_trains() -> None:
