@@ -492,3 +492,14 @@ def test_nb201_one_hot_steps() -> None:
     assert not np.allclose(cont[5], res.trajectory.rounded[5])
     with pytest.raises(ValueError, match="winner_takes_all"):
         propagate(p, space, start, strategy="winner_takes_all", flops_source="none")
+
+
+def test_ensemble_predictor_and_tensor_start() -> None:
+    x = SPACE.sample(200, seed=0).astype(np.float64)
+    y = {"acc": x[:, 0] / 8 - x[:, 2], "flops": SPACE.flops(x.astype(np.int64)) / 1e5}
+    p = NeuralPredictor(n_members=3, epochs=3, seed=0).fit(x, y)
+    res = propagate(p, SPACE, torch.tensor([24.0, 24.0, 2.0, 2.0]), iterations=10)
+    assert res.codes.shape == (1, 4)
+    SPACE.validate(res.trajectory.rounded.reshape(-1, 4))
+    # the reported metric is the ensemble mean prediction of the final code
+    np.testing.assert_allclose(res.metrics[0, 0], p.predict(res.codes[0])[0], rtol=1e-5)
