@@ -66,6 +66,7 @@ iterations (one "step") the code is reset to its per-edge arg-max (``space.round
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -857,14 +858,15 @@ def _exact_costs(
     with_params: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Exact FLOPs and parameter counts (``N`` float64 each) where the space has them."""
-    flops_fn = getattr(space, "flops", None) if with_flops else None
-    params_fn = getattr(space, "params", None) if with_params else None
-    flops = None if flops_fn is None else np.asarray(flops_fn(codes, **fkw), dtype=np.float64)
-    params = None
-    if params_fn is not None:
+    flops = params = None
+    if with_flops:
+        with contextlib.suppress(NotImplementedError):
+            flops = np.asarray(space.flops(codes, **fkw), dtype=np.float64)
+    if with_params:
         # parameter counts do not depend on the input geometry or the counting convention
         pkw = {k: v for k, v in fkw.items() if k not in ("input_size", "frames", "convention")}
-        params = np.asarray(params_fn(codes, **pkw), dtype=np.float64)
+        with contextlib.suppress(NotImplementedError):
+            params = np.asarray(space.params(codes, **pkw), dtype=np.float64)
     return flops, params
 
 
