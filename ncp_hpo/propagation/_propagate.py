@@ -665,8 +665,8 @@ def _propagate(
             raise ValueError("flops_reference codes all have the same FLOPs; cannot standardise")
 
     def forward(z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Standardised codes ``n x d`` -> metric preds ``n x k`` (signed: higher is better
-        for every column) and FLOPs ``n x k`` (``"predictor"``) / ``n`` (``"exact"``)."""
+        """Standardised codes ``n x d`` -> standardised metric predictions ``n x k`` and
+        FLOPs: ``n x k`` (learned, ``"predictor"``), ``n`` (``"exact"``) or ``None``."""
         preds, fpreds = [], []
         for o in objs:
             zt = z if o.same_frame else (z * sigma32 + mu32 - o.mean) / o.std
