@@ -624,7 +624,9 @@ class Worker:
         if recorded is None:
             study.set_user_attr(OBJECTIVE_ATTR, self.spec.description)
             if study.metric_names is None:
-                study.set_metric_names(self.spec.metric_names)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(self.spec.metric_names)
         elif _describe_key(recorded) != _describe_key(self.spec.description):
             raise WorkerError(
                 f"study {self.study_name!r} was created for {_describe(recorded)}, but this "
@@ -726,6 +728,7 @@ class Worker:
 
     def _may_start(self, study: optuna.Study, start: float) -> bool:
         """Whether this worker should ask for another trial (waits while others hold it)."""
+        import optuna
         from optuna.storages import fail_stale_trials
         from optuna.trial import TrialState
 
@@ -747,7 +750,9 @@ class Worker:
                     "waiting in case a running trial fails"
                 )
                 waited = True
-            fail_stale_trials(study)  # a dead worker's trial frees its slot (and is retried)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)  # a dead worker's trial frees its slot (is retried)
             time.sleep(self.poll)
 
     def _over_budget(self, trial: optuna.trial.Trial) -> bool:

@@ -49,7 +49,9 @@ class Workers:
                 codes.append(p.wait(timeout=max(1.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError(f"workers did not finish in {timeout} s:\n{self.tail()}")
+                raise AssertionError(
+                    f"workers did not finish in {timeout} s:\n{self.tail()}"
+                ) from None
         return codes
 
     def kill(self) -> None:
@@ -105,9 +107,7 @@ def start_workers(
         ]
         with open(log, "wb") as fh:
             procs.append(
-                subprocess.Popen(
-                    cmd, stdout=fh, stderr=subprocess.STDOUT, env=env or worker_env()
-                )
+                subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env or worker_env())
             )
         logs.append(log)
     return Workers(procs, logs)

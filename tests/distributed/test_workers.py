@@ -96,7 +96,9 @@ def _wait_for_running(study, number: int, timeout: float):
     raise AssertionError(f"trial {number} never ran")
 
 
-@pytest.mark.parametrize("backend", ["postgres", "journal"])
+# PostgreSQL end to end; the journal and SQLite heartbeats are tested in-process
+# (test_storage.py), which is much faster than another set of worker processes
+@pytest.mark.parametrize("backend", ["postgres"])
 def test_a_killed_worker_trial_is_failed_by_heartbeat_and_rerun(
     backend: str,
     request: pytest.FixtureRequest,

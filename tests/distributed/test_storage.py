@@ -1,0 +1,113 @@
+"""``open_storage`` and heartbeats, in-process: a stale trial is failed and queued again.
+
+A "dead worker" here is a trial that recorded a heartbeat and then stopped beating; the
+multi-process SIGKILL version is in ``test_workers.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+from optuna.storages import fail_stale_trials
+from optuna.trial import TrialState
+
+from ncp_hpo._storage import HeartbeatJournalStorage, StorageError, open_storage, redact_url
+
+BACKENDS = ["sqlite", "journal", "postgres"]
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::optuna.exceptions.ExperimentalWarning",
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize",
+)
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    kind = request.param
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 's.db'}"
+    if kind == "journal":
+        return f"journal:{tmp_path / 's.log'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _stale_trial(study: optuna.Study) -> optuna.trial.Trial:
+    trial = study.ask()
+    trial.suggest_int("x", 0, 100)
+    study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    return trial
+
+
+@pytest.mark.parametrize("url", BACKENDS, indirect=True)
+def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name: str) -> None:
+    storage = open_storage(url, heartbeat=1, grace=1, retries=1)
+    study = optuna.create_study(study_name=study_name, storage=storage)
+    try:
+        dead = _stale_trial(study)
+        alive = study.ask()  # never beat (a plain study.optimize elsewhere): never failed
+        time.sleep(2.2)
+        fail_stale_trials(study)
+        fail_stale_trials(study)  # idempotent: one failure, one retry
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        assert trials[dead.number].state == TrialState.FAIL
+        assert trials[alive.number].state == TrialState.RUNNING
+        waiting = [t for t in trials.values() if t.state == TrialState.WAITING]
+        assert len(waiting) == 1
+        assert waiting[0].params == trials[dead.number].params
+        assert waiting[0].system_attrs["failed_trial"] == dead.number
+
+        retry = study.ask()  # the queued copy is popped first, with the same code
+        assert retry.number == waiting[0].number
+        assert retry.suggest_int("x", 0, 100) == trials[dead.number].params["x"]
+        # it inherited the dead trial's attributes but must not count as stale before it beats
+        fail_stale_trials(study)
+        assert study._storage.get_trial(retry._trial_id).state == TrialState.RUNNING
+        study._storage.record_heartbeat(retry._trial_id)  # type: ignore[attr-defined]
+        time.sleep(2.2)
+        fail_stale_trials(study)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        assert states.count(TrialState.WAITING) == 0  # max_retry=1: not queued a second time
+        study.tell(alive, 1.0)
+    finally:
+        if url.startswith("postgresql"):
+            optuna.delete_study(study_name=study_name, storage=url)
+
+
+@pytest.mark.parametrize("url", ["sqlite", "journal"], indirect=True)
+def test_heartbeat_disabled_means_no_failing(url: str) -> None:
+    storage = open_storage(url, heartbeat=0)
+    assert not isinstance(storage, HeartbeatJournalStorage)
+    study = optuna.create_study(storage=storage)
+    t = study.ask()
+    fail_stale_trials(study)
+    assert study._storage.get_trial(t._trial_id).state == TrialState.RUNNING
+
+
+def test_journal_storage_shares_trials_between_instances(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 's.log'}"
+    a = optuna.create_study(study_name="s", storage=open_storage(url))
+    a.add_trial(
+        optuna.create_trial(params={"x": 3}, distributions={"x": IntDistribution(0, 9)}, value=1.0)
+    )
+    b = optuna.load_study(study_name="s", storage=open_storage(url, heartbeat=0))
+    assert [t.params for t in b.trials] == [{"x": 3}]
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgresql+psycopg://u:p@ss@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert redact_url("journal:x.log") == "journal:x.log"
+
+
+def test_argument_checks(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="heartbeat"):
+        open_storage(f"sqlite:///{tmp_path / 'a.db'}", heartbeat=-1)
+    with pytest.raises(ValueError, match="grace needs a heartbeat"):
+        open_storage(f"sqlite:///{tmp_path / 'a.db'}", heartbeat=0, grace=5)
+    with pytest.raises(StorageError, match="empty"):
+        open_storage("  ")
