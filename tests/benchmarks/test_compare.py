@@ -1,0 +1,314 @@
+"""The comparison runner (``ncp-hpo compare``): statistics, resuming, MLflow, CLI, outputs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from ncp_hpo.benchmarks._compare import (
+    BenchmarkInfo,
+    CompareConfig,
+    CompareError,
+    RunRecord,
+    best_so_far,
+    hypervolume_2d,
+    hypervolume_history,
+    open_storage,
+    paired_wilcoxon,
+    pareto_front_2d,
+    run_comparison,
+    study_name,
+    summarize_runs,
+    summary_stat,
+)
+from ncp_hpo.cli import main
+
+NB201 = "nas-bench-201"
+
+
+# -- statistics against hand-computed values ---------------------------------------------
+def test_summary_stat_median_and_iqr_by_hand() -> None:
+    s = summary_stat([5.0, 1.0, 4.0, 2.0, 3.0, float("nan")])
+    # sorted 1..5: median 3, 25th percentile 2, 75th 4 (linear interpolation), NaN ignored
+    assert (s.median, s.q25, s.q75, s.mean, s.n) == (3.0, 2.0, 4.0, 3.0, 5)
+    s4 = summary_stat([1.0, 2.0, 3.0, 4.0])
+    # positions 0.75 and 2.25 of the sorted values -> 1.75 and 3.25
+    assert (s4.median, s4.q25, s4.q75) == (2.5, 1.75, 3.25)
+    assert s4.format(1) == "2.5 [1.8, 3.2]"
+    assert summary_stat([]).n == 0
+
+
+def test_best_so_far() -> None:
+    np.testing.assert_array_equal(best_so_far([1, 3, 2, np.nan, 5]), [1, 3, 3, 3, 5])
+    np.testing.assert_array_equal(best_so_far([3, 1, 2], maximize=False), [3, 1, 1])
+
+
+def _info(
+    optimum: float | None = 10.0, directions: tuple[str, ...] = ("maximize",)
+) -> BenchmarkInfo:
+    return BenchmarkInfo(
+        setting="toy", mode="exact", objective_names=["m", "flops"][: len(directions)],
+        directions=list(directions), main_metric="m", units={}, optimum=optimum,
+        optimum_note="", fidelity=None, metric_range=(0.0, 10.0), flops_range=(0.0, 100.0),
+    )  # fmt: skip
+
+
+def _run(sampler: str, seed: int, values: list[float]) -> RunRecord:
+    n = len(values)
+    return RunRecord(
+        sampler=sampler, seed=seed, study_name=f"toy-{sampler}-seed{seed}",
+        values=np.asarray(values, dtype=float)[:, None], wall_s=np.full(n, 0.01 * (seed + 1)),
+        codes=[""] * n, sources=["table"] * n, metrics=[{}] * n, n_failed=0,
+        timestamps_ms=[0] * n,
+    )  # fmt: skip
+
+
+def test_summaries_budgets_regret_and_wilcoxon_by_hand() -> None:
+    runs = [
+        _run("ncp", 0, [1, 5, 4, 9]),  # best so far 1 5 5 9
+        _run("ncp", 1, [2, 2, 7, 7]),  # 2 2 7 7
+        _run("ncp", 2, [3, 6, 6, 8]),  # 3 6 6 8
+        _run("random", 0, [1, 2, 3, 4]),  # 1 2 3 4
+        _run("random", 1, [2, 3, 3, 7]),  # 2 3 3 7 (tie with ncp at 4)
+        _run("random", 2, [3, 4, 5, 6]),  # 3 4 5 6
+    ]
+    summ = summarize_runs(runs, _info(), samplers=["ncp", "random"], trials=4, budgets=[2, 4])
+    ncp, rnd = summ["ncp"], summ["random"]
+    # budget 2: ncp scores {5, 2, 6} -> median 5, IQR [3.5, 5.5]
+    assert (ncp.budgets[2].median, ncp.budgets[2].q25, ncp.budgets[2].q75) == (5.0, 3.5, 5.5)
+    # budget 4: ncp {9, 7, 8} -> 8 [7.5, 8.5]; regret 10 - {9,7,8} = {1,3,2} -> 2 [1.5, 2.5]
+    assert (ncp.budgets[4].median, ncp.budgets[4].q25, ncp.budgets[4].q75) == (8.0, 7.5, 8.5)
+    assert ncp.regret is not None and (ncp.regret.median, ncp.regret.q25) == (2.0, 1.5)
+    assert rnd.regret is not None and rnd.regret.median == 4.0  # 10 - {4, 7, 6}
+    assert ncp.tests[4] is None
+    t = rnd.tests[4]
+    assert t is not None
+    # differences random - ncp: {-5, 0, -2}: one tie dropped, 2 losses
+    assert (t.n, t.n_zero, t.wins, t.ties, t.losses) == (3, 1, 0, 1, 2)
+    assert t.p_value == pytest.approx(0.5)  # exact test, 2 non-zero pairs, both negative
+    assert "tie" in t.note
+    assert ncp.wall_ms == pytest.approx(20.0)  # median of 10, 20, 30 ms
+    np.testing.assert_array_equal(ncp.curves[0], [1, 5, 5, 9])
+
+
+def test_wilcoxon_matches_scipy_documented_example() -> None:
+    # scipy.stats.wilcoxon docs: these 15 differences give statistic 24, p = 0.041259765625
+    d = [6, 8, 14, 16, 23, 24, 28, 29, 41, -48, 49, 56, 60, -67, 75]
+    t = paired_wilcoxon(np.zeros(15), d)
+    assert t.statistic == 24.0
+    assert t.p_value == pytest.approx(0.041259765625, abs=1e-12)
+    assert (t.wins, t.losses, t.ties, t.note) == (13, 2, 0, "")
+
+
+def test_wilcoxon_all_ties_and_too_few_pairs_are_explicit() -> None:
+    t = paired_wilcoxon([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert (t.p_value, t.statistic, t.n_zero, t.note) == (1.0, None, 3, "all ties")
+    assert t.format() == "1 (all ties)"
+    one = paired_wilcoxon([1.0], [2.0])
+    assert one.p_value is None and "1 pair" in one.note
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_wilcoxon([1.0, 2.0], [1.0])
+
+
+def test_hypervolume_of_a_tiny_front_by_hand() -> None:
+    pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.0, 3.0], [5.0, 0.0]])
+    # (3,3) is dominated, (5,0) lies outside the reference box; the staircase of the
+    # other three up to (4,4): 1*1 + 1*2 + 1*3 = 6
+    assert hypervolume_2d(pts, (4.0, 4.0)) == pytest.approx(6.0)
+    assert hypervolume_2d(np.empty((0, 2)), (4.0, 4.0)) == 0.0
+    np.testing.assert_allclose(hypervolume_history(pts[:3], (4.0, 4.0)), [3.0, 5.0, 6.0])
+    np.testing.assert_array_equal(pareto_front_2d(pts), [[1, 3], [2, 2], [3, 1], [5, 0]])
+
+
+def test_two_objective_scores_are_normalised_hypervolume() -> None:
+    info = _info(optimum=None, directions=("maximize", "minimize"))
+    # metric 10 at FLOPs 0 is the ideal point: u = v = 0, hypervolume 1
+    r = RunRecord(
+        sampler="ncp", seed=0, study_name="x", values=np.array([[5.0, 50.0], [10.0, 0.0]]),
+        wall_s=np.zeros(2), codes=["", ""], sources=["", ""], metrics=[{}, {}], n_failed=0,
+        timestamps_ms=[0, 0],
+    )  # fmt: skip
+    summarize_runs([r], info, samplers=["ncp"], trials=2, budgets=[1, 2])
+    np.testing.assert_allclose(r.scores, [0.25, 1.0])
+
+
+# -- configuration errors ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"samplers": ("ncp", "bogus")}, "unknown sampler 'bogus'"),
+        ({"samplers": ("ncp", "ncp")}, "appears twice"),
+        ({"trials": 0}, "--trials must be"),
+        ({"lam": 0.5}, "--lam scalarises"),
+        ({"objective": "metric+flops", "samplers": ("cmaes",)}, "single-objective"),
+    ],
+)
+def test_config_errors_name_the_flag(kwargs: dict, match: str) -> None:
+    with pytest.raises(CompareError, match=match):
+        CompareConfig(NB201, **kwargs)
+
+
+def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["compare", "--benchmark", NB201, "--samplers", "ncp,bogus", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "unknown sampler 'bogus'" in err and "netadapt" in err
+    rc = main(["compare", "--benchmark", "no-such-bench", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no-such-bench" in err
+
+
+# -- end to end, resuming, MLflow ----------------------------------------------------------
+def test_cli_end_to_end_writes_tables_and_plots(shared_data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    argv = ["compare", "--benchmark", NB201, "--samplers", "ncp,random", "--trials", "8",
+            "--seeds", "2", "--budgets", "4", "--out", str(out), "--data-dir",
+            str(shared_data_dir), "--no-mlflow", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("summary.md", "summary.csv", "runs.csv", "results.json", "anytime.png"):
+        assert (out / name).stat().st_size > 0, name
+    md = (out / "summary.md").read_text()
+    assert "| `ncp` |" in md and "| `random` |" in md and "optimum 47.333" in md
+    assert "Wilcoxon p vs ncp @8" in md
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["benchmark"]["optimum"] == pytest.approx(47.3333333, abs=1e-6)
+    assert {r["sampler"] for r in doc["runs"]} == {"ncp", "random"}
+    assert all(r["n_complete"] == 8 for r in doc["runs"])
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + 2 samplers x budgets (4, 8)
+    dbs = sorted(p.name for p in (out / "studies").glob("*.db"))
+    assert dbs == [f"{study_name(NB201, s, k)}.db" for s in ("ncp", "random") for k in (0, 1)]
+
+
+def _complete(path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=open_storage(path))
+    return study.get_trials(deepcopy=False)
+
+
+def test_resume_runs_only_missing_trials_and_fails_stale_running(
+    shared_data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cmp"
+    cfg: dict[str, Any] = {
+        "samplers": ("random",),
+        "seeds": 1,
+        "out": out,
+        "data_dir": shared_data_dir,
+        "progress": False,
+    }
+    first = run_comparison(CompareConfig(NB201, trials=6, **cfg))
+    assert first.studies == {"skipped": 0, "resumed": 0, "new": 1, "stale": 0}
+    name = study_name(NB201, "random", 0)
+    path = out / "studies" / f"{name}.db"
+    before = _complete(path, name)
+    # a killed run leaves a RUNNING trial behind
+    study = optuna.load_study(study_name=name, storage=open_storage(path))
+    study.ask()
+    second = run_comparison(CompareConfig(NB201, trials=10, **cfg))
+    assert second.studies == {"skipped": 0, "resumed": 1, "new": 0, "stale": 1}
+    after = _complete(path, name)
+    states = [t.state for t in after]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 10
+    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the stale one, never counted
+    assert [(t.params, t.datetime_start) for t in after[:6]] == [
+        (t.params, t.datetime_start) for t in before
+    ]  # the first 6 trials untouched: only the missing 4 ran
+    assert second.runs[0].n == 10 and second.runs[0].n_failed == 1
+    third = run_comparison(CompareConfig(NB201, trials=10, **cfg))
+    assert third.studies["skipped"] == 1 and len(_complete(path, name)) == 11
+    with pytest.raises(CompareError, match="other settings"):
+        run_comparison(CompareConfig(NB201, trials=10, objective="metric+flops", **cfg))
+
+
+def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_path: Path) -> None:
+    res = run_comparison(
+        CompareConfig(NB201, samplers=("random",), trials=5, seeds=2, objective="metric+flops",
+                      out=tmp_path, data_dir=shared_data_dir, progress=False)
+    )  # fmt: skip
+    assert res.info.optimum is not None and 0 < res.info.optimum < 1
+    assert (tmp_path / "pareto.png").stat().st_size > 0
+    for r in res.runs:  # exact mode: the table front bounds every study's hypervolume
+        assert np.all(np.diff(r.scores) >= 0) and r.scores[-1] <= res.info.optimum + 1e-12
+
+
+def test_mlflow_round_trip_and_unreachable_server(shared_data_dir: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ncp_hpo.benchmarks._tracking import CompareTrackingWarning, log_comparison
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = run_comparison(
+        CompareConfig(NB201, samplers=("ncp", "random"), trials=4, seeds=2, out=tmp_path / "o",
+                      data_dir=shared_data_dir, progress=False, mlflow=True, mlflow_uri=uri,
+                      mlflow_experiment="t")
+    )  # fmt: skip
+    assert res.mlflow_run_id is not None
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("t")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.info.run_id == res.mlflow_run_id]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == res.mlflow_run_id]
+    assert len(parent) == 1 and len(runs) == 5 and len(children) == 4
+    child = children[0]
+    assert child.data.params["benchmark"] == NB201 and child.data.params["budget"] == "4"
+    assert {"sampler", "seed", "lambda", "objective", "mode"} <= set(child.data.params)
+    hist = client.get_metric_history(child.info.run_id, "best_so_far")
+    assert sorted(m.step for m in hist) == [0, 1, 2, 3]
+    values = [m.value for m in sorted(hist, key=lambda m: m.step)]
+    assert values == sorted(values)  # best so far never decreases
+    arts = {a.path for a in client.list_artifacts(res.mlflow_run_id)}
+    assert {"summary.md", "summary.csv", "results.json", "anytime.png"} <= arts
+    # a rerun reuses the parent and the finished children
+    again = run_comparison(
+        CompareConfig(NB201, samplers=("ncp", "random"), trials=4, seeds=2, out=tmp_path / "o",
+                      data_dir=shared_data_dir, progress=False, mlflow=True, mlflow_uri=uri,
+                      mlflow_experiment="t")
+    )  # fmt: skip
+    assert again.mlflow_run_id == res.mlflow_run_id
+    assert len(client.search_runs([exp.experiment_id])) == 5
+    # unreachable server: one warning, no exception, files stay
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert log_comparison(res, uri="http://127.0.0.1:9") is None
+    hits = [w for w in caught if issubclass(w.category, CompareTrackingWarning)]
+    assert len(hits) == 1 and "unavailable" in str(hits[0].message)
+    assert (tmp_path / "o" / "summary.md").is_file()
+
+
+# -- paper protocol pieces ------------------------------------------------------------------
+class _LinearPredictor:
+    """Duck-typed predictor: the metric is the sum of the code."""
+
+    def __init__(self) -> None:
+        self.metric_names_ = ["m"]
+        self.main_metric_ = "m"
+
+    def predict(self, codes: np.ndarray) -> np.ndarray:
+        return np.atleast_2d(codes).sum(1, keepdims=True).astype(float)
+
+
+def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
+    from ncp_hpo.benchmarks._paper_protocol import netadapt_greedy
+    from ncp_hpo.propagation import paper_start
+    from ncp_hpo.spaces import MultiResolutionSpace
+
+    space = MultiResolutionSpace()
+    start = paper_start(space)
+    code, steps = netadapt_greedy(
+        _LinearPredictor(), space, start, lam=0.0, metric_std=1.0, flops_std=1.0, max_steps=5
+    )
+    assert steps == 5 and code.sum() > start.sum()
+    # with a huge FLOPs weight no move that adds FLOPs is taken, shrinking moves are
+    small, _ = netadapt_greedy(
+        _LinearPredictor(), space, start, lam=1e6, metric_std=1.0, flops_std=1.0, max_steps=3
+    )
+    from ncp_hpo.spaces.cost import flops
+
+    assert flops(small[None], convention="thop")[0] < flops(start[None], convention="thop")[0]
