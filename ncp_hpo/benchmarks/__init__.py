@@ -2,7 +2,9 @@
 
 Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
 :mod:`ncp_hpo.benchmarks._oracle`) and Optuna objectives (:class:`BenchmarkObjective`,
-:class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`).
+:class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
+sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
+:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`).
 
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
 >>> seg = load_benchmark("seg")                              # doctest: +SKIP
@@ -20,6 +22,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ncp_hpo.benchmarks._compare import (
+    CompareConfig,
+    CompareError,
+    ComparisonResult,
+    run_comparison,
+)
 from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
 from ncp_hpo.benchmarks._oracle import (
     Fidelity,
@@ -63,6 +71,9 @@ __all__ = [
     "UPSTREAM_REPO",
     "BenchmarkObjective",
     "BenchmarkTable",
+    "CompareConfig",
+    "CompareError",
+    "ComparisonResult",
     "FetchResult",
     "Fidelity",
     "Location",
@@ -86,6 +97,7 @@ __all__ = [
     "oracle_cache_path",
     "oracle_features",
     "resolve_path",
+    "run_comparison",
     "safe_load_pickle",
 ]
 
