@@ -1,0 +1,970 @@
+"""``ncp-hpo train`` and ``ncp-hpo study``: real training trials from the command line.
+
+Train one architecture code on a task's embedded dataset::
+
+    ncp-hpo train --task cls --code 64_64-2_1_2_64-...-64 --epochs 3 [--save-weights w.pt]
+
+Run (or resume) an Optuna study of real training trials, pruned by default, tracked in
+MLflow as one parent run per study with a nested run per trial::
+
+    ncp-hpo study --task cls --sampler ncp --prior cls-50-1000 --trials 20 \\
+        --storage sqlite:///study.db --study-name digits-ncp --epochs 3
+
+``--trials`` is the study's total budget of COMPLETE + PRUNED trials: running the same
+command again (same ``--storage`` and ``--study-name``) runs only the missing trials and
+keeps logging under the same MLflow parent run (its id is the study user attribute
+``mlflow_parent_run_id``). An unreachable MLflow store costs one warning, never a trial:
+results always stay in the Optuna storage (trial user attributes).
+
+The pieces shared with ``ncp-hpo worker`` (sampler construction, the training objective,
+storage URLs, the one-line CLI output) come from :mod:`ncp_hpo._worker_cli`, so a study
+started here can be joined by workers and the other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optuna.pruners import BasePruner
+
+from ncp_hpo._worker_cli import (
+    FAIL_ATTR,
+    OBJECTIVE_ATTR,
+    _cli_output,
+    _describe,
+    _describe_key,
+    _key_value,
+    _non_negative_float,
+    _non_negative_int,
+    _positive_float,
+    _positive_int,
+    _short,
+)
+from ncp_hpo.exceptions import NCPError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.samplers import BaseSampler
+    from optuna.trial import FrozenTrial
+
+    from ncp_hpo.predictor import NeuralPredictor
+    from ncp_hpo.trainers.tracking import MLflowTracker
+
+__all__ = [
+    "PARENT_RUN_ATTR",
+    "SAMPLERS",
+    "TrainingCLIError",
+    "register_training_commands",
+]
+
+TASK_CHOICES = ("cls", "seg", "video", "bev-det")
+SAMPLERS = ("ncp", "netadapt", "neural-predictor", "random", "tpe", "gp")
+PREDICTOR_SAMPLERS = ("ncp", "netadapt", "neural-predictor")
+PRUNERS = ("median", "hyperband", "none")
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+TRACKING_URI_ATTR = "mlflow_tracking_uri"
+MAX_FAILURES_IN_ROW = 3
+TOP_K = 5
+
+
+class TrainingCLIError(NCPError, ValueError):
+    """A bad ``train``/``study`` argument, or a study that had to stop."""
+
+
+# ---------------------------------------------------------------------------------------
+# argument types
+# ---------------------------------------------------------------------------------------
+def _device_arg(text: str) -> str:
+    t = text.strip().lower()
+    if t in ("cpu", "cuda", "auto") or (t.startswith("cuda:") and t[5:].isdigit()):
+        return t
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+
+
+def _add_training_options(p: argparse.ArgumentParser, *, epochs: int) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument(
+        "--epochs", type=_positive_int, default=epochs, help=f"epochs (default {epochs})"
+    )
+    g.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+    g.add_argument(
+        "--image-size", type=_positive_int, metavar="S", help="input side (dataset default)"
+    )
+    g.add_argument(
+        "--dataset",
+        metavar="NAME|DIR",
+        help="embedded dataset or image folder (default: the task's embedded dataset)",
+    )
+    g.add_argument("--train-size", type=_positive_int, metavar="N", help="training samples")
+    g.add_argument("--val-size", type=_positive_int, metavar="N", help="validation samples")
+    g.add_argument(
+        "--device",
+        type=_device_arg,
+        default="auto",
+        help="cpu, cuda, cuda:N or auto (default: CUDA when available)",
+    )
+    g.add_argument(
+        "--amp",
+        choices=("auto", "bf16", "fp16", "off"),
+        default="auto",
+        help="mixed precision (default auto: bf16 on CUDA where supported, off on the CPU)",
+    )
+
+
+def _add_tracking_options(p: argparse.ArgumentParser, *, experiment_help: str) -> None:
+    g = p.add_argument_group("MLflow tracking (on by default)")
+    g.add_argument(
+        "--mlflow-uri",
+        metavar="URI",
+        help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+    g.add_argument("--mlflow-experiment", metavar="NAME", help=experiment_help)
+    g.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+
+def register_training_commands(subparsers: Any) -> None:
+    """Add ``ncp-hpo train`` and ``ncp-hpo study``."""
+    t = subparsers.add_parser(
+        "train",
+        help="train one architecture code on a task and print its metrics and cost",
+        description=(
+            "Build the network of CODE for TASK, train it on the task's embedded dataset "
+            "(or --dataset), print the validation metrics, FLOPs, parameters, wall time and "
+            "throughput, and log one MLflow run."
+        ),
+    )
+    t.add_argument("--task", required=True, choices=TASK_CHOICES)
+    t.add_argument(
+        "--code",
+        required=True,
+        metavar="CODE",
+        help="multi-resolution code string, e.g. "
+        "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64",
+    )
+    _add_training_options(t, epochs=3)
+    t.add_argument("--seed", type=int, default=0, help="data split, weights, augmentation")
+    t.add_argument(
+        "--save-weights",
+        metavar="PATH",
+        help="save the trained state_dict (torch.save; safetensors for a .safetensors PATH)",
+    )
+    _add_tracking_options(t, experiment_help="MLflow experiment (default ncp-hpo)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--verbose", action="store_true", help="tracebacks and library logs")
+    t.set_defaults(func=_cmd_train)
+
+    s = subparsers.add_parser(
+        "study",
+        help="run or resume an Optuna study of real training trials (MLflow-tracked)",
+        description=(
+            "Search architecture codes for TASK with SAMPLER, training each trial for real. "
+            "--trials is the total of COMPLETE + PRUNED trials: rerunning with the same "
+            "--storage and --study-name runs only what is missing."
+        ),
+    )
+    s.add_argument("--task", required=True, choices=TASK_CHOICES)
+    s.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="default: ncp")
+    s.add_argument(
+        "--prior",
+        metavar="SETTING|PATH",
+        help="predictor prior for ncp/netadapt/neural-predictor: a NAS-Bench-MR setting "
+        "(e.g. cls-50-1000; fitted now) or a saved NeuralPredictor (.safetensors)",
+    )
+    s.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="benchmark data for --prior SETTING (else $NCP_HPO_DATA, then the user cache)",
+    )
+    s.add_argument(
+        "--lam",
+        type=_non_negative_float,
+        help="FLOPs penalty of the ncp/netadapt/neural-predictor proposals (default 0)",
+    )
+    s.add_argument(
+        "--startup-trials",
+        type=_non_negative_int,
+        metavar="N",
+        help="random trials before the sampler's model is used (sampler default; 0 with a prior)",
+    )
+    s.add_argument(
+        "--sampler-param",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sampler argument, VALUE in JSON (repeatable), e.g. iterations=20",
+    )
+    s.add_argument(
+        "--trials",
+        type=_positive_int,
+        required=True,
+        metavar="N",
+        help="total COMPLETE + PRUNED trials of the study (a resumed study runs the rest)",
+    )
+    s.add_argument(
+        "--storage",
+        metavar="URL",
+        default=os.environ.get("NCP_HPO_STORAGE"),
+        help="sqlite:///FILE, postgresql://..., journal:FILE (default $NCP_HPO_STORAGE, "
+        "else in memory: not resumable)",
+    )
+    s.add_argument("--study-name", metavar="NAME", help="default ncp-hpo-TASK-SAMPLER")
+    s.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="median",
+        help="stop poor trials early (default median; never after the final epoch)",
+    )
+    s.add_argument(
+        "--seed",
+        type=int,
+        help="training seed and sampler seed (a resumed study offsets the sampler's)",
+    )
+    s.add_argument(
+        "--enqueue",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="evaluate this code first, e.g. the paper's start code (repeatable; skipped "
+        "when the study already holds it)",
+    )
+    s.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="start no trial after this"
+    )
+    _add_training_options(s, epochs=3)
+    _add_tracking_options(s, experiment_help="MLflow experiment (default: the study name)")
+    s.add_argument("--log-models", action="store_true", help="log every trial's weights to MLflow")
+    s.add_argument("--quiet", action="store_true", help="print only the summary")
+    s.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
+    s.set_defaults(func=_cmd_study)
+
+
+# ---------------------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------------------
+def _parse_code(text: str, *, option: str = "--code") -> str:
+    """The canonical code string of ``text`` (one-line error naming the bad dimension)."""
+    from ncp_hpo.exceptions import InvalidCodeError
+    from ncp_hpo.spaces import MultiResolutionSpace
+
+    space = MultiResolutionSpace()
+    try:
+        return str(space.encode(space.decode(text.strip())))
+    except InvalidCodeError as exc:
+        text = str(exc)
+        text = text[len("code: ") :] if text.startswith("code: ") else text
+        raise TrainingCLIError(f"{option}: {text}") from None
+
+
+def _device(name: str) -> str | None:
+    if name == "auto":
+        return None
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TrainingCLIError(f"--device {name}: CUDA is not available here; use cpu")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise TrainingCLIError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return name
+
+
+def _train_options(args: argparse.Namespace, device: str | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "train_size": args.train_size,
+        "val_size": args.val_size,
+        "device": device,
+        "amp": args.amp,
+    }
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _check_dataset(task: str, opts: Mapping[str, Any]) -> None:
+    """Build the loaders once now, so a bad size or folder is a one-line error up front."""
+    from ncp_hpo.trainers.datasets import DEFAULT_DATASET, make_loaders
+
+    name = opts.get("dataset", DEFAULT_DATASET.get(task))
+    try:
+        make_loaders(
+            name,
+            batch_size=opts.get("batch_size", 32),
+            image_size=opts.get("image_size"),
+            train_size=opts.get("train_size"),
+            val_size=opts.get("val_size"),
+            task=task,
+        )
+    except NCPError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise TrainingCLIError(f"dataset {name!r} for task {task!r}: {_short(exc)}") from None
+
+
+def _tracking_hint(uri: str) -> str:
+    """How to look at the runs of ``uri``."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    if uri.startswith("databricks"):
+        return "open your Databricks workspace"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _human(n: float | int | None, unit: str = "") -> str:
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "-"
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}{unit}"
+    return f"{n:.3g} {unit}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------
+# ncp-hpo train
+# ---------------------------------------------------------------------------------------
+@contextmanager
+def _output(*, verbose: bool) -> Iterator[None]:
+    """The worker's one-line CLI output, with MLflow's INFO logs (database setup) quiet."""
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    imported = "mlflow" in sys.modules
+    if not verbose:
+        # MLflow sets its logger to INFO when imported: import it first where it is used
+        mlflow_log.setLevel(logging.WARNING)
+    try:
+        with _cli_output(verbose=verbose):
+            yield
+    finally:
+        if imported:  # else the level is the one MLflow's import would have left
+            mlflow_log.setLevel(level)
+
+
+def _make_tracker(uri: str | None, experiment: str, *, verbose: bool, **kw: Any) -> MLflowTracker:
+    import mlflow  # noqa: F401 - configures MLflow's loggers; quiet them afterwards
+
+    from ncp_hpo.trainers import MLflowTracker
+
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return MLflowTracker(uri, experiment=experiment, **kw)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    with _output(verbose=args.verbose):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    code = _parse_code(args.code)
+    device = _device(args.device)
+    weights = Path(args.save_weights).expanduser() if args.save_weights else None
+    if weights is not None and not weights.parent.is_dir():
+        raise TrainingCLIError(f"--save-weights: folder {weights.parent} does not exist")
+    if weights is not None and weights.is_dir():
+        raise TrainingCLIError(f"--save-weights: {weights} is a folder; give a file name")
+    opts = _train_options(args, device)
+    _check_dataset(args.task, opts)
+
+    from ncp_hpo.trainers import train_code
+
+    tracker = None
+    if not args.no_mlflow:
+        tracker = _make_tracker(
+            args.mlflow_uri, args.mlflow_experiment or "ncp-hpo", verbose=args.verbose
+        )
+    started = time.time()
+    try:
+        result = train_code(
+            code,
+            task=args.task,
+            seed=args.seed,
+            tracker=tracker,
+            progress=not args.quiet and sys.stderr.isatty(),
+            **opts,
+        )
+    except ValueError as exc:
+        if args.verbose:
+            raise
+        raise TrainingCLIError(_short(exc)) from None
+
+    print(f"code     {result.code or code}")
+    print(
+        f"task     {args.task}: {result.epochs} epoch(s) on {result.device}"
+        f"{f' ({result.amp} autocast)' if result.amp else ''}"
+        f"{'; DIVERGED (loss became NaN/inf)' if result.diverged else ''}"
+    )
+    width = max(len(k) for k in result.metrics) if result.metrics else 8
+    for k, v in result.metrics.items():
+        mark = "  <- main metric" if k == result.main_metric else ""
+        print(f"  {k:<{width}}  {v:.4f}{mark}")
+    analytic = (
+        f" (closed form {_human(result.macs_analytic)})" if result.macs_analytic is not None else ""
+    )
+    print(f"MACs     {_human(result.macs)}{analytic}; FLOPs {_human(result.flops)} per sample")
+    print(f"params   {result.params:,} ({_human(result.params)})")
+    print(
+        f"time     {result.wall_time_s:.1f} s wall; {result.samples_per_s:.0f} samples/s training"
+    )
+
+    if weights is not None:
+        _save_weights(result, weights, task=args.task)
+        print(f"weights  {weights}")
+    if tracker is not None:
+        run_id = _latest_run_id(tracker, since=started)
+        if run_id is not None:
+            print(
+                f"MLflow   run {run_id} in experiment {tracker.experiment!r} at "
+                f"{tracker.resolved_uri}; see it with: {_tracking_hint(tracker.resolved_uri)}"
+            )
+    return 0
+
+
+def _save_weights(result: Any, path: Path, *, task: str) -> None:
+    import torch
+
+    if result.model is None:  # pragma: no cover - train_code always keeps the model
+        raise TrainingCLIError("the training result holds no model to save")
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, str(path), metadata={"code": str(result.code), "task": task})
+        else:
+            torch.save(state, path)
+    except OSError as exc:
+        raise TrainingCLIError(f"--save-weights {path}: {_short(exc)}") from None
+
+
+def _latest_run_id(tracker: MLflowTracker, *, since: float) -> str | None:
+    """The run ``train_code`` just logged (the newest trial run of the experiment)."""
+    if tracker.warned:
+        return None
+    try:
+        runs = tracker.client.search_runs(
+            [tracker.experiment_id()],
+            filter_string=f"tags.`ncp_hpo.role` = 'trial' and attributes.start_time >= "
+            f"{int(since * 1000) - 1000}",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    except Exception:  # the run was logged; only the look-up failed
+        return None
+    return str(runs[0].info.run_id) if runs else None
+
+
+# ---------------------------------------------------------------------------------------
+# ncp-hpo study
+# ---------------------------------------------------------------------------------------
+class LastEpochGuard(BasePruner):
+    """Wraps a pruner so that a trial is never pruned once its final epoch is reported.
+
+    The trainers report after every epoch (the last one included); pruning a trial whose
+    training already finished would throw away a fully measured result.
+    """
+
+    def __init__(self, pruner: BasePruner, final_step: int) -> None:
+        self.pruner = pruner
+        self.final_step = final_step
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is not None and step >= self.final_step:
+            return False
+        return bool(self.pruner.prune(study, trial))
+
+
+def _make_pruner(name: str, epochs: int) -> BasePruner:
+    import optuna
+
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        # Samplers special-case HyperbandPruner (TPE filters trials by bracket), so it is
+        # not wrapped; its brackets end at max_resource = epochs.
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return LastEpochGuard(optuna.pruners.MedianPruner(n_startup_trials=5), epochs)
+
+
+def _load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[str], None]) -> Any:
+    """A fitted :class:`~ncp_hpo.predictor.NeuralPredictor`: loaded, or fitted on a setting."""
+    from ncp_hpo.predictor import NeuralPredictor, fit_setting_predictor
+
+    path = Path(spec).expanduser()
+    if path.suffix == ".safetensors" or path.exists() or os.sep in spec:
+        if not path.is_file():
+            raise TrainingCLIError(f"--prior {spec}: no such predictor file")
+        predictor = NeuralPredictor.load(path)  # CheckpointError is an NCPError
+        log(f"prior: predictor loaded from {path}")
+        return predictor
+    from ncp_hpo.benchmarks import load_benchmark
+
+    table = load_benchmark(spec, data_dir)  # unknown / missing / corrupt: NCPError, one line
+    t0 = time.perf_counter()
+    predictor, info = fit_setting_predictor(table, seed=seed)
+    score = info.get("test_score")
+    fidelity = (
+        f"; held-out Spearman {score.spearman_rho:.3f}, Kendall {score.kendall_tau:.3f} "
+        f"on {score.n} codes"
+        if score is not None
+        else ""
+    )
+    log(
+        f"prior: predictor fitted on {spec} ({len(table.codes)} codes) in "
+        f"{time.perf_counter() - t0:.1f} s{fidelity}"
+    )
+    return predictor
+
+
+def _make_sampler(
+    args: argparse.Namespace, space: Any, seed: int | None, prior: NeuralPredictor | None
+) -> BaseSampler:
+    from ncp_hpo._worker_cli import WorkerError, make_sampler
+
+    params = dict(args.sampler_param)
+    if args.sampler == "gp":
+        import optuna
+
+        kwargs: dict[str, Any] = {"seed": seed, **params}
+        if args.startup_trials is not None:
+            kwargs["n_startup_trials"] = args.startup_trials
+        try:
+            return optuna.samplers.GPSampler(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise TrainingCLIError(f"gp sampler: {exc}") from None
+    if prior is not None:
+        params["prior"] = prior
+    if args.lam is not None:
+        params["lam"] = args.lam
+    try:
+        return make_sampler(
+            args.sampler, space, seed=seed, startup_trials=args.startup_trials, params=params
+        )
+    except WorkerError as exc:
+        raise TrainingCLIError(str(exc)) from None
+
+
+def _validate_study_args(args: argparse.Namespace) -> None:
+    if args.prior is not None and args.sampler not in PREDICTOR_SAMPLERS:
+        raise TrainingCLIError(
+            f"--prior applies to the {', '.join(PREDICTOR_SAMPLERS)} samplers, not {args.sampler}"
+        )
+    if args.lam is not None and args.sampler not in PREDICTOR_SAMPLERS:
+        raise TrainingCLIError(
+            f"--lam applies to the {', '.join(PREDICTOR_SAMPLERS)} samplers, not {args.sampler}"
+        )
+    if args.data_dir is not None and args.prior is None:
+        raise TrainingCLIError("--data-dir is where --prior SETTING is looked up; add --prior")
+    if args.study_name is not None and not args.study_name.strip():
+        raise TrainingCLIError("--study-name must not be empty")
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    with _output(verbose=args.verbose):
+        return _study(args)
+
+
+def _study(args: argparse.Namespace) -> int:
+    import optuna
+    from optuna.trial import TrialState
+
+    from ncp_hpo._worker_cli import task_objective
+
+    _validate_study_args(args)
+    log: Callable[[str], None] = (
+        (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    )
+    device = _device(args.device)
+    opts = _train_options(args, device)
+    if args.seed is not None:
+        opts["seed"] = args.seed
+    _check_dataset(args.task, opts)
+    enqueue = [_parse_code(c, option="--enqueue") for c in args.enqueue]
+    name = (args.study_name or f"ncp-hpo-{args.task}-{args.sampler}").strip()
+
+    storage = _open_storage(args.storage)
+    if args.storage is None:
+        log("storage: in memory (pass --storage sqlite:///FILE to keep and resume the study)")
+
+    tracker = None
+    if not args.no_mlflow:
+        tracker = _make_tracker(
+            args.mlflow_uri,
+            args.mlflow_experiment or name,
+            verbose=args.verbose,
+            log_model=args.log_models,
+        )
+    spec = task_objective(
+        args.task, objective="metric", tracker=tracker, train_options={**opts, "progress": False}
+    )
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        pruner=_make_pruner(args.pruner, args.epochs),
+        load_if_exists=True,
+    )
+    _check_study(study, spec.description)
+    main_metric = _main_metric(args.task)
+    counted = (TrialState.COMPLETE, TrialState.PRUNED)
+    before = study.get_trials(deepcopy=False)
+    done = sum(t.state in counted for t in before)
+    remaining = args.trials - done
+    if before:
+        log(
+            f"study {name!r}: resuming with {done} of {args.trials} trials done "
+            f"({len(before)} in storage)"
+        )
+    if remaining <= 0:
+        log(f"study {name!r} already holds {done} COMPLETE + PRUNED trials; nothing to run")
+        _print_summary(study, main_metric, args.trials, wall=0.0, ran=0, tracker=tracker)
+        return 0
+
+    queued = _enqueue(study, enqueue)
+    if queued:
+        log(f"queued {queued} code(s) from --enqueue to run first")
+    prior = None
+    if args.prior is not None:
+        prior = _load_prior(args.prior, data_dir=args.data_dir, seed=args.seed or 0, log=log)
+    # a resumed seeded study must not replay the random draws of its first run
+    sampler_seed = None if args.seed is None else args.seed + len(before)
+    study.sampler = _make_sampler(args, spec.space, sampler_seed, prior)
+
+    stop_reason: list[str] = []
+    failures_in_row = 0
+
+    def objective(trial: optuna.trial.Trial) -> Any:
+        try:
+            return spec.objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr(FAIL_ATTR, _short(exc))
+            raise
+
+    def on_done(study: optuna.Study, frozen: FrozenTrial) -> None:
+        nonlocal failures_in_row
+        log(_trial_line(frozen, main_metric))
+        if frozen.state == TrialState.FAIL:
+            failures_in_row += 1
+            if failures_in_row >= MAX_FAILURES_IN_ROW:
+                stop_reason.append(
+                    f"stopped after {failures_in_row} failed trials in a row; last: "
+                    f"{frozen.user_attrs.get(FAIL_ATTR, 'unknown error')}"
+                )
+                study.stop()
+        else:
+            failures_in_row = 0
+
+    callbacks: list[Any] = [
+        on_done,
+        optuna.study.MaxTrialsCallback(args.trials, states=counted),
+    ]
+    log(
+        f"study {name!r}: {remaining} trial(s) to run on {args.task} with {args.sampler}"
+        f"{f' (prior {args.prior})' if args.prior else ''}, pruner {args.pruner}, "
+        f"{args.epochs} epoch(s) each"
+    )
+    t0 = time.perf_counter()
+    n_before = len(before)
+    try:
+        with _ParentRun(study, tracker, args, log) as parent_id:
+            study.optimize(
+                objective,
+                n_trials=None,
+                timeout=args.timeout,
+                catch=(Exception,),
+                callbacks=callbacks,
+                gc_after_trial=True,
+            )
+            if parent_id is not None and tracker is not None:
+                _log_study_outcome(tracker, parent_id, study, main_metric)
+    finally:
+        if tracker is not None:
+            tracker.close()  # parents opened lazily by trials (MLflow came back mid-study)
+    wall = time.perf_counter() - t0
+    ran = len(study.get_trials(deepcopy=False)) - n_before
+    _print_summary(study, main_metric, args.trials, wall=wall, ran=ran, tracker=tracker)
+    if stop_reason:
+        raise TrainingCLIError(stop_reason[0])
+    return 0
+
+
+def _enqueue(study: optuna.Study, codes: Sequence[str]) -> int:
+    """Queue ``codes`` as WAITING trials unless the study already holds them; the count."""
+    from ncp_hpo.spaces import MultiResolutionSpace
+
+    space = MultiResolutionSpace()
+    seen: set[str] = {
+        space.encode(space.from_params(t.params))
+        for t in study.get_trials(deepcopy=False)
+        if all(n in t.params for n in space.optuna_distributions())
+    }
+    seen |= {
+        str(t.user_attrs.get("code"))
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("code")
+    }
+    n = 0
+    for code in codes:
+        if code in seen:
+            continue
+        study.enqueue_trial(space.to_params(space.decode(code)), skip_if_exists=True)
+        seen.add(code)
+        n += 1
+    return n
+
+
+def _open_storage(url: str | None) -> Any:
+    import optuna
+
+    from ncp_hpo._storage import open_storage
+
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    # heartbeats: a trial of a killed run is failed and queued again on the next resume
+    return open_storage(url, heartbeat=10, retries=1)
+
+
+def _main_metric(task: str) -> str:
+    from ncp_hpo.trainers import TASKS
+
+    return TASKS[task].main_metric
+
+
+def _check_study(study: optuna.Study, description: Mapping[str, Any]) -> None:
+    """Record what the study optimises, or check that a resumed one optimises the same."""
+    if [d.name.lower() for d in study.directions] != ["maximize"]:
+        raise TrainingCLIError(
+            f"study {study.study_name!r} exists with directions "
+            f"{[d.name.lower() for d in study.directions]}; use another --study-name"
+        )
+    recorded = study.user_attrs.get(OBJECTIVE_ATTR)
+    if recorded is None:
+        study.set_user_attr(OBJECTIVE_ATTR, dict(description))
+        if study.metric_names is None:
+            study.set_metric_names(["metric"])
+        return
+    if _describe_key(recorded) != _describe_key(description):
+        raise TrainingCLIError(
+            f"study {study.study_name!r} was created for {_describe(recorded)}, not "
+            f"{_describe(description)}; use another --study-name"
+        )
+    changed = [
+        f"{k} {recorded.get(k)!r} -> {description.get(k)!r}"
+        for k in sorted(set(recorded) | set(description))
+        if k not in ("kind", "task", "objective", "progress", "device")
+        and recorded.get(k) != description.get(k)
+    ]
+    if changed:
+        warnings.warn(
+            f"study {study.study_name!r} continues with other training settings than it "
+            f"started with ({', '.join(changed)}); its trials are not comparable",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+class _ParentRun:
+    """The study's MLflow parent run: reused from the study user attribute on resume."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        tracker: MLflowTracker | None,
+        args: argparse.Namespace,
+        log: Callable[[str], None],
+    ) -> None:
+        self.study, self.tracker, self.args, self.log = study, tracker, args, log
+        self._ctx: Any = None
+
+    def __enter__(self) -> str | None:
+        tracker, study = self.tracker, self.study
+        if tracker is None:
+            return None
+        stored = study.user_attrs.get(PARENT_RUN_ATTR)
+        reused = False
+        if stored and tracker.reachable():
+            reused = self._adopt(str(stored))
+        self._ctx = tracker.study_run(study.study_name, sampler=self.args.sampler)
+        parent_id: str | None = self._ctx.__enter__()
+        if parent_id is None:
+            return None
+        if parent_id != stored:
+            study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+            study.set_user_attr(TRACKING_URI_ATTR, tracker.resolved_uri)
+        if not reused:
+            self._log_settings(parent_id)
+        self.log(
+            f"MLflow: {'resumed' if reused else 'parent'} run {parent_id} in experiment "
+            f"{tracker.experiment!r} at {tracker.resolved_uri}"
+        )
+        return parent_id
+
+    def _adopt(self, run_id: str) -> bool:
+        """Reopen the stored parent run if it is in the tracker's experiment."""
+        tracker = self.tracker
+        assert tracker is not None
+        try:
+            run = tracker.client.get_run(run_id)
+            if run.info.experiment_id != tracker.experiment_id():
+                return False
+            tracker.client.update_run(run_id, status="RUNNING")
+        except Exception:  # deleted, or another tracking store: start a new parent
+            return False
+        # MLflowTracker finds a study's parent by tags; give it the recorded one instead
+        tracker._parents[self.study.study_name] = run_id
+        return True
+
+    def _log_settings(self, run_id: str) -> None:
+        from mlflow.entities import Param
+
+        args = self.args
+        settings = {
+            "task": args.task,
+            "sampler": args.sampler,
+            "prior": args.prior,
+            "lam": args.lam,
+            "trials": args.trials,
+            "pruner": args.pruner,
+            "epochs": args.epochs,
+            "seed": args.seed,
+        }
+        params = [Param(k, str(v)) for k, v in settings.items() if v is not None]
+        assert self.tracker is not None
+        try:
+            self.tracker.client.log_batch(run_id, params=params)
+        except Exception as exc:  # never costs the study
+            self.tracker._unavailable(f"logging the study settings: {exc!r}")
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self._ctx is not None:
+            return bool(self._ctx.__exit__(*exc))
+        return False
+
+
+def _log_study_outcome(
+    tracker: MLflowTracker, run_id: str, study: optuna.Study, main_metric: str
+) -> None:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    metrics: dict[str, float] = {
+        "n_complete": counts[TrialState.COMPLETE],
+        "n_pruned": counts[TrialState.PRUNED],
+        "n_failed": counts[TrialState.FAIL],
+    }
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if complete:
+        best = max(complete, key=lambda t: t.value if t.value is not None else -math.inf)
+        metrics[f"best.{main_metric}"] = float(best.value or 0.0)
+        metrics["best.trial"] = best.number
+        for k in ("macs", "params"):
+            if isinstance(best.user_attrs.get(k), int | float):
+                metrics[f"best.{k}"] = float(best.user_attrs[k])
+    from ncp_hpo.trainers.tracking import TrialRun
+
+    TrialRun(tracker, run_id).log_metrics(metrics, step=len(trials))
+
+
+def _trial_line(t: FrozenTrial, main_metric: str) -> str:
+    from optuna.trial import TrialState
+
+    head = f"trial {t.number:>3} {t.state.name:<8}"
+    attrs = t.user_attrs
+    if t.state == TrialState.COMPLETE:
+        wall = attrs.get("wall_time_s")
+        return (
+            f"{head} {main_metric} {t.value:.4g}  MACs {_human(attrs.get('macs'))}  "
+            f"params {_human(attrs.get('params'))}  "
+            f"{f'{wall:.1f} s' if isinstance(wall, int | float) else ''}  "
+            f"{attrs.get('code', '')}"
+        )
+    if t.state == TrialState.PRUNED:
+        step = t.last_step
+        value = t.intermediate_values.get(step) if step is not None else None
+        shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
+        return f"{head} after epoch {step}: {main_metric} {shown}"
+    return f"{head} {attrs.get(FAIL_ATTR, '')}".rstrip()
+
+
+def _print_summary(
+    study: optuna.Study,
+    main_metric: str,
+    budget: int,
+    *,
+    wall: float,
+    ran: int,
+    tracker: MLflowTracker | None,
+) -> None:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    print(
+        f"study {study.study_name!r}: {counts[TrialState.COMPLETE]} complete, "
+        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed of "
+        f"{budget} (COMPLETE + PRUNED); {ran} trial(s) run now in {wall:.1f} s"
+    )
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete.sort(key=lambda t: -(t.value if t.value is not None else -math.inf))
+    if complete:
+        print(_table(complete[:TOP_K], main_metric))
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    uri = study.user_attrs.get(TRACKING_URI_ATTR)
+    if tracker is not None and parent and uri and not tracker.warned:
+        print(
+            f"MLflow: parent run {parent} (experiment {tracker.experiment!r}); see it with: "
+            f"{_tracking_hint(str(uri))}"
+        )
+
+
+def _table(trials: Sequence[FrozenTrial], main_metric: str) -> str:
+    header = ("rank", "trial", main_metric, "MACs", "params", "epochs", "time s", "code")
+    rows = []
+    for rank, t in enumerate(trials, start=1):
+        a = t.user_attrs
+        wall = a.get("wall_time_s")
+        rows.append(
+            (
+                str(rank),
+                str(t.number),
+                f"{t.value:.4g}",
+                _human(a.get("macs")),
+                _human(a.get("params")),
+                str(a.get("epochs_completed", "-")),
+                f"{wall:.1f}" if isinstance(wall, int | float) else "-",
+                str(a.get("code", "-")),
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = ["best trials:"]
+    for r in (header, *rows):
+        cells = [
+            c.rjust(w) if i < len(r) - 1 else c
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from ncp_hpo.cli import main
+
+    sys.exit(main(sys.argv[1:]))
