@@ -635,7 +635,7 @@ def _study(args: argparse.Namespace) -> int:
         _print_summary(study, main_metric, args.trials, wall=0.0, ran=0, tracker=tracker)
         return 0
 
-    queued = _enqueue(study, enqueue)
+    queued = _enqueue(study, enqueue, limit=remaining)
     if queued:
         log(f"queued {queued} code(s) from --enqueue to run first")
     prior = None
@@ -646,7 +646,7 @@ def _study(args: argparse.Namespace) -> int:
     study.sampler = _make_sampler(args, spec.space, sampler_seed, prior)
 
     stop_reason: list[str] = []
-    failures_in_row = 0
+    failures_in_row = ran = 0
 
     def objective(trial: optuna.trial.Trial) -> Any:
         try:
@@ -658,7 +658,8 @@ def _study(args: argparse.Namespace) -> int:
             raise
 
     def on_done(study: optuna.Study, frozen: FrozenTrial) -> None:
-        nonlocal failures_in_row
+        nonlocal failures_in_row, ran
+        ran += 1
         log(_trial_line(frozen, main_metric))
         if frozen.state == TrialState.FAIL:
             failures_in_row += 1
@@ -681,7 +682,6 @@ def _study(args: argparse.Namespace) -> int:
         f"{args.epochs} epoch(s) each"
     )
     t0 = time.perf_counter()
-    n_before = len(before)
     try:
         with _ParentRun(study, tracker, args, log) as parent_id:
             study.optimize(
@@ -698,20 +698,22 @@ def _study(args: argparse.Namespace) -> int:
         if tracker is not None:
             tracker.close()  # parents opened lazily by trials (MLflow came back mid-study)
     wall = time.perf_counter() - t0
-    ran = len(study.get_trials(deepcopy=False)) - n_before
     _print_summary(study, main_metric, args.trials, wall=wall, ran=ran, tracker=tracker)
     if stop_reason:
         raise TrainingCLIError(stop_reason[0])
     return 0
 
 
-def _enqueue(study: optuna.Study, codes: Sequence[str]) -> int:
-    """Queue ``codes`` as WAITING trials unless the study already holds them; the count."""
+def _enqueue(study: optuna.Study, codes: Sequence[str], *, limit: int) -> int:
+    """Queue ``codes`` as WAITING trials unless the study already holds them, up to
+    ``limit`` waiting trials in all (the rest of the budget); the number queued."""
+    from optuna.trial import TrialState
+
     from ncp_hpo.spaces import MultiResolutionSpace
 
     space = MultiResolutionSpace()
     seen: set[str] = {
-        space.encode(space.from_params(t.params))
+        str(space.encode(space.from_params(t.params)))
         for t in study.get_trials(deepcopy=False)
         if all(n in t.params for n in space.optuna_distributions())
     }
@@ -721,7 +723,10 @@ def _enqueue(study: optuna.Study, codes: Sequence[str]) -> int:
         if t.user_attrs.get("code")
     }
     n = 0
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     for code in codes:
+        if waiting + n >= limit:
+            break
         if code in seen:
             continue
         study.enqueue_trial(space.to_params(space.decode(code)), skip_if_exists=True)
