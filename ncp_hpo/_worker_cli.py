@@ -281,8 +281,8 @@ def _cli_output(*, verbose: bool) -> Iterator[None]:
     import optuna
 
     level = optuna.logging.get_verbosity()
-    alembic = logging.getLogger("alembic")
-    alembic_level = alembic.level
+    quiet = [logging.getLogger(name) for name in ("alembic", "mlflow")]
+    levels = [lg.level for lg in quiet]
     fmt = warnings.formatwarning
     with warnings.catch_warnings():
         optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
@@ -291,12 +291,14 @@ def _cli_output(*, verbose: bool) -> Iterator[None]:
         warnings.simplefilter("ignore", DeprecationWarning)
         if not verbose:
             warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
-            alembic.setLevel(logging.ERROR)
+            for lg in quiet:
+                lg.setLevel(logging.WARNING)
         try:
             yield
         finally:
             warnings.formatwarning = fmt
-            alembic.setLevel(alembic_level)
+            for lg, level in zip(quiet, levels, strict=True):
+                lg.setLevel(level)
             optuna.logging.set_verbosity(level)
 
 
@@ -525,6 +527,7 @@ class Worker:
         self.poll = poll
         self.log = log
         self.max_storage_errors = 3
+        self._current: int | None = None  # trial id of the trial in progress
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         from ncp_hpo._faults import active_faults
 
@@ -637,7 +640,6 @@ class Worker:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
         """Run trials until the budget is met, the timeout passes or failures pile up."""
-        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         start = time.monotonic()
@@ -648,6 +650,7 @@ class Worker:
 
         def on_done(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             nonlocal failures_in_row, last_error
+            self._current = None
             summary.ran += 1
             if frozen.user_attrs.get(OVER_BUDGET_ATTR):
                 summary.over_budget += 1
@@ -678,14 +681,16 @@ class Worker:
                         gc_after_trial=False,
                     )
                     errors_in_row = 0
-                except UpdateFinishedTrialError as exc:
-                    # another worker failed our trial (heartbeats missed, e.g. a long stall);
-                    # it was queued again if retries are on, so carry on
-                    summary.ran += 1
-                    summary.failed += 1
-                    self._emit(f"a trial was failed by another worker: {_short(exc)}")
-                except Exception as exc:  # storage trouble outside the objective
-                    errors_in_row += 1
+                except Exception as exc:
+                    if self._finished_elsewhere():
+                        # another worker failed our trial as stale (we stalled past the
+                        # grace period); it was queued again if retries are on: carry on.
+                        # Optuna 5.0 raises AssertionError('Should not reach.') here.
+                        summary.ran += 1
+                        summary.failed += 1
+                        self._emit("our trial was failed by another worker (missed heartbeats)")
+                        continue
+                    errors_in_row += 1  # storage trouble outside the objective
                     if errors_in_row > self.max_storage_errors:
                         summary.stopped_reason = (
                             f"stopped after {errors_in_row} storage errors in a row; last: "
@@ -709,6 +714,16 @@ class Worker:
             if self.budget is not None and summary.study_complete >= self.budget:
                 self.spec.close()
         return summary
+
+    def _finished_elsewhere(self) -> bool:
+        """Whether this worker's current trial was finished by someone else."""
+        trial_id, self._current = self._current, None
+        if trial_id is None:
+            return False
+        try:
+            return bool(self.storage.get_trial(trial_id).state.is_finished())
+        except Exception:
+            return False
 
     def _emit(self, text: str) -> None:
         if self.log is not None:
@@ -773,6 +788,7 @@ class Worker:
 
         from ncp_hpo._faults import inject
 
+        self._current = trial._trial_id
         trial.set_user_attr(WORKER_ATTR, self.worker_id)
         if self._over_budget(trial):
             trial.set_user_attr(OVER_BUDGET_ATTR, True)

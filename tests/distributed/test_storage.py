@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -111,3 +112,66 @@ def test_argument_checks(tmp_path: Path) -> None:
         open_storage(f"sqlite:///{tmp_path / 'a.db'}", heartbeat=0, grace=5)
     with pytest.raises(StorageError, match="empty"):
         open_storage("  ")
+
+
+# -- the worker loop against storage trouble (in-process) ----------------------------------
+def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
+    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+
+    spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
+    if objective is not None:
+        inner = spec.objective
+        spec.objective = lambda trial: objective(trial, inner)
+    return Worker(
+        "s",
+        open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+        spec,
+        make_sampler("random", spec.space, seed=0),
+        budget=budget,
+        poll=0.05,
+    )
+
+
+def test_worker_goes_on_when_another_worker_failed_its_trial(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    """A stalled worker whose trial was failed as stale carries on with its next trial."""
+
+    def objective(trial: Any, inner: Any) -> Any:
+        value = inner(trial)
+        if trial.number == 1:  # as another worker's fail_stale_trials would
+            trial.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return value
+
+    worker = _nb201_worker(tmp_path, shared_data_dir, 4, objective)
+    summary = worker.run()
+    assert summary.study_complete == 4 and summary.stopped_reason is None
+    assert summary.failed == 1
+
+
+def test_worker_retries_storage_errors_then_stops_with_one_line(
+    tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy.exc
+
+    real = optuna.Study.optimize
+    calls = {"n": 0}
+
+    def flaky(self: optuna.Study, *a: Any, **k: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] in (2, 3):  # two outages in a row: retried
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed"))
+        real(self, *a, **k)
+
+    monkeypatch.setattr(optuna.Study, "optimize", flaky)
+    summary = _nb201_worker(tmp_path, shared_data_dir, 3).run()
+    assert summary.study_complete == 3 and summary.stopped_reason is None
+
+    def down(self: optuna.Study, *a: Any, **k: Any) -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed"))
+
+    monkeypatch.setattr(optuna.Study, "optimize", down)
+    summary = _nb201_worker(tmp_path, shared_data_dir, 5).run()
+    assert summary.stopped_reason is not None
+    assert "4 storage errors in a row" in summary.stopped_reason
+    assert "\n" not in summary.stopped_reason

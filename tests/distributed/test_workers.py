@@ -188,3 +188,29 @@ def _exists(name: str, storage: str) -> bool:
     except Exception:
         return False
     return any(s.study_name == name for s in summaries)
+
+
+def test_sigterm_fails_the_running_trial_and_frees_its_place(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    common = dict(study="s", storage=storage, data_dir=shared_data_dir, budget=4, sampler="random")
+    first = start_workers(
+        1, log_dir=tmp_path, env=worker_env(NCP_HPO_FAULTS="sleep@1:600"), **common
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _exists("s", storage) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        _wait_for_running(load("s", storage), 1, timeout=120)
+        first.procs[0].send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == [130], first.tail()
+    finally:
+        first.kill()
+    assert first.logs[0].read_text().strip().splitlines()[-1] == "ncp-hpo: interrupted"
+    trials = load("s", storage).get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    second = start_workers(1, log_dir=tmp_path, seed0=1, **common)  # type: ignore[arg-type]
+    assert second.wait(timeout=120) == [0], second.tail()
+    a = audit(load("s", storage))
+    assert len(a.complete) == 4 and a.states["FAIL"] == 1
