@@ -503,3 +503,25 @@ def test_ensemble_predictor_and_tensor_start() -> None:
     SPACE.validate(res.trajectory.rounded.reshape(-1, 4))
     # the reported metric is the ensemble mean prediction of the final code
     np.testing.assert_allclose(res.metrics[0, 0], p.predict(res.codes[0])[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"step": 0.3}, {"step": 2.0, "flops_step": 0.4}, {"flops_weight": 0.0}],
+    ids=["paper", "small-step", "mixed", "no-flops"],
+)
+def test_relative_target_surrogate_equals_smooth_l1(monkeypatch, kw) -> None:
+    """The per-iteration fast path gives the smooth-L1 loss's values and updates."""
+    import ncp_hpo.propagation._propagate as impl
+
+    objs = [
+        Objective(linear([0.3, -0.2, 0.1, 0.05], [0.1, 0.2, 0.0, 0.3]), weight=0.7),
+        Objective(linear([-0.1, 0.4, 0.0, 0.2]), weight=0.4, maximize=False, name="m2"),
+    ]
+    start = SPACE.sample(6, seed=4)
+    args = {"lr": 0.2, "iterations": 15, "flops_source": "exact", **kw}
+    fast = propagate(objs, SPACE, start, **args)
+    monkeypatch.setattr(impl, "_FAST_RELATIVE_LOSS", False)
+    slow = propagate(objs, SPACE, start, **args)
+    np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-5)
+    np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)
