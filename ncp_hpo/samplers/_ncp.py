@@ -58,7 +58,7 @@ class NCPSampler(PredictorSamplerBase):
         strategy: Literal["continuous", "winner_takes_all"] = "continuous",
         iterations: int = 70,
         lr: float = 3.0,
-        n_starts: int = 16,
+        n_starts: int = 32,
         refit_every: int = 1,
         predictor_params: dict[str, Any] | None = None,
         n_startup_trials: int | None = None,

@@ -193,7 +193,7 @@ class NCPProposer(Proposer):
     strategy: str = "continuous"
     iterations: int = 70
     lr: float = 3.0
-    n_starts: int = 16
+    n_starts: int = 32
     n_random_starts: int = 4
     max_rounds: int = 3
 
