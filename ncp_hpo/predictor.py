@@ -101,11 +101,13 @@ def as_code_batch(
             raise InvalidCodeError(
                 f"{name} must be an array of shape ({d},) or (n, {d}): {exc}"
             ) from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        if (
+            arr.dtype == object
+            or np.iscomplexobj(arr)
+            or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
         ):
             raise InvalidCodeError(
-                f"{name} must be numeric with shape ({d},) or (n, {d}); got dtype {arr.dtype}"
+                f"{name} must be real numbers with shape ({d},) or (n, {d}); got dtype {arr.dtype}"
             )
         if not arr.flags.writeable:  # e.g. benchmark tables; torch wants writable memory
             arr = arr.copy()
@@ -120,9 +122,11 @@ def as_code_batch(
         else:
             hint = f": got {t.ndim} dimensions"
         raise InvalidCodeError(f"expected {name} of shape ({d},) or (n, {d}); got {shape}{hint}")
+    if t.is_complex():
+        raise InvalidCodeError(f"{name} must be real numbers; got a {t.dtype} tensor")
     t = t.to(dtype)
-    if torch.isnan(t).any():
-        raise InvalidCodeError(f"{name} contains NaN")
+    if not torch.isfinite(t).all():
+        raise InvalidCodeError(f"{name} contains NaN or infinite values (or overflows {dtype})")
     single = t.ndim == 1
     return (t.unsqueeze(0) if single else t), single
 
@@ -361,6 +365,8 @@ class _EnsembleMLP(nn.Module):
             w1, b1 = self.w1.detach().clone(), self.b1.detach().clone()
             w2, b2, w3, b3 = (t.detach().clone() for t in (w2, b2, w3, b3))
         identity = key is None and self._identity_heads
+        w3_1 = w3[0].unsqueeze(-1).contiguous()  # m' x K x 1 (single member)
+        b3_1 = b3[0].view(-1, 1, 1).contiguous()  # m' x 1 x 1
         k, e = self.head_hidden, self.n_members
         act = self._act
 
@@ -375,8 +381,11 @@ class _EnsembleMLP(nn.Module):
             h2 = h2.view(e, h2.shape[1], g, k)
             if not identity:
                 h2 = h2.index_select(2, head_of)
+            if e == 1:  # m' small GEMVs: (m' x N x K) @ (m' x K x 1)
+                out1 = torch.baddbmm(b3_1, h2[0].transpose(0, 1), w3_1)  # m' x N x 1
+                return out1.squeeze(-1).transpose(0, 1)  # N x m'
             out = (h2 * w3.unsqueeze(1)).sum(-1) + b3.unsqueeze(1)  # E x N x m'
-            return out[0] if e == 1 else out.mean(0)
+            return out.mean(0)
 
         self._frozen[key] = (versions, f)
         return f
@@ -1012,7 +1021,8 @@ class NeuralPredictor:
         """Write weights and buffers as safetensors with the JSON config in its header.
 
         The file holds no pickled objects; :meth:`load` never executes code. A SHA-256 of
-        the tensors is stored next to the config so that corruption is detected.
+        the config and the tensors is stored beside them, so corruption of either is
+        detected (it is a checksum, not a signature: it does not authenticate the file).
 
         Returns:
             the path written (``.safetensors`` is appended when it has no suffix).
@@ -1024,11 +1034,12 @@ class NeuralPredictor:
         if not out.suffix:
             out = out.with_suffix(".safetensors")
         tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        config = json.dumps(self._config(), sort_keys=True)
         meta = {
             "format": _FORMAT,
             "format_version": str(_FORMAT_VERSION),
-            "config": json.dumps(self._config(), sort_keys=True),
-            "tensors_sha256": _tensors_digest(tensors),
+            "config": config,
+            "sha256": _digest(config, tensors),
         }
         blob = st_save(tensors, metadata=meta)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -1072,7 +1083,7 @@ class NeuralPredictor:
                 f"{p} has checkpoint format version {meta.get('format_version')!r}; "
                 f"this ncp_hpo reads version {_FORMAT_VERSION}"
             )
-        if meta.get("tensors_sha256") != _tensors_digest(tensors):
+        if meta.get("sha256") != _digest(meta.get("config", ""), tensors):
             raise CheckpointError(
                 f"{p}: tensor checksum mismatch; the file is corrupt or was modified"
             )
@@ -1140,8 +1151,9 @@ def _fresh_seed() -> int:
     return int(np.random.default_rng().integers(0, 2**63 - 1))
 
 
-def _tensors_digest(tensors: Mapping[str, Tensor]) -> str:
-    h = hashlib.sha256()
+def _digest(config: str, tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 of the JSON config and every tensor (name, dtype, shape, bytes)."""
+    h = hashlib.sha256(config.encode())
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())

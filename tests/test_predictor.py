@@ -164,8 +164,12 @@ def test_wrong_shapes_name_expected_and_received(fitted) -> None:
         p.predict(np.zeros((2, 3, 6)))
     with pytest.raises(InvalidCodeError, match="NaN"):
         p.predict(np.full(6, np.nan))
-    with pytest.raises(InvalidCodeError, match="numeric"):
+    with pytest.raises(InvalidCodeError, match="infinite"):
+        p.predict(np.full(6, np.inf))
+    with pytest.raises(InvalidCodeError, match="real numbers"):
         p.predict(["a"] * 6)
+    with pytest.raises(InvalidCodeError, match="real numbers"):
+        p.predict(np.full(6, 1 + 2j))
     with pytest.raises(InvalidCodeError, match=r"\(\.\.\., 6\)"):
         p.forward_standardized(torch.zeros(2, 7))
     t, single = as_code_batch(torch.ones(6), 6)
@@ -344,7 +348,7 @@ def test_tampered_checkpoints_are_refused(fitted, tmp_path) -> None:
         h["__metadata__"]["config"] = json.dumps(cfg)
 
     _rewrite_header(wide, widen)
-    with pytest.raises(CheckpointError, match="shape"):
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
         NeuralPredictor.load(wide)
 
     unknown = tmp_path / "unknown.safetensors"
@@ -362,8 +366,21 @@ def test_tampered_checkpoints_are_refused(fitted, tmp_path) -> None:
         h["__metadata__"]["config"] = json.dumps(cfg)
 
     _rewrite_header(bad_param, inject)
-    with pytest.raises(CheckpointError, match="invalid config"):
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
         NeuralPredictor.load(bad_param)
+
+    # with the checksum recomputed (a deliberate edit), the config checks still refuse it
+    from safetensors.torch import load_file
+
+    from ncp_hpo.predictor import _digest
+
+    def resign(h):
+        h["__metadata__"]["sha256"] = _digest(h["__metadata__"]["config"], load_file(good))
+
+    for path, match in ((wide, "shape"), (bad_param, "invalid config")):
+        _rewrite_header(path, resign)
+        with pytest.raises(CheckpointError, match=match):
+            NeuralPredictor.load(path)
 
 
 # -- real data ----------------------------------------------------------------------------------

@@ -70,15 +70,45 @@ class CompiledPolynomial:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``batch_shape x d`` -> ``batch_shape`` (float64 keeps integer codes exact)."""
-        idx, coef = self._consts(x)
-        b = torch.cat([x, x * (x - 1) * 0.5, torch.ones_like(x[..., :1])], dim=-1)
-        # a gather, not a 0/1 selection matmul: CPU float64 GEMM is slow for these shapes
-        g = b.index_select(-1, idx)  # batch x (K*T)
-        t = self.n_terms
-        out = g[..., :t]
-        for q in range(1, self.k):
-            out = out * g[..., q * t : (q + 1) * t]
-        return out @ coef
+        return self.affine(x)
+
+    def affine(
+        self,
+        x: Tensor,
+        in_scale: Tensor | None = None,
+        in_shift: Tensor | None = None,
+        out_scale: float = 1.0,
+        out_shift: float = 0.0,
+    ) -> Tensor:
+        """``F(x * in_scale + in_shift) * out_scale + out_shift``, differentiable in ``x``.
+
+        Evaluated in float64 and returned in ``x``'s dtype, as one autograd node with a
+        hand-written backward (propagation's hot path: standardised code in, standardised
+        FLOPs out).
+
+        Args:
+            x: ``batch_shape x d``.
+            in_scale, in_shift: ``d`` (default identity).
+            out_scale, out_shift: scalars.
+
+        Returns:
+            ``batch_shape``.
+        """
+        idx, coef = self._consts(x.double())
+        flat = x.reshape(-1, self.d)
+        ones = torch.ones(self.d, dtype=torch.float64, device=x.device)
+        zeros = torch.zeros(self.d, dtype=torch.float64, device=x.device)
+        out = _PolynomialFn.apply(
+            flat,
+            idx,
+            coef,
+            self.k,
+            ones if in_scale is None else in_scale.double(),
+            zeros if in_shift is None else in_shift.double(),
+            float(out_scale),
+            float(out_shift),
+        )
+        return out.reshape(x.shape[:-1])
 
     def increments(self, x: Tensor, step: Tensor) -> Tensor:
         """Exact ``F(x + step_l u_l) - F(x)`` for every dimension ``l`` at once.
@@ -112,6 +142,56 @@ class CompiledPolynomial:
 
     def __repr__(self) -> str:
         return f"CompiledPolynomial(d={self.d}, terms={self.n_terms}, factors={self.k})"
+
+
+class _PolynomialFn(torch.autograd.Function):
+    """``y = F(x * a + b) * c + e`` for a compiled polynomial; see ``CompiledPolynomial``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        idx: Tensor,
+        coef: Tensor,
+        k: int,
+        a: Tensor,
+        b: Tensor,
+        c: float,
+        e: float,
+    ) -> Tensor:
+        v = x.double() * a + b  # n x d
+        n = v.shape[0]
+        basis = torch.cat([v, v * (v - 1) * 0.5, torch.ones(n, 1, dtype=v.dtype)], dim=1)
+        # a gather, not a 0/1 selection matmul: CPU float64 GEMM is slow for these shapes
+        g = basis.index_select(1, idx).view(n, k, -1)  # n x K x T
+        prod = g[:, 0]
+        for q in range(1, k):
+            prod = prod * g[:, q]
+        y = (prod @ coef) * c + e
+        ctx.save_for_backward(v, g, idx, coef, a)
+        ctx.c = c
+        return y.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        v, g, idx, coef, a = ctx.saved_tensors
+        n, k, _ = g.shape
+        d = v.shape[1]
+        scale = (grad_y.double() * ctx.c).unsqueeze(1) * coef  # n x T
+        if k == 1:
+            dg = scale.unsqueeze(1)
+        else:
+            parts = []
+            for q in range(k):
+                other = scale
+                for r in range(k):
+                    if r != q:
+                        other = other * g[:, r]
+                parts.append(other)
+            dg = torch.stack(parts, dim=1)  # n x K x T
+        db = torch.zeros(n, 2 * d + 1, dtype=v.dtype).index_add_(1, idx, dg.reshape(n, -1))
+        dv = db[:, :d] + db[:, d : 2 * d] * (v - 0.5)  # d/dv of v(v-1)/2 is v - 1/2
+        return (dv * a).to(grad_y.dtype), None, None, None, None, None, None, None
 
 
 def _mixed_difference_plan(

@@ -671,23 +671,22 @@ def _propagate(
     def forward(z: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standardised codes ``n x d`` -> standardised metric predictions ``n x k`` and
         FLOPs: ``n x k`` (learned, ``"predictor"``), ``n`` (``"exact"``) or ``None``."""
-        preds, fpreds = [], []
+        outs = []
         for o in objs:
             zt = z if o.same_frame else (z * sigma32 + mu32 - o.mean) / o.std
-            if src == "predictor":
-                assert o.flops_col is not None
-                out = o.predictor.forward_standardized(zt, outputs=[o.col, o.flops_col])
-                fpreds.append(out[:, 1])
-            else:
-                out = o.predictor.forward_standardized(zt, outputs=[o.col])
-            preds.append(out[:, 0])
-        p = torch.stack(preds, dim=1)
+            cols = [o.col] if o.flops_col is None or src != "predictor" else [o.col, o.flops_col]
+            outs.append(o.predictor.forward_standardized(zt, outputs=cols))  # n x 1|2
         if src == "predictor":
-            return p, torch.stack(fpreds, dim=1)
+            both = outs[0] if len(outs) == 1 else torch.stack(outs, dim=1)  # n x (k x) 2
+            return both[..., 0].reshape(-1, len(objs)), both[..., 1].reshape(-1, len(objs))
+        p = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # n x k
         if src == "exact":
             assert flops_fn is not None
-            f = (flops_fn(z.double() * sigma + mu) - fx_mean) / fx_std
-            return p, f.float()
+            if isinstance(flops_fn, CompiledPolynomial):  # one autograd node
+                f = flops_fn.affine(z, sigma, mu, 1.0 / fx_std, -fx_mean / fx_std)
+            else:
+                f = ((flops_fn(z.double() * sigma + mu) - fx_mean) / fx_std).float()
+            return p, f
         return p, None
 
     weights = torch.tensor([o.weight for o in objs])
@@ -753,6 +752,7 @@ def _propagate(
     free32 = free.float()
     has_fixed = not bool(free.all())
     active = torch.ones(n, dtype=torch.bool)
+    some_frozen = False  # == not active.all(), tracked where active changes
     # the continuous codes of every iteration; rounded and predicted in one batch at the end
     zs: list[Tensor] = [z]
     traj_loss: list[Tensor] = []
@@ -793,11 +793,12 @@ def _propagate(
                 tp, tf = make_targets(p, f)
             if fixed_targets and stop_at_target:
                 active &= ~targets_met(p.detach(), None if f is None else f.detach(), tp, tf)
+                some_frozen = not bool(active.all())
             loss = loss_rows(p, f, tp, tf)
         (grad,) = torch.autograd.grad(loss.sum(), zg)
         if has_fixed:
             grad = grad * free32
-        if not bool(active.all()):
+        if some_frozen:
             grad = grad * active.unsqueeze(1)
         if callback is not None and callback(it, loss.detach(), grad):
             break
@@ -824,10 +825,11 @@ def _propagate(
                 e_cur, grad.double() / sigma, kstep, lower, upper, free, active, increments
             )
             active &= moved
+            some_frozen = not bool(active.all())
             z = ((e_cur - mu) / sigma).float()
         n_updates = it
         zs.append(z)
-        if not active.any():
+        if some_frozen and not bool(active.any()):
             break
 
     # -- results -----------------------------------------------------------------------------
