@@ -525,3 +525,15 @@ def test_relative_target_surrogate_equals_smooth_l1(monkeypatch, kw) -> None:
     slow = propagate(objs, SPACE, start, **args)
     np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-5)
     np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)
+
+
+def test_compiled_polynomial_affine_gradcheck() -> None:
+    fn = exact_flops_fn(MultiResolutionSpace())
+    a = torch.rand(27, dtype=torch.float64) * 10 + 1
+    b = torch.rand(27, dtype=torch.float64) * 50 + 8
+    x = torch.rand(3, 27, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: fn.affine(t, a, b, 1e-9, 0.5), (x,))
+    # float32 in, float32 out, same values as the float64 evaluation
+    y32 = fn.affine(x.detach().float(), a, b, 1e-9, 0.5)
+    assert y32.dtype == torch.float32
+    torch.testing.assert_close(y32.double(), fn(x.detach() * a + b) * 1e-9 + 0.5, rtol=1e-5, atol=0)
