@@ -866,7 +866,8 @@ def test_real_entry_point_prints_one_line(tmp_path: Path, shared_data_dir: Path)
 # ---------------------------------------------------------------------------------------
 # bugs found in other modules (strict xfail: XPASS once fixed)
 # ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="spaces/multires.py: see report")
+
+
 def test_bug_decode_of_a_huge_number_is_not_an_invalid_code_error() -> None:
     text = "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-" + "9" * 20
     try:
@@ -877,7 +878,6 @@ def test_bug_decode_of_a_huge_number_is_not_an_invalid_code_error() -> None:
         raise AssertionError(f"{type(exc).__name__}: {exc}") from None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="spaces: round() of non-numbers")
 @pytest.mark.parametrize("space", [MR, NB], ids=["multires", "nb201"])
 def test_bug_round_of_non_numbers_is_not_an_invalid_code_error(space: Any) -> None:
     for junk in (["a"] * space.dim, [object()] * space.dim):
@@ -889,7 +889,6 @@ def test_bug_round_of_non_numbers_is_not_an_invalid_code_error(space: Any) -> No
             raise AssertionError(f"{type(exc).__name__}: {exc}") from None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="predictor.py: inf input")
 def test_bug_predict_accepts_infinite_codes_and_returns_nan(predictor: Any) -> None:
     for x in (np.full(27, np.inf), np.full(27, 1e300)):
         try:
@@ -899,7 +898,6 @@ def test_bug_predict_accepts_infinite_codes_and_returns_nan(predictor: Any) -> N
         raise AssertionError(f"predict({x[0]}) returned {out} instead of InvalidCodeError")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="predictor.py: complex input")
 def test_bug_predict_silently_drops_imaginary_parts(predictor: Any) -> None:
     import warnings
 

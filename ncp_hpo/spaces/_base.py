@@ -117,3 +117,21 @@ def _suggest_public(trial: Any, name: str, dist: Any) -> Any:
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     raise TypeError(f"unsupported distribution for {name}: {dist!r}")
+
+
+def as_real_array(x: Any, *, what: str = "round") -> np.ndarray:
+    """``x`` (array-like or tensor) as a float64 array; non-numbers, complex numbers and
+    NaN are refused with :class:`~ncp_hpo.exceptions.InvalidCodeError`."""
+    from ncp_hpo.exceptions import InvalidCodeError
+
+    raw = x.detach().cpu().numpy() if hasattr(x, "detach") else x
+    try:
+        arr = np.asarray(raw)
+        if arr.dtype == object or np.iscomplexobj(arr):
+            raise TypeError(f"dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidCodeError(f"{what} expects real numbers: {exc}") from None
+    if np.isnan(arr).any():
+        raise InvalidCodeError(f"{what} got NaN in a code vector")
+    return arr

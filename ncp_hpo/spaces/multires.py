@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo.exceptions import InvalidCodeError
-from ncp_hpo.spaces._base import CodeSpace
+from ncp_hpo.spaces._base import CodeSpace, as_real_array
 
 if TYPE_CHECKING:
     import torch
@@ -240,6 +240,16 @@ class MultiResolutionSpace(CodeSpace):
             if not integral.all():
                 r, i = np.argwhere(~integral)[0]
                 raise self._error(int(r), int(i), rows[r, i], arr.ndim, "is not an integer")
+        if np.issubdtype(arr.dtype, np.floating):
+            huge = np.abs(rows) > 2**62
+            if huge.any():
+                r, i = (int(v) for v in np.argwhere(huge)[0])
+                why = (
+                    f"is above the maximum {_UPPER[i]}"
+                    if rows[r, i] > 0
+                    else (f"is below the minimum {_LOWER[i]}")
+                )
+                raise self._error(r, i, float(rows[r, i]), arr.ndim, why)
         ints = rows.astype(np.int64)
         low, high = ints < _LOWER, ints > _UPPER
         off = (ints - _LOWER) % _STEP != 0
@@ -268,11 +278,9 @@ class MultiResolutionSpace(CodeSpace):
     def round(self, x: Any) -> np.ndarray:
         """Nearest valid code(s) of real vector(s) ``x`` (``27`` or ``n x 27``): clip, then
         snap to the grid (channels to multiples of 8). NaN is refused."""
-        arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+        arr = as_real_array(x)
         if arr.ndim not in (1, 2) or arr.shape[-1] != len(DIM_NAMES):
             raise InvalidCodeError(f"round expects shape (27,) or (n, 27), got {arr.shape}")
-        if np.isnan(arr).any():
-            raise InvalidCodeError("round got NaN in a code vector")
         clipped = np.clip(arr, self.lower, self.upper)
         k = np.floor((clipped - self.lower) / self.step + 0.5)
         return (_LOWER + k.astype(np.int64) * _STEP).astype(np.int64)
@@ -326,6 +334,12 @@ class MultiResolutionSpace(CodeSpace):
                 "integers, e.g. '64_64-2_1_2_64-...-64'"
             )
         groups = [[int(x) for x in g.split("_")] for g in t.split("-")]
+        too_big = [x for g in groups for x in g if x > 10**6]
+        if too_big:
+            raise InvalidCodeError(
+                f"code string {text!r} holds {too_big[0]}, far outside every dimension's "
+                "range (b, n: 1..4; i, c, o: 8..128)"
+            )
         if len(groups) != NUM_STAGES + 2:
             raise InvalidCodeError(
                 f"code string {text!r} has {len(groups)} '-'-separated groups; expected "

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo.exceptions import InvalidCodeError
-from ncp_hpo.spaces._base import CodeSpace
+from ncp_hpo.spaces._base import CodeSpace, as_real_array
 
 if TYPE_CHECKING:
     import torch
@@ -222,12 +222,10 @@ class NB201Space(CodeSpace):
     def round(self, x: Any) -> np.ndarray:
         """Nearest cell(s) to real vector(s) ``x`` (``30`` or ``n x 30``): the arg-max op of
         each edge (ties go to the earlier op). NaN is refused. Returns int64 one-hot."""
-        arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+        arr = as_real_array(x)
         dim = NUM_EDGES * NUM_OPS
         if arr.ndim not in (1, 2) or arr.shape[-1] != dim:
             raise InvalidCodeError(f"round expects shape (30,) or (n, 30), got {arr.shape}")
-        if np.isnan(arr).any():
-            raise InvalidCodeError("round got NaN in a code vector")
         idx = arr.reshape(*arr.shape[:-1], NUM_EDGES, NUM_OPS).argmax(-1)
         return self.from_indices(idx)
 
