@@ -500,6 +500,7 @@ class SamplerSummary:
     seeds: list[int]
     n_failed: int
     notes: list[str] = field(default_factory=list)
+    table_share: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -512,6 +513,7 @@ class SamplerSummary:
             },
             "seeds": self.seeds,
             "n_failed": self.n_failed,
+            "table_share": self.table_share,
             "notes": self.notes,
         }
 
@@ -605,8 +607,15 @@ def summarize_runs(
             seeds=[r.seed for r in rs],
             n_failed=n_failed,
             notes=notes,
+            table_share=_table_share(rs, trials),
         )
     return out
+
+
+def _table_share(runs: Sequence[RunRecord], trials: int) -> float:
+    """Fraction of evaluated codes whose value came from the table (not the surrogate)."""
+    src = [x for r in runs for x in r.sources[:trials]]
+    return sum(x == "table" for x in src) / len(src) if src else float("nan")
 
 
 def _score_at(run: RunRecord, budget: int) -> float:
@@ -760,12 +769,29 @@ def _quiet_ax() -> None:
         logging.disable(previous)
 
 
-def _init_worker() -> None:
-    """Worker set-up: one torch thread, quiet libraries."""
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(queue: Any = None, parent_pid: int | None = None) -> None:
+    """Worker set-up: one torch thread, quiet libraries, the progress queue, and a watchdog
+    that ends the worker when the parent process is gone (killed runs leave no orphans)."""
+    import threading
+
     import torch
 
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = queue
     torch.set_num_threads(1)
     _quiet()
+    if parent_pid is not None:
+
+        def _watch() -> None:
+            while True:
+                time.sleep(1.0)
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+
+        threading.Thread(target=_watch, daemon=True).start()
 
 
 def _open_study(task: _Task, sampler: Any) -> optuna.Study:
@@ -807,6 +833,8 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
     """Run (or continue) one sampler x seed study to ``task.trials`` COMPLETE trials."""
     t0 = time.perf_counter()
     ran = 0
+    if queue is None:
+        queue = _WORKER_QUEUE
     try:
         obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
         if task.sampler == "ax":
@@ -1024,6 +1052,7 @@ class ComparisonResult:
     errors: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     run_seconds: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         cfg = dataclasses.asdict(self.config)
@@ -1041,6 +1070,7 @@ class ComparisonResult:
             "studies": self.studies,
             "errors": self.errors,
             "elapsed_s": self.elapsed_s,
+            "calls": self.calls,
             "environment": _environment(),
         }
 
@@ -1227,6 +1257,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
             run_seconds=run_seconds,
         )
         result.elapsed_s = time.perf_counter() - t_start
+        result.calls = _record_call(out, result, remaining)
         result.files = write_reports(result, out)
         if config.mlflow:
             from ncp_hpo.benchmarks._tracking import log_comparison
@@ -1237,42 +1268,72 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     return result
 
 
+def _record_call(out: Path, result: ComparisonResult, trials_run: int) -> list[dict[str, Any]]:
+    """Append this call to ``<out>/calls.json`` (the wall time of every call, so a rerun that
+    only rewrites the reports keeps the time the studies took) and return all calls."""
+    path = out / "calls.json"
+    calls: list[dict[str, Any]] = []
+    if path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            calls = list(json.loads(path.read_text()))
+    calls.append(
+        {
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "elapsed_s": round(result.elapsed_s, 1),
+            "run_seconds": round(result.run_seconds, 1),
+            "jobs": result.config.jobs,
+            "trials_to_run": trials_run,
+            "studies": dict(result.studies),
+            "samplers": list(result.config.samplers),
+            "trials": result.config.trials,
+            "seeds": result.config.seeds,
+        }
+    )
+    path.write_text(json.dumps(calls, indent=1) + "\n")
+    return calls
+
+
 def _execute(tasks: list[_Task], jobs: int, update: Callable[[int], None]) -> list[_Outcome]:
+    """Run ``tasks`` in this process (``jobs == 1``) or in ``jobs`` spawned workers, which
+    report each finished trial on a queue (for the progress bar) and exit if this process
+    dies."""
     if not tasks:
         return []
     if jobs <= 1:
         return [_run_task(t, _CallbackQueue(update)) for t in tasks]
     import multiprocessing as mp
+    import queue as queue_mod
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        stop = threading.Event()
+    progress: Any = ctx.Queue()
+    stop = threading.Event()
 
-        def _drain() -> None:
-            import queue as queue_mod
+    def _drain() -> None:
+        while not stop.is_set():
+            try:
+                update(progress.get(timeout=0.2))
+            except queue_mod.Empty:
+                continue
+            except (EOFError, OSError, ValueError):  # queue closed
+                return
 
-            while not stop.is_set():
-                try:
-                    update(queue.get(timeout=0.2))
-                except queue_mod.Empty:
-                    continue
-                except (EOFError, OSError):  # manager gone
-                    return
-
-        thread = threading.Thread(target=_drain, daemon=True)
-        thread.start()
-        try:
-            with ProcessPoolExecutor(
-                max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker
-            ) as pool:
-                futures = [pool.submit(_run_task, t, queue) for t in tasks]
-                outcomes = [f.result() for f in futures]
-        finally:
-            stop.set()
-            thread.join(timeout=2)
+    thread = threading.Thread(target=_drain, daemon=True)
+    thread.start()
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(tasks)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(progress, os.getpid()),
+        ) as pool:
+            futures = [pool.submit(_run_task, t) for t in tasks]
+            outcomes = [f.result() for f in futures]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        progress.close()
     return outcomes
 
 
@@ -1380,6 +1441,16 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     if info.fidelity:
         lines.append(f"- Surrogate oracle fidelity: {_fidelity_text(info.fidelity)}.")
     st = result.studies
+    working = [c for c in result.calls if c.get("trials_to_run", 0) > 0]
+    if working:
+        jobs = sorted({int(c.get("jobs", 1)) for c in working})
+        lines.append(
+            f"- Wall time of the calls that ran trials: "
+            f"{sum(float(c['elapsed_s']) for c in working):.0f} s ({len(working)} call(s), "
+            f"--jobs {'/'.join(map(str, jobs))}, {sum(int(c['trials_to_run']) for c in working)}"
+            " trials); sum of the trials' own wall times over all studies "
+            f"{sum(float(np.nansum(r.wall_s)) for r in result.runs):.0f} s."
+        )
     lines.append(
         f"- This call: {result.elapsed_s:.0f} s wall ({result.run_seconds:.0f} s running "
         f"studies, --jobs {cfg.jobs}); studies new {st.get('new', 0)}, resumed "
@@ -1398,6 +1469,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     if info.optimum is not None:
         head.append(f"regret@{final}")
     head.append("wall/trial (ms)")
+    surrogate = info.mode == "surrogate"
+    if surrogate:
+        head.append("table codes")
     if has_ref:
         head += [f"Wilcoxon p vs ncp @{final}", "W/T/L vs ncp"]
     lines.append("| " + " | ".join(head) + " |")
@@ -1407,6 +1481,8 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         if info.optimum is not None:
             row.append(summ.regret.format(d) if summ.regret is not None else "n/a")
         row.append(_wall_text(summ.wall_ms))
+        if surrogate:
+            row.append(f"{100 * summ.table_share:.0f}%" if math.isfinite(summ.table_share) else "")
         if has_ref:
             t = summ.tests.get(final)
             if s == REFERENCE_SAMPLER:
@@ -1430,6 +1506,11 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         ),
     ]
     notes = []
+    if surrogate:
+        notes.append(
+            "table codes: share of evaluated codes found in NAS-Bench-MR (measured values); the "
+            "rest are the surrogate oracle's predictions."
+        )
     if "cmaes" in cfg.samplers and info.setting == "nas-bench-201":
         notes.append(
             "`cmaes`: CMA-ES has no categorical support; on NAS-Bench-201's categorical edges "
@@ -1473,6 +1554,7 @@ def summary_rows(result: ComparisonResult) -> list[dict[str, Any]]:
                     "regret_q25": None if reg is None else reg.q25,
                     "regret_q75": None if reg is None else reg.q75,
                     "wall_ms_per_trial_median": summ.wall_ms,
+                    "table_share": summ.table_share,
                     "wilcoxon_p_vs_ncp": None if t is None else t.p_value,
                     "wilcoxon_statistic": None if t is None else t.statistic,
                     "wilcoxon_note": "" if t is None else t.note,

@@ -162,13 +162,16 @@ def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     rc = main(["compare", "--benchmark", "no-such-bench", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "no-such-bench" in err
+    rc = main(["compare", "--benchmark", NB201, "--protocol", "paper", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "NAS-Bench-MR setting" in err
 
 
 # -- end to end, resuming, MLflow ----------------------------------------------------------
 def test_cli_end_to_end_writes_tables_and_plots(shared_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     argv = ["compare", "--benchmark", NB201, "--samplers", "ncp,random", "--trials", "8",
-            "--seeds", "2", "--budgets", "4", "--out", str(out), "--data-dir",
+            "--seeds", "2", "--budgets", "4", "--jobs", "2", "--out", str(out), "--data-dir",
             str(shared_data_dir), "--no-mlflow", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     for name in ("summary.md", "summary.csv", "runs.csv", "results.json", "anytime.png"):
