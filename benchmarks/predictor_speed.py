@@ -5,8 +5,9 @@ validation codes for checkpoint selection, evaluated every epoch). The upstream 
 code needs ~21 s for this on the 2-core CPU (../shared/REFERENCE-FIGURES.md); the target
 here is <= 5 s. Prints the median and min wall time and the median process CPU time of
 ``--runs`` fits (after one warm-up fit) for each thread count (with one thread the CPU
-time is what a fit costs an idle core, the steadier figure on a busy shared machine), the validation MAE of the main metric (to show the speed is not bought
-with quality), and the load average (the machine is shared: rerun when it is quiet).
+time is what a fit costs an idle core, the steadier figure on a busy shared machine),
+the validation MAE of the main metric (to show the speed is not bought with quality),
+and the load average (the machine is shared: rerun when it is quiet).
 
 Data: the ``seg`` table when found (``--data-dir``, ``NCP_HPO_DATA`` or the cache), else
 2,500 random multi-resolution codes with a synthetic metric.
