@@ -21,10 +21,18 @@ whole ensemble runs as a few batched matrix products.
 
 Determinism: every random draw of :meth:`NeuralPredictor.fit` (initialisation, the
 per-epoch permutations, dropout masks) comes from one private ``torch.Generator`` seeded
-with ``seed``; dropout is implemented with masks drawn from that generator, and weights
-are initialised with ``Tensor.uniform_(generator=...)``, so the global torch RNG is neither
-read nor advanced. Same ``seed``, data, parameters and thread count give bit-identical
-weights.
+with ``seed``; dropout is implemented with masks drawn from that generator (``F.dropout``
+and ``nn.init`` would use the global RNG), and weights are initialised with
+``Tensor.uniform_(generator=...)``, so the global torch RNG is neither read nor advanced.
+Same ``seed``, data, parameters and thread count give bit-identical weights.
+
+Differences from the upstream research code (``models/mlp.py``, ``datasets/dataset.py``):
+upstream also puts ``BatchNorm1d`` on the input and after each hidden layer; here the
+input is standardised with stored statistics and there is no batch normalisation (the
+seg validation MAE is the paper's, ~0.75 mIoU, and propagation gradients do not depend
+on batch statistics). Upstream computes the standardisation statistics on the whole table
+(train and validation); here on the training codes only. Upstream's YAML configs switch
+dropout off in the ``[flops, params]`` head; here one ``dropout`` applies to every layer.
 """
 
 from __future__ import annotations
