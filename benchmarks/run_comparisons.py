@@ -97,6 +97,10 @@ def _write_index(timings: dict[str, float]) -> None:
         "folder holds `paper_table2.md` (Table 2 shape), `paper_table3.md` (multi-task), "
         "`paper_table4.md` (transfer) with CSV/JSON twins.",
         "",
+        "NAS-Bench-201 uses 10 seeds and adds `gp`; the NAS-Bench-MR settings (seg, "
+        "cls-50-1000, video; surrogate oracle) use fewer seeds (see each header): the run is "
+        "time-bound on a shared, loaded 2-core machine. All studies have 100 trials.",
+        "",
     ]
     timing_file = RESULTS / "timings.json"
     old = json.loads(timing_file.read_text()) if timing_file.is_file() else {}

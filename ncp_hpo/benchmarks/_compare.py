@@ -838,7 +838,9 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
     try:
         obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
         if task.sampler == "ax":
-            ran = _run_ax(task, obj, queue)
+            with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
+                warnings.filterwarnings("ignore", module=r"ax(\.|$)")
+                ran = _run_ax(task, obj, queue)
         else:
             study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
             _fail_stale(study)
@@ -886,12 +888,15 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
     client.set_generation_strategy(ncp_generation_strategy(space, n_init=n_init, seed=task.seed))
     ran = 0
     misses = 0
-    while len(done) + ran < task.trials and misses < 3 * task.trials:
+    last_error = "no trial generated"
+    while len(done) + ran < task.trials:
+        if misses >= 3 * task.trials:
+            raise RuntimeError(f"Ax stopped after {len(done) + ran} trials: {last_error}")
         t0 = time.perf_counter()
         try:
             batch = client.get_next_trials(max_trials=1)
-        except Exception:  # e.g. DataRequiredError right after the Sobol phase
-            batch = {}
+        except Exception as exc:  # e.g. DataRequiredError right after the Sobol phase
+            batch, last_error = {}, f"{type(exc).__name__}: {exc}"
         gen_s = time.perf_counter() - t0
         if not batch:
             misses += 1
@@ -908,6 +913,7 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
             else:
                 client.mark_trial_failed(idx)
                 misses += 1
+                last_error = f"trial {trial.number} {trial.state.name}"
     return ran
 
 

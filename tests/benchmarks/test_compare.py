@@ -229,6 +229,26 @@ def test_resume_runs_only_missing_trials_and_fails_stale_running(
         run_comparison(CompareConfig(NB201, trials=10, objective="metric+flops", **cfg))
 
 
+def test_ax_loop_records_trials_in_a_study_and_resumes(
+    shared_data_dir: Path, tmp_path: Path
+) -> None:
+    cfg: dict[str, Any] = {
+        "samplers": ("ax",),
+        "seeds": 1,
+        "out": tmp_path,
+        "data_dir": shared_data_dir,
+        "progress": False,
+    }
+    run_comparison(CompareConfig(NB201, trials=3, **cfg))
+    res = run_comparison(CompareConfig(NB201, trials=12, **cfg))
+    assert res.studies["resumed"] == 1 and not res.errors
+    name = study_name(NB201, "ax", 0)
+    trials = _complete(tmp_path / "studies" / f"{name}.db", name)
+    assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    assert all(t.user_attrs["compare:gen_s"] >= 0 for t in trials)  # Ax's generation time
+    assert len({t.user_attrs["code"] for t in trials}) == 12  # the replayed trials were kept
+
+
 def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_path: Path) -> None:
     res = run_comparison(
         CompareConfig(NB201, samplers=("random",), trials=5, seeds=2, objective="metric+flops",
