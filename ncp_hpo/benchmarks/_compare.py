@@ -1506,7 +1506,8 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
             "`ncp` on the same seeds (scipy `wilcoxon`, zero differences dropped and counted as "
             'ties; "all ties": every seed gave the same score, no test, p = 1). '
             "W/T/L: seeds where the sampler beat / tied / lost to `ncp`. p-values are not "
-            "corrected for multiple comparisons."
+            "corrected for multiple comparisons; with N non-tied seeds the smallest attainable "
+            f"p is 2^(1-N) ({2.0 ** (1 - len(seeds)):.3g} for N = {len(seeds)})."
             if has_ref
             else "No `ncp` runs: no paired tests."
         ),
