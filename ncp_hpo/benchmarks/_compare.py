@@ -37,6 +37,20 @@ with 10 random trials drawn by ``RandomSampler(seed=k)``, so NCP, NetAdapt, the 
 predictor and random search share their first 10 trials per seed (common random numbers
 for the paired test).
 
+Outputs (under ``--out``)
+-------------------------
+``summary.md`` (header with the settings, optimum, oracle fidelity, wall times; the table;
+notes), ``summary.csv`` (sampler x budget), ``runs.csv`` (sampler x seed x budget),
+``results.json`` (all of it plus every trial's values and scores), ``anytime.png`` (median
+score per trial with the IQR band per sampler), ``pareto.png`` (two objectives: the front
+of each sampler's median-hypervolume seed over the table's front), ``calls.json`` (wall
+time of every call, so rewriting the reports keeps the time the studies took) and
+``studies/``. With MLflow on, see :mod:`ncp_hpo.benchmarks._tracking`.
+
+Parallelism: ``jobs > 1`` runs the sampler x seed studies in ``jobs`` spawned processes
+(``ProcessPoolExecutor``, one torch thread each; a worker exits when the parent dies);
+each finished trial ticks the tqdm bar through a queue.
+
 Statistics (see :func:`summarize_runs`)
 ---------------------------------------
 * **Score per trial.** Single objective: the best objective value found so far. Two
