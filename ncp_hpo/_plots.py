@@ -1,0 +1,356 @@
+"""Pictures of propagation trajectories (paper Fig. 3 and Fig. 6) and of a lambda sweep.
+
+Every function draws on a fresh :class:`matplotlib.figure.Figure` (no pyplot, no global
+state, no display needed) and writes a PNG. matplotlib is imported inside the functions so
+``import ncp_hpo`` stays fast.
+
+* :func:`plot_code_trajectory`: the 27 multi-resolution code dimensions over the iterations,
+  grouped into 8 panels (stem, blocks, units, channels, head) as in the paper's Fig. 3, plus
+  a ninth panel with the predicted metric(s) and the exact FLOPs. Several stages (cross-task
+  transfer: the source task's propagation, then the target's) are drawn one after the other.
+* :func:`plot_nb201_steps`: NAS-Bench-201 accuracy vs FLOPs of every cell, with the cell of
+  each propagation step (the arg-max every ``round_every`` iterations) marked and numbered,
+  as in Fig. 6.
+* :func:`plot_lambda_sweep`: FLOPs vs mIoU of the codes found at several ``lambda``, one line
+  per strategy (the shape of the paper's Table 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "CODE_PANELS",
+    "TrajectoryStage",
+    "plot_code_trajectory",
+    "plot_lambda_sweep",
+    "plot_nb201_steps",
+]
+
+CODE_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("stem channels (i)", ("i1", "i2")),
+    ("blocks per stage (b)", ("b1", "b2", "b3", "b4")),
+    ("units, stages 1-2 (n)", ("n1_1", "n2_1", "n2_2")),
+    ("units, stages 3-4 (n)", ("n3_1", "n3_2", "n3_3", "n4_1", "n4_2", "n4_3", "n4_4")),
+    ("channels, stages 1-2 (c)", ("c1_1", "c2_1", "c2_2")),
+    ("channels, stage 3 (c)", ("c3_1", "c3_2", "c3_3")),
+    ("channels, stage 4 (c)", ("c4_1", "c4_2", "c4_3", "c4_4")),
+    ("head channels (o)", ("o1",)),
+)
+"""The 8 panels of the multi-resolution trajectory picture: title and dimension names.
+Together they hold each of the 27 dimensions once."""
+
+
+@dataclass(frozen=True)
+class TrajectoryStage:
+    """One propagation drawn by :func:`plot_code_trajectory`.
+
+    Attributes:
+        label: e.g. ``"seg"`` or ``"cls-50-1000 (transfer source)"``.
+        continuous: ``(T+1) x 27`` continuous codes (raw units).
+        rounded: ``(T+1) x 27`` valid codes (what is reported at each iteration).
+        metrics: objective label -> ``T+1`` predicted values (original units).
+        flops: ``T+1`` exact FLOPs of the rounded codes (G), or ``None``.
+    """
+
+    label: str
+    continuous: np.ndarray
+    rounded: np.ndarray
+    metrics: Mapping[str, np.ndarray] = field(default_factory=dict)
+    flops: np.ndarray | None = None
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def plot_code_trajectory(
+    stages: Sequence[TrajectoryStage],
+    path: str | Path,
+    *,
+    dim_names: Sequence[str] | None = None,
+    title: str = "",
+    flops_label: str = "exact FLOPs (G)",
+) -> Path:
+    """Draw the code dimensions over the iterations (paper Fig. 3) and write a PNG.
+
+    Each panel shows its dimensions' valid (rounded) values as solid steps and the
+    continuous values the gradient moves as thin dashed lines; a ninth panel shows the
+    predicted metric of each objective and the exact FLOPs. Stages follow each other on
+    the iteration axis, separated by a vertical line.
+
+    Args:
+        stages: one or more :class:`TrajectoryStage` (27-dim codes).
+        path: the PNG to write (folders are created).
+        dim_names: names of the code dimensions (default the multi-resolution ones).
+        title: the figure's title.
+        flops_label: axis label of the FLOPs curve.
+
+    Returns:
+        the path written.
+    """
+    if not stages:
+        raise ValueError("plot_code_trajectory needs at least one stage")
+    if dim_names is None:
+        from ncp_hpo.spaces.multires import DIM_NAMES
+
+        dim_names = DIM_NAMES
+    index = {n: i for i, n in enumerate(dim_names)}
+    missing = [n for _, dims in CODE_PANELS for n in dims if n not in index]
+    if missing:
+        raise ValueError(f"dimension names {missing} are not in dim_names")
+
+    # concatenate the stages on one iteration axis (a stage starts where the last ended)
+    xs, offsets = [], []
+    x0 = 0
+    for st in stages:
+        t = len(st.rounded)
+        if st.continuous.shape != st.rounded.shape or st.rounded.shape[1] != len(dim_names):
+            raise ValueError(
+                f"stage {st.label!r}: continuous {st.continuous.shape} and rounded "
+                f"{st.rounded.shape} must both be (T+1) x {len(dim_names)}"
+            )
+        xs.append(np.arange(x0, x0 + t))
+        offsets.append(x0)
+        x0 += t - 1
+
+    fig = _new_figure(14, 10.5)
+    axes = fig.subplots(3, 3, sharex=True)
+    colors = [f"C{k}" for k in range(10)]
+    for ax, (panel, dims) in zip(axes.flat, CODE_PANELS, strict=False):
+        for k, name in enumerate(dims):
+            j = index[name]
+            color = colors[k % len(colors)]
+            for s, (st, x) in enumerate(zip(stages, xs, strict=True)):
+                ax.step(
+                    x,
+                    st.rounded[:, j],
+                    where="post",
+                    color=color,
+                    lw=1.8,
+                    label=name if s == 0 else None,
+                )
+                ax.plot(x, st.continuous[:, j], color=color, lw=0.8, ls="--", alpha=0.6)
+        ax.set_title(panel, fontsize=10)
+        ax.legend(fontsize=7, ncol=2 if len(dims) > 4 else 1, loc="best", framealpha=0.6)
+        _stage_lines(ax, offsets[1:])
+    _metrics_panel(axes.flat[8], stages, xs, offsets, flops_label)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration")
+    fig.suptitle(
+        title or "code propagation (solid: valid code, dashed: continuous code)", fontsize=12
+    )
+    return _save(fig, path)
+
+
+def _stage_lines(ax: Axes, offsets: Sequence[int]) -> None:
+    for x in offsets:
+        ax.axvline(x, color="0.4", lw=1.0, ls=":")
+
+
+def _metrics_panel(
+    ax: Axes,
+    stages: Sequence[TrajectoryStage],
+    xs: Sequence[np.ndarray],
+    offsets: Sequence[int],
+    flops_label: str,
+) -> None:
+    labels: dict[str, str] = {}
+    names = {n for st in stages for n in st.metrics}
+    relative = len(names) > 1  # metrics of several tasks: plot changes, their scales differ
+    for st, x in zip(stages, xs, strict=True):
+        for name, values in st.metrics.items():
+            v = np.asarray(values, dtype=float)
+            color = labels.setdefault(name, f"C{len(labels)}")
+            label = f"{name} (predicted" + (f", start {v[0]:.2f})" if relative else ")")
+            ax.plot(x, v - v[0] if relative else v, color=color, lw=1.6, label=label)
+    ax.set_title("predicted metric and exact FLOPs", fontsize=10)
+    ax.set_ylabel("predicted metric" + (": change from its start" if relative else ""))
+    handles, legend_names = ax.get_legend_handles_labels()
+    seen: dict[str, Any] = {}
+    for h, n in zip(handles, legend_names, strict=True):
+        seen.setdefault(n, h)
+    if any(st.flops is not None for st in stages):
+        ax2 = ax.twinx()
+        for s, (st, x) in enumerate(zip(stages, xs, strict=True)):
+            if st.flops is not None:
+                ax2.plot(
+                    x,
+                    st.flops,
+                    color="k",
+                    lw=1.2,
+                    ls="-.",
+                    label=flops_label if s == 0 else None,
+                )
+        ax2.set_ylabel(flops_label)
+        h2, n2 = ax2.get_legend_handles_labels()
+        for h, n in zip(h2, n2, strict=True):
+            seen.setdefault(n, h)
+    ax.legend(list(seen.values()), list(seen), fontsize=7, loc="best", framealpha=0.6)
+    _stage_lines(ax, offsets[1:])
+    for st, off in zip(stages[1:], offsets[1:], strict=True):
+        ax.annotate(
+            st.label,
+            (off, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            va="top",
+            ha="left",
+        )
+
+
+def plot_nb201_steps(
+    table_acc: np.ndarray,
+    table_flops: np.ndarray,
+    step_acc: Sequence[float],
+    step_flops: Sequence[float],
+    path: str | Path,
+    *,
+    step_iterations: Sequence[int] | None = None,
+    reference: Mapping[str, tuple[float, float]] | None = None,
+    title: str = "",
+    acc_label: str = "accuracy (%)",
+    flops_label: str = "FLOPs (M)",
+) -> Path:
+    """NAS-Bench-201 accuracy vs FLOPs with the propagation's steps marked (paper Fig. 6).
+
+    Args:
+        table_acc, table_flops: every cell of the table (grey background).
+        step_acc, step_flops: the true accuracy and FLOPs of the cell at each step (step 0
+            is the start), drawn as numbered stars joined by arrows.
+        path: the PNG to write.
+        step_iterations: iteration of each step, for the legend.
+        reference: extra labelled points, ``{label: (flops, acc)}`` (e.g. the table's best
+            and the paper's reported cell).
+        title: the figure's title.
+        acc_label, flops_label: axis labels.
+
+    Returns:
+        the path written.
+    """
+    sa, sf = np.asarray(step_acc, dtype=float), np.asarray(step_flops, dtype=float)
+    if sa.shape != sf.shape or sa.ndim != 1 or len(sa) == 0:
+        raise ValueError("step_acc and step_flops must be 1-d and of equal, non-zero length")
+    fig = _new_figure(8, 6)
+    ax = fig.subplots()
+    ax.scatter(table_flops, table_acc, s=4, color="0.75", alpha=0.35, lw=0, label="all cells")
+    for k in range(len(sa) - 1):
+        ax.annotate(
+            "",
+            xy=(sf[k + 1], sa[k + 1]),
+            xytext=(sf[k], sa[k]),
+            arrowprops={"arrowstyle": "->", "color": "C3", "lw": 1.0, "alpha": 0.8},
+        )
+    ax.scatter(
+        sf,
+        sa,
+        marker="*",
+        s=160,
+        color=[_step_color(k, len(sa)) for k in range(len(sa))],
+        edgecolors="k",
+        linewidths=0.6,
+        zorder=3,
+        label="propagated cell per step",
+    )
+    groups: dict[tuple[float, float], list[int]] = {}
+    for k, (f, a) in enumerate(zip(sf, sa, strict=True)):
+        groups.setdefault((float(f), float(a)), []).append(k)
+    for (f, a), ks in groups.items():
+        tag = "steps " + _ranges(ks) if len(ks) > 1 else f"step {ks[0]}"
+        if step_iterations is not None:
+            tag += f" (it {_ranges([int(step_iterations[k]) for k in ks], sep='-')})"
+        ax.annotate(tag, (f, a), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    markers = ["^", "x", "s", "D"]
+    for m, (label, (f, a)) in enumerate((reference or {}).items()):
+        ax.scatter([f], [a], marker=markers[m % len(markers)], s=60, color=f"C{m}", label=label)
+    ax.set_xlabel(flops_label)
+    ax.set_ylabel(acc_label)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "NAS-Bench-201: propagation steps (arg-max every 10 iterations)")
+    return _save(fig, path)
+
+
+def _ranges(values: Sequence[int], sep: str = "-") -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"`` (consecutive runs of a sorted list)."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}{sep}{r[-1]}" for r in runs)
+
+
+def _step_color(k: int, n: int) -> tuple[float, float, float, float]:
+    from matplotlib import colormaps
+
+    return tuple(colormaps["viridis"](k / max(n - 1, 1)))  # type: ignore[return-value]
+
+
+def plot_lambda_sweep(
+    series: Mapping[str, Sequence[tuple[float, float, float]]],
+    path: str | Path,
+    *,
+    reference: Mapping[str, tuple[float, float]] | None = None,
+    title: str = "",
+    flops_label: str = "exact FLOPs (G)",
+    metric_label: str = "mIoU (%)",
+) -> Path:
+    """FLOPs vs metric of the codes found at several ``lambda``, one line per series.
+
+    Args:
+        series: label -> ``[(lambda, flops, metric), ...]``; each point is annotated with
+            its lambda.
+        path: the PNG to write.
+        reference: extra labelled points ``{label: (flops, metric)}``.
+        title, flops_label, metric_label: text.
+
+    Returns:
+        the path written.
+    """
+    fig = _new_figure(8, 5.5)
+    ax = fig.subplots()
+    markers = ["o", "s", "^", "D", "v"]
+    for k, (label, pts) in enumerate(series.items()):
+        arr = np.asarray(pts, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != 3:
+            raise ValueError(f"series {label!r} must be a list of (lambda, flops, metric)")
+        order = np.argsort(arr[:, 1])
+        ax.plot(
+            arr[order, 1],
+            arr[order, 2],
+            marker=markers[k % len(markers)],
+            color=f"C{k}",
+            label=label,
+            lw=1.2,
+        )
+        for lam, f, m in arr:
+            ax.annotate(
+                f"λ={lam:g}", (f, m), textcoords="offset points", xytext=(4, -10), fontsize=7
+            )
+    for m, (label, (f, v)) in enumerate((reference or {}).items()):
+        ax.scatter([f], [v], marker="x", s=50, color=f"C{m + len(series)}", label=label)
+    ax.set_xlabel(flops_label)
+    ax.set_ylabel(metric_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "lambda sweep")
+    return _save(fig, path)
