@@ -1,0 +1,217 @@
+"""``ncp-hpo search``: single-task, cached predictor, joint, transfer, NAS-Bench-201, errors.
+
+Predictors are trained with few epochs and propagation runs few iterations, so the whole file
+takes seconds; the surrogate oracle is swapped for a one-member, 20-tree one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncp_hpo import _search_cli
+from ncp_hpo.benchmarks import OracleConfig, clear_cache, load_benchmark
+from ncp_hpo.cli import main
+from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def search_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One user cache (predictors, oracle) shared by the tests of this file."""
+    return tmp_path_factory.mktemp("search-cache")
+
+
+@pytest.fixture(autouse=True)
+def search_env(
+    search_cache: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    monkeypatch.setenv("NCP_HPO_CACHE", str(search_cache))
+    monkeypatch.setenv("NCP_HPO_DATA", str(shared_data_dir))
+    tiny = OracleConfig(members=1, max_iter=20, cv_folds=2, metrics=())
+    monkeypatch.setattr(_search_cli, "_ORACLE_CONFIG", tiny)
+    yield
+    clear_cache()
+
+
+def _search(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str, float]:
+    t0 = time.perf_counter()
+    rc = main(["search", "--no-progress", *argv])
+    wall = time.perf_counter() - t0
+    out, err = capsys.readouterr()
+    return rc, out, err, wall
+
+
+def _found(out: str) -> str:
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("found code: ")]
+    return line.removeprefix("found code: ")
+
+
+def test_seg_search_prints_code_writes_outputs_and_reuses_the_cache(
+    tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # seed 7 is used by no other test, so the first run trains
+    args = ["--setting", "seg", "--iters", "10", "--epochs", "30", "--seed", "7"]
+    args += ["--data-dir", str(shared_data_dir)]
+    rc, out1, err1, wall1 = _search(capsys, *args, "--out", str(tmp_path / "a"))
+    assert rc == 0, err1
+    assert "trained in" in out1 and "reused from cache" not in out1
+    code = MultiResolutionSpace().decode(_found(out1))  # a valid 27-integer code
+    assert code.shape == (27,)
+    # named table: every dimension with its meaning
+    assert "stage1.channels[0]" in out1 and "head.channels" in out1
+    assert "predicted mIoU" in out1 and "GFLOPs" in out1 and "M params" in out1
+    table = load_benchmark("seg")
+    if code.tolist() in table.codes.tolist():
+        assert "measured: table row" in out1
+    else:
+        assert "SURROGATE mIoU" in out1 and "Spearman" in out1 and "2-fold CV" in out1
+    doc = json.loads((tmp_path / "a" / "trajectory.json").read_text())
+    assert doc["found"]["string"] == _found(out1)
+    traj = doc["stages"][0]["result"]["trajectory"]
+    assert len(traj["rounded"]) == 11 and len(traj["rounded"][0][0]) == 27
+    expected_flops = MultiResolutionSpace().flops(code, convention="thop") / 1e9
+    assert doc["found"]["flops"] == pytest.approx(float(expected_flops))
+    assert (tmp_path / "a" / "trajectory.png").read_bytes()[:8] == PNG_MAGIC
+
+    rc, out2, err2, wall2 = _search(capsys, *args, "--out", str(tmp_path / "b"))
+    assert rc == 0, err2
+    assert "reused from cache" in out2 and "trained in" not in out2
+    assert _found(out2) == _found(out1)
+    doc2 = json.loads((tmp_path / "b" / "trajectory.json").read_text())
+    assert doc2["found"]["predicted"] == doc["found"]["predicted"]
+    assert doc2["stages"][0]["result"]["codes"] == doc["stages"][0]["result"]["codes"]
+    assert wall2 < wall1
+
+
+def test_joint_and_transfer_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--iters", "5", "--epochs", "10", "--no-plot", "--no-oracle"]
+    rc, out, err, _ = _search(
+        capsys, "--setting", "seg", "--joint", "cls-50-1000,seg", *common, "--out", str(tmp_path)
+    )
+    assert rc == 0, err
+    assert "propagation [seg + cls-50-1000]" in out
+    assert "predicted mIoU" in out and "predicted top1" in out
+    doc = json.loads((tmp_path / "trajectory.json").read_text())
+    assert doc["objective_settings"] == ["seg", "cls-50-1000"]
+    assert doc["stages"][0]["result"]["objective_names"] == ["seg:mIoU", "cls-50-1000:top1"]
+    assert doc["stages"][0]["result"]["settings"]["weights"] == [0.5, 0.5]
+
+    rc, out, err, _ = _search(
+        capsys,
+        "--setting",
+        "seg",
+        "--transfer-from",
+        "cls-50-1000",
+        *common,
+        "--out",
+        str(tmp_path),
+    )
+    assert rc == 0, err
+    assert "cls-50-1000 (transfer source)" in out and "seg (transfer target)" in out
+    doc = json.loads((tmp_path / "trajectory.json").read_text())
+    src, dst = doc["stages"]
+    assert src["settings"] == ["cls-50-1000"] and dst["settings"] == ["seg"]
+    # the target starts exactly where the source ended
+    assert dst["result"]["initial_codes"][0] == [float(v) for v in src["result"]["codes"][0]]
+    assert doc["found"]["code"] == dst["result"]["codes"][0]
+
+
+def test_nas_bench_201_search_prints_cell_and_true_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err, _ = _search(
+        capsys,
+        "--setting",
+        "nas-bench-201",
+        "--iters",
+        "20",
+        "--epochs",
+        "10",
+        "--lam",
+        "0.2",
+        "--out",
+        str(tmp_path),
+    )
+    assert rc == 0, err
+    cell = _found(out)
+    code = NB201Space().decode(cell)
+    assert out.count("start code: " + _search_cli.NB201_DEFAULT_START) == 1
+    row = load_benchmark("nas-bench-201").query(code)
+    assert row is not None  # the table is complete
+    acc = row["Acc"]
+    assert f"true Acc {acc:.2f} %" in out
+    doc = json.loads((tmp_path / "trajectory.json").read_text())
+    assert [s["iteration"] for s in doc["steps"]] == [0, 10, 20]
+    assert doc["steps"][-1]["cell"] == cell and doc["steps"][-1]["acc"] == pytest.approx(acc)
+    assert (tmp_path / "trajectory.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (
+            [
+                "--setting",
+                "seg",
+                "--init",
+                "64_64-2_1_2_60-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64",
+            ],
+            "c1_1 (stage1.channels[0], index 4) = 60 is not a multiple of 8",
+        ),
+        (
+            ["--setting", "seg", "--init", ",".join(["64"] * 26)],
+            "shape",
+        ),
+        (
+            [
+                "--setting",
+                "nas-bench-201",
+                "--init",
+                "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+            ],
+            "unknown operation 'conv' on edge e1_0",
+        ),
+        (
+            ["--setting", "segg"],
+            "unknown benchmark setting 'segg'; known: cls-50-1000, cls-50-100",
+        ),
+        (
+            ["--setting", "seg", "--joint", "cls-50-1000,vdeo"],
+            "unknown benchmark setting 'vdeo'; known:",
+        ),
+        (
+            ["--setting", "seg", "--joint", "nas-bench-201"],
+            "need one code space",
+        ),
+        (
+            ["--setting", "seg", "--transfer-from", "video", "--init", "1,2"],
+            "--init and --transfer-from",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err, _ = _search(capsys, *argv)
+    assert rc == 2
+    assert err.startswith("ncp-hpo: error: ") and err.count("\n") == 1, err
+    assert needle in err
+    assert "trained in" not in out  # failed before any predictor training
+
+
+def test_default_starts() -> None:
+    mr = _search_cli.default_start(MultiResolutionSpace())
+    assert MultiResolutionSpace().encode(mr) == (
+        "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
+    )
+    nb = _search_cli.default_start(NB201Space())
+    assert NB201Space().encode(nb) == _search_cli.NB201_DEFAULT_START
+    ints = _search_cli.parse_code(MultiResolutionSpace(), " ".join(str(v) for v in mr))
+    assert np.array_equal(ints, mr)
