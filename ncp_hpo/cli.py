@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ncp-hpo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name, func_name in _REGISTRARS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # a real missing dependency, not an absent command
-                raise
-            continue
-        getattr(module, func_name)(sub)
+        getattr(importlib.import_module(module_name), func_name)(sub)
     return parser
 
 
