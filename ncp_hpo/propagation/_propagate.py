@@ -47,8 +47,19 @@ standardised as ``(F(e) - mean) / std`` with the mean and std of the exact FLOPs
 fixed seed, which matches how the benchmark codes (and so the learned head's statistics)
 were sampled; pass the predictor's training codes to match its statistics exactly.
 ``"auto"`` picks ``"exact"`` where ``space.has_exact_flops``, else ``"predictor"``.
-Only the std matters for the update (targets are relative), so the FLOPs convention and
-input size (``flops_kwargs``) change nothing but through the reference set's spread.
+With relative targets only the std scales the update. ``flops_kwargs`` choose whose FLOPs
+are minimised (task head, input size, counting convention: ``space.flops_torch``'s
+arguments); the reference statistics and the reported ``flops`` use the same arguments.
+The exact term is evaluated by :func:`exact_flops_fn`: ``space.flops_torch`` compiled once
+into an exact polynomial (:mod:`ncp_hpo.propagation._polynomial`), one autograd node.
+
+Speed
+-----
+Per iteration the work is a handful of tensor operations on the whole ``n x d`` batch; no
+Python work proportional to ``n``. The continuous codes are kept, and rounded, predicted
+and costed in one batch after the loop (only codes that changed since the previous
+iteration are evaluated), except every ``round_every`` iterations where the rounding is
+part of the algorithm.
 
 Multi-task (Eq. 7) and transfer
 -------------------------------
@@ -213,7 +224,8 @@ class PropagationResult:
 
     Attributes:
         codes: ``n x d`` int64, the final valid codes (one per start).
-        initial_codes: ``n x d`` float64, the starting codes (after projection).
+        initial_codes: ``n x d`` float64, the starting codes (fixed features applied;
+            rounded for winner-takes-all).
         objective_names: the ``k`` objective labels, column order of ``metrics``.
         metrics: ``n x k`` float64, predicted metric of each final code per objective.
         flops_pred: ``n x k`` learned-FLOPs predictions of the final codes, or ``None``.
