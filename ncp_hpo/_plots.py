@@ -310,6 +310,7 @@ def plot_lambda_sweep(
     path: str | Path,
     *,
     reference: Mapping[str, tuple[float, float]] | None = None,
+    background: tuple[np.ndarray, np.ndarray, str] | None = None,
     title: str = "",
     flops_label: str = "exact FLOPs (G)",
     metric_label: str = "mIoU (%)",
@@ -321,6 +322,8 @@ def plot_lambda_sweep(
             its lambda.
         path: the PNG to write.
         reference: extra labelled points ``{label: (flops, metric)}``.
+        background: ``(flops, metric, label)`` of other codes drawn as grey dots (e.g. the
+            benchmark table).
         title, flops_label, metric_label: text.
 
     Returns:
@@ -328,6 +331,9 @@ def plot_lambda_sweep(
     """
     fig = _new_figure(8, 5.5)
     ax = fig.subplots()
+    if background is not None:
+        bx, by, blabel = background
+        ax.scatter(bx, by, s=4, color="0.7", alpha=0.4, lw=0, label=blabel)
     markers = ["o", "s", "^", "D", "v"]
     for k, (label, pts) in enumerate(series.items()):
         arr = np.asarray(pts, dtype=float)
