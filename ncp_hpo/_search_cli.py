@@ -218,6 +218,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 f"{name} codes live in {type(tb.space).__name__}, {target}'s in "
                 f"{type(space).__name__}; --joint/--transfer-from need one code space"
             )
+    if _is_nb201(space) and args.strategy == "wta":
+        raise SearchError(
+            "--strategy wta moves one dimension by its grid step and does not apply to "
+            "nas-bench-201's one-hot cells; use --strategy continuous (arg-max every 10 "
+            "iterations)"
+        )
     start = parse_code(space, args.init, option="--init") if args.init else default_start(space)
     progress = not args.no_progress
     predictors: dict[str, NeuralPredictor] = {}

@@ -191,6 +191,10 @@ def test_nas_bench_201_search_prints_cell_and_true_accuracy(
             "need one code space",
         ),
         (
+            ["--setting", "nas-bench-201", "--strategy", "wta"],
+            "does not apply to nas-bench-201",
+        ),
+        (
             ["--setting", "seg", "--transfer-from", "video", "--init", "1,2"],
             "--init and --transfer-from",
         ),
