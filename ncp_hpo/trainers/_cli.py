@@ -114,6 +114,12 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs: int) -> None:
         help="cpu, cuda, cuda:N or auto (default: CUDA when available)",
     )
     g.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="CPU threads of torch (default: torch's; 1 is fastest when processes share cores)",
+    )
+    g.add_argument(
         "--amp",
         choices=("auto", "bf16", "fp16", "off"),
         default="auto",
@@ -364,8 +370,24 @@ def _make_tracker(uri: str | None, experiment: str, *, verbose: bool, **kw: Any)
     return MLflowTracker(uri, experiment=experiment, **kw)
 
 
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` for the block (nothing when ``n`` is ``None``)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    with _output(verbose=args.verbose):
+    with _output(verbose=args.verbose), _threads(args.threads):
         return _train(args)
 
 
@@ -575,7 +597,7 @@ def _validate_study_args(args: argparse.Namespace) -> None:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    with _output(verbose=args.verbose):
+    with _output(verbose=args.verbose), _threads(args.threads):
         return _study(args)
 
 
