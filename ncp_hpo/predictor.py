@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 _FORMAT = "ncp_hpo.NeuralPredictor"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 1: draft whose checksum covered the tensors only
 _ACTIVATIONS = ("swish", "relu", "tanh")
 _LOSSES = ("smooth_l1", "mse", "l1")
 
