@@ -235,7 +235,7 @@ class _EnsembleMLP(nn.Module):
         self._identity_heads = list(head_of_metric) == list(range(m))
         # outputs -> (w2 columns or None for all heads, head position per output, outputs, g)
         self._plans: dict[tuple[int, ...], tuple[Tensor | None, Tensor, Tensor, int]] = {}
-        self._frozen: dict[tuple[int, ...] | None, tuple[tuple[Any, ...], Any]] = {}
+        self._frozen: dict[tuple[int, ...] | None, tuple[tuple[Any, ...], _FrozenWeights]] = {}
 
     input_mean: Tensor
     input_std: Tensor
@@ -349,16 +349,9 @@ class _EnsembleMLP(nn.Module):
             g,
         )
 
-    def frozen_forward(self, outputs: Sequence[int] | None = None) -> Callable[[Tensor], Tensor]:
-        """Evaluation-mode forward with the weights as constants (detached, pre-sliced).
-
-        For propagation: gradients flow to the input only, the heads ``outputs`` needs are
-        sliced once, and the ensemble mean is taken. Rebuilt when the weights change
-        (tracked through the parameters' version counters), so it is safe to keep.
-
-        Returns:
-            ``f(z)``: ``N x d`` standardised codes -> ``N x m'`` standardised outputs.
-        """
+    def _frozen_weights(self, outputs: Sequence[int] | None) -> _FrozenWeights:
+        """Detached copies of the weights ``outputs`` needs, cached until they change
+        (keyed by the parameters' identity, storage and version counters)."""
         key = None if outputs is None else tuple(int(j) for j in outputs)
         versions = tuple((id(p), p.data_ptr(), p._version) for p in self.parameters())
         hit = self._frozen.get(key)
@@ -370,33 +363,122 @@ class _EnsembleMLP(nn.Module):
                 if key is None
                 else self._select(key)
             )
-            w1, b1 = self.w1.detach().clone(), self.b1.detach().clone()
-            w2, b2, w3, b3 = (t.detach().clone() for t in (w2, b2, w3, b3))
-        identity = key is None and self._identity_heads
-        w3_1 = w3[0].unsqueeze(-1).contiguous()  # m' x K x 1 (single member)
-        b3_1 = b3[0].view(-1, 1, 1).contiguous()  # m' x 1 x 1
-        k, e = self.head_hidden, self.n_members
-        act = self._act
+            fw = _FrozenWeights(
+                w1=self.w1.detach().clone(),
+                b1=self.b1.detach().clone(),
+                w2=w2.detach().clone(),
+                b2=b2.detach().clone(),
+                w3=w3.detach().clone(),
+                b3=b3.detach().clone(),
+                head_of=head_of,
+                identity=key is None and self._identity_heads,
+                g=g,
+                k=self.head_hidden,
+                activation=self.activation,
+            )
+        self._frozen[key] = (versions, fw)
+        return fw
 
-        def lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-            if e == 1:
-                return torch.addmm(b[0, 0], x, w[0]).unsqueeze(0)
-            return torch.baddbmm(b, x.expand(e, *x.shape) if x.ndim == 2 else x, w)
+    def frozen_forward(self, outputs: Sequence[int] | None = None) -> Callable[[Tensor], Tensor]:
+        """Evaluation-mode forward with the weights as constants (detached, pre-sliced).
 
-        def f(z: Tensor) -> Tensor:
-            h = act(lin(z, w1, b1))  # E x N x H
-            h2 = act(lin(h.reshape(-1, h.shape[-1]) if e == 1 else h, w2, b2))  # E x N x gK
-            h2 = h2.view(e, h2.shape[1], g, k)
-            if not identity:
-                h2 = h2.index_select(2, head_of)
-            if e == 1:  # m' small GEMVs: (m' x N x K) @ (m' x K x 1)
-                out1 = torch.baddbmm(b3_1, h2[0].transpose(0, 1), w3_1)  # m' x N x 1
-                return out1.squeeze(-1).transpose(0, 1)  # N x m'
-            out = (h2 * w3.unsqueeze(1)).sum(-1) + b3.unsqueeze(1)  # E x N x m'
-            return out.mean(0)
+        For propagation: gradients flow to the input only, the heads ``outputs`` needs are
+        sliced once, and the ensemble mean is taken. Rebuilt when the weights change.
 
-        self._frozen[key] = (versions, f)
-        return f
+        Returns:
+            ``f(z)``: ``N x d`` standardised codes -> ``N x m'`` standardised outputs.
+        """
+        return self._frozen_weights(outputs).forward
+
+    def frozen_input_gradient(
+        self, outputs: Sequence[int], weights: Sequence[float]
+    ) -> Callable[[Tensor], Tensor]:
+        """Hand-written ``d/dz sum_j weights_j * output_j`` (evaluation mode, ensemble mean).
+
+        Returns:
+            ``g(z)``: ``N x d`` standardised codes -> ``N x d`` gradient (no autograd).
+        """
+        return self._frozen_weights(outputs).input_gradient(weights)
+
+
+@dataclass(frozen=True)
+class _FrozenWeights:
+    """Constant weights of an ensemble MLP restricted to some outputs (see ``_EnsembleMLP``).
+
+    ``w1`` ``E x d x H``, ``b1`` ``E x 1 x H``, ``w2`` ``E x H x gK``, ``b2`` ``E x 1 x gK``,
+    ``w3`` ``E x m' x K``, ``b3`` ``E x m'``; ``head_of`` ``m'`` (head position of each output).
+    """
+
+    w1: Tensor
+    b1: Tensor
+    w2: Tensor
+    b2: Tensor
+    w3: Tensor
+    b3: Tensor
+    head_of: Tensor
+    identity: bool
+    g: int
+    k: int
+    activation: str
+
+    @property
+    def e(self) -> int:
+        return int(self.w1.shape[0])
+
+    def _lin(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        if self.e == 1:
+            return torch.addmm(b[0, 0], x.reshape(-1, x.shape[-1]), w[0]).unsqueeze(0)
+        return torch.baddbmm(b, x.expand(self.e, *x.shape) if x.ndim == 2 else x, w)
+
+    def _act(self, a: Tensor) -> tuple[Tensor, Tensor]:
+        """Activation and its derivative at ``a``."""
+        if self.activation == "swish":
+            s = torch.sigmoid(a)
+            return a * s, s * (1 + a * (1 - s))
+        if self.activation == "relu":
+            return torch.relu(a), (a > 0).to(a.dtype)
+        t = torch.tanh(a)
+        return t, 1 - t * t
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``N x d`` -> ``N x m'`` (differentiable in ``z``)."""
+        act = (
+            F.silu
+            if self.activation == "swish"
+            else (F.relu if self.activation == "relu" else torch.tanh)
+        )
+        h = act(self._lin(z, self.w1, self.b1))  # E x N x H
+        h2 = act(self._lin(h, self.w2, self.b2))  # E x N x gK
+        h2 = h2.view(self.e, h2.shape[1], self.g, self.k)
+        if not self.identity:
+            h2 = h2.index_select(2, self.head_of)  # E x N x m' x K
+        if self.e == 1:  # m' small GEMVs: (m' x N x K) @ (m' x K x 1)
+            out = torch.baddbmm(
+                self.b3[0].view(-1, 1, 1), h2[0].transpose(0, 1), self.w3[0].unsqueeze(-1)
+            )  # m' x N x 1
+            return out.squeeze(-1).transpose(0, 1)
+        out = (h2 * self.w3.unsqueeze(1)).sum(-1) + self.b3.unsqueeze(1)  # E x N x m'
+        return out.mean(0)
+
+    def input_gradient(self, weights: Sequence[float]) -> Callable[[Tensor], Tensor]:
+        c = torch.as_tensor(list(weights), dtype=self.w3.dtype)  # m'
+        # d(sum_j c_j out_j)/d h2: the same vector for every row, E x gK
+        vec = torch.zeros(self.e, self.g, self.k, dtype=self.w3.dtype)
+        vec.index_add_(1, self.head_of, c.view(1, -1, 1) * self.w3)
+        vec = vec.reshape(self.e, 1, -1)
+        w1t, w2t = self.w1.transpose(1, 2), self.w2.transpose(1, 2)
+
+        def grad(z: Tensor) -> Tensor:
+            h, dh = self._act(self._lin(z, self.w1, self.b1))  # E x N x H
+            _, dh2 = self._act(self._lin(h, self.w2, self.b2))  # E x N x gK
+            d2 = vec * dh2
+            if self.e == 1:
+                d1 = (d2[0] @ w2t[0]) * dh[0]  # N x H
+                return d1 @ w1t[0]  # N x d
+            d1 = torch.bmm(d2, w2t) * dh
+            return torch.bmm(d1, w1t).mean(0)
+
+        return grad
 
 
 def _keep_mask(shape: torch.Size, keep: float, generator: torch.Generator) -> Tensor:
@@ -956,6 +1038,29 @@ class NeuralPredictor:
             return out.reshape(module.n_members, *batch, out.shape[-1])
         out = module.frozen_forward(outputs)(flat)  # N x m
         return out.reshape(*batch, out.shape[-1])
+
+    def input_gradient_fn(
+        self, outputs: Sequence[int], weights: Sequence[float]
+    ) -> Callable[[Tensor], Tensor]:
+        """``g(z) = d/dz sum_j weights_j * forward_standardized(z)[..., outputs[j]]``.
+
+        The gradient propagation needs, written out by hand (no autograd graph): a few
+        matrix products per call. Evaluation mode, ensemble mean, weights as constants.
+
+        Args:
+            outputs: metric indices (``metric_index``), ``m'`` of them.
+            weights: one coefficient per output.
+
+        Returns:
+            ``g``: ``N x d`` standardised codes (float32) -> ``N x d``.
+        """
+        module = self._check_fitted("input_gradient_fn")
+        if len(outputs) != len(weights):
+            raise ValueError(
+                f"input_gradient_fn needs one weight per output; got {len(outputs)} outputs "
+                f"and {len(weights)} weights"
+            )
+        return module.frozen_input_gradient(outputs, weights)
 
     def predict(self, codes: Any, *, return_std: bool = False, as_dict: bool = False) -> Any:
         """Predicted metrics in original units.

@@ -537,3 +537,29 @@ def test_compiled_polynomial_affine_gradcheck() -> None:
     y32 = fn.affine(x.detach().float(), a, b, 1e-9, 0.5)
     assert y32.dtype == torch.float32
     torch.testing.assert_close(y32.double(), fn(x.detach() * a + b) * 1e-9 + 0.5, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("source", ["exact", "predictor"])
+def test_analytic_gradient_path_equals_autograd(mr_predictor, monkeypatch, source) -> None:
+    """NeuralPredictor's hand-written gradient path gives autograd's smooth-L1 updates,
+    also for several objectives on one predictor and a second predictor in another frame."""
+    import ncp_hpo.propagation._propagate as impl
+
+    space = MultiResolutionSpace()
+    x = space.sample(300, seed=7).astype(np.float64)
+    other = NeuralPredictor(seed=1, epochs=2).fit(
+        x, {"acc": -x[:, 0] / 64 + x[:, 26] / 32, "flops": space.flops(x.astype(np.int64)) / 1e9}
+    )
+    objs = [
+        Objective(mr_predictor, weight=0.8),
+        Objective(mr_predictor, metric="flops", weight=-0.3, maximize=False, name="f2"),
+        Objective(other, weight=0.5, name="other"),
+    ]
+    starts = space.sample(5, seed=8)
+    args = {"iterations": 12, "flops_source": source, "lr": 1.0}
+    fast = propagate(objs, space, starts, **args)
+    monkeypatch.setattr(impl, "_FAST_RELATIVE_LOSS", False)
+    slow = propagate(objs, space, starts, **args)
+    np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-3)
+    np.testing.assert_array_equal(fast.codes, slow.codes)
+    np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)

@@ -110,6 +110,28 @@ class CompiledPolynomial:
         )
         return out.reshape(x.shape[:-1])
 
+    def gradient(
+        self,
+        x: Tensor,
+        in_scale: Tensor | None = None,
+        in_shift: Tensor | None = None,
+        out_scale: float = 1.0,
+    ) -> Tensor:
+        """``d/dx [F(x * in_scale + in_shift) * out_scale]`` without autograd: ``n x d``.
+
+        Computed in float64, returned in ``x``'s dtype (``x``: ``n x d``).
+        """
+        idx, coef = self._consts(x.double())
+        v = x.double()
+        a = torch.ones(self.d, dtype=torch.float64) if in_scale is None else in_scale.double()
+        if in_scale is not None:
+            v = v * a
+        if in_shift is not None:
+            v = v + in_shift.double()
+        g = _basis_factors(v, idx, self.k)
+        scale = (coef * float(out_scale)).expand(v.shape[0], -1)
+        return _input_grad(v, g, idx, scale, a).to(x.dtype)
+
     def increments(self, x: Tensor, step: Tensor) -> Tensor:
         """Exact ``F(x + step_l u_l) - F(x)`` for every dimension ``l`` at once.
 
@@ -160,10 +182,7 @@ class _PolynomialFn(torch.autograd.Function):
         e: float,
     ) -> Tensor:
         v = x.double() * a + b  # n x d
-        n = v.shape[0]
-        basis = torch.cat([v, v * (v - 1) * 0.5, torch.ones(n, 1, dtype=v.dtype)], dim=1)
-        # a gather, not a 0/1 selection matmul: CPU float64 GEMM is slow for these shapes
-        g = basis.index_select(1, idx).view(n, k, -1)  # n x K x T
+        g = _basis_factors(v, idx, k)  # n x K x T
         prod = g[:, 0]
         for q in range(1, k):
             prod = prod * g[:, q]
@@ -175,23 +194,39 @@ class _PolynomialFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         v, g, idx, coef, a = ctx.saved_tensors
-        n, k, _ = g.shape
-        d = v.shape[1]
         scale = (grad_y.double() * ctx.c).unsqueeze(1) * coef  # n x T
-        if k == 1:
-            dg = scale.unsqueeze(1)
-        else:
-            parts = []
-            for q in range(k):
-                other = scale
-                for r in range(k):
-                    if r != q:
-                        other = other * g[:, r]
-                parts.append(other)
-            dg = torch.stack(parts, dim=1)  # n x K x T
-        db = torch.zeros(n, 2 * d + 1, dtype=v.dtype).index_add_(1, idx, dg.reshape(n, -1))
-        dv = db[:, :d] + db[:, d : 2 * d] * (v - 0.5)  # d/dv of v(v-1)/2 is v - 1/2
-        return (dv * a).to(grad_y.dtype), None, None, None, None, None, None, None
+        dx = _input_grad(v, g, idx, scale, a)
+        return dx.to(grad_y.dtype), None, None, None, None, None, None, None
+
+
+def _basis_factors(v: Tensor, idx: Tensor, k: int) -> Tensor:
+    """``B(v) = [v, v(v-1)/2, 1]`` gathered into the factors of every term: ``n x K x T``."""
+    n = v.shape[0]
+    basis = torch.cat([v, v * (v - 1) * 0.5, torch.ones(n, 1, dtype=v.dtype)], dim=1)
+    # a gather, not a 0/1 selection matmul: CPU float64 GEMM is slow for these shapes
+    return basis.index_select(1, idx).view(n, k, -1)
+
+
+def _input_grad(v: Tensor, g: Tensor, idx: Tensor, scale: Tensor, a: Tensor) -> Tensor:
+    """``d/dx`` of ``sum_t scale_t prod_q g_qt`` with ``v = x * a + b``: ``n x d``."""
+    n, k, _ = g.shape
+    d = v.shape[1]
+    if k == 1:
+        dg = scale.unsqueeze(1)
+    elif k == 2:
+        dg = torch.stack([scale * g[:, 1], scale * g[:, 0]], dim=1)
+    else:
+        parts = []
+        for q in range(k):
+            other = scale
+            for r in range(k):
+                if r != q:
+                    other = other * g[:, r]
+            parts.append(other)
+        dg = torch.stack(parts, dim=1)  # n x K x T
+    db = torch.zeros(n, 2 * d + 1, dtype=v.dtype).index_add_(1, idx, dg.reshape(n, -1))
+    dv = db[:, :d] + db[:, d : 2 * d] * (v - 0.5)  # d/dv of v(v-1)/2 is v - 1/2
+    return dv * a
 
 
 def _mixed_difference_plan(

@@ -758,6 +758,15 @@ def _propagate(
             const += const_f
         return (lin - lin.detach()) + const
 
+    # Fastest path (per-iteration targets, predictors with a hand-written input gradient,
+    # compiled exact FLOPs): the update needs only d loss / dz, a fixed linear combination
+    # of output gradients, so neither forward values nor an autograd graph are built.
+    grad_fn = None
+    if relative and all(hasattr(o.predictor, "input_gradient_fn") for o in objs):
+        if src != "exact" or isinstance(flops_fn, CompiledPolynomial):
+            grad_fn = _analytic_gradient(objs, src, slope_m, slope_f, flops_fn, mu, sigma, fx_std)
+    loss_const = torch.full((n,), const_m + (const_f if src != "none" else 0.0))
+
     # -- bookkeeping -------------------------------------------------------------------------
     z = ((e0 - mu) / sigma).float()
     z = torch.minimum(torch.maximum(z, z_lo), z_hi)
@@ -794,20 +803,23 @@ def _propagate(
     for it in range(1, iterations + 1):
         if timeout_sec is not None and time.perf_counter() - t_start > timeout_sec:
             break
-        zg = z.clone().requires_grad_(True)
-        p, f = forward(zg)
-        if relative:
-            loss = relative_loss(p, f)
+        if grad_fn is not None:
+            grad, loss = grad_fn(z), loss_const
         else:
-            if tp0 is not None:
-                tp, tf = tp0, tf0
+            zg = z.clone().requires_grad_(True)
+            p, f = forward(zg)
+            if relative:
+                loss = relative_loss(p, f)
             else:
-                tp, tf = make_targets(p, f)
-            if fixed_targets and stop_at_target:
-                active &= ~targets_met(p.detach(), None if f is None else f.detach(), tp, tf)
-                some_frozen = not bool(active.all())
-            loss = loss_rows(p, f, tp, tf)
-        (grad,) = torch.autograd.grad(loss.sum(), zg)
+                if tp0 is not None:
+                    tp, tf = tp0, tf0
+                else:
+                    tp, tf = make_targets(p, f)
+                if fixed_targets and stop_at_target:
+                    active &= ~targets_met(p.detach(), None if f is None else f.detach(), tp, tf)
+                    some_frozen = not bool(active.all())
+                loss = loss_rows(p, f, tp, tf)
+            (grad,) = torch.autograd.grad(loss.sum(), zg)
         if has_fixed:
             grad = grad * free32
         if some_frozen:
@@ -894,6 +906,61 @@ def _propagate(
         trajectory=trajectory,
         settings=settings,
     )
+
+
+def _analytic_gradient(
+    objs: list[_Obj],
+    src: str,
+    slope_m: Tensor,
+    slope_f: Tensor,
+    flops_fn: Callable[[Tensor], Tensor] | None,
+    mu: Tensor,
+    sigma: Tensor,
+    fx_std: float,
+) -> Callable[[Tensor], Tensor]:
+    """``z`` (``n x d``) -> ``d loss / dz`` for per-iteration targets, without autograd.
+
+    The loss is ``sum_t slope_m[t] p_t + (sum_t slope_f[t] f_t | slope_f.sum() f)`` up to a
+    constant (see ``relative_loss``); objectives sharing a predictor and frame are merged
+    into one call of its ``input_gradient_fn``.
+    """
+    groups: dict[tuple[int, bool], tuple[Any, list[int], list[float], _Obj]] = {}
+    for t, o in enumerate(objs):
+        key = (id(o.predictor), o.same_frame)
+        _, cols, coefs, _ = groups.setdefault(key, (o.predictor, [], [], o))
+        pairs = [(o.col, float(slope_m[t]))]
+        if src == "predictor" and o.flops_col is not None:
+            pairs.append((o.flops_col, float(slope_f[t])))
+        for col, c in pairs:
+            if col in cols:
+                coefs[cols.index(col)] += c
+            else:
+                cols.append(col)
+                coefs.append(c)
+    sigma32, mu32 = sigma.float(), mu.float()
+    fns = []
+    for pred, cols, coefs, o in groups.values():
+        g = pred.input_gradient_fn(cols, coefs)
+        # another predictor's frame: z_t = (z * sigma + mu - mean_t) / std_t
+        scale = None if o.same_frame else (sigma32 / o.std).float()
+        fns.append((g, scale, o))
+    poly = flops_fn if src == "exact" and isinstance(flops_fn, CompiledPolynomial) else None
+    f_coef = float(slope_f.sum()) / fx_std if poly is not None else 0.0
+
+    def grad(z: Tensor) -> Tensor:
+        total: Tensor | None = None
+        for g, scale, o in fns:
+            if scale is None:
+                part = g(z)
+            else:
+                part = g((z * sigma32 + mu32 - o.mean) / o.std) * scale
+            total = part if total is None else total + part
+        assert total is not None
+        if poly is not None:
+            total = total + poly.gradient(z, sigma, mu, f_coef)
+        return total
+
+    return grad
 
 
 def _exact_costs(
