@@ -354,9 +354,15 @@ def plot_lambda_sweep(
             )
     for m, (label, (f, v)) in enumerate((reference or {}).items()):
         ax.scatter([f], [v], marker="x", s=50, color=f"C{m + len(series)}", label=label)
+    if background is not None:  # zoom on the found codes; the background fills the window
+        pts = [p for v in series.values() for p in v]
+        xs = [p[1] for p in pts] + [f for f, _ in (reference or {}).values()]
+        ys = [p[2] for p in pts] + [m for _, m in (reference or {}).values()]
+        ax.set_xlim(0, 1.1 * max(xs))
+        ax.set_ylim(min(ys) - 3, max(ys) + 1)
     ax.set_xlabel(flops_label)
     ax.set_ylabel(metric_label)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     ax.set_title(title or "lambda sweep")
     return _save(fig, path)
