@@ -19,8 +19,10 @@ URLs:
     :class:`optuna.storages.JournalStorage` on a :class:`JournalFileBackend` log file (one
     machine, or a shared file system with working symlinks). Optuna implements heartbeats
     for RDB storages only; :class:`HeartbeatJournalStorage` adds the same mechanism here
-    (each beat is a trial system attribute ``ncp_hpo:heartbeat`` = ``[trial_id, time]`` on
-    the writer's clock, so machines sharing the file need synchronised clocks).
+    (each beat is a trial system attribute ``ncp_hpo:heartbeat`` holding the trial id, the
+    writer's clock, host and process; machines sharing the file need synchronised clocks,
+    and a late beat of a process that is still alive on the checking machine is never
+    stale: a saturated journal's file lock can hold a live writer back for many seconds).
 
 Errors a user can fix (a malformed URL, a missing database driver, a server that does not
 answer) raise :class:`StorageError` with one line naming the URL (password masked) and the
@@ -30,6 +32,7 @@ cause.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,8 +121,15 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
 
     def record_heartbeat(self, trial_id: int) -> None:
+        beat: list[int | float | str | None] = [
+            trial_id,
+            time.time(),
+            _HOST,
+            os.getpid(),
+            _process_start(os.getpid()),
+        ]
         try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [trial_id, time.time()])
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, beat)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the trial finished between two beats
 
@@ -129,12 +139,17 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         stale = []
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             beat = t.system_attrs.get(HEARTBEAT_ATTR)
-            # [trial_id, time]: a retried trial inherits its predecessor's system attributes,
-            # so a beat recorded for another trial id is not this trial's
-            if not (isinstance(beat, list) and len(beat) == 2 and beat[0] == t._trial_id):
+            # [trial_id, time, host, pid, start]: a retried trial inherits its predecessor's
+            # system attributes, so a beat recorded for another trial id is not this trial's
+            if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == t._trial_id):
                 continue
-            if isinstance(beat[1], int | float) and now - float(beat[1]) > grace:
-                stale.append(t._trial_id)
+            if not isinstance(beat[1], int | float) or now - float(beat[1]) <= grace:
+                continue
+            if _alive_here(beat[2], beat[3], beat[4]):
+                # a live worker on this machine whose beats are late: the journal's file
+                # lock can starve a writer for many seconds when the log is saturated
+                continue
+            stale.append(t._trial_id)
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -144,6 +159,46 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self,
     ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
         return self.heartbeat_stale_trial_callback
+
+
+_HOST = socket.gethostname()
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (Linux), else ``None``."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_start(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (Linux), to tell a live
+    process from a later one that reused its pid; ``None`` where unknown."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _alive_here(host: object, pid: object, start: object) -> bool:
+    """Whether the worker that wrote a beat is a live process on this machine (a zombie,
+    killed but not yet reaped by its parent, is dead)."""
+    if host != _HOST or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        pass
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # no /proc: trust kill(pid, 0)
+    if fields[0] in ("Z", "X"):
+        return False
+    return start is None or _process_start(pid) == start
 
 
 def _retry_callback(retries: int) -> Callable[[optuna.Study, FrozenTrial], None] | None:

@@ -6,6 +6,9 @@ multi-process SIGKILL version is in ``test_workers.py``.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,13 @@ from optuna.distributions import IntDistribution
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from ncp_hpo._storage import HeartbeatJournalStorage, StorageError, open_storage, redact_url
+from ncp_hpo._storage import (
+    HEARTBEAT_ATTR,
+    HeartbeatJournalStorage,
+    StorageError,
+    open_storage,
+    redact_url,
+)
 
 BACKENDS = ["sqlite", "journal", "postgres"]
 pytestmark = pytest.mark.filterwarnings(
@@ -35,10 +44,46 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_zombie_worker_counts_as_dead() -> None:
+    from ncp_hpo._storage import _alive_here, _process_start
+
+    host = socket.gethostname()
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = _process_start(p.pid)
+        assert _alive_here(host, p.pid, start)
+        assert not _alive_here(host, p.pid, (start or 0) + 1)  # pid reused by another process
+        assert not _alive_here("another-host", p.pid, start)
+        p.kill()
+        time.sleep(0.5)  # killed, not reaped yet: a zombie
+        assert not _alive_here(host, p.pid, start)
+    finally:
+        p.kill()
+        p.wait()
+    assert not _alive_here(host, p.pid, start)
+
+
+def _beat(study: optuna.Study, trial_id: int, *, alive: bool = False) -> None:
+    """Record a heartbeat for ``trial_id`` as a worker that is dead now (or alive: this one)."""
+    storage = study._storage
+    if isinstance(storage, HeartbeatJournalStorage) and not alive:
+        # journal beats name their process; a late beat of a live local process is not stale
+        beat = [trial_id, time.time(), socket.gethostname(), _dead_pid(), None]
+        storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, beat)
+    else:
+        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
 def _stale_trial(study: optuna.Study) -> optuna.trial.Trial:
     trial = study.ask()
     trial.suggest_int("x", 0, 100)
-    study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    _beat(study, trial._trial_id)
     return trial
 
 
@@ -66,7 +111,7 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
         # it inherited the dead trial's attributes but must not count as stale before it beats
         fail_stale_trials(study)
         assert study._storage.get_trial(retry._trial_id).state == TrialState.RUNNING
-        study._storage.record_heartbeat(retry._trial_id)  # type: ignore[attr-defined]
+        _beat(study, retry._trial_id)
         time.sleep(2.2)
         fail_stale_trials(study)
         states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -75,6 +120,20 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
     finally:
         if url.startswith("postgresql"):
             optuna.delete_study(study_name=study_name, storage=url)
+
+
+def test_late_beat_of_a_live_local_journal_worker_is_not_stale(tmp_path: Path) -> None:
+    """A saturated journal lock can delay a live worker's beats past the grace period."""
+    study = optuna.create_study(
+        storage=open_storage(f"journal:{tmp_path / 's.log'}", heartbeat=1, grace=1)
+    )
+    alive, dead = study.ask(), study.ask()
+    _beat(study, alive._trial_id, alive=True)
+    _beat(study, dead._trial_id)
+    time.sleep(1.6)
+    fail_stale_trials(study)
+    assert study._storage.get_trial(alive._trial_id).state == TrialState.RUNNING
+    assert study._storage.get_trial(dead._trial_id).state == TrialState.FAIL
 
 
 @pytest.mark.parametrize("url", ["sqlite", "journal"], indirect=True)
