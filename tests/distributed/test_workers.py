@@ -30,7 +30,7 @@ def _storage(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return f"journal:{tmp_path / 'studies.log'}"
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("backend", ["postgres", "journal"])
 def test_four_ncp_and_four_tpe_workers_finish_exactly_the_budget(
     backend: str,
     request: pytest.FixtureRequest,
