@@ -22,16 +22,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ncp_hpo.predictor import NeuralPredictor
-from ncp_hpo.spaces import MultiResolutionSpace
+# measure the checkout this script belongs to, not whatever copy is installed
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
 
-REPO = Path(__file__).resolve().parents[1]
+import ncp_hpo  # noqa: E402
+from ncp_hpo.predictor import NeuralPredictor  # noqa: E402
+from ncp_hpo.spaces import MultiResolutionSpace  # noqa: E402
 
 
 def load_data(data_dir: str | None) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
@@ -39,7 +44,7 @@ def load_data(data_dir: str | None) -> tuple[str, np.ndarray, dict[str, np.ndarr
     try:
         from ncp_hpo.benchmarks import load_benchmark
 
-        default = REPO.parent / "shared" / "nas-bench-mr"
+        default = _REPO.parent / "shared" / "nas-bench-mr"
         table = load_benchmark("seg", data_dir=data_dir or (default if default.is_dir() else None))
         metrics = {k: np.asarray(table.metrics[k]) for k in (table.main_metric, "flops")}
         return "NAS-Bench-MR seg", np.asarray(table.codes), metrics
@@ -67,6 +72,7 @@ def main() -> None:
     y_va = {k: v[va] for k, v in metrics.items()}
     main_metric = next(iter(metrics))
     print(f"data: {source}; train {len(tr)} codes, validation {len(va)}, epochs {args.epochs}")
+    print(f"ncp_hpo from {Path(ncp_hpo.__file__).parent}")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
 
     for n_threads in args.threads:

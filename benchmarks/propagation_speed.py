@@ -24,15 +24,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ncp_hpo.predictor import NeuralPredictor
-from ncp_hpo.propagation import propagate
-from ncp_hpo.propagation._propagate import _compiled_flops, _reference_stats
-from ncp_hpo.spaces import MultiResolutionSpace
+# measure the checkout this script belongs to, not whatever copy is installed
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import ncp_hpo  # noqa: E402
+from ncp_hpo.predictor import NeuralPredictor  # noqa: E402
+from ncp_hpo.propagation import propagate  # noqa: E402
+from ncp_hpo.propagation._propagate import _compiled_flops, _reference_stats  # noqa: E402
+from ncp_hpo.spaces import MultiResolutionSpace  # noqa: E402
 
 
 def timed(fn, runs: int) -> tuple[float, float, float]:
@@ -64,6 +72,7 @@ def main() -> None:
     acc = 70 + 2 * np.tanh(np.log(flops)) - 0.2 * codes[:, 2] + 0.01 * codes[:, 26]
     predictor = NeuralPredictor(seed=0, epochs=5).fit(codes, {"acc": acc, "flops": flops})
     starts = space.sample(1024, seed=1)
+    print(f"ncp_hpo from {Path(ncp_hpo.__file__).parent}")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
 
     _compiled_flops.cache_clear()
