@@ -482,9 +482,9 @@ class RunRecord:
             "study_name": self.study_name,
             "n_complete": self.n,
             "n_failed": self.n_failed,
-            "values": self.values.tolist(),
-            "scores": _nan_to_none(self.scores.tolist()),
-            "wall_s": self.wall_s.tolist(),
+            "values": np.round(self.values, 6).tolist(),
+            "scores": _nan_to_none(np.round(self.scores, 6).tolist()),
+            "wall_s": np.round(self.wall_s, 4).tolist(),
             "codes": self.codes,
             "sources": self.sources,
         }
@@ -1698,5 +1698,5 @@ def write_reports(result: ComparisonResult, out: Path) -> dict[str, Path]:
     files["json"] = out / "results.json"
     doc = result.to_dict()
     doc["files"] = {k: v.name for k, v in files.items()}
-    files["json"].write_text(json.dumps(jsonable(doc), indent=1))
+    files["json"].write_text(json.dumps(jsonable(doc), separators=(",", ":")))
     return files
