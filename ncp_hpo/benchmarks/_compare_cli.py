@@ -6,6 +6,7 @@ Heavy imports (Optuna, torch, MLflow, matplotlib) happen inside the handler.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -29,7 +30,7 @@ predictor and NetAdapt with a predictor fitted on 2,000 table codes; Tables 3-4:
 multi-task and transfer rows), writing paper_table2/3/4.md/.csv and paper_protocol.json.
 
 examples:
-  ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10 --jobs 2
+  ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
   ncp-hpo compare --benchmark seg --objective metric+flops --lam 0.5 --samplers ncp,random,tpe
   ncp-hpo compare --benchmark seg --protocol paper --seeds 3
 """
@@ -81,7 +82,13 @@ def register_compare_commands(subparsers: Any) -> None:
         default="10,25,50,100",
         help="trial counts at which best-found is reported (default 10,25,50,100)",
     )
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes running sampler x seed studies in parallel (default: the CPUs "
+        "this process may use, at most 4; 1 runs everything in this process)",
+    )
     p.add_argument("--out", default=None, help="output folder (default ./ncp-compare-<benchmark>)")
     p.add_argument(
         "--data-dir", default=None, help="benchmark files folder (else $NCP_HPO_DATA, cache)"
@@ -99,6 +106,14 @@ def register_compare_commands(subparsers: Any) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
     p.set_defaults(func=_cmd_compare)
+
+
+def _default_jobs() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -146,7 +161,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         objective=args.objective,
         lam=args.lam,
         mode=args.mode,
-        jobs=args.jobs,
+        jobs=args.jobs if args.jobs is not None else _default_jobs(),
         out=args.out,
         data_dir=args.data_dir,
         budgets=_int_list(args.budgets, "--budgets"),
