@@ -1485,7 +1485,8 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     )
     lines += ["", ""]
     has_ref = REFERENCE_SAMPLER in result.summaries
-    head = ["sampler", *[f"best@{b}" for b in budgets]]
+    label = "HV" if info.n_objectives == 2 else "best"
+    head = ["sampler", *[f"{label}@{b}" for b in budgets]]
     if info.optimum is not None:
         head.append(f"regret@{final}")
     head.append("wall/trial (ms)")
