@@ -254,9 +254,15 @@ def test_prior_fine_tuned_on_the_study(seg, seg_prior) -> None:
     study.optimize(objective, n_trials=12)
     tuned = sampler._source._cached
     assert tuned is not None and tuned is not seg_prior
-    # the fine-tuned head now ranks codes by the study's objective (smaller is better)
-    small, big = np.full(27, 8), np.where(space.is_width, 128, 4)
-    assert tuned.predict(small[None])[0, 0] > tuned.predict(big[None])[0, 0]
+    # the fine-tuned main head learned the study's objective on the study's codes ...
+    from scipy.stats import spearmanr
+
+    codes = np.stack([space.from_params(t.params) for t in study.trials])
+    values = np.array([t.value for t in study.trials])
+    rho = spearmanr(tuned.predict(codes)[:, 0], values).statistic
+    assert rho > 0.5
+    # ... while the prior itself is untouched (it predicts mIoU, not -GFLOPs)
+    assert seg_prior.predict(codes)[:, 0].min() > 50
 
 
 def test_bad_arguments() -> None:
