@@ -63,7 +63,7 @@ def main() -> int:
     prior, info = fit_setting_predictor(table, seed=args.seed)
     print(
         f"prior fitted on cls-50-1000 in {time.perf_counter() - t0:.0f} s "
-        f"(held-out Spearman {info['test_score'].spearman_rho:.3f})"
+        f"(Spearman {info['val_score'].spearman_rho:.3f} on {info['val_score'].n} held-out codes)"
     )
 
     space = MultiResolutionSpace()

@@ -539,7 +539,8 @@ def _load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[st
     table = load_benchmark(spec, data_dir)  # unknown / missing / corrupt: NCPError, one line
     t0 = time.perf_counter()
     predictor, info = fit_setting_predictor(table, seed=seed)
-    score = info.get("test_score")
+    # the validation split (500 codes): the test split is only what 2,000 + 500 leave over
+    score = info.get("val_score") or info.get("test_score")
     fidelity = (
         f"; held-out Spearman {score.spearman_rho:.3f}, Kendall {score.kendall_tau:.3f} "
         f"on {score.n} codes"
