@@ -76,7 +76,7 @@ def test_validate_shapes_and_types() -> None:
         SPACE.validate(np.zeros((2, 3, 27)))
     bad = code.astype(float)
     bad[5] = 2.5
-    with pytest.raises(InvalidCodeError, match="b2 .* 2.5 is not an integer"):
+    with pytest.raises(InvalidCodeError, match=r"b2 .* 2\.5 is not an integer"):
         SPACE.validate(bad)
     with pytest.raises(InvalidCodeError, match="not an integer"):
         SPACE.validate(np.full(27, np.nan))
