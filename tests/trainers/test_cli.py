@@ -34,6 +34,12 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in ``tmp_path``: a SQLite tracking store puts artifacts in ``./mlruns``."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _experiment() -> str:
     return f"cli-{uuid.uuid4().hex[:8]}"
 
@@ -80,7 +86,6 @@ def test_train_prints_metrics_logs_one_run_and_saves_weights(
 def test_train_without_mlflow_writes_no_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["train", "--task", "cls", "--code", TINY[1], *SMALL, "--no-mlflow"]) == 0
     assert "top1" in capsys.readouterr().out
@@ -89,11 +94,13 @@ def test_train_without_mlflow_writes_no_store(
 
 def test_bad_code_is_one_line_exit_2() -> None:
     bad = TINY[0][:-1] + "9"  # o1 = 9: not a multiple of 8
+    root = Path(__file__).resolve().parents[2]  # this checkout, whatever is installed
     proc = subprocess.run(
         [sys.executable, "-m", "ncp_hpo.cli", "train", "--task", "cls", "--code", bad],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=root,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
