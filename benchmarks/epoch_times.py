@@ -17,13 +17,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ncp_hpo.trainers import train_code
-from ncp_hpo.trainers.datasets import DEFAULT_DATASET, make_loaders
+# measure the checkout this script belongs to, not whatever copy is installed
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import ncp_hpo  # noqa: E402
+from ncp_hpo.trainers import train_code  # noqa: E402
+from ncp_hpo.trainers.datasets import DEFAULT_DATASET, make_loaders  # noqa: E402
 
 TASKS = ("cls", "seg", "video", "bev-det")
 CODES = {
@@ -98,7 +106,8 @@ def main() -> None:
         f"CPU epoch times: {platform.processor() or platform.machine()}, {os.cpu_count()} "
         f"cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s), batch "
         f"{args.batch_size}, fp32; load average (1/5/15 min) {load_before} before, {_load()} "
-        f"after; {time.perf_counter() - t0:.0f} s in all."
+        f"after; {time.perf_counter() - t0:.0f} s in all; ncp_hpo from "
+        f"{Path(ncp_hpo.__file__).parent}."
     )
     print()
     print("| " + " | ".join(h for _, h in cols) + " |")
