@@ -204,12 +204,17 @@ class PredictorSamplerBase(BaseSampler):
 
     # -- history ---------------------------------------------------------------------------
     def _history(self, study: Study, *, exclude: int | None = None) -> History:
-        """Rebuild the usable history from the storage (COMPLETE and RUNNING trials)."""
+        """Rebuild the history from the storage.
+
+        COMPLETE trials with finite values are learned from; RUNNING trials are pending;
+        PRUNED, FAILED and NaN trials are not learned from but their codes count as seen,
+        so they are never proposed again.
+        """
         directions = tuple(study.directions)
         sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
-        codes, scores, cons, numbers, pending = [], [], [], [], []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-            if t.number == exclude:
+        codes, scores, cons, numbers, pending, rejected = [], [], [], [], [], []
+        for t in study.get_trials(deepcopy=False):
+            if t.number == exclude or t.state == TrialState.WAITING:
                 continue
             code = self._trial_code(t)
             if code is None:
@@ -217,9 +222,14 @@ class PredictorSamplerBase(BaseSampler):
             if t.state == TrialState.RUNNING:
                 pending.append(code)
                 continue
-            values = np.asarray(t.values, dtype=np.float64)
-            if values.shape != sign.shape or not np.isfinite(values).all():
-                continue  # NaN/inf objectives carry no usable signal
+            values = np.asarray(t.values if t.values is not None else [], dtype=np.float64)
+            if (
+                t.state != TrialState.COMPLETE
+                or values.shape != sign.shape
+                or not np.isfinite(values).all()
+            ):
+                rejected.append(code)  # pruned/failed/NaN: no usable signal, but seen
+                continue
             codes.append(code)
             scores.append(values * sign)
             cons.append(t.constraints)
@@ -232,6 +242,7 @@ class PredictorSamplerBase(BaseSampler):
             codes=np.asarray(codes, dtype=np.int64).reshape(-1, self._space.dim),
             scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(directions)),
             pending=np.asarray(pending, dtype=np.int64).reshape(-1, self._space.dim),
+            rejected=np.asarray(rejected, dtype=np.int64).reshape(-1, self._space.dim),
             directions=tuple(
                 "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
             ),
@@ -241,14 +252,14 @@ class PredictorSamplerBase(BaseSampler):
         )
 
     def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
-        """The code of a trial: its params, or (RUNNING) its published proposal."""
+        """The code of a trial: its params, or (unfinished/failed) its published proposal."""
         if all(n in t.params for n in self._param_names):
             try:
                 return self._space.from_params(t.params)
             except InvalidCodeError:
                 return None  # e.g. an objective that used a narrower range of its own
         raw = t.system_attrs.get(_PROPOSAL_ATTR)
-        if raw is not None and t.state == TrialState.RUNNING:
+        if raw is not None and t.state != TrialState.COMPLETE:
             return np.asarray(json.loads(raw), dtype=np.int64)
         return None
 

@@ -21,6 +21,7 @@ class History:
         trial_numbers: ``n`` trial numbers of the rows.
         constraints: ``n x c`` constraint values (feasible when all <= 0), ``c`` may be 0.
         constraint_names: the ``c`` constraint names.
+        rejected: ``r x d`` codes of pruned/failed/NaN trials: not learned from, but seen.
     """
 
     codes: np.ndarray
@@ -30,6 +31,7 @@ class History:
     trial_numbers: np.ndarray
     constraints: np.ndarray | None = None
     constraint_names: tuple[str, ...] = ()
+    rejected: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.constraints is None:
@@ -51,8 +53,11 @@ class History:
         return int(self.codes.shape[0])
 
     def seen(self) -> set[bytes]:
-        """Keys of every evaluated or pending code (see :func:`code_key`)."""
-        return {code_key(c) for c in self.codes} | {code_key(c) for c in self.pending}
+        """Keys of every evaluated, pending, pruned or failed code (see :func:`code_key`)."""
+        rows = [self.codes, self.pending]
+        if self.rejected is not None:
+            rows.append(self.rejected)
+        return {code_key(c) for part in rows for c in part}
 
     def incumbents(self, max_count: int = 8) -> np.ndarray:
         """Best codes: the best trial (single objective) or the Pareto set (multi).

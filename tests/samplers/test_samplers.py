@@ -127,6 +127,26 @@ def test_failed_and_nan_trials_are_ignored(nb201) -> None:
     assert len([t for t in study.trials if PROPOSAL in t.system_attrs]) > 10
 
 
+def test_pruned_and_failed_codes_are_never_proposed_again(nb201) -> None:
+    space = nb201.space
+
+    def objective(trial: optuna.Trial) -> float:
+        acc = float(nb201.query(space.suggest(trial))["Acc"])
+        if trial.number >= 6 and trial.number % 2 == 0:
+            raise optuna.TrialPruned()
+        if trial.number >= 6:
+            raise ValueError("crash")
+        return acc
+
+    sampler = NCPSampler(space=space, seed=0, n_startup_trials=4, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=20, catch=(ValueError,))
+    codes = [space.encode(space.from_params(t.params)) for t in study.trials]
+    assert len(set(codes)) == 20
+    history = sampler._history(study)
+    assert history.n == 6 and history.rejected is not None and len(history.rejected) == 14
+
+
 def test_multi_objective_pareto(nb201) -> None:
     space = nb201.space
 
