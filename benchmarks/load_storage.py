@@ -90,7 +90,7 @@ def _run(sampler: str, storage: str, args: argparse.Namespace, log_dir: Path) ->
         optuna.delete_study(study_name=study, storage=storage)
     return {
         "sampler": sampler,
-        "storage": redact_url(storage).split("://")[0].split(":")[0],
+        "storage": redact_url(storage).split(":")[0].split("+")[0],
         "complete": len(done),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "over_budget": sum(bool(t.user_attrs.get("over_budget")) for t in trials),
