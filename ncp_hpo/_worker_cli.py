@@ -289,13 +289,20 @@ def _cli_output(*, verbose: bool) -> Iterator[None]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
+        url_env = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # two lines per MLflow run
+        url_setting = os.environ.get(url_env)
         if not verbose:
+            os.environ[url_env] = "true"
             warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
             for lg in quiet:
                 lg.setLevel(logging.WARNING)
         try:
             yield
         finally:
+            if url_setting is None:
+                os.environ.pop(url_env, None)
+            else:
+                os.environ[url_env] = url_setting
             warnings.formatwarning = fmt
             for lg, level in zip(quiet, levels, strict=True):
                 lg.setLevel(level)
