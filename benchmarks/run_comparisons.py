@@ -43,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--mlflow-uri", default=None, help="log to this MLflow store (default: off)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument(
+        "--results",
+        default=None,
+        help="write here instead of this checkout's benchmarks/results (e.g. to run a clean "
+        "clone's code and record into the working tree)",
+    )
     args = ap.parse_args(argv)
+    global RESULTS
+    if args.results:
+        RESULTS = Path(args.results).resolve()
 
     from ncp_hpo.benchmarks._compare import CompareConfig, run_comparison
 

@@ -1117,7 +1117,28 @@ def _environment() -> dict[str, str]:
         import scipy
 
         env["scipy"] = scipy.__version__
+    env.update(_git_provenance())
     return env
+
+
+def _git_provenance() -> dict[str, str]:
+    """The commit of the ``ncp_hpo`` checkout that ran (``+dirty`` when files under
+    ``ncp_hpo/`` differ from it); empty outside a git checkout."""
+    import subprocess
+
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(pkg), "status", "--porcelain", "--", "."],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git": sha + ("+dirty" if dirty else "")} if sha else {}
 
 
 class _OutLock:
