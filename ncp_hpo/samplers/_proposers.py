@@ -147,7 +147,6 @@ class NetAdaptProposer(Proposer):
         return np.concatenate(ranked)
 
 
-
 def _penalize(util: np.ndarray, violation: np.ndarray) -> np.ndarray:
     """Move predicted-infeasible codes below every predicted-feasible one (least violation
     first among them)."""
