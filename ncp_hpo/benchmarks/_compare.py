@@ -1076,8 +1076,9 @@ class ComparisonResult:
 
     def to_dict(self) -> dict[str, Any]:
         cfg = dataclasses.asdict(self.config)
-        cfg["out"] = str(self.config.out_dir)
-        cfg["data_dir"] = None if self.config.data_dir is None else str(self.config.data_dir)
+        # folder names only: records are shared, absolute paths of this machine are not
+        cfg["out"] = Path(self.config.out_dir).name
+        cfg["data_dir"] = None if self.config.data_dir is None else Path(self.config.data_dir).name
         return {
             "format": _FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
