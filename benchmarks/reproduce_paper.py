@@ -860,7 +860,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
-        "settings": {k: v for k, v in vars(args).items()},
+        # paths as folder names: the record is shared, this machine's paths are not
+        "settings": {
+            k: (Path(v).name if k in ("out", "data_dir") and v else v)
+            for k, v in vars(args).items()
+        },
     }
     if "quality" in sections:
         runner.results["quality"] = runner.timed("predictor quality", runner.predictor_quality)
