@@ -1329,6 +1329,7 @@ def _record_call(out: Path, result: ComparisonResult, trials_run: int) -> list[d
             "samplers": list(result.config.samplers),
             "trials": result.config.trials,
             "seeds": result.config.seeds,
+            "git": _git_provenance().get("git"),
         }
     )
     path.write_text(json.dumps(calls, indent=1) + "\n")
@@ -1486,11 +1487,14 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     working = [c for c in result.calls if c.get("trials_to_run", 0) > 0]
     if working:
         jobs = sorted({int(c.get("jobs", 1)) for c in working})
+        commits = sorted({str(c["git"]) for c in working if c.get("git")})
         lines.append(
             f"- Wall time of the calls that ran trials: "
             f"{sum(float(c['elapsed_s']) for c in working):.0f} s ({len(working)} call(s), "
             f"--jobs {'/'.join(map(str, jobs))}, {sum(int(c['trials_to_run']) for c in working)}"
-            " trials); sum of the trials' own wall times over all studies "
+            " trials"
+            + (f", code at git {', '.join(commits)}" if commits else "")
+            + "); sum of the trials' own wall times over all studies "
             f"{sum(float(np.nansum(r.wall_s)) for r in result.runs):.0f} s."
         )
     lines.append(
@@ -1500,6 +1504,7 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         f"trials marked FAIL: {st.get('stale', 0)}."
     )
     env = _environment()
+    env = {("report by git" if k == "git" else k): v for k, v in env.items()}
     lines.append(
         "- Environment: "
         + ", ".join(f"{k} {v}" for k, v in env.items())
