@@ -519,9 +519,13 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
     )
     if result.skipped:
         lines.append(f"- Skipped (data not available): {', '.join(result.skipped)}.")
+    from ncp_hpo.benchmarks._compare import _git_provenance
+
+    git = _git_provenance().get("git")
     lines.append(
-        f"- Created {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
-        f"{result.elapsed_s:.0f} s for the whole protocol."
+        f"- Created {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+        + (f" by the code at git {git}" if git else "")
+        + f"; {result.elapsed_s:.0f} s for the whole protocol."
     )
     return [*lines, ""]
 
