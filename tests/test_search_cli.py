@@ -59,7 +59,7 @@ def test_seg_search_prints_code_writes_outputs_and_reuses_the_cache(
     # seed 7 is used by no other test, so the first run trains
     args = ["--setting", "seg", "--iters", "10", "--epochs", "30", "--seed", "7"]
     args += ["--data-dir", str(shared_data_dir)]
-    rc, out1, err1, wall1 = _search(capsys, *args, "--out", str(tmp_path / "a"))
+    rc, out1, err1, _ = _search(capsys, *args, "--out", str(tmp_path / "a"))
     assert rc == 0, err1
     assert "trained in" in out1 and "reused from cache" not in out1
     code = MultiResolutionSpace().decode(_found(out1))  # a valid 27-integer code
@@ -80,14 +80,13 @@ def test_seg_search_prints_code_writes_outputs_and_reuses_the_cache(
     assert doc["found"]["flops"] == pytest.approx(float(expected_flops))
     assert (tmp_path / "a" / "trajectory.png").read_bytes()[:8] == PNG_MAGIC
 
-    rc, out2, err2, wall2 = _search(capsys, *args, "--out", str(tmp_path / "b"))
+    rc, out2, err2, _ = _search(capsys, *args, "--out", str(tmp_path / "b"))
     assert rc == 0, err2
     assert "reused from cache" in out2 and "trained in" not in out2
     assert _found(out2) == _found(out1)
     doc2 = json.loads((tmp_path / "b" / "trajectory.json").read_text())
     assert doc2["found"]["predicted"] == doc["found"]["predicted"]
     assert doc2["stages"][0]["result"]["codes"] == doc["stages"][0]["result"]["codes"]
-    assert wall2 < wall1
 
 
 def test_joint_and_transfer_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
