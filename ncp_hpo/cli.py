@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ncp_hpo import __version__
+from ncp_hpo._numerics import pin_cpu_math
 from ncp_hpo.exceptions import NCPError
 
 # (module, registrar) pairs; each registrar adds sub-parsers with ``set_defaults(func=...)``.
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_cpu_math()  # before anything imports torch: results depend on code, seeds, versions
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -84,7 +84,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
@@ -96,6 +95,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ncp_hpo._numerics import deterministic_threads, environment
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -678,7 +678,7 @@ def make_sampler(name: str, *, space: Any, seed: int) -> optuna.samplers.BaseSam
             import cmaes  # noqa: F401
         except ImportError as exc:
             raise CompareError(
-                "the cmaes sampler needs the 'cmaes' package (pip install cmaes)"
+                "the cmaes sampler needs the 'cmaes' extra: pip install 'ncp-hpo[cmaes]'"
             ) from exc
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
@@ -850,31 +850,39 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
     if queue is None:
         queue = _WORKER_QUEUE
     try:
-        obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
-        if task.sampler == "ax":
-            with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
-                warnings.filterwarnings("ignore", module=r"ax(\.|$)")
-                ran = _run_ax(task, obj, queue)
-        else:
-            study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
-            _fail_stale(study)
-
-            def _tick(_study: Any, trial: Any) -> None:
-                from optuna.trial import TrialState
-
-                if trial.state == TrialState.COMPLETE and queue is not None:
-                    queue.put(1)
-
-            for _ in range(3):  # failed trials are retried, a bounded number of times
-                remaining = task.trials - _n_complete(study)
-                if remaining <= 0:
-                    break
-                before = _n_complete(study)
-                study.optimize(obj, n_trials=remaining, callbacks=[_tick], catch=(Exception,))
-                ran += _n_complete(study) - before
+        with deterministic_threads():
+            ran = _run_study(task, queue)
     except Exception as exc:  # reported by the parent; other studies go on
         return _Outcome(task.name, ran, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
     return _Outcome(task.name, ran, time.perf_counter() - t0)
+
+
+def _run_study(task: _Task, queue: Any) -> int:
+    """The study loop of :func:`_run_task` (one thread: see :mod:`ncp_hpo._numerics`)."""
+    ran = 0
+    obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+    if task.sampler == "ax":
+        with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
+            warnings.filterwarnings("ignore", module=r"ax(\.|$)")
+            ran = _run_ax(task, obj, queue)
+    else:
+        study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
+        _fail_stale(study)
+
+        def _tick(_study: Any, trial: Any) -> None:
+            from optuna.trial import TrialState
+
+            if trial.state == TrialState.COMPLETE and queue is not None:
+                queue.put(1)
+
+        for _ in range(3):  # failed trials are retried, a bounded number of times
+            remaining = task.trials - _n_complete(study)
+            if remaining <= 0:
+                break
+            before = _n_complete(study)
+            study.optimize(obj, n_trials=remaining, callbacks=[_tick], catch=(Exception,))
+            ran += _n_complete(study) - before
+    return ran
 
 
 def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
@@ -1103,21 +1111,7 @@ def _score_name(info: BenchmarkInfo) -> str:
 
 
 def _environment() -> dict[str, str]:
-    import optuna
-
-    from ncp_hpo import __version__
-
-    env = {
-        "python": platform.python_version(),
-        "ncp_hpo": __version__,
-        "optuna": optuna.__version__,
-        "numpy": np.__version__,
-        "cpus": str(os.cpu_count()),
-    }
-    with contextlib.suppress(Exception):
-        import scipy
-
-        env["scipy"] = scipy.__version__
+    env = environment()
     env.update(_git_provenance())
     return env
 
