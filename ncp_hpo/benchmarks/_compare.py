@@ -1548,6 +1548,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
             else "No `ncp` runs: no paired tests."
         ),
     ]
+    verdict_line = verdict(result.summaries, result.info)
+    if verdict_line:
+        lines += ["", verdict_line]
     notes = []
     if surrogate:
         notes.append(
@@ -1561,9 +1564,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         )
     if tuple(cfg.samplers) == DEFAULT_SAMPLERS:
         notes.append(
-            "`gp` (Optuna GPSampler) is not in the default samplers: 14 s per 100-trial "
-            "NAS-Bench-201 study but 74 s on NAS-Bench-MR (seg), 4-5x NCP, on the shared "
-            "2-core machine; add it with --samplers."
+            "`gp` (Optuna GPSampler) is not in the default samplers: its cost per trial grows "
+            "with the history and is several times NCP's on NAS-Bench-MR; add it with "
+            "--samplers."
         )
     for s, summ in result.summaries.items():
         notes += [f"`{s}`: {n}" for n in summ.notes]
@@ -1572,6 +1575,43 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def verdict(
+    summaries: Mapping[str, SamplerSummary], info: BenchmarkInfo, *, alpha: float = 0.05
+) -> str:
+    """One line naming the sampler with the best median at the final budget and the samplers
+    significantly better or worse than NCP there (paired Wilcoxon, ``p < alpha``);
+    empty without results."""
+    final = max((max(s.budgets) for s in summaries.values() if s.budgets), default=None)
+    if final is None:
+        return ""
+    medians = {
+        name: s.budgets[final].median
+        for name, s in summaries.items()
+        if final in s.budgets and math.isfinite(s.budgets[final].median)
+    }
+    if not medians:
+        return ""
+    higher = info.n_objectives == 2 or info.directions[0] == "maximize"
+    top = max(medians.values()) if higher else min(medians.values())
+    leaders = [f"`{n}`" for n, v in medians.items() if v == top]
+    label = "HV" if info.n_objectives == 2 else "best"
+    text = f"**Verdict** ({label}@{final}, median over seeds): best {' = '.join(leaders)}"
+    text += f" ({top:.{_digits(info)}f})."
+    if REFERENCE_SAMPLER not in summaries:
+        return text + " No `ncp` runs, so no paired tests."
+    better: list[str] = []
+    worse: list[str] = []
+    for name, s in summaries.items():
+        t = s.tests.get(final)
+        if name == REFERENCE_SAMPLER or t is None or t.p_value is None or t.p_value >= alpha:
+            continue
+        ahead = t.wins > t.losses if higher else t.losses > t.wins
+        (better if ahead else worse).append(f"`{name}` (p = {t.p_value:.2g})")
+    text += f" Significantly better than `ncp` (p < {alpha:g}): {', '.join(better) or 'none'}."
+    text += f" Significantly worse: {', '.join(worse) or 'none'}."
+    return text
 
 
 def summary_rows(result: ComparisonResult) -> list[dict[str, Any]]:
