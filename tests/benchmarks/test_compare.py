@@ -25,8 +25,8 @@ from ncp_hpo.benchmarks._compare import (
     run_comparison,
     study_name,
     summarize_runs,
-    verdict,
     summary_stat,
+    verdict,
 )
 from ncp_hpo.cli import main
 
