@@ -59,9 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NCPError as exc:
         print(f"ncp-hpo: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
+        print(f"ncp-hpo: error: {_os_error_text(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ncp-hpo: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``cannot use PATH: reason`` for file-system errors, else the error's own text."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"cannot use {str(exc.filename)!r}: {reason}"
+    return reason
 
 
 if __name__ == "__main__":  # pragma: no cover
