@@ -112,10 +112,9 @@ def environment() -> dict[str, str]:
             env[short.get(dist, dist)] = version
     env["machine"] = platform.machine()
     env["study threads"] = str(STUDY_THREADS)
-    if "torch" in sys.modules:
-        import torch
+    import torch  # loaded by now in any run that reports (after pin_cpu_math)
 
-        env["torch cpu capability"] = torch.backends.cpu.get_cpu_capability()
+    env["torch cpu capability"] = torch.backends.cpu.get_cpu_capability()
     env["MKL_CBWR"] = os.environ.get("MKL_CBWR", "unset")
     env["cpus"] = str(os.cpu_count())
     return env
