@@ -30,7 +30,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse parser whose usage errors are one line (``ncp-hpo: error: ...``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        from ncp_hpo._secrets import redact
+
+        self.exit(2, redact(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except NCPError as exc:
-        print(f"ncp-hpo: error: {exc}", file=sys.stderr)
+        from ncp_hpo._secrets import redact
+
+        print(redact(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncp-hpo: interrupted", file=sys.stderr)
