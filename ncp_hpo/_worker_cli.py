@@ -41,9 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._heartbeat import FAIL_ATTR
 from ncp_hpo._secrets import redact, remember_url
-from ncp_hpo._worker_trial import is_storage_error, run_trial, short, tag_failure
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -65,6 +63,7 @@ TASKS = ("cls", "seg", "video", "bev-det")
 OVER_BUDGET_ATTR = "over_budget"
 OBJECTIVE_ATTR = "ncp_hpo.objective"
 WORKER_ATTR = "worker"
+FAIL_ATTR = "fail_reason"  # = ncp_hpo._heartbeat.FAIL_ATTR (kept light: --help imports this)
 
 
 class WorkerError(NCPError, RuntimeError):
@@ -668,6 +667,8 @@ class Worker:
         """Run trials until the budget is met, the timeout passes or failures pile up."""
         from optuna.trial import TrialState
 
+        from ncp_hpo._worker_trial import run_trial
+
         start = time.monotonic()
         summary = WorkerSummary(self.worker_id, self.study_name, self.budget)
         health = getattr(self.storage, "health", None)
@@ -695,11 +696,11 @@ class Worker:
                     stop = self._stop_reason(exc)
                     errors_in_row += 1
                     if stop is None and errors_in_row <= self.max_storage_errors:
-                        self._emit(f"error (retrying): {short(exc)}")
+                        self._emit(f"error (retrying): {_short(exc)}")
                         time.sleep(min(30.0, self.poll * 2**errors_in_row))
                         continue
                     summary.stopped_reason = stop or (
-                        f"stopped after {errors_in_row} errors in a row; last: {short(exc)}"
+                        f"stopped after {errors_in_row} errors in a row; last: {_short(exc)}"
                     )
                     self._leave_nothing_running(summary)
                     break
@@ -730,6 +731,8 @@ class Worker:
     ) -> int:
         """Count a finished trial; the new count of failed trials in a row."""
         from optuna.trial import TrialState
+
+        from ncp_hpo._worker_trial import tag_failure
 
         summary.ran += 1
         if frozen.user_attrs.get(OVER_BUDGET_ATTR):
@@ -769,6 +772,7 @@ class Worker:
         """The one-line reason to stop for a storage error, ``None`` for other errors."""
         from ncp_hpo._heartbeat import StorageUnavailableError
         from ncp_hpo._storage_errors import root_cause
+        from ncp_hpo._worker_trial import is_storage_error
 
         if isinstance(exc, StorageUnavailableError):
             return f"stopped: {exc}"
@@ -806,6 +810,8 @@ class Worker:
         self._emit(f"storage {event}: {detail}")
 
     def _tag_stale(self, frozen: optuna.trial.FrozenTrial) -> None:
+        from ncp_hpo._worker_trial import tag_failure
+
         tag_failure(self.spec.tracker, self.study_name, frozen, _run_params(self.spec))
 
     def _emit(self, text: str) -> None:
@@ -903,6 +909,13 @@ def _tracker(args: argparse.Namespace) -> Any:
         )
     tracker.warned = False
     return tracker
+
+
+def _short(exc: BaseException) -> str:
+    """``Type: message`` on one line (password masked)."""
+    text = " ".join(str(exc).split())
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(line)[:500]
 
 
 def _health_line(health: Any) -> str:

@@ -253,7 +253,9 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
         spec.objective = objective
         url = f"sqlite:///{db}"
         storage = open_storage(url, heartbeat=1, connect_timeout=1, retry_window=window)
-        return Worker("s", storage, spec, make_sampler("random", spec.space, seed=at + 1), budget=budget)
+        return Worker(
+            "s", storage, spec, make_sampler("random", spec.space, seed=at + 1), budget=budget
+        )
 
     t0 = time.monotonic()
     summary = worker(3, window=20, hold=2.5, at=1).run()
