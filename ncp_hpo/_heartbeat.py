@@ -46,6 +46,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from ncp_hpo._secrets import redact
 from ncp_hpo._storage_errors import is_transient, root_cause
 from ncp_hpo.exceptions import NCPError
 
@@ -70,7 +71,10 @@ _MAX_PAUSE = 2.0  # seconds between retries at most: the storage is used soon af
 
 
 class StorageUnavailableError(NCPError, ConnectionError):
-    """The storage stayed unreachable for the whole retry window, or refused for good."""
+    """The storage stayed unreachable for the whole retry window (message redacted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class StorageHealth:

@@ -64,10 +64,13 @@ def remember_url(url: object) -> None:
     _, colon, password = creds.partition(":")
     if not colon:
         return
+    # a parser may split "pw@rt@host" elsewhere than at the last "@": each piece too
+    pieces = {password, *password.split("@")}
     with _LOCK:
-        for secret in (password, unquote(password)):
-            if len(secret) >= _MIN_SECRET:
-                _SECRETS.add(secret)
+        for piece in pieces:
+            for secret in (piece, unquote(piece)):
+                if len(secret) >= _MIN_SECRET:
+                    _SECRETS.add(secret)
 
 
 def redact(text: object) -> str:

@@ -36,13 +36,14 @@ cause (:func:`ncp_hpo._storage_errors.root_cause`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import optuna
 from optuna.storages import JournalStorage
@@ -75,7 +76,32 @@ _DRIVER_HINTS = {
 
 
 class StorageError(NCPError, ConnectionError):
-    """A storage URL is malformed, its driver is missing, or the storage cannot be reached."""
+    """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
+
+    The message is passed through :func:`ncp_hpo._secrets.redact`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _without_context(fn: _F) -> _F:
+    """Raise ``fn``'s :class:`StorageError` without the exception it replaced as its
+    context: the driver's error may quote the URL as the driver parsed it, password and all."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StorageError as exc:
+            error = exc
+        error.__context__ = error.__cause__ = None
+        raise error
+
+    return wrapper  # type: ignore[return-value]
 
 
 def redact_url(url: str) -> str:
@@ -267,6 +293,7 @@ def open_storage(
     )
 
 
+@_without_context
 def _open_journal(
     url: str,
     heartbeat: int | None,
@@ -365,6 +392,7 @@ def _check_sqlite_file(parsed: Any, shown: str) -> None:
         )
 
 
+@_without_context
 def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
     import sqlalchemy.exc
 

@@ -67,7 +67,13 @@ FAIL_ATTR = "fail_reason"  # = ncp_hpo._heartbeat.FAIL_ATTR (kept light: --help 
 
 
 class WorkerError(NCPError, RuntimeError):
-    """A worker cannot start (bad configuration) or had to stop (too many failures)."""
+    """A worker cannot start (bad configuration) or had to stop (too many failures).
+
+    The message is passed through :func:`ncp_hpo._secrets.redact`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 # ---------------------------------------------------------------------------------------
