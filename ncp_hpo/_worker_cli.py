@@ -385,6 +385,7 @@ def benchmark_objective(
         metric_names=list(obj.objective_names),
         space=obj.space,
         description=description,
+        tracker=tracker,
     )
 
 
@@ -433,6 +434,7 @@ def task_objective(
         metric_names=["metric", "macs"] if two else ["metric"],
         space=MultiResolutionSpace(),
         description={"kind": "task", "task": task, "objective": objective, **opts},
+        tracker=tracker,
     )
 
 
@@ -615,7 +617,6 @@ class Worker:
             )
         if tracker is not None:
             spec.close = tracker.close
-            spec.tracker = tracker
         sampler = make_sampler(
             args.sampler,
             spec.space,
