@@ -46,7 +46,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from ncp_hpo._secrets import redact
+from ncp_hpo._secrets import one_line
 from ncp_hpo._storage_errors import is_transient, root_cause
 from ncp_hpo.exceptions import NCPError
 
@@ -74,7 +74,7 @@ class StorageUnavailableError(NCPError, ConnectionError):
     """The storage stayed unreachable for the whole retry window (message redacted)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(one_line(message))
 
 
 class StorageHealth:

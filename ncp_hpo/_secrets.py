@@ -18,14 +18,23 @@ import re
 import threading
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "remember_url"]
+__all__ = ["MASK", "one_line", "redact", "remember_url"]
 
 MASK = "***"
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 # a word: no blanks or quotes that delimit a URL inside a message
 _WORD = re.compile(r"""[^\s'"`<>]+""")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:?//")
+_MIN_PIECE = 6  # a piece of a password between two "@" (shorter ones mask ordinary words)
 _MIN_SECRET = 3  # shorter "passwords" would mask ordinary text (a port's digits, a word)
+
+
+def _after_scheme(word: str, at: int) -> int:
+    """Where the credentials of ``word`` start: after ``SCHEME://`` or ``SCHEME//`` when the
+    word starts with one, else at 0 (a "//" inside a password is not a scheme's)."""
+    match = _SCHEME.match(word, 0, at)
+    return match.end() if match else 0
 
 
 def _credentials(word: str) -> tuple[int, int] | None:
@@ -33,9 +42,8 @@ def _credentials(word: str) -> tuple[int, int] | None:
     at = word.rfind("@")
     if at <= 0:
         return None
-    slashes = word.find("//", 0, at)
-    start = slashes + 2 if slashes >= 0 else 0
-    colon = word.find(":", start, at)  # "scheme:user:pw@" masks "user:pw": too much is safe
+    # "scheme:user:pw@" masks "user:pw": too much is safe
+    colon = word.find(":", _after_scheme(word, at), at)
     if colon < 0:
         return None
     if colon + 1 >= at:
@@ -59,18 +67,23 @@ def remember_url(url: object) -> None:
     at = text.rfind("@")
     if at <= 0:
         return
-    slashes = text.find("//", 0, at)
-    creds = text[slashes + 2 if slashes >= 0 else 0 : at]
+    creds = text[_after_scheme(text, at) : at]
     _, colon, password = creds.partition(":")
     if not colon:
         return
-    # a parser may split "pw@rt@host" elsewhere than at the last "@": each piece too
-    pieces = {password, *password.split("@")}
+    # a parser may split "pw@rt@host" elsewhere than at the last "@": long pieces too
+    pieces = {password, *(p for p in password.split("@") if len(p) >= _MIN_PIECE)}
     with _LOCK:
         for piece in pieces:
             for secret in (piece, unquote(piece)):
                 if len(secret) >= _MIN_SECRET:
                     _SECRETS.add(secret)
+
+
+def one_line(text: object) -> str:
+    """:func:`redact` ``text``, with line breaks shown as ``\\n`` (a message is one line,
+    even when it quotes a path or a driver message that holds a line break)."""
+    return redact(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def redact(text: object) -> str:

@@ -51,7 +51,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from ncp_hpo._heartbeat import StaleCheck, StorageHealth, stale_callback
-from ncp_hpo._secrets import redact, remember_url
+from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo._storage_errors import root_cause
 from ncp_hpo.exceptions import NCPError
 
@@ -78,11 +78,11 @@ _DRIVER_HINTS = {
 class StorageError(NCPError, ConnectionError):
     """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
 
-    The message is passed through :func:`ncp_hpo._secrets.redact`.
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(one_line(message))
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._secrets import redact, remember_url
+from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -69,11 +69,11 @@ FAIL_ATTR = "fail_reason"  # = ncp_hpo._heartbeat.FAIL_ATTR (kept light: --help 
 class WorkerError(NCPError, RuntimeError):
     """A worker cannot start (bad configuration) or had to stop (too many failures).
 
-    The message is passed through :func:`ncp_hpo._secrets.redact`.
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(one_line(message))
 
 
 # ---------------------------------------------------------------------------------------

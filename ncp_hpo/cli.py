@@ -30,9 +30,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse parser whose usage errors are one line (``ncp-hpo: error: ...``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        from ncp_hpo._secrets import redact
+        from ncp_hpo._secrets import one_line
 
-        self.exit(2, redact(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
+        self.exit(2, one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,9 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except NCPError as exc:
-        from ncp_hpo._secrets import redact
+        from ncp_hpo._secrets import one_line
 
-        print(redact(f"ncp-hpo: error: {exc}"), file=sys.stderr)
+        print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncp-hpo: interrupted", file=sys.stderr)

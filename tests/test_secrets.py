@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,12 @@ URLS = [
 
 
 @pytest.fixture(autouse=True)
-def _forget_passwords() -> None:
+def _forget_passwords() -> Iterator[None]:
     """Each test starts with no remembered password: masking must not rely on another's."""
     from ncp_hpo import _secrets
 
+    _secrets._SECRETS.clear()
+    yield
     _secrets._SECRETS.clear()
 
 
