@@ -27,7 +27,8 @@ three things, all here:
   worker's trial is failed ``confirm`` seconds later than Optuna alone would. Before
   failing a trial it records the user attribute ``fail_reason``.
 
-The private Optuna names this needs are used only here: ``_get_stale_trial_ids`` (the
+The private Optuna names this needs are used only here: ``BaseHeartbeat`` (the base
+class that makes a storage a heartbeat storage), ``_get_stale_trial_ids`` (the
 method :func:`~optuna.storages.fail_stale_trials` calls), ``record_heartbeat``, and the
 private ``RDBStorage`` methods Optuna's ``_CachedStorage`` calls (``_create_new_trial``,
 ``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``).
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._heartbeat import BaseHeartbeat  # the one import of this private module
 from optuna.trial import TrialState
 
 from ncp_hpo._secrets import one_line
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAIL_ATTR",
+    "BaseHeartbeat",
     "ResilientRDBStorage",
     "StaleCheck",
     "StorageHealth",

@@ -47,10 +47,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from ncp_hpo._heartbeat import StaleCheck, StorageHealth, stale_callback
+from ncp_hpo._heartbeat import BaseHeartbeat, StaleCheck, StorageHealth, stale_callback
 from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo._storage_errors import root_cause
 from ncp_hpo.exceptions import NCPError
