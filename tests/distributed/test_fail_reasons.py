@@ -19,6 +19,9 @@ from optuna.trial import TrialState
 from ncp_hpo._storage import open_storage
 from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
+)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "scaling-out.md"
 
 

@@ -187,6 +187,37 @@ def test_root_cause_of_a_full_database(tmp_path: Path) -> None:
     assert not is_transient(info.value)
 
 
+def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    from sqlalchemy import event
+
+    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+
+    storage = _storage(tmp_path / "s.db", heartbeat=1)
+    spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
+    inner = spec.objective
+
+    def objective(trial: Any) -> Any:  # an objective that stores a large result
+        trial.set_user_attr("curve", "x" * 200_000)
+        return inner(trial)
+
+    spec.objective = objective
+    worker = Worker("s", storage, spec, make_sampler("random", spec.space, seed=0), budget=3)
+    worker.open_study()
+
+    def cap(conn: Any, _: Any) -> None:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(storage.engine, "connect", cap)
+    storage.engine.dispose()
+    summary = worker.run()
+    assert summary.stopped_reason is not None, summary
+    assert summary.stopped_reason.startswith("stopped on a storage error: disk full: database")
+    assert "\n" not in summary.stopped_reason
+
+
 def test_root_cause_of_a_read_only_database(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     optuna.create_study(study_name="s", storage=f"sqlite:///{db}")

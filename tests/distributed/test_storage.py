@@ -89,7 +89,7 @@ def _stale_trial(study: optuna.Study) -> optuna.trial.Trial:
 
 @pytest.mark.parametrize("url", BACKENDS, indirect=True)
 def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name: str) -> None:
-    storage = open_storage(url, heartbeat=1, grace=1, retries=1)
+    storage = open_storage(url, heartbeat=1, grace=1, retries=1, stale_confirm=0.5)
     study = optuna.create_study(study_name=study_name, storage=storage)
     try:
         dead = _stale_trial(study)
@@ -125,7 +125,9 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
 def test_late_beat_of_a_live_local_journal_worker_is_not_stale(tmp_path: Path) -> None:
     """A saturated journal lock can delay a live worker's beats past the grace period."""
     study = optuna.create_study(
-        storage=open_storage(f"journal:{tmp_path / 's.log'}", heartbeat=1, grace=1)
+        storage=open_storage(
+            f"journal:{tmp_path / 's.log'}", heartbeat=1, grace=1, stale_confirm=0.5
+        )
     )
     alive, dead = study.ask(), study.ask()
     _beat(study, alive._trial_id, alive=True)
