@@ -928,8 +928,9 @@ def _short(exc: BaseException) -> str:
 def _health_line(health: Any) -> str:
     if health is None or not health.outages:
         return ""
+    longest = max(health.longest_outage_s, health.down_for())  # the last may go on
     return (
-        f"storage: {health.outages} outage(s), longest {health.longest_outage_s:.1f} s, "
+        f"storage: {health.outages} outage(s), longest {longest:.1f} s, "
         f"{health.errors} failed call(s)"
     )
 
