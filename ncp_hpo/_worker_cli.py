@@ -684,11 +684,7 @@ class Worker:
         stale: Any = getattr(self.storage, "get_heartbeat_stale_trial_callback", lambda: None)()
         if self.spec.tracker is not None and hasattr(stale, "listeners"):
             stale.listeners.append(self._tag_stale)
-        try:
-            study = self._open_study_or_stop()
-        except WorkerError as exc:
-            summary.stopped_reason = str(exc)
-            return summary
+        study = self._open_study_or_stop()  # WorkerError: one line, no summary
         failures_in_row, errors_in_row = 0, 0
         try:
             while True:
@@ -765,6 +761,7 @@ class Worker:
         return row
 
     def _open_study_or_stop(self) -> optuna.Study:
+        """:meth:`open_study`, with a storage error turned into one :class:`WorkerError`."""
         try:
             return self.open_study()
         except WorkerError:
