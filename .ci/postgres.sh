@@ -11,6 +11,19 @@
 # the same server: `$NCP_HPO_TEST_PG_CTL stop -m fast -w`, `$NCP_HPO_TEST_PG_CTL start -w`.
 # The server settings live in the cluster's ncp-hpo.conf, so a plain `start` restores them.
 
+# The server settings, read at every start: ncp_hpo_postgres_conf DIR PORT [RUN-AS...]
+ncp_hpo_postgres_conf() {
+    local dir="$1" port="$2"
+    shift 2
+    # fsync off: a throwaway test cluster, speed over durability
+    "$@" sh -c "printf '%s\n' \"listen_addresses = '127.0.0.1'\" \"port = $port\" \
+\"unix_socket_directories = '$dir'\" 'max_connections = 200' 'fsync = off' \
+'synchronous_commit = off' 'full_page_writes = off' > '$dir/data/ncp-hpo.conf'"
+    if ! grep -q "ncp-hpo.conf" "$dir/data/postgresql.conf"; then
+        "$@" sh -c "echo \"include_if_exists = 'ncp-hpo.conf'\" >> '$dir/data/postgresql.conf'"
+    fi
+}
+
 ncp_hpo_start_postgres() {
     local port="${NCP_HPO_PG_PORT:-55432}"
     local dir="${NCP_HPO_PG_DIR:-/tmp/ncp-hpo-pg}"
@@ -37,17 +50,16 @@ ncp_hpo_start_postgres() {
                 --auth-local=trust --auth-host=scram-sha-256 \
                 --no-instructions >/dev/null
         fi
-        # fsync off: a throwaway test cluster, speed over durability
-        "${as_pg[@]}" sh -c "printf '%s\n' \"listen_addresses = '127.0.0.1'\" \
-\"port = $port\" \"unix_socket_directories = '$dir'\" 'max_connections = 200' \
-'fsync = off' 'synchronous_commit = off' 'full_page_writes = off' > '$dir/data/ncp-hpo.conf'"
-        if ! grep -q "ncp-hpo.conf" "$dir/data/postgresql.conf"; then
-            "${as_pg[@]}" sh -c "echo \"include_if_exists = 'ncp-hpo.conf'\" \
->> '$dir/data/postgresql.conf'"
-        fi
+        ncp_hpo_postgres_conf "$dir" "$port" "${as_pg[@]}"
         "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    elif [ -f "$dir/data/PG_VERSION" ]; then
+        # already running (maybe started by an older version of this script): make sure a
+        # later stop/start (the chaos tests) brings it back with the same settings
+        ncp_hpo_postgres_conf "$dir" "$port" "${as_pg[@]}"
     fi
-    export NCP_HPO_TEST_PG_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -t 60"
+    if [ -f "$dir/data/PG_VERSION" ]; then
+        export NCP_HPO_TEST_PG_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -t 60"
+    fi
 
     local psql=("$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" != 1 ]; then
