@@ -111,7 +111,7 @@ def test_real_entry_point_prints_no_password(tmp_path: Path) -> None:
             text=True,
             env=env,
         )
-        for url in URLS[:6]
+        for url in URLS[:4]
     ]
     for p in procs:
         out, err = p.communicate(timeout=300)
