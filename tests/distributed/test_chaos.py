@@ -147,6 +147,7 @@ def test_outage_shorter_than_grace_fails_no_healthy_trial(
     assert a.duplicates == 0, a.line()
     logs = "".join(log.read_text() for log in workers.logs)
     assert "storage unreachable" in logs and "storage back" in logs, workers.tail()
+    assert "Traceback" not in logs, logs
     assert live <= complete, "a trial running through the outage was not completed"
     record_property(
         "ncp_summary",
