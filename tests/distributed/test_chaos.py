@@ -114,7 +114,7 @@ def test_outage_shorter_than_grace_fails_no_healthy_trial(
     tmp_path: Path,
     record_property,
 ) -> None:
-    budget, n, outage, grace = 12, 3, 4.0, 5
+    budget, n, outage, grace = 9, 3, 4.0, 5
     drop_studies.append(study_name)
     workers = _start(
         n,
