@@ -6,6 +6,23 @@
 # It listens on 127.0.0.1 only (port $NCP_HPO_PG_PORT, default 55432) and never touches the
 # distribution's own cluster. Needs root (apt, runuser) or to be run as a user who owns the
 # directory. If NCP_HPO_TEST_POSTGRES is already set, nothing is done.
+# It also exports NCP_HPO_TEST_PG_CTL, the pg_ctl command of this cluster (data dir and log
+# included, run as the postgres user when root), so that the chaos tests can stop and start
+# the same server: `$NCP_HPO_TEST_PG_CTL stop -m fast -w`, `$NCP_HPO_TEST_PG_CTL start -w`.
+# The server settings live in the cluster's ncp-hpo.conf, so a plain `start` restores them.
+
+# The server settings, read at every start: ncp_hpo_postgres_conf DIR PORT [RUN-AS...]
+ncp_hpo_postgres_conf() {
+    local dir="$1" port="$2"
+    shift 2
+    # fsync off: a throwaway test cluster, speed over durability
+    "$@" sh -c "printf '%s\n' \"listen_addresses = '127.0.0.1'\" \"port = $port\" \
+\"unix_socket_directories = '$dir'\" 'max_connections = 200' 'fsync = off' \
+'synchronous_commit = off' 'full_page_writes = off' > '$dir/data/ncp-hpo.conf'"
+    if ! grep -q "ncp-hpo.conf" "$dir/data/postgresql.conf"; then
+        "$@" sh -c "echo \"include_if_exists = 'ncp-hpo.conf'\" >> '$dir/data/postgresql.conf'"
+    fi
+}
 
 ncp_hpo_start_postgres() {
     local port="${NCP_HPO_PG_PORT:-55432}"
@@ -29,16 +46,22 @@ ncp_hpo_start_postgres() {
         mkdir -p "$dir"
         [ "$(id -u)" = 0 ] && chown postgres: "$dir"
         if [ ! -f "$dir/data/PG_VERSION" ]; then
-            "${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
+            "${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 \
+                --auth-local=trust --auth-host=scram-sha-256 \
                 --no-instructions >/dev/null
         fi
-        # fsync off: a throwaway test cluster, speed over durability
-        "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off \
--c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+        ncp_hpo_postgres_conf "$dir" "$port" "${as_pg[@]}"
+        "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    elif [ -f "$dir/data/PG_VERSION" ]; then
+        # already running (maybe started by an older version of this script): make sure a
+        # later stop/start (the chaos tests) brings it back with the same settings
+        ncp_hpo_postgres_conf "$dir" "$port" "${as_pg[@]}"
+    fi
+    if [ -f "$dir/data/PG_VERSION" ]; then
+        export NCP_HPO_TEST_PG_CTL="${as_pg[*]} $bin/pg_ctl -D $dir/data -l $dir/server.log -t 60"
     fi
 
-    local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+    local psql=("$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" != 1 ]; then
         "${psql[@]}" -c "CREATE ROLE $role LOGIN PASSWORD '$password'" >/dev/null
     fi

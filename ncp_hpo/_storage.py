@@ -24,25 +24,34 @@ URLs:
     and a late beat of a process that is still alive on the checking machine is never
     stale: a saturated journal's file lock can hold a live writer back for many seconds).
 
-Errors a user can fix (a malformed URL, a missing database driver, a server that does not
-answer) raise :class:`StorageError` with one line naming the URL (password masked) and the
-cause.
+RDB storages are :class:`ncp_hpo._heartbeat.ResilientRDBStorage`: every call rides out a
+storage outage of up to ``retry_window`` seconds, and a trial is failed as stale only when
+two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo._heartbeat`).
+
+Errors a user can fix (a malformed URL, a bad port, a missing database driver, a server
+that does not answer, a read-only or full database) raise :class:`StorageError` with one
+line naming the URL (password masked by :func:`ncp_hpo._secrets.redact`) and the root
+cause (:func:`ncp_hpo._storage_errors.root_cause`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
+from ncp_hpo._heartbeat import BaseHeartbeat, StaleCheck, StorageHealth, stale_callback
+from ncp_hpo._secrets import one_line, redact, remember_url
+from ncp_hpo._storage_errors import root_cause
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -66,26 +75,44 @@ _DRIVER_HINTS = {
 
 
 class StorageError(NCPError, ConnectionError):
-    """A storage URL is malformed, its driver is missing, or the storage cannot be reached."""
+    """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
+
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _without_context(fn: _F) -> _F:
+    """Raise ``fn``'s :class:`StorageError` without the exception it replaced as its
+    context: the driver's error may quote the URL as the driver parsed it, password and all."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StorageError as exc:
+            error = exc
+        error.__context__ = error.__cause__ = None
+        raise error
+
+    return wrapper  # type: ignore[return-value]
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password (if any) replaced by ``***``, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, at, host = rest.rpartition("@")
-    user, colon, _ = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}{at}{host}"
+    """``url`` with the password (if any) replaced by ``***`` (:func:`ncp_hpo._secrets.redact`)."""
+    return redact(url)
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    line = text.splitlines()[0].strip() if text else type(exc).__name__
-    return line[:300]
+    return root_cause(exc)[:300]
 
 
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
     """:class:`~optuna.storages.JournalStorage` with Optuna's heartbeat protocol.
 
     Optuna's optimisation loop starts a heartbeat thread for every trial on a storage that
@@ -101,6 +128,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             (default ``2 * heartbeat_interval``).
         heartbeat_stale_trial_callback: called with each trial failed as stale (e.g.
             :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`).
+        stale_confirm: seconds between the two staleness checks (see
+            :class:`ncp_hpo._heartbeat.StaleCheck`; 0: one check).
     """
 
     def __init__(
@@ -110,6 +139,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         heartbeat_interval: int,
         grace_period: int | None = None,
         heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+        stale_confirm: float = 3.0,
     ) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be > 0, got {heartbeat_interval}")
@@ -119,6 +149,11 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+        self.stale_confirm_s = stale_confirm
+        self.health = StorageHealth(retry_window=0.0)
+
+    def _grace_s(self) -> float:
+        return float(self.grace_period or 2 * self.heartbeat_interval)
 
     def record_heartbeat(self, trial_id: int) -> None:
         beat: list[int | float | str | None] = [
@@ -133,7 +168,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the trial finished between two beats
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+    def _stale_candidates(self, study_id: int) -> list[int]:
         grace = self.grace_period or 2 * self.heartbeat_interval
         now = time.time()
         stale = []
@@ -201,19 +236,6 @@ def _alive_here(host: object, pid: object, start: object) -> bool:
     return start is None or _process_start(pid) == start
 
 
-def _retry_callback(retries: int) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-    if retries <= 0:
-        return None
-    import warnings
-
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=retries)
-
-
 def open_storage(
     url: str,
     *,
@@ -221,6 +243,8 @@ def open_storage(
     grace: int | None = None,
     retries: int = 2,
     connect_timeout: int = 10,
+    retry_window: float = 60.0,
+    stale_confirm: float = 3.0,
 ) -> BaseStorage:
     """Open the storage at ``url`` for a worker (see the module docstring for URLs).
 
@@ -231,47 +255,67 @@ def open_storage(
         grace: seconds without a heartbeat before a trial counts as dead (default
             ``2 * heartbeat``).
         retries: how many times a dead worker's trial is queued again (0: never).
-        connect_timeout: seconds to wait for a database server (PostgreSQL, MySQL).
+        connect_timeout: seconds to wait for a database server (PostgreSQL, MySQL) or for
+            a SQLite lock.
+        retry_window: RDB storages: seconds a call keeps retrying while the storage is
+            unreachable before it raises :class:`ncp_hpo._heartbeat.StorageUnavailableError`.
+        stale_confirm: seconds between the two checks that must both find a trial stale.
 
     Raises:
-        StorageError: malformed URL, in-memory storage, missing driver, unreachable or
-            unusable database, unwritable journal file.
-        ValueError: a negative ``heartbeat``, ``grace`` or ``retries``.
+        StorageError: malformed URL, bad port, in-memory storage, missing driver,
+            unreachable or unusable database (root cause named), unwritable journal file.
+        ValueError: a negative ``heartbeat``, ``grace``, ``retries``, ``retry_window`` or
+            ``stale_confirm``.
     """
+    remember_url(url)
     if not isinstance(url, str) or not url.strip():
         raise StorageError("the storage URL is empty; e.g. postgresql://user:pw@host/db")
-    for name, v in (("heartbeat", heartbeat), ("grace", grace), ("retries", retries)):
+    for name, v in (
+        ("heartbeat", heartbeat),
+        ("grace", grace),
+        ("retries", retries),
+        ("retry_window", retry_window),
+        ("stale_confirm", stale_confirm),
+    ):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
     beat = heartbeat or None
     if beat is None and grace:
         raise ValueError("grace needs a heartbeat (grace is the time without one)")
     url = url.strip()
-    callback = _retry_callback(retries) if beat else None
+    callback = stale_callback(retries) if beat else None
     if url.startswith("journal:"):
-        return _open_journal(url, beat, grace or None, callback)
-    return _open_rdb(url, beat, grace or None, callback, connect_timeout)
+        return _open_journal(url, beat, grace or None, callback, stale_confirm)
+    return _open_rdb(
+        url,
+        _RDBOptions(beat, grace or None, callback, connect_timeout, retry_window, stale_confirm),
+    )
 
 
+@_without_context
 def _open_journal(
     url: str,
     heartbeat: int | None,
     grace: int | None,
     callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+    stale_confirm: float,
 ) -> BaseStorage:
     from optuna.storages.journal import JournalFileBackend
 
+    shown = redact(url)
     raw = url[len("journal:") :]
     if raw.startswith("//"):
         raw = raw[2:]
     if not raw:
-        raise StorageError(f"journal storage URL {url!r} has no file path; e.g. journal:study.log")
+        raise StorageError(
+            f"journal storage URL {shown!r} has no file path; e.g. journal:study.log"
+        )
     path = Path(raw).expanduser()
-    if path.is_dir():
-        raise StorageError(f"journal storage {url!r}: {path} is a directory, not a log file")
-    if not path.parent.is_dir():
-        raise StorageError(f"journal storage {url!r}: folder {path.parent} does not exist")
     try:
+        if path.is_dir():
+            raise StorageError(f"journal storage {shown!r}: {path} is a directory, not a log file")
+        if not path.parent.is_dir():
+            raise StorageError(f"journal storage {shown!r}: folder {path.parent} does not exist")
         backend = JournalFileBackend(str(path))
         if heartbeat is None:
             return JournalStorage(backend)
@@ -280,46 +324,92 @@ def _open_journal(
             heartbeat_interval=heartbeat,
             grace_period=grace,
             heartbeat_stale_trial_callback=callback,
+            stale_confirm=stale_confirm,
         )
+    except StorageError:
+        raise
     except OSError as exc:
-        raise StorageError(f"cannot open journal storage {url!r}: {_first_line(exc)}") from None
-    except (ValueError, KeyError, TypeError) as exc:  # a log that is not Optuna's journal
+        raise StorageError(f"cannot open journal storage {shown!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # a log that is not Optuna's journal
         raise StorageError(
-            f"journal storage {url!r} is not a readable Optuna journal: {_first_line(exc)}"
+            f"journal storage {shown!r} is not a readable Optuna journal: {_first_line(exc)}"
         ) from None
 
 
-def _open_rdb(
-    url: str,
-    heartbeat: int | None,
-    grace: int | None,
-    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
-    connect_timeout: int,
-) -> BaseStorage:
-    import sqlalchemy.exc
+class _RDBOptions(NamedTuple):
+    heartbeat: int | None
+    grace: int | None
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None
+    connect_timeout: int
+    retry_window: float
+    stale_confirm: float
+
+
+_MALFORMED = "expected postgresql+psycopg://USER:PW@HOST:PORT/DB, sqlite:///FILE or journal:FILE"
+
+
+def _parse_rdb_url(url: str, shown: str) -> Any:
+    """The SQLAlchemy URL of ``url``, or :class:`StorageError` naming what is wrong."""
     from sqlalchemy.engine import make_url
 
-    shown = redact_url(url)
+    if "://" not in url:
+        raise StorageError(f"malformed storage URL {shown!r} (no '://'); {_MALFORMED}")
     try:
         parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise StorageError(
-            f"malformed storage URL {shown!r}; expected postgresql://USER:PW@HOST:PORT/DB, "
-            "sqlite:///FILE or journal:FILE"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        port = parsed.port
+    except Exception:
+        port_text = re.search(r"@[^/?#]*?:([^/?#@]*)(?:[/?#]|$)", url)
+        if port_text and not port_text.group(1).isdigit():
+            raise StorageError(
+                f"storage {shown!r}: bad port {redact(port_text.group(1))!r}, expected a "
+                "number from 1 to 65535"
+            ) from None
+        raise StorageError(f"malformed storage URL {shown!r}; {_MALFORMED}") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise StorageError(f"storage {shown!r}: bad port {port}, expected 1 to 65535")
+    return parsed
+
+
+def _check_sqlite_file(parsed: Any, shown: str) -> None:
+    if parsed.database in (None, "", ":memory:"):
         raise StorageError(
             f"storage {shown!r} is in memory; workers share a study only through a file or "
             "a server (sqlite:///FILE, postgresql://..., journal:FILE)"
         )
-    if backend == "sqlite" and parsed.database:
-        folder = Path(parsed.database).expanduser().parent
-        if not folder.is_dir():
-            raise StorageError(f"storage {shown!r}: folder {folder} does not exist")
+    path = Path(parsed.database).expanduser()
+    folder = path.parent
+    if not folder.is_dir():
+        raise StorageError(f"storage {shown!r}: folder {folder} does not exist")
+    if path.is_dir():
+        raise StorageError(f"storage {shown!r}: {path} is a directory, not a database file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StorageError(f"storage {shown!r}: read-only database: {path} is not writable")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"storage {shown!r}: read-only database: folder {folder} is not writable "
+            "(SQLite writes its journal next to the file)"
+        )
+
+
+@_without_context
+def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
+    import sqlalchemy.exc
+
+    from ncp_hpo._heartbeat import ResilientRDBStorage
+
+    shown = redact(url)
+    parsed = _parse_rdb_url(url, shown)
+    try:
+        backend = parsed.get_backend_name()
+    except Exception:
+        raise StorageError(f"storage {shown!r}: SQLAlchemy has no dialect for it") from None
+    if backend == "sqlite":
+        _check_sqlite_file(parsed, shown)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if backend in ("postgresql", "mysql"):
-        engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout}
+        engine_kwargs["connect_args"] = {"connect_timeout": opts.connect_timeout}
+    elif backend == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": opts.connect_timeout}
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
@@ -327,16 +417,18 @@ def _open_rdb(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return ResilientRDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=grace,
-                heartbeat_stale_trial_callback=callback,
+                heartbeat_interval=opts.heartbeat,
+                grace_period=opts.grace,
+                heartbeat_stale_trial_callback=opts.callback,
+                retry_window=opts.retry_window,
+                stale_confirm=opts.stale_confirm,
             )
     except sqlalchemy.exc.NoSuchModuleError:
         raise StorageError(
-            f"storage {shown!r}: SQLAlchemy has no dialect {parsed.drivername!r}"
+            f"storage {shown!r}: SQLAlchemy has no dialect {redact(parsed.drivername)!r}"
         ) from None
     except ImportError as exc:
         hint = _DRIVER_HINTS.get(backend, "install the database driver")
@@ -346,9 +438,7 @@ def _open_rdb(
         raise StorageError(
             f"storage {shown!r} needs a database driver that is not installed ({what}): {hint}"
         ) from None
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:
         raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
 
 

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -62,11 +63,17 @@ TASKS = ("cls", "seg", "video", "bev-det")
 OVER_BUDGET_ATTR = "over_budget"
 OBJECTIVE_ATTR = "ncp_hpo.objective"
 WORKER_ATTR = "worker"
-FAIL_ATTR = "fail_reason"
+FAIL_ATTR = "fail_reason"  # = ncp_hpo._heartbeat.FAIL_ATTR (kept light: --help imports this)
 
 
 class WorkerError(NCPError, RuntimeError):
-    """A worker cannot start (bad configuration) or had to stop (too many failures)."""
+    """A worker cannot start (bad configuration) or had to stop (too many failures).
+
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,6 +226,14 @@ def register_worker_commands(subparsers: Any) -> None:
         help="times a dead worker's trial is queued again (default 2)",
     )
     p.add_argument(
+        "--storage-retry",
+        type=_non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="ride out a storage outage this long (retrying, heartbeats kept), then stop "
+        "with one line (default 60)",
+    )
+    p.add_argument(
         "--max-failures",
         type=_positive_int,
         default=5,
@@ -310,7 +325,7 @@ def _cli_output(*, verbose: bool) -> Iterator[None]:
 
 
 def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> str:
-    text = " ".join(str(message).split())
+    text = redact(" ".join(str(message).split()))
     return f"ncp-hpo: warning: {text}\n"
 
 
@@ -327,6 +342,7 @@ class ObjectiveSpec:
     space: Any
     description: dict[str, Any]
     close: Callable[[], None] = field(default=lambda: None)
+    tracker: Any = None  # the MLflow tracker trials are logged to (fail reasons too)
 
 
 def benchmark_objective(
@@ -369,6 +385,7 @@ def benchmark_objective(
         metric_names=list(obj.objective_names),
         space=obj.space,
         description=description,
+        tracker=tracker,
     )
 
 
@@ -417,6 +434,7 @@ def task_objective(
         metric_names=["metric", "macs"] if two else ["metric"],
         space=MultiResolutionSpace(),
         description={"kind": "task", "task": task, "objective": objective, **opts},
+        tracker=tracker,
     )
 
 
@@ -485,13 +503,15 @@ class WorkerSummary:
     study_complete: int = 0
     wall_time_s: float = 0.0
     stopped_reason: str | None = None
+    storage: str = ""  # outages seen, when there were any
 
     def line(self) -> str:
         budget = f"/{self.budget}" if self.budget is not None else ""
+        outages = f"; {self.storage}" if self.storage else ""
         return (
             f"worker {self.worker}: {self.ran} trials here ({self.complete} complete, "
             f"{self.failed} failed, {self.over_budget} over budget) in {self.wall_time_s:.1f} s; "
-            f"study {self.study!r}: {self.study_complete}{budget} complete"
+            f"study {self.study!r}: {self.study_complete}{budget} complete{outages}"
         )
 
 
@@ -545,6 +565,7 @@ class Worker:
     def from_args(cls, args: argparse.Namespace) -> Worker:
         from ncp_hpo._storage import open_storage
 
+        remember_url(args.storage)
         if not args.storage:
             raise WorkerError("no storage: pass --storage URL or set NCP_HPO_STORAGE")
         if args.grace is not None and args.heartbeat == 0:
@@ -563,7 +584,11 @@ class Worker:
         if not args.study.strip():
             raise WorkerError("--study must not be empty")
         storage = open_storage(
-            args.storage, heartbeat=args.heartbeat, grace=args.grace, retries=args.retries
+            args.storage,
+            heartbeat=args.heartbeat,
+            grace=args.grace,
+            retries=args.retries,
+            retry_window=args.storage_retry,
         )
         tracker = _tracker(args) if args.mlflow_uri else None
         if args.benchmark is not None:
@@ -649,71 +674,53 @@ class Worker:
         """Run trials until the budget is met, the timeout passes or failures pile up."""
         from optuna.trial import TrialState
 
+        from ncp_hpo._worker_trial import run_trial
+
         start = time.monotonic()
-        study = self.open_study()
         summary = WorkerSummary(self.worker_id, self.study_name, self.budget)
-        failures_in_row = 0
-        last_error = ""
-
-        def on_done(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-            nonlocal failures_in_row, last_error
-            self._current = None
-            summary.ran += 1
-            if frozen.user_attrs.get(OVER_BUDGET_ATTR):
-                summary.over_budget += 1
-                return
-            if frozen.state == TrialState.COMPLETE:
-                summary.complete += 1
-                failures_in_row = 0
-                self._emit(f"trial {frozen.number} COMPLETE {_values(frozen.values)}")
-            elif frozen.state == TrialState.FAIL:
-                summary.failed += 1
-                failures_in_row += 1
-                last_error = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
-                self._emit(f"trial {frozen.number} FAIL: {last_error}")
-            else:
-                self._emit(f"trial {frozen.number} {frozen.state.name}")
-
-        errors_in_row = 0
+        health = getattr(self.storage, "health", None)
+        if health is not None:
+            health.listener = self._on_storage
+        stale: Any = getattr(self.storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+        if self.spec.tracker is not None and hasattr(stale, "listeners"):
+            stale.listeners.append(self._tag_stale)
+        study = self._open_study_or_stop()  # WorkerError: one line, no summary
+        failures_in_row, errors_in_row = 0, 0
         try:
             while True:
                 try:
                     if not self._may_start(study, start):
                         break
-                    study.optimize(
-                        self._objective,
-                        n_trials=1,
-                        catch=(Exception,),
-                        callbacks=[on_done],
-                        gc_after_trial=False,
+                    frozen, elsewhere = run_trial(
+                        study, self._objective, storage=self.storage, on_start=self._on_start
                     )
                     errors_in_row = 0
                 except Exception as exc:
-                    if self._finished_elsewhere():
-                        # another worker failed our trial as stale (we stalled past the
-                        # grace period); it was queued again if retries are on: carry on.
-                        # Optuna 5.0 raises AssertionError('Should not reach.') here.
-                        summary.ran += 1
-                        summary.failed += 1
-                        self._emit("our trial was failed by another worker (missed heartbeats)")
+                    stop = self._stop_reason(exc)
+                    errors_in_row += 1
+                    if stop is None and errors_in_row <= self.max_storage_errors:
+                        self._emit(f"error (retrying): {_short(exc)}")
+                        time.sleep(min(30.0, self.poll * 2**errors_in_row))
                         continue
-                    errors_in_row += 1  # storage trouble outside the objective
-                    if errors_in_row > self.max_storage_errors:
-                        summary.stopped_reason = (
-                            f"stopped after {errors_in_row} storage errors in a row; last: "
-                            f"{_short(exc)}"
-                        )
-                        break
-                    self._emit(f"storage error (retrying): {_short(exc)}")
-                    time.sleep(min(30.0, self.poll * 2**errors_in_row))
+                    summary.stopped_reason = stop or (
+                        f"stopped after {errors_in_row} errors in a row; last: {_short(exc)}"
+                    )
+                    self._leave_nothing_running(summary)
+                    break
+                self._current = None
+                failures_in_row = self._tally(summary, frozen, elsewhere, failures_in_row)
                 if failures_in_row >= self.max_failures:
                     summary.stopped_reason = (
                         f"stopped after {failures_in_row} failed trials in a row; last: "
-                        f"{last_error}"
+                        f"{frozen.user_attrs.get(FAIL_ATTR, 'unknown error')}"
                     )
                     break
+        except KeyboardInterrupt:
+            self._current = None  # run_trial told it FAIL ("interrupted")
+            raise
         finally:
             summary.wall_time_s = time.monotonic() - start
+            summary.storage = _health_line(health)
             try:
                 summary.study_complete = self._counts(study)[TrialState.COMPLETE]
             except Exception:  # the storage is gone; the summary says -1
@@ -722,19 +729,98 @@ class Worker:
                 self.spec.close()
         return summary
 
-    def _finished_elsewhere(self) -> bool:
-        """Whether this worker's current trial was finished by someone else."""
+    def _tally(
+        self, summary: WorkerSummary, frozen: optuna.trial.FrozenTrial, elsewhere: bool, row: int
+    ) -> int:
+        """Count a finished trial; the new count of failed trials in a row."""
+        from optuna.trial import TrialState
+
+        from ncp_hpo._worker_trial import tag_failure
+
+        summary.ran += 1
+        if frozen.user_attrs.get(OVER_BUDGET_ATTR):
+            summary.over_budget += 1
+            return row
+        if elsewhere:
+            # another worker failed our trial as stale (we stalled or were cut off past the
+            # grace period); it was queued again if retries are on: carry on
+            summary.failed += 1
+            self._emit(f"trial {frozen.number} was failed by another worker (missed heartbeats)")
+            return row
+        if frozen.state == TrialState.COMPLETE:
+            summary.complete += 1
+            self._emit(f"trial {frozen.number} COMPLETE {_values(frozen.values)}")
+            return 0
+        reason = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
+        tag_failure(self.spec.tracker, self.study_name, frozen, _run_params(self.spec))
+        if frozen.state == TrialState.FAIL:
+            summary.failed += 1
+            self._emit(f"trial {frozen.number} FAIL: {reason}")
+            return row + 1
+        self._emit(f"trial {frozen.number} {frozen.state.name}")
+        return row
+
+    def _open_study_or_stop(self) -> optuna.Study:
+        """:meth:`open_study`, with a storage error turned into one :class:`WorkerError`."""
+        try:
+            return self.open_study()
+        except WorkerError:
+            raise
+        except Exception as exc:
+            reason = self._stop_reason(exc)
+            if reason is None:
+                raise
+            raise WorkerError(reason) from None
+
+    def _stop_reason(self, exc: BaseException) -> str | None:
+        """The one-line reason to stop for a storage error, ``None`` for other errors."""
+        from ncp_hpo._heartbeat import StorageUnavailableError
+        from ncp_hpo._storage_errors import root_cause
+        from ncp_hpo._worker_trial import is_storage_error
+
+        if isinstance(exc, StorageUnavailableError):
+            return f"stopped: {exc}"
+        if is_storage_error(exc):
+            return f"stopped on a storage error: {root_cause(exc)}"
+        return None
+
+    def _leave_nothing_running(self, summary: WorkerSummary) -> None:
+        """Best effort when stopping on an error: fail this worker's trial in progress (one
+        try; if the storage is gone, any worker fails it as stale once it is back)."""
+        from optuna.trial import TrialState
+
         trial_id, self._current = self._current, None
         if trial_id is None:
-            return False
+            return
         try:
-            return bool(self.storage.get_trial(trial_id).state.is_finished())
+            if not self.storage.get_trial(trial_id).state.is_finished():
+                self.storage.set_trial_user_attr(
+                    trial_id,
+                    FAIL_ATTR,
+                    "worker stopped: " + (summary.stopped_reason or "error")[:300],
+                )
+                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except Exception:
-            return False
+            summary.stopped_reason = (
+                f"{summary.stopped_reason}; its trial in progress stays RUNNING until the "
+                "storage is back, then any worker fails it as stale and queues it again"
+            )
+
+    def _on_start(self, trial: optuna.trial.Trial) -> None:
+        self._current = trial._trial_id
+        trial.set_user_attr(WORKER_ATTR, self.worker_id)
+
+    def _on_storage(self, event: str, detail: str) -> None:
+        self._emit(f"storage {event}: {detail}")
+
+    def _tag_stale(self, frozen: optuna.trial.FrozenTrial) -> None:
+        from ncp_hpo._worker_trial import tag_failure
+
+        tag_failure(self.spec.tracker, self.study_name, frozen, _run_params(self.spec))
 
     def _emit(self, text: str) -> None:
         if self.log is not None:
-            self.log(f"[{self.worker_id}] {text}")
+            self.log(redact(f"[{self.worker_id}] {text}"))
 
     @staticmethod
     def _counts(study: optuna.Study) -> dict[Any, int]:
@@ -791,35 +877,20 @@ class Worker:
         return ahead >= self.budget
 
     def _objective(self, trial: optuna.trial.Trial) -> Any:
+        """The spec's objective, after the budget check and any injected faults (the
+        outcome, and its ``fail_reason``, is classified by :func:`run_trial`)."""
         import optuna
 
         from ncp_hpo._faults import inject
 
-        self._current = trial._trial_id
-        trial.set_user_attr(WORKER_ATTR, self.worker_id)
         if self._over_budget(trial):
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
             raise optuna.TrialPruned("the study's budget is taken by other workers' trials")
-        try:
-            if self._faults:
-                self.spec.space.suggest(trial)  # faults fire after the code is chosen
-                if inject(self._faults, trial.number):
-                    trial.set_user_attr(FAIL_ATTR, "objective returned nan (injected)")
-                    return float("nan")
-            values = self.spec.objective(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_ATTR, _short(exc))
-            raise
-        flat = values if isinstance(values, Sequence) else (values,)
-        try:
-            finite = all(math.isfinite(float(v)) for v in flat)
-        except (TypeError, ValueError):
-            finite = False
-        if not finite:
-            trial.set_user_attr(FAIL_ATTR, f"objective returned {values!r}")
-        return values
+        if self._faults:
+            self.spec.space.suggest(trial)  # faults fire after the code is chosen
+            if inject(self._faults, trial.number):
+                return float("nan")
+        return self.spec.objective(trial)
 
 
 def _tracker(args: argparse.Namespace) -> Any:
@@ -845,8 +916,24 @@ def _tracker(args: argparse.Namespace) -> Any:
 
 
 def _short(exc: BaseException) -> str:
+    """``Type: message`` on one line (password masked)."""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(line)[:500]
+
+
+def _health_line(health: Any) -> str:
+    if health is None or not health.outages:
+        return ""
+    longest = max(health.longest_outage_s, health.down_for())  # the last may go on
+    return (
+        f"storage: {health.outages} outage(s), longest {longest:.1f} s, "
+        f"{health.errors} failed call(s)"
+    )
+
+
+def _run_params(spec: ObjectiveSpec) -> dict[str, Any]:
+    return {k: v for k, v in spec.description.items() if v is not None}
 
 
 def _values(values: Sequence[float] | None) -> str:

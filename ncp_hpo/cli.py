@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse parser whose usage errors are one line (``ncp-hpo: error: ...``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        from ncp_hpo._secrets import one_line
+
+        self.exit(2, one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except NCPError as exc:
-        print(f"ncp-hpo: error: {exc}", file=sys.stderr)
+        from ncp_hpo._secrets import one_line
+
+        print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
         print(f"ncp-hpo: error: {_os_error_text(exc)}", file=sys.stderr)

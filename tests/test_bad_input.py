@@ -827,7 +827,8 @@ def test_objective_failing_every_trial_stops_the_worker_with_one_line(
     _assert_one_line_error(code, err, "3 failed trials in a row", "InjectedFault")
     assert out.count(" FAIL: ") == 3
     study = optuna.load_study(study_name="s", storage=sqlite_url)
-    assert all(t.user_attrs["fail_reason"].startswith("InjectedFault") for t in study.trials)
+    reasons = [t.user_attrs["fail_reason"] for t in study.trials]
+    assert all(r.startswith("objective error: InjectedFault") for r in reasons), reasons
 
 
 def test_real_entry_point_prints_one_line(tmp_path: Path, shared_data_dir: Path) -> None:

@@ -89,7 +89,7 @@ def _stale_trial(study: optuna.Study) -> optuna.trial.Trial:
 
 @pytest.mark.parametrize("url", BACKENDS, indirect=True)
 def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name: str) -> None:
-    storage = open_storage(url, heartbeat=1, grace=1, retries=1)
+    storage = open_storage(url, heartbeat=1, grace=1, retries=1, stale_confirm=0.5)
     study = optuna.create_study(study_name=study_name, storage=storage)
     try:
         dead = _stale_trial(study)
@@ -125,7 +125,9 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
 def test_late_beat_of_a_live_local_journal_worker_is_not_stale(tmp_path: Path) -> None:
     """A saturated journal lock can delay a live worker's beats past the grace period."""
     study = optuna.create_study(
-        storage=open_storage(f"journal:{tmp_path / 's.log'}", heartbeat=1, grace=1)
+        storage=open_storage(
+            f"journal:{tmp_path / 's.log'}", heartbeat=1, grace=1, stale_confirm=0.5
+        )
     )
     alive, dead = study.ask(), study.ask()
     _beat(study, alive._trial_id, alive=True)
@@ -208,29 +210,78 @@ def test_worker_goes_on_when_another_worker_failed_its_trial(
     assert summary.failed == 1
 
 
-def test_worker_retries_storage_errors_then_stops_with_one_line(
-    tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+class _Lock:
+    """An exclusive SQLite lock held by another connection for ``seconds``: every access of
+    the storage fails with ``database is locked`` meanwhile (a real transient error)."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        import sqlite3
+        import threading
+
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN EXCLUSIVE")
+        self.timer = threading.Timer(seconds, self.release)
+        self.timer.start()
+
+    def release(self) -> None:
+        self.timer.cancel()
+        try:
+            self.conn.execute("COMMIT")
+            self.conn.close()
+        except Exception:  # released already
+            pass
+
+
+def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
+    tmp_path: Path, shared_data_dir: Path
 ) -> None:
-    import sqlalchemy.exc
+    """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
+    window, the trial's value is written when it is back; longer, one line and a stop."""
+    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
 
-    real = optuna.Study.optimize
-    calls = {"n": 0}
+    db = tmp_path / "s.db"
+    locks: list[_Lock] = []
 
-    def flaky(self: optuna.Study, *a: Any, **k: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] in (2, 3):  # two outages in a row: retried
-            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed"))
-        real(self, *a, **k)
+    def worker(budget: int, window: float, hold: float, at: int) -> Worker:
+        spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
+        inner = spec.objective
 
-    monkeypatch.setattr(optuna.Study, "optimize", flaky)
-    summary = _nb201_worker(tmp_path, shared_data_dir, 3).run()
-    assert summary.study_complete == 3 and summary.stopped_reason is None
+        def objective(trial: Any) -> Any:
+            value = inner(trial)
+            if trial.number == at:
+                locks.append(_Lock(db, hold))
+            return value
 
-    def down(self: optuna.Study, *a: Any, **k: Any) -> None:
-        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed"))
+        spec.objective = objective
+        url = f"sqlite:///{db}"
+        storage = open_storage(url, heartbeat=1, connect_timeout=1, retry_window=window)
+        return Worker(
+            "s", storage, spec, make_sampler("random", spec.space, seed=at + 1), budget=budget
+        )
 
-    monkeypatch.setattr(optuna.Study, "optimize", down)
-    summary = _nb201_worker(tmp_path, shared_data_dir, 5).run()
-    assert summary.stopped_reason is not None
-    assert "4 storage errors in a row" in summary.stopped_reason
-    assert "\n" not in summary.stopped_reason
+    t0 = time.monotonic()
+    summary = worker(3, window=20, hold=2.5, at=1).run()
+    assert time.monotonic() - t0 >= 2.5, (summary, locks)
+    assert summary.stopped_reason is None and summary.study_complete == 3
+    assert summary.complete == 3 and summary.failed == 0
+    assert "outage(s)" in summary.storage, summary
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.trials[1].value is not None  # computed during the outage, written after
+
+    summary = worker(6, window=1, hold=30, at=4).run()
+    locks[-1].release()
+    reason = summary.stopped_reason
+    assert reason is not None and "\n" not in reason
+    assert "unreachable for" in reason and "database locked" in reason, reason
+    assert "stays RUNNING" in reason  # the one try to fail it met the lock too
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert trials[4].state == TrialState.RUNNING  # failed as stale by the next worker
+    again = worker(6, window=20, hold=0, at=-1)
+    again.storage = open_storage(f"sqlite:///{db}", heartbeat=1, grace=2, stale_confirm=0.5)
+    time.sleep(2.5)
+    summary = again.run()
+    assert summary.study_complete == 6 and summary.stopped_reason is None
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert trials[4].state == TrialState.FAIL
+    assert trials[4].user_attrs["fail_reason"].startswith("stale heartbeat")

@@ -1,0 +1,186 @@
+"""One trial of ``ncp-hpo worker``: ask, heartbeat, evaluate, tell - through storage outages.
+
+:func:`run_trial` replaces ``study.optimize(n_trials=1)`` so that the worker owns the
+parts an outage breaks (see :mod:`ncp_hpo._heartbeat`): its heartbeat thread survives
+storage errors, and the ``tell`` is retried until the storage is back, so a value
+computed during an outage is written, not lost. Every trial that does not end COMPLETE
+gets the user attribute ``fail_reason``, one line starting with its kind:
+
+``objective error: TYPE: message``   the objective raised
+``objective returned nan`` (or ``inf``, a wrong count of values)   not a usable result
+``interrupted (SIGTERM or Ctrl-C)``   the worker was stopped during the trial
+``over budget: ...``                  PRUNED unevaluated at the budget's edge
+``stale heartbeat: ...``              set by the worker that failed it (the trial's worker
+                                      was killed, stalled or cut off past ``--grace``)
+
+With an MLflow tracker the reason also becomes the tag ``ncp_hpo.fail_reason`` of the
+trial's run (created, FAILED, when the objective never opened one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ncp_hpo._heartbeat import FAIL_ATTR, StorageUnavailableError, TrialHeartbeat
+from ncp_hpo._secrets import redact
+from ncp_hpo._storage_errors import chain
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+__all__ = ["FAIL_TAG", "INTERRUPTED", "is_storage_error", "run_trial", "tag_failure"]
+
+FAIL_TAG = "ncp_hpo.fail_reason"
+INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
+_STORAGE_MODULES = ("sqlalchemy", "psycopg", "psycopg2", "sqlite3", "pymysql", "MySQLdb")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the storage (database, driver, Optuna's storage layer)."""
+    import optuna
+
+    for e in chain(exc):
+        if isinstance(e, StorageUnavailableError | optuna.exceptions.StorageInternalError):
+            return True
+        if type(e).__module__.split(".")[0] in _STORAGE_MODULES:
+            return True
+    return False
+
+
+def short(exc: BaseException) -> str:
+    """``Type: message`` on one line (password masked)."""
+    text = " ".join(str(exc).split())
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(line)[:500]
+
+
+def _check_values(values: Any, n_objectives: int) -> str | None:
+    """Why ``values`` cannot be told as COMPLETE, or ``None`` when they can."""
+    flat = (
+        list(values) if isinstance(values, Sequence) and not isinstance(values, str) else [values]
+    )
+    if len(flat) != n_objectives:
+        return f"objective returned {len(flat)} values for {n_objectives} objectives"
+    try:
+        finite = all(math.isfinite(float(v)) for v in flat)
+    except (TypeError, ValueError):
+        return f"objective returned a non-number: {values!r}"[:300]
+    if not finite:
+        shown = ", ".join(str(float(v)) for v in flat)
+        return f"objective returned {shown}"
+    return None
+
+
+def _evaluate(
+    trial: optuna.trial.Trial, objective: Callable[[optuna.trial.Trial], Any], n_obj: int
+) -> tuple[Any, Any, str | None, BaseException | None]:
+    """(values, state, fail_reason, interrupt) of one evaluation; storage errors raise."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        values = objective(trial)
+    except optuna.TrialPruned as exc:
+        reason = None
+        if trial.user_attrs.get("over_budget"):
+            reason = f"over budget: {exc}" if str(exc) else "over budget"
+        return None, TrialState.PRUNED, reason, None
+    except KeyboardInterrupt as exc:
+        return None, TrialState.FAIL, INTERRUPTED, exc
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise
+        return None, TrialState.FAIL, f"objective error: {short(exc)}", None
+    bad = _check_values(values, n_obj)
+    if bad is not None:
+        return None, TrialState.FAIL, bad, None
+    return values, None, None, None
+
+
+def run_trial(
+    study: optuna.Study,
+    objective: Callable[[optuna.trial.Trial], Any],
+    *,
+    storage: Any,
+    on_start: Callable[[optuna.trial.Trial], None] | None = None,
+) -> tuple[FrozenTrial, bool]:
+    """Run one trial of ``study`` (``storage`` is the study's raw storage).
+
+    Returns the finished trial and whether another worker finished it first (failed it
+    as stale: this worker stalled or was cut off past the grace period). Raises storage
+    errors (:func:`is_storage_error`; the trial is left to the heartbeat mechanism) and,
+    after the trial is told FAIL, ``KeyboardInterrupt``.
+    """
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental; "heartbeat ... with Study.optimize"
+        fail_stale_trials(study)
+        trial = study.ask()
+    if on_start is not None:
+        on_start(trial)
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    health = getattr(storage, "health", None)
+    beat: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if interval and health is not None:
+        beat = TrialHeartbeat(storage, trial._trial_id, interval=interval, health=health)
+    with beat:
+        values, state, reason, interrupt = _evaluate(trial, objective, len(study.directions))
+        if storage.get_trial(trial._trial_id).state.is_finished():
+            frozen = storage.get_trial(trial._trial_id)
+            return frozen, True
+        if reason is not None:
+            with contextlib.suppress(Exception):  # finished meanwhile: the tell says so
+                trial.set_user_attr(FAIL_ATTR, reason)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frozen = study.tell(
+                trial,
+                values if state is None else None,
+                state=state,
+                skip_if_finished=True,
+            )
+    elsewhere = frozen.state == TrialState.FAIL and reason is None
+    if interrupt is not None:
+        raise interrupt
+    return frozen, elsewhere
+
+
+def tag_failure(
+    tracker: Any, study_name: str, frozen: FrozenTrial, params: dict[str, Any] | None = None
+) -> None:
+    """Put the trial's ``fail_reason`` on its MLflow run, or on a new FAILED run when the
+    trial has none (never raises: tracking must not cost a trial)."""
+    reason = frozen.user_attrs.get(FAIL_ATTR)
+    if tracker is None or not reason or frozen.user_attrs.get("over_budget"):
+        return
+    from ncp_hpo.trainers.tracking import TrialRun
+
+    tags = {FAIL_TAG: redact(reason), "ncp_hpo.trial": str(frozen.number)}
+    run_id = frozen.user_attrs.get("mlflow_run_id")
+    try:
+        if run_id:
+            TrialRun(tracker, str(run_id)).set_tags(tags)
+            return
+        with tracker.trial_run(
+            code=frozen.user_attrs.get("code"),
+            study_name=study_name,
+            run_name=f"trial-{frozen.number}",
+            params=params,
+        ) as run:
+            run.set_tags(tags)
+            raise _Failed
+    except _Failed:
+        pass
+    except Exception:  # MLflow down: the reason is still in the Optuna storage
+        pass
+
+
+class _Failed(Exception):
+    """Ends a failure's MLflow run as FAILED."""

@@ -1,0 +1,227 @@
+"""Chaos: the PostgreSQL server stopped and started under running ``ncp-hpo worker``\\ s.
+
+The server is the one ``.ci/postgres.sh`` starts (``NCP_HPO_TEST_PG_CTL`` is its
+``pg_ctl``): ``pg_ctl stop -m fast`` drops every connection and refuses new ones (a real
+outage on loopback), ``pg_ctl start`` brings it back on the same data directory and port.
+
+* an outage shorter than ``--grace`` in the middle of a multi-worker run: no COMPLETE trial
+  lost, no healthy trial failed, exactly the budget, no code evaluated twice;
+* an outage longer than ``--storage-retry``: every worker stops with one line (status 2),
+  and a worker started after the server is back finishes the study (the trials left
+  RUNNING are failed as stale and queued again with the same code).
+
+Each test is bounded (the workers' trials sleep a few seconds so that they span the
+outage) and restarts the server whatever happens. Skipped without
+``NCP_HPO_TEST_POSTGRES``/``NCP_HPO_TEST_PG_CTL``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _distributed import NCP_ARGS, Workers, audit, load, start_workers, worker_env
+from optuna.trial import TrialState
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_ctl(postgres_url: str) -> Iterator[list[str]]:
+    """The test server's ``pg_ctl`` command; the server is running again after the test."""
+    cmd = os.environ.get("NCP_HPO_TEST_PG_CTL")
+    if not cmd:
+        pytest.skip("NCP_HPO_TEST_PG_CTL is not set (source .ci/postgres.sh to start a server)")
+    ctl = shlex.split(cmd)
+    yield ctl
+    _pg(ctl, "start")
+
+
+def _pg(ctl: list[str], action: str) -> float:
+    """Stop (fast: connections are dropped) or start the server; the seconds it took."""
+    t0 = time.monotonic()
+    args = ["stop", "-m", "fast", "-w"] if action == "stop" else ["start", "-w"]
+    status = subprocess.run([*ctl, "status"], capture_output=True, check=False).returncode
+    if (action == "stop") == (status == 0):  # running and asked to stop, or the reverse
+        subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=60)
+    return time.monotonic() - t0
+
+
+def _wait(
+    study: str, storage: str, *, complete: int, running: int, timeout: float
+) -> tuple[set[int], set[int]]:
+    """Wait until the study holds ``complete`` COMPLETE and ``running`` RUNNING trials
+    with their code chosen; the numbers of the COMPLETE and of the RUNNING trials."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            trials = load(study, storage).get_trials(deepcopy=False)
+        except Exception:  # not created yet
+            trials = []
+        done = {t.number for t in trials if t.state == TrialState.COMPLETE}
+        busy = [t for t in trials if t.state == TrialState.RUNNING and len(t.params) == 6]
+        if len(done) >= complete and len(busy) >= running:
+            return done, {t.number for t in busy}
+        time.sleep(0.2)
+    raise AssertionError(f"the study never had {complete} complete + {running} running trials")
+
+
+def _one_line_stop(log: Path) -> str:
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("ncp-hpo: error: stopped"), text
+    return last
+
+
+def _start(
+    n: int,
+    study: str,
+    storage: str,
+    data: Path,
+    log_dir: Path,
+    budget: int,
+    *,
+    faults: str,
+    extra: tuple[str, ...],
+    seed0: int = 0,
+) -> Workers:
+    return start_workers(
+        n,
+        study=study,
+        storage=storage,
+        data_dir=data,
+        budget=budget,
+        sampler="ncp",
+        log_dir=log_dir,
+        extra=("--startup-trials", "3", *NCP_ARGS, "--heartbeat", "1", "--poll", "0.5", *extra),
+        env=worker_env(NCP_HPO_FAULTS=faults),
+        seed0=seed0,
+    )
+
+
+def test_outage_shorter_than_grace_fails_no_healthy_trial(
+    postgres_url: str,
+    pg_ctl: list[str],
+    drop_studies: list[str],
+    study_name: str,
+    shared_data_dir: Path,
+    tmp_path: Path,
+    record_property,
+) -> None:
+    budget, n, outage, grace = 9, 3, 4.0, 5
+    drop_studies.append(study_name)
+    workers = _start(
+        n,
+        study_name,
+        postgres_url,
+        shared_data_dir,
+        tmp_path,
+        budget,
+        faults="sleep@*:3",  # every trial takes 3 s after its code is chosen
+        extra=("--grace", str(grace), "--storage-retry", "40"),
+    )
+    try:
+        before, live = _wait(study_name, postgres_url, complete=3, running=n, timeout=120)
+        t_stop = time.monotonic()
+        _pg(pg_ctl, "stop")
+        time.sleep(max(0.0, outage - (time.monotonic() - t_stop)))
+        _pg(pg_ctl, "start")
+        down = time.monotonic() - t_stop
+        codes = workers.wait(timeout=150)
+    finally:
+        workers.kill()
+        _pg(pg_ctl, "start")
+    assert codes == [0] * n, workers.tail()
+    a = audit(load(study_name, postgres_url))
+    complete = {t.number for t in a.complete}
+    assert before <= complete, "a COMPLETE trial was lost"
+    assert len(complete) == budget, a.line()
+    assert a.states.get("FAIL", 0) == 0, (a.line(), workers.tail())
+    assert a.states.get("RUNNING", 0) == 0 and a.states.get("WAITING", 0) == 0
+    assert a.duplicates == 0, a.line()
+    logs = "".join(log.read_text() for log in workers.logs)
+    assert "storage unreachable" in logs and "storage back" in logs, workers.tail()
+    assert "Traceback" not in logs, logs
+    assert live <= complete, "a trial running through the outage was not completed"
+    record_property(
+        "ncp_summary",
+        f"postgres stopped for {down:.1f} s (grace {grace} s) under {n} workers x {budget} "
+        f"trials: {a.line()}; {len(before)} COMPLETE before the outage kept, {len(live)} "
+        "running through it completed",
+    )
+
+
+def test_outage_past_the_retry_window_stops_in_one_line_and_a_new_worker_recovers(
+    postgres_url: str,
+    pg_ctl: list[str],
+    drop_studies: list[str],
+    study_name: str,
+    shared_data_dir: Path,
+    tmp_path: Path,
+    record_property,
+) -> None:
+    budget, n, window = 6, 2, 4
+    drop_studies.append(study_name)
+    args = ("--grace", "3", "--storage-retry", str(window), "--retries", "2")
+    workers = _start(
+        n,
+        study_name,
+        postgres_url,
+        shared_data_dir,
+        tmp_path,
+        budget,
+        faults="sleep@*:2",
+        extra=args,
+    )
+    try:
+        before, _ = _wait(study_name, postgres_url, complete=2, running=1, timeout=120)
+        _pg(pg_ctl, "stop")
+        t_stop = time.monotonic()
+        codes = workers.wait(timeout=60)
+        stopped_after = time.monotonic() - t_stop
+    finally:
+        workers.kill()
+        _pg(pg_ctl, "start")
+    assert codes == [2] * n, workers.tail()
+    lines = [_one_line_stop(log) for log in workers.logs]
+    for line in lines:
+        assert "unreachable" in line and ("connection refused" in line or "restarting" in line)
+    left = [t for t in load(study_name, postgres_url).trials if t.state == TrialState.RUNNING]
+
+    again = _start(
+        1,
+        study_name,
+        postgres_url,
+        shared_data_dir,
+        tmp_path,
+        budget,
+        faults="",
+        extra=args,
+        seed0=10,
+    )
+    try:
+        assert again.wait(timeout=150) == [0], again.tail()
+    finally:
+        again.kill()
+    a = audit(load(study_name, postgres_url))
+    assert before <= {t.number for t in a.complete}
+    assert len(a.complete) == budget, a.line()
+    assert a.states.get("RUNNING", 0) == 0 and a.states.get("WAITING", 0) == 0
+    trials = {t.number: t for t in a.trials}
+    for t in left:  # failed as stale by the new worker, re-run with the same code
+        assert trials[t.number].state == TrialState.FAIL
+        assert trials[t.number].user_attrs["fail_reason"].startswith("stale heartbeat")
+        rerun = [r for r in a.complete if r.system_attrs.get("failed_trial") == t.number]
+        assert len(rerun) == 1 and rerun[0].params == t.params
+    record_property(
+        "ncp_summary",
+        f"postgres stopped for good (retry window {window} s): {n} workers stopped with one "
+        f"line after {stopped_after:.1f} s ({lines[0][:90]}...); {len(left)} trials left "
+        f"RUNNING, recovered by a new worker: {a.line()}",
+    )
