@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective
+    from ncp_hpo.benchmarks._tracking import LiveStudyRun, LiveTarget
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -748,6 +749,8 @@ class _Task:
     lam: float | None
     data_dir: str | None
     settings_json: str
+    live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
+    live_params_json: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -849,15 +852,20 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
     ran = 0
     if queue is None:
         queue = _WORKER_QUEUE
+    live = None
     try:
         obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+        live = _live_run(task, obj)
         if task.sampler == "ax":
             with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
                 warnings.filterwarnings("ignore", module=r"ax(\.|$)")
-                ran = _run_ax(task, obj, queue)
+                ran = _run_ax(task, obj, queue, live)
         else:
             study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
             _fail_stale(study)
+            callbacks: list[Any] = [] if live is None else [live]
+            if live is not None:
+                live.replay(_complete(study))
 
             def _tick(_study: Any, trial: Any) -> None:
                 from optuna.trial import TrialState
@@ -865,19 +873,59 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
                 if trial.state == TrialState.COMPLETE and queue is not None:
                     queue.put(1)
 
+            callbacks.append(_tick)
             for _ in range(3):  # failed trials are retried, a bounded number of times
                 remaining = task.trials - _n_complete(study)
                 if remaining <= 0:
                     break
                 before = _n_complete(study)
-                study.optimize(obj, n_trials=remaining, callbacks=[_tick], catch=(Exception,))
+                study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
                 ran += _n_complete(study) - before
     except Exception as exc:  # reported by the parent; other studies go on
+        if live is not None:
+            live.close("FAILED")
         return _Outcome(task.name, ran, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        if live is not None:
+            live.close("KILLED")
+        raise
+    if live is not None:
+        live.close("FINISHED")
     return _Outcome(task.name, ran, time.perf_counter() - t0)
 
 
-def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
+def _complete(study: optuna.Study) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _live_run(task: _Task, obj: BenchmarkObjective) -> LiveStudyRun | None:
+    """The study's live MLflow child run (None without tracking, or with one warning)."""
+    if task.live is None:
+        return None
+    from ncp_hpo.benchmarks._tracking import CompareTrackingWarning, LiveStudyRun
+
+    try:
+        return LiveStudyRun(
+            task.live,
+            study_name=task.name,
+            params=json.loads(task.live_params_json),
+            maximize=obj.directions[0] == "maximize",
+        )
+    except Exception as exc:  # tracking never costs the study
+        warnings.warn(
+            f"MLflow live logging unavailable for {task.name} ({type(exc).__name__}: {exc}); "
+            "it is logged when the comparison ends",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _run_ax(
+    task: _Task, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None = None
+) -> int:
     """The Ax loop: Client + ``ncp_generation_strategy``; each candidate is one Optuna trial
     of the study (enqueued parameters), so it is evaluated and stored like the others."""
     _quiet_ax()
@@ -895,6 +943,9 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
     client.configure_experiment(name=task.name, parameters=space.ax_parameters())
     client.configure_optimization(objective="metric, -flops" if obj.n_objectives == 2 else "metric")
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    callbacks: list[Any] = [] if live is None else [live]
+    if live is not None:
+        live.replay(done)
     for t in done:  # resume: replay the finished trials into the experiment
         idx = client.attach_trial(parameters=dict(t.params))
         client.complete_trial(idx, raw_data=dict(zip(names, t.values, strict=True)))
@@ -917,7 +968,7 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
             continue
         for idx, params in batch.items():
             study.enqueue_trial(dict(params), user_attrs={_GEN_ATTR: gen_s})
-            study.optimize(obj, n_trials=1, catch=(Exception,))
+            study.optimize(obj, n_trials=1, catch=(Exception,), callbacks=callbacks)
             trial = study.get_trials(deepcopy=False)[-1]
             if trial.state == TrialState.COMPLETE and trial.values is not None:
                 client.complete_trial(idx, raw_data=dict(zip(names, trial.values, strict=True)))
@@ -1231,82 +1282,114 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     (out / "studies").mkdir(parents=True, exist_ok=True)
 
     with _OutLock(out):
-        tasks: list[_Task] = []
-        counts = {"skipped": 0, "resumed": 0, "new": 0, "stale": 0}
-        remaining = 0
-        for seed in config.seed_list:
-            for s in config.samplers:
-                name = study_name(config.benchmark, s, seed)
-                path = _study_path(out, name)
-                n_done, n_running, stored = _study_status(path, name)
-                if stored is not None and stored != settings:
-                    diff = {
-                        k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v
-                    }
-                    raise CompareError(
-                        f"{path} was run with other settings "
-                        f"({', '.join(f'{k}: {a!r} now {b!r}' for k, (a, b) in diff.items())}); "
-                        "use another --out"
-                    )
-                counts["stale"] += n_running
-                if n_done >= config.trials:
-                    counts["skipped"] += 1
-                    continue
-                counts["resumed" if n_done or n_running else "new"] += 1
-                remaining += config.trials - n_done
-                tasks.append(
-                    _Task(
-                        benchmark=config.benchmark,
-                        sampler=s,
-                        seed=seed,
-                        trials=config.trials,
-                        path=str(path),
-                        name=name,
-                        mode=obj.mode,
-                        objective=config.objective,
-                        lam=config.lam,
-                        data_dir=data_dir,
-                        settings_json=json.dumps(settings),
-                    )
-                )
-        tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))
-        errors: dict[str, str] = {}
-        t_run = time.perf_counter()
-        with _progress(remaining, config.progress, f"compare {config.benchmark}") as update:
-            outcomes = _execute(tasks, config.jobs, update)
-        run_seconds = time.perf_counter() - t_run
-        for o in outcomes:
-            if o.error:
-                errors[o.name] = o.error
+        live = None
+        if config.mlflow:  # the parent run is open (RUNNING) while the studies run
+            from ncp_hpo.benchmarks._tracking import open_comparison
 
-        runs: list[RunRecord] = []
-        for seed in config.seed_list:
-            for s in config.samplers:
-                name = study_name(config.benchmark, s, seed)
-                rec = read_run(_study_path(out, name), name, s, seed, config.trials)
-                if rec is not None and rec.n:
-                    runs.append(rec)
-        summaries = summarize_runs(
-            runs, info, samplers=config.samplers, trials=config.trials, budgets=config.budgets
-        )
-        result = ComparisonResult(
-            config=config,
-            info=info,
-            runs=runs,
-            summaries=summaries,
-            studies=counts,
-            errors=errors,
-            run_seconds=run_seconds,
-        )
-        result.elapsed_s = time.perf_counter() - t_start
-        result.calls = _record_call(out, result, remaining)
-        result.files = write_reports(result, out)
-        if config.mlflow:
-            from ncp_hpo.benchmarks._tracking import log_comparison
-
-            result.mlflow_run_id = log_comparison(
-                result, uri=config.mlflow_uri, experiment=config.mlflow_experiment
+            live = open_comparison(
+                config, info, uri=config.mlflow_uri, experiment=config.mlflow_experiment
             )
+        try:
+            return _run_locked(config, obj, info, settings, data_dir, live, t_start)
+        except BaseException:
+            if live is not None:
+                from ncp_hpo.benchmarks._tracking import end_comparison
+
+                end_comparison(live, "FAILED")
+            raise
+
+
+def _run_locked(
+    config: CompareConfig,
+    obj: BenchmarkObjective,
+    info: BenchmarkInfo,
+    settings: dict[str, Any],
+    data_dir: str | None,
+    live: LiveTarget | None,
+    t_start: float,
+) -> ComparisonResult:
+    """The body of :func:`run_comparison` (``<out>/compare.lock`` is held)."""
+    from ncp_hpo.benchmarks._tracking import child_params
+
+    out = config.out_dir
+    tasks: list[_Task] = []
+    counts = {"skipped": 0, "resumed": 0, "new": 0, "stale": 0}
+    remaining = 0
+    for seed in config.seed_list:
+        for s in config.samplers:
+            name = study_name(config.benchmark, s, seed)
+            path = _study_path(out, name)
+            n_done, n_running, stored = _study_status(path, name)
+            if stored is not None and stored != settings:
+                diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+                raise CompareError(
+                    f"{path} was run with other settings "
+                    f"({', '.join(f'{k}: {a!r} now {b!r}' for k, (a, b) in diff.items())}); "
+                    "use another --out"
+                )
+            counts["stale"] += n_running
+            if n_done >= config.trials:
+                counts["skipped"] += 1
+                continue
+            counts["resumed" if n_done or n_running else "new"] += 1
+            remaining += config.trials - n_done
+            tasks.append(
+                _Task(
+                    benchmark=config.benchmark,
+                    sampler=s,
+                    seed=seed,
+                    trials=config.trials,
+                    path=str(path),
+                    name=name,
+                    mode=obj.mode,
+                    objective=config.objective,
+                    lam=config.lam,
+                    data_dir=data_dir,
+                    settings_json=json.dumps(settings),
+                    live=live,
+                    live_params_json=json.dumps(
+                        jsonable(child_params(s, seed, config, info)) if live else {}
+                    ),
+                )
+            )
+    tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))
+    errors: dict[str, str] = {}
+    t_run = time.perf_counter()
+    with _progress(remaining, config.progress, f"compare {config.benchmark}") as update:
+        outcomes = _execute(tasks, config.jobs, update)
+    run_seconds = time.perf_counter() - t_run
+    for o in outcomes:
+        if o.error:
+            errors[o.name] = o.error
+
+    runs: list[RunRecord] = []
+    for seed in config.seed_list:
+        for s in config.samplers:
+            name = study_name(config.benchmark, s, seed)
+            rec = read_run(_study_path(out, name), name, s, seed, config.trials)
+            if rec is not None and rec.n:
+                runs.append(rec)
+    summaries = summarize_runs(
+        runs, info, samplers=config.samplers, trials=config.trials, budgets=config.budgets
+    )
+    result = ComparisonResult(
+        config=config,
+        info=info,
+        runs=runs,
+        summaries=summaries,
+        studies=counts,
+        errors=errors,
+        run_seconds=run_seconds,
+    )
+    result.elapsed_s = time.perf_counter() - t_start
+    result.calls = _record_call(out, result, remaining)
+    result.files = write_reports(result, out)
+    if config.mlflow:
+        from ncp_hpo.benchmarks._tracking import log_comparison
+
+        result.mlflow_run_id = log_comparison(
+            result, uri=config.mlflow_uri, experiment=config.mlflow_experiment
+        )
     return result
 
 

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import NCPWarning
+from ncp_hpo.tracking import run_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -289,17 +290,9 @@ class MLflowTracker:
     def experiment_id(self) -> str:
         """The experiment's id, created on first use."""
         if self._experiment_id is None:
-            exp = self.client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                try:
-                    self._experiment_id = self.client.create_experiment(self.experiment)
-                except Exception:  # created by another worker meanwhile
-                    exp = self.client.get_experiment_by_name(self.experiment)
-                    if exp is None:
-                        raise
-                    self._experiment_id = exp.experiment_id
-            else:
-                self._experiment_id = exp.experiment_id
+            from ncp_hpo.tracking import experiment_id
+
+            self._experiment_id = experiment_id(self.client, self.experiment)
         return self._experiment_id
 
     # -- study (parent) runs ---------------------------------------------------------------
@@ -323,7 +316,8 @@ class MLflowTracker:
             tags = {ROLE_TAG: "study", STUDY_TAG: study_name}
             if sampler:
                 tags["ncp_hpo.sampler"] = sampler
-            run_id = self.client.create_run(exp, run_name=study_name, tags=tags).info.run_id
+            run = self.client.create_run(exp, run_name=study_name, tags=run_tags(tags))
+            run_id = run.info.run_id
         with self._lock:
             self._parents.setdefault(study_name, run_id)
             return self._parents[study_name]
@@ -454,7 +448,7 @@ class MLflowTracker:
             tags[TRIAL_TAG] = str(number)
         if run_name is None and number is not None:
             run_name = f"trial-{number}"
-        run = self.client.create_run(exp, run_name=run_name, tags=tags)
+        run = self.client.create_run(exp, run_name=run_name, tags=run_tags(tags))
         values: dict[str, Any] = {}
         if code is not None:
             values.update(_code_params(code))
