@@ -860,8 +860,14 @@ def _plot(
                 flops=fl,
             )
         )
+    names = [n for _, _, res in stages for n in res.objective_names]
+    percent = all(any(t.units.get(n, "").startswith("%") for t in tables.values()) for n in names)
     return _plots.plot_code_trajectory(
-        plot_stages, path, title=title, flops_label="exact GFLOPs (128x128, thop)"
+        plot_stages,
+        path,
+        title=title,
+        flops_label="exact GFLOPs (128x128, thop)",
+        metric_label="predicted metric (%)" if percent and names else "predicted metric",
     )
 
 

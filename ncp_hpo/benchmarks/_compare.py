@@ -140,9 +140,8 @@ SAMPLERS: tuple[str, ...] = (
 """Sampler names ``--samplers`` accepts."""
 
 DEFAULT_SAMPLERS: tuple[str, ...] = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
-"""Defaults. ``gp`` is left out: Optuna's GPSampler took 14 s per 100-trial NAS-Bench-201
-study (like NCP) but 74 s on the 27-dimensional NAS-Bench-MR space (seg), 4-5x NCP, on the
-shared 2-core machine."""
+"""Defaults. ``gp`` is left out: Optuna's GPSampler costs about as much per trial as NCP on
+NAS-Bench-201 but 4-5x as much on the 27-dimensional NAS-Bench-MR space."""
 
 DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
 
@@ -1150,7 +1149,9 @@ class ComparisonResult:
 def _score_name(info: BenchmarkInfo) -> str:
     if info.n_objectives == 2:
         return "hypervolume (normalised, reference (1, 1))"
-    return f"best {info.objective_names[0]}"
+    name = info.objective_names[0]
+    unit = info.units.get(name, "").split(" (")[0]  # "% (ImageNet16-120)" -> "%"
+    return f"best {name} ({unit})" if unit else f"best {name}"
 
 
 def _environment() -> dict[str, str]:
@@ -1650,9 +1651,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         )
     if tuple(cfg.samplers) == DEFAULT_SAMPLERS:
         notes.append(
-            "`gp` (Optuna GPSampler) is not in the default samplers: 14 s per 100-trial "
-            "NAS-Bench-201 study but 74 s on NAS-Bench-MR (seg), 4-5x NCP, on the shared "
-            "2-core machine; add it with --samplers."
+            "`gp` (Optuna GPSampler) is not in the default samplers: about as slow per trial "
+            "as NCP on NAS-Bench-201 but 4-5x slower on NAS-Bench-MR's 27-dimensional space; "
+            "add it with --samplers."
         )
     for s, summ in result.summaries.items():
         notes += [f"`{s}`: {n}" for n in summ.notes]
@@ -1749,13 +1750,17 @@ def _plot_anytime(result: ComparisonResult, path: Path) -> Path:
         lo, hi = min(lows), max(highs)
         pad = 0.05 * max(hi - lo, 1e-9)
         ax.set_ylim(lo - pad, hi + pad)
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_score_name(info))
     ax.set_title(f"{info.setting} ({info.mode}): median and IQR over seeds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # outside the axes: the curves rise into every corner
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -1787,9 +1792,9 @@ def _plot_pareto(result: ComparisonResult, path: Path) -> Path:
     ax.set_ylabel(f"{info.main_metric} ({info.units.get(info.main_metric, '')})")
     ax.set_title(f"{info.setting}: Pareto fronts (median-hypervolume seed per sampler)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
