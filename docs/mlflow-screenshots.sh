@@ -55,6 +55,10 @@ shot() {  # shot FILE URL: a 1600x1000 capture after the page's scripts have run
         --screenshot="$OUT/$1" "$2" >/dev/null 2>&1
     echo "$OUT/$1"
 }
-shot experiment.png "$URI/#/experiments/$STUDY_EXP"
-shot trial.png "$URI/#/experiments/$STUDY_EXP/runs/$TRIAL_RUN"
-shot compare.png "$URI/#/experiments/$COMPARE_EXP"
+# MLflow 3.17's sidebar has a global "GenAI | Model training" switch (kept in the browser,
+# GenAI by default) that wins over the experiment's kind tag; the query parameter picks
+# "Model training", as ncp-hpo's printed links do.
+ML="workflowType=machine_learning"
+shot experiment.png "$URI/#/experiments/$STUDY_EXP?$ML"
+shot trial.png "$URI/#/experiments/$STUDY_EXP/runs/$TRIAL_RUN?$ML"
+shot compare.png "$URI/#/experiments/$COMPARE_EXP?$ML"

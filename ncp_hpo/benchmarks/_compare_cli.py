@@ -177,6 +177,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks._compare import CompareConfig, CompareError
 
     get_setting(args.benchmark)  # unknown benchmark: one line naming the known ones
+    if args.quiet:  # nor MLflow's "View run ... at" line
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
         from ncp_hpo.benchmarks._paper_protocol import run_paper_protocol

@@ -38,11 +38,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,7 @@ STUDY_TAG = "ncp_hpo.study"
 PARENT_TAG = "mlflow.parentRunId"
 STEPS_TAG = "ncp_hpo.steps"
 _BATCH = 1000
+_NO_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 class CompareTrackingWarning(NCPWarning):
@@ -183,6 +185,20 @@ def open_comparison(
         return None
 
 
+@contextlib.contextmanager
+def _no_run_urls() -> Iterator[None]:
+    """Keep MLflow from printing a "View run ... at" line when a child run ends."""
+    old = os.environ.get(_NO_URLS)
+    os.environ[_NO_URLS] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_NO_URLS, None)
+        else:
+            os.environ[_NO_URLS] = old
+
+
 def end_comparison(target: LiveTarget, status: str) -> None:
     """End the parent run of a comparison that stopped before its summary was logged."""
     from mlflow.tracking import MlflowClient
@@ -263,7 +279,8 @@ class LiveStudyRun:
         self._call(
             lambda rid: self._client.log_batch(rid, tags=[RunTag(STEPS_TAG, str(self.steps))])
         )
-        self._call(lambda rid: self._client.set_terminated(rid, status))
+        with _no_run_urls():  # one "View run" line per study would bury the progress bar
+            self._call(lambda rid: self._client.set_terminated(rid, status))
         self.run_id = None
 
     def _call(self, fn: Any) -> None:
@@ -368,7 +385,8 @@ def _log(result: ComparisonResult, uri: str | None, experiment: str) -> str:
             client.log_batch(cid, metrics=chunk)
         if not live:
             client.log_batch(cid, tags=[RunTag(STEPS_TAG, str(run.n))])
-            client.set_terminated(cid, "FINISHED")
+            with _no_run_urls():
+                client.set_terminated(cid, "FINISHED")
     for path in result.files.values():
         client.log_artifact(parent_id, str(path))
     client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")

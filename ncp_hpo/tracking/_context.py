@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "experiment_id", "run_tags"]
+__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "experiment_id", "run_tags", "ui_url"]
 
 # The tag MLflow 3's UI reads to choose an experiment's layout, and its "Model training"
 # value (the UI's CUSTOM_MODEL_DEVELOPMENT); without it an experiment with no traces is
@@ -19,6 +19,27 @@ __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "experiment_id", "run_tags"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# MLflow 3.17's UI also has a global "GenAI | Model training" switch in its sidebar, kept in
+# the browser (GenAI by default), which wins over the experiment's kind; this query
+# parameter of the UI's routes selects "Model training".
+UI_QUERY = "workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def ui_url(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """A link into MLflow's UI on its "Model training" pages.
+
+    ``uri`` is the tracking URI: an ``http(s)`` server is linked directly; for a local store
+    the link is where ``mlflow ui`` serves it. Without ``experiment_id`` the link is the
+    experiment list; with ``run_id`` too, the run's page.
+    """
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    path = "/#/experiments"
+    if experiment_id is not None:
+        path += f"/{experiment_id}"
+        if run_id is not None:
+            path += f"/runs/{run_id}"
+    return f"{base}{path}?{UI_QUERY}"
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

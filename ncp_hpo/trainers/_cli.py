@@ -354,13 +354,15 @@ def _check_dataset(task: str, opts: Mapping[str, Any]) -> None:
         raise TrainingCLIError(f"dataset {name!r} for task {task!r}: {_short(exc)}") from None
 
 
-def _tracking_hint(uri: str) -> str:
-    """How to look at the runs of ``uri``."""
+def _tracking_hint(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """How to look at the runs of ``uri`` (links open MLflow's "Model training" pages)."""
+    from ncp_hpo.tracking import ui_url
+
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
+        return f"open {ui_url(uri, experiment_id, run_id)}"
     if uri.startswith("databricks"):
         return "open your Databricks workspace"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {uri}, then open {ui_url(uri, experiment_id, run_id)}"
 
 
 def _human(n: float | int | None, unit: str = "") -> str:
@@ -483,7 +485,8 @@ def _train(args: argparse.Namespace) -> int:
         if run_id is not None:
             print(
                 f"MLflow   run {run_id} in experiment {tracker.experiment!r} at "
-                f"{tracker.resolved_uri}; see it with: {_tracking_hint(tracker.resolved_uri)}"
+                f"{tracker.resolved_uri}; see it with: "
+                f"{_tracking_hint(tracker.resolved_uri, tracker.experiment_id(), run_id)}"
             )
     return 0
 
@@ -981,7 +984,7 @@ def _print_summary(
     if tracker is not None and parent and uri and not tracker.warned:
         print(
             f"MLflow: parent run {parent} (experiment {tracker.experiment!r}); see it with: "
-            f"{_tracking_hint(str(uri))}"
+            f"{_tracking_hint(str(uri), tracker.experiment_id())}"
         )
 
 

@@ -57,6 +57,17 @@ def test_training_runs_open_on_the_runs_table_with_context_tags(mlflow_server: s
         _assert_context(client.get_run(run_id).data.tags)
 
 
+def test_ui_links_open_the_model_training_pages() -> None:
+    from ncp_hpo.tracking import ui_url
+
+    assert ui_url("http://10.0.0.5:5000/", "7", "abc") == (
+        "http://10.0.0.5:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
+    )
+    assert ui_url("sqlite:///mlflow.db") == (
+        "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    )
+
+
 def test_an_existing_experiment_gets_the_kind_tag(mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
 
