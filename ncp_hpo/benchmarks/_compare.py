@@ -1110,6 +1110,7 @@ class ComparisonResult:
             ``stale`` RUNNING trials marked FAIL.
         errors: study name -> error of studies that failed in this call.
         mlflow_run_id: the parent MLflow run (None without tracking).
+        mlflow_url: a link to the parent run on MLflow's "Model training" pages.
     """
 
     config: CompareConfig
@@ -1121,6 +1122,7 @@ class ComparisonResult:
     studies: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+    mlflow_url: str | None = None
     run_seconds: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
 
@@ -1391,6 +1393,10 @@ def _run_locked(
         result.mlflow_run_id = log_comparison(
             result, uri=config.mlflow_uri, experiment=config.mlflow_experiment
         )
+        if live is not None and result.mlflow_run_id is not None:
+            from ncp_hpo.tracking import ui_url
+
+            result.mlflow_url = ui_url(live.uri, live.experiment_id, result.mlflow_run_id)
     return result
 
 

@@ -225,6 +225,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.files["markdown"].read_text())
         print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
+        if result.mlflow_url:
+            print(f"MLflow: {result.mlflow_url}")
     if result.errors:
         for name, err in result.errors.items():
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)
