@@ -27,6 +27,9 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 # run this checkout's package, even when another tree is installed in editable mode
 sys.path.insert(0, str(RESULTS.parents[1]))
+from ncp_hpo._numerics import pin_cpu_math  # noqa: E402
+
+pin_cpu_math()  # before torch loads, as the ncp-hpo command does
 MR_SETTINGS = ("seg", "cls-50-1000", "video")
 DEFAULT = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
 
@@ -78,18 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         timings[bench] = time.perf_counter() - t0
         print(res.files["markdown"].read_text())
     if "paper" in wanted:
+        from ncp_hpo._numerics import deterministic_threads
         from ncp_hpo.benchmarks._paper_protocol import run_paper_protocol
 
         t0 = time.perf_counter()
-        pres = run_paper_protocol(
-            "seg",
-            out=RESULTS / "paper-protocol",
-            seeds=args.paper_seeds,
-            data_dir=args.data_dir,
-            mlflow=args.mlflow_uri is not None,
-            mlflow_uri=args.mlflow_uri,
-            progress=not args.quiet,
-        )
+        with deterministic_threads():
+            pres = run_paper_protocol(
+                "seg",
+                out=RESULTS / "paper-protocol",
+                seeds=args.paper_seeds,
+                data_dir=args.data_dir,
+                mlflow=args.mlflow_uri is not None,
+                mlflow_uri=args.mlflow_uri,
+                progress=not args.quiet,
+            )
         timings["paper"] = time.perf_counter() - t0
         print(pres.files["table2_md"].read_text())
     _write_index(timings)

@@ -32,8 +32,9 @@ import math
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -494,7 +495,8 @@ def setting_predictor(
             }
             meta_path.write_text(json.dumps(_jsonable(meta), indent=1) + "\n")
         except OSError as exc:
-            print(f"note: could not cache the predictor at {path}: {exc}", file=sys.stderr)
+            print(f"warning: could not cache the predictor at {path}: {exc}", file=sys.stderr)
+            record = replace(record, path=None)
     return predictor, record
 
 
@@ -642,6 +644,7 @@ def true_metrics(
             "fidelity": None,
         }
     from ncp_hpo.benchmarks import OracleConfig, load_oracle, oracle_cache_path
+    from ncp_hpo.benchmarks._oracle import OracleCacheWarning
 
     config = _ORACLE_CONFIG or OracleConfig()
     if not oracle_cache_path(table, config=config).is_file():
@@ -649,7 +652,15 @@ def true_metrics(
             f"fitting the {table.name} surrogate oracle (once; cached afterwards) ...",
             file=sys.stderr,
         )
-    res = load_oracle(table, config=config).evaluate(np.asarray(code, dtype=np.int64))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OracleCacheWarning)
+        oracle = load_oracle(table, config=config)
+    for w in caught:  # an unwritable cache is one line, and the search goes on
+        if issubclass(w.category, OracleCacheWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    res = oracle.evaluate(np.asarray(code, dtype=np.int64))
     return {
         "source": "surrogate",
         "metrics": dict(res.metrics),

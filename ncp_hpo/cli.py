@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ncp_hpo import __version__
+from ncp_hpo._numerics import pin_cpu_math
 from ncp_hpo.exceptions import NCPError
 
 # (module, registrar) pairs; each registrar adds sub-parsers with ``set_defaults(func=...)``.
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_cpu_math()  # before anything imports torch: results depend on code, seeds, versions
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -110,9 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NCPError as exc:
         print(f"ncp-hpo: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
+        print(f"ncp-hpo: error: {_os_error_text(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ncp-hpo: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``cannot use PATH: reason`` for file-system errors, else the error's own text."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"cannot use {str(exc.filename)!r}: {reason}"
+    return reason
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from ncp_hpo._numerics import pin_cpu_math
+
+# the same CPU math paths as the ``ncp-hpo`` command (set before any test imports torch)
+pin_cpu_math()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -218,3 +218,21 @@ def test_default_starts() -> None:
     assert NB201Space().encode(nb) == _search_cli.NB201_DEFAULT_START
     ints = _search_cli.parse_code(MultiResolutionSpace(), " ".join(str(v) for v in mr))
     assert np.array_equal(ints, mr)
+
+
+def test_an_unwritable_cache_warns_in_one_line_and_the_search_goes_on(
+    tmp_path: Path,
+    shared_data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NCP_HPO_CACHE", str(blocker / "cache"))  # cannot be created
+    args = ["--setting", "seg", "--iters", "5", "--epochs", "5", "--seed", "3"]
+    rc, out, err, _ = _search(capsys, *args, "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    assert _found(out)
+    warnings_ = [ln for ln in err.splitlines() if ln.startswith("warning: could not cache")]
+    assert len(warnings_) >= 1 and "Traceback" not in err
+    assert "cached at" not in out  # nothing claims a cache file that was not written

@@ -84,7 +84,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
@@ -96,6 +95,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ncp_hpo._numerics import deterministic_threads, environment
 from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
@@ -678,7 +678,7 @@ def make_sampler(name: str, *, space: Any, seed: int) -> optuna.samplers.BaseSam
             import cmaes  # noqa: F401
         except ImportError as exc:
             raise CompareError(
-                "the cmaes sampler needs the 'cmaes' package (pip install cmaes)"
+                "the cmaes sampler needs the 'cmaes' extra: pip install 'ncp-hpo[cmaes]'"
             ) from exc
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
@@ -853,33 +853,10 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
         queue = _WORKER_QUEUE
     live = None
     try:
-        obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
-        live = _live_run(task, obj)
-        if task.sampler == "ax":
-            with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
-                warnings.filterwarnings("ignore", module=r"ax(\.|$)")
-                ran = _run_ax(task, obj, queue, live)
-        else:
-            study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
-            _fail_stale(study)
-            callbacks: list[Any] = [] if live is None else [live]
-            if live is not None:
-                live.replay(_complete(study))
-
-            def _tick(_study: Any, trial: Any) -> None:
-                from optuna.trial import TrialState
-
-                if trial.state == TrialState.COMPLETE and queue is not None:
-                    queue.put(1)
-
-            callbacks.append(_tick)
-            for _ in range(3):  # failed trials are retried, a bounded number of times
-                remaining = task.trials - _n_complete(study)
-                if remaining <= 0:
-                    break
-                before = _n_complete(study)
-                study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
-                ran += _n_complete(study) - before
+        with deterministic_threads():
+            obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+            live = _live_run(task, obj)
+            ran = _run_study(task, obj, queue, live)
     except Exception as exc:  # reported by the parent; other studies go on
         if live is not None:
             live.close("FAILED")
@@ -920,6 +897,37 @@ def _live_run(task: _Task, obj: BenchmarkObjective) -> LiveStudyRun | None:
             stacklevel=2,
         )
         return None
+
+
+def _run_study(task: _Task, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None) -> int:
+    """The study loop of :func:`_run_task` (one thread: see :mod:`ncp_hpo._numerics`)."""
+    ran = 0
+    if task.sampler == "ax":
+        with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
+            warnings.filterwarnings("ignore", module=r"ax(\.|$)")
+            ran = _run_ax(task, obj, queue, live)
+    else:
+        study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
+        _fail_stale(study)
+        callbacks: list[Any] = [] if live is None else [live]
+        if live is not None:
+            live.replay(_complete(study))
+
+        def _tick(_study: Any, trial: Any) -> None:
+            from optuna.trial import TrialState
+
+            if trial.state == TrialState.COMPLETE and queue is not None:
+                queue.put(1)
+
+        callbacks.append(_tick)
+        for _ in range(3):  # failed trials are retried, a bounded number of times
+            remaining = task.trials - _n_complete(study)
+            if remaining <= 0:
+                break
+            before = _n_complete(study)
+            study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
+            ran += _n_complete(study) - before
+    return ran
 
 
 def _run_ax(
@@ -1157,21 +1165,7 @@ def _score_name(info: BenchmarkInfo) -> str:
 
 
 def _environment() -> dict[str, str]:
-    import optuna
-
-    from ncp_hpo import __version__
-
-    env = {
-        "python": platform.python_version(),
-        "ncp_hpo": __version__,
-        "optuna": optuna.__version__,
-        "numpy": np.__version__,
-        "cpus": str(os.cpu_count()),
-    }
-    with contextlib.suppress(Exception):
-        import scipy
-
-        env["scipy"] = scipy.__version__
+    env = environment()
     env.update(_git_provenance())
     return env
 
@@ -1644,6 +1638,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
             else "No `ncp` runs: no paired tests."
         ),
     ]
+    verdict_line = verdict(result.summaries, result.info)
+    if verdict_line:
+        lines += ["", verdict_line]
     notes = []
     if surrogate:
         notes.append(
@@ -1657,9 +1654,9 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
         )
     if tuple(cfg.samplers) == DEFAULT_SAMPLERS:
         notes.append(
-            "`gp` (Optuna GPSampler) is not in the default samplers: about as slow per trial "
-            "as NCP on NAS-Bench-201 but 4-5x slower on NAS-Bench-MR's 27-dimensional space; "
-            "add it with --samplers."
+            "`gp` (Optuna GPSampler) is not in the default samplers: its cost per trial grows "
+            "with the history and is several times NCP's on NAS-Bench-MR; add it with "
+            "--samplers."
         )
     for s, summ in result.summaries.items():
         notes += [f"`{s}`: {n}" for n in summ.notes]
@@ -1668,6 +1665,43 @@ def markdown_report(result: ComparisonResult, *, title: str | None = None) -> st
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def verdict(
+    summaries: Mapping[str, SamplerSummary], info: BenchmarkInfo, *, alpha: float = 0.05
+) -> str:
+    """One line naming the sampler with the best median at the final budget and the samplers
+    significantly better or worse than NCP there (paired Wilcoxon, ``p < alpha``);
+    empty without results."""
+    final = max((max(s.budgets) for s in summaries.values() if s.budgets), default=None)
+    if final is None:
+        return ""
+    medians = {
+        name: s.budgets[final].median
+        for name, s in summaries.items()
+        if final in s.budgets and math.isfinite(s.budgets[final].median)
+    }
+    if not medians:
+        return ""
+    higher = info.n_objectives == 2 or info.directions[0] == "maximize"
+    top = max(medians.values()) if higher else min(medians.values())
+    leaders = [f"`{n}`" for n, v in medians.items() if v == top]
+    label = "HV" if info.n_objectives == 2 else "best"
+    text = f"**Verdict** ({label}@{final}, median over seeds): best {' = '.join(leaders)}"
+    text += f" ({top:.{_digits(info)}f})."
+    if REFERENCE_SAMPLER not in summaries:
+        return text + " No `ncp` runs, so no paired tests."
+    better: list[str] = []
+    worse: list[str] = []
+    for name, s in summaries.items():
+        t = s.tests.get(final)
+        if name == REFERENCE_SAMPLER or t is None or t.p_value is None or t.p_value >= alpha:
+            continue
+        ahead = t.wins > t.losses if higher else t.losses > t.wins
+        (better if ahead else worse).append(f"`{name}` (p = {t.p_value:.2g})")
+    text += f" Significantly better than `ncp` (p < {alpha:g}): {', '.join(better) or 'none'}."
+    text += f" Significantly worse: {', '.join(worse) or 'none'}."
+    return text
 
 
 def summary_rows(result: ComparisonResult) -> list[dict[str, Any]]:

@@ -181,20 +181,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
+        from ncp_hpo._numerics import deterministic_threads
         from ncp_hpo.benchmarks._paper_protocol import run_paper_protocol
 
         if args.seeds < 1:
             raise CompareError(f"--seeds must be an integer >= 1, got {args.seeds!r}")
-        res = run_paper_protocol(
-            args.benchmark,
-            out=args.out or f"ncp-compare-{args.benchmark}",
-            seeds=args.seeds,
-            data_dir=args.data_dir,
-            mlflow=not args.no_mlflow,
-            mlflow_uri=args.mlflow_uri,
-            mlflow_experiment=args.mlflow_experiment,
-            progress=not args.quiet,
-        )
+        with deterministic_threads():
+            res = run_paper_protocol(
+                args.benchmark,
+                out=args.out or f"ncp-compare-{args.benchmark}",
+                seeds=args.seeds,
+                data_dir=args.data_dir,
+                mlflow=not args.no_mlflow,
+                mlflow_uri=args.mlflow_uri,
+                mlflow_experiment=args.mlflow_experiment,
+                progress=not args.quiet,
+            )
         if not args.quiet:
             print(res.files["table2_md"].read_text())
             print(f"written: {', '.join(str(p) for p in res.files.values())}")

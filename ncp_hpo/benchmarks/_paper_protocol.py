@@ -519,6 +519,7 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
     )
     if result.skipped:
         lines.append(f"- Skipped (data not available): {', '.join(result.skipped)}.")
+    from ncp_hpo._numerics import environment_line
     from ncp_hpo.benchmarks._compare import _git_provenance
 
     git = _git_provenance().get("git")
@@ -527,6 +528,7 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
         + (f" by the code at git {git}" if git else "")
         + f"; {result.elapsed_s:.0f} s for the whole protocol."
     )
+    lines.append(f"- Environment: {environment_line()}.")
     return [*lines, ""]
 
 

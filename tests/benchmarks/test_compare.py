@@ -26,6 +26,7 @@ from ncp_hpo.benchmarks._compare import (
     study_name,
     summarize_runs,
     summary_stat,
+    verdict,
 )
 from ncp_hpo.cli import main
 
@@ -95,6 +96,27 @@ def test_summaries_budgets_regret_and_wilcoxon_by_hand() -> None:
     assert "tie" in t.note
     assert ncp.wall_ms == pytest.approx(20.0)  # median of 10, 20, 30 ms
     np.testing.assert_array_equal(ncp.curves[0], [1, 5, 5, 9])
+
+
+def test_verdict_names_the_best_and_the_significant_differences() -> None:
+    # 6 seeds: tpe beats ncp on every seed (exact p = 2^(1-6) = 0.03125), random loses on all
+    runs = [_run("ncp", k, [5.0, 5.0 + k]) for k in range(6)]
+    runs += [_run("tpe", k, [6.0, 6.0 + k]) for k in range(6)]
+    runs += [_run("random", k, [1.0, 1.0 + k]) for k in range(6)]
+    runs += [_run("gp", k, [5.0, 5.0 + k + (0.5 if k % 2 else -0.5)]) for k in range(6)]
+    summ = summarize_runs(
+        runs, _info(), samplers=["ncp", "tpe", "random", "gp"], trials=2, budgets=[2]
+    )
+    line = verdict(summ, _info())
+    assert line.startswith("**Verdict** (best@2, median over seeds): best `tpe` (8.50")
+    assert "better than `ncp` (p < 0.05): `tpe` (p = 0.031)" in line
+    assert "Significantly worse: `random` (p = 0.031)." in line
+    assert "`gp`" not in line  # 3 wins / 3 losses: not significant
+    # minimised objective: lower is better, so tpe is now the significantly worse one
+    info = _info(optimum=None, directions=("minimize",))
+    summ = summarize_runs(runs, info, samplers=["ncp", "tpe", "random"], trials=2, budgets=[2])
+    low = verdict(summ, info)
+    assert "best `random`" in low and "Significantly worse: `tpe`" in low
 
 
 def test_wilcoxon_matches_scipy_documented_example() -> None:
@@ -178,7 +200,7 @@ def test_cli_end_to_end_writes_tables_and_plots(shared_data_dir: Path, tmp_path:
         assert (out / name).stat().st_size > 0, name
     md = (out / "summary.md").read_text()
     assert "| `ncp` |" in md and "| `random` |" in md and "optimum 47.333" in md
-    assert "Wilcoxon p vs ncp @8" in md
+    assert "Wilcoxon p vs ncp @8" in md and "**Verdict** (best@8" in md
     doc = json.loads((out / "results.json").read_text())
     assert doc["benchmark"]["optimum"] == pytest.approx(47.3333333, abs=1e-6)
     assert {r["sampler"] for r in doc["runs"]} == {"ncp", "random"}

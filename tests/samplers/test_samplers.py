@@ -271,16 +271,19 @@ def test_prior_fine_tuned_on_the_study(seg, seg_prior) -> None:
 
     sampler = NCPSampler(prior=seg_prior, online=True, seed=0, iterations=30)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=12)
+    study.optimize(objective, n_trials=20)
     tuned = sampler._source._cached
     assert tuned is not None and tuned is not seg_prior
-    # the fine-tuned main head learned the study's objective on the study's codes ...
+    # the fine-tuned main head learned the study's objective on the study's codes, where the
+    # prior ranks them the other way round (it predicts mIoU, which grows with FLOPs) ...
     from scipy.stats import spearmanr
 
     codes = np.stack([space.from_params(t.params) for t in study.trials])
     values = np.array([t.value for t in study.trials])
     rho = spearmanr(tuned.predict(codes)[:, 0], values).statistic
-    assert rho > 0.5
+    rho_prior = spearmanr(seg_prior.predict(codes)[:, 0], values).statistic
+    # (measured over 3 seeds x 2 CPU math paths: tuned 0.60-0.92, prior -0.78 to -0.38)
+    assert rho > 0.4 and rho - rho_prior > 0.8, (rho, rho_prior)
     # ... while the prior itself is untouched (it predicts mIoU, not -GFLOPs)
     assert seg_prior.predict(codes)[:, 0].min() > 50
 

@@ -1,0 +1,55 @@
+"""The recorded NAS-Bench-201 comparison regenerates: 2 seeds x 30 trials of every recorded
+sampler give the record's codes and values, trial by trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ncp_hpo.benchmarks._record import RecordError, check_record, load_record
+
+RECORD = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "nas-bench-201"
+
+
+@pytest.mark.slow
+def test_nas_bench_201_record_regenerates(tmp_path: Path, shared_data_dir: Path) -> None:
+    check = check_record(RECORD, out=tmp_path, seeds=2, trials=30, data_dir=shared_data_dir)
+    samplers = {s for s, _ in check.compared}
+    assert {"ncp", "netadapt", "neural-predictor", "random", "tpe"} <= samplers
+    assert len(check.compared) == 2 * len(samplers)
+    assert check.ok, "\n".join(check.mismatches)
+
+
+def test_a_changed_record_is_caught(tmp_path: Path, shared_data_dir: Path) -> None:
+    """The check can fail: one recorded value changed is reported with its trial."""
+    import json
+
+    data = load_record(RECORD)
+    for run in data["runs"]:
+        if run["sampler"] == "random" and int(run["seed"]) == 0:
+            run["values"][3][0] += 1.0
+    fake = tmp_path / "record"
+    fake.mkdir()
+    (fake / "results.json").write_text(json.dumps(data))
+    check = check_record(
+        fake,
+        out=tmp_path / "out",
+        seeds=1,
+        trials=5,
+        samplers=("random",),
+        data_dir=shared_data_dir,
+    )
+    assert not check.ok
+    assert check.mismatches == [m for m in check.mismatches if "random seed 0" in m]
+    assert "from trial 3" in check.mismatches[0]
+
+
+def test_bad_records_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(RecordError, match="cannot read"):
+        load_record(tmp_path / "nothing")
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(RecordError, match="not a comparison record"):
+        load_record(tmp_path)
+    with pytest.raises(RecordError, match="asked for"):
+        check_record(RECORD, out=tmp_path / "o", seeds=1, trials=1000)
