@@ -45,7 +45,7 @@ notes), ``summary.csv`` (sampler x budget), ``runs.csv`` (sampler x seed x budge
 score per trial with the IQR band per sampler), ``pareto.png`` (two objectives: the front
 of each sampler's median-hypervolume seed over the table's front), ``calls.json`` (wall
 time of every call, so rewriting the reports keeps the time the studies took) and
-``studies/``. With MLflow on, see :mod:`ncp_hpo.benchmarks._tracking`.
+``studies/``. With MLflow on, see :mod:`ncp_hpo.tracking` (logged live).
 
 Parallelism: ``jobs > 1`` runs the sampler x seed studies in ``jobs`` spawned processes
 (``ProcessPoolExecutor``, one torch thread each; a worker exits when the parent dies);
@@ -102,7 +102,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective
-    from ncp_hpo.benchmarks._tracking import LiveStudyRun, LiveTarget
+    from ncp_hpo.tracking._comparison import LiveStudyRun, LiveTarget
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -880,7 +880,7 @@ def _live_run(task: _Task, obj: BenchmarkObjective) -> LiveStudyRun | None:
     """The study's live MLflow child run (None without tracking, or with one warning)."""
     if task.live is None:
         return None
-    from ncp_hpo.benchmarks._tracking import CompareTrackingWarning, LiveStudyRun
+    from ncp_hpo.tracking._comparison import CompareTrackingWarning, LiveStudyRun
 
     try:
         return LiveStudyRun(
@@ -1281,7 +1281,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     with _OutLock(out):
         live = None
         if config.mlflow:  # the parent run is open (RUNNING) while the studies run
-            from ncp_hpo.benchmarks._tracking import open_comparison
+            from ncp_hpo.tracking._comparison import open_comparison
 
             live = open_comparison(
                 config, info, uri=config.mlflow_uri, experiment=config.mlflow_experiment
@@ -1290,7 +1290,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
             return _run_locked(config, obj, info, settings, data_dir, live, t_start)
         except BaseException:
             if live is not None:
-                from ncp_hpo.benchmarks._tracking import end_comparison
+                from ncp_hpo.tracking._comparison import end_comparison
 
                 end_comparison(live, "FAILED")
             raise
@@ -1306,7 +1306,7 @@ def _run_locked(
     t_start: float,
 ) -> ComparisonResult:
     """The body of :func:`run_comparison` (``<out>/compare.lock`` is held)."""
-    from ncp_hpo.benchmarks._tracking import child_params
+    from ncp_hpo.tracking._comparison import child_params
 
     out = config.out_dir
     tasks: list[_Task] = []
@@ -1382,7 +1382,7 @@ def _run_locked(
     result.calls = _record_call(out, result, remaining)
     result.files = write_reports(result, out)
     if config.mlflow:
-        from ncp_hpo.benchmarks._tracking import log_comparison
+        from ncp_hpo.tracking._comparison import log_comparison
 
         result.mlflow_run_id = log_comparison(
             result, uri=config.mlflow_uri, experiment=config.mlflow_experiment

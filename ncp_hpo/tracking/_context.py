@@ -1,4 +1,4 @@
-"""Experiment kind and run-context tags (see :mod:`ncp_hpo.tracking`)."""
+"""Experiment kind, run-context tags and UI links that every run shares."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def _assert_context(tags: dict[str, str]) -> None:
 def test_training_runs_open_on_the_runs_table_with_context_tags(mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
     name = f"ncp-kind-{uuid.uuid4().hex[:8]}"
     tracker = MLflowTracker(mlflow_server, experiment=name, log_model=False)
@@ -135,7 +135,7 @@ def test_compare_without_a_server_still_writes_its_files(
     shared_data_dir: Path, tmp_path: Path
 ) -> None:
     from ncp_hpo.benchmarks import CompareConfig, run_comparison
-    from ncp_hpo.benchmarks._tracking import CompareTrackingWarning
+    from ncp_hpo.tracking import CompareTrackingWarning
 
     config = CompareConfig(
         "nas-bench-201", samplers=("random",), trials=3, seeds=1, jobs=1, out=tmp_path / "o",
