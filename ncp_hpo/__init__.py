@@ -13,7 +13,7 @@ from typing import Any
 from ncp_hpo.exceptions import InvalidCodeError, NCPError, PredictorNotFittedError
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space, NetworkCode
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "InvalidCodeError",

@@ -30,11 +30,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODE_PANELS",
+    "PANEL_UNITS",
     "TrajectoryStage",
+    "code_trajectory_figure",
+    "lambda_sweep_figure",
     "plot_code_trajectory",
     "plot_lambda_sweep",
     "plot_nb201_steps",
 ]
+
+PANEL_UNITS: dict[str, str] = {"i": "channels", "b": "blocks", "n": "units", "c": "channels",
+                               "o": "channels"}  # fmt: skip
+"""y-axis label of a code panel, by the first letter of its dimensions' names."""
 
 CODE_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stem channels (i)", ("i1", "i2")),
@@ -89,6 +96,7 @@ def plot_code_trajectory(
     dim_names: Sequence[str] | None = None,
     title: str = "",
     flops_label: str = "exact FLOPs (G)",
+    metric_label: str = "predicted metric",
 ) -> Path:
     """Draw the code dimensions over the iterations (paper Fig. 3) and write a PNG.
 
@@ -103,10 +111,31 @@ def plot_code_trajectory(
         dim_names: names of the code dimensions (default the multi-resolution ones).
         title: the figure's title.
         flops_label: axis label of the FLOPs curve.
+        metric_label: axis label of the predicted metric (with its unit, e.g. ``"predicted
+            mIoU (%)"``).
 
     Returns:
         the path written.
     """
+    fig = code_trajectory_figure(
+        stages, dim_names=dim_names, title=title, flops_label=flops_label,
+        metric_label=metric_label,
+    )  # fmt: skip
+    return _save(fig, path)
+
+
+def code_trajectory_figure(
+    stages: Sequence[TrajectoryStage],
+    *,
+    dim_names: Sequence[str] | None = None,
+    title: str = "",
+    flops_label: str = "exact FLOPs (G)",
+    metric_label: str = "predicted metric",
+) -> Figure:
+    """The figure :func:`plot_code_trajectory` writes (same arguments, no path)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     if not stages:
         raise ValueError("plot_code_trajectory needs at least one stage")
     if dim_names is None:
@@ -132,7 +161,7 @@ def plot_code_trajectory(
         offsets.append(x0)
         x0 += t - 1
 
-    fig = _new_figure(14, 10.5)
+    fig = _new_figure(16, 11)
     axes = fig.subplots(3, 3, sharex=True)
     colors = [f"C{k}" for k in range(10)]
     for ax, (panel, dims) in zip(axes.flat, CODE_PANELS, strict=False):
@@ -150,15 +179,25 @@ def plot_code_trajectory(
                 )
                 ax.plot(x, st.continuous[:, j], color=color, lw=0.8, ls="--", alpha=0.6)
         ax.set_title(panel, fontsize=10)
-        ax.legend(fontsize=7, ncol=2 if len(dims) > 4 else 1, loc="best", framealpha=0.6)
+        ax.set_ylabel(PANEL_UNITS.get(dims[0][0], ""))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # code values are integers
+        # beside the panel, not over the lines
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         _stage_lines(ax, offsets[1:])
-    _metrics_panel(axes.flat[8], stages, xs, offsets, flops_label)
+    _metrics_panel(axes.flat[8], stages, xs, offsets, flops_label, metric_label)
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[-1]:
         ax.set_xlabel("iteration")
-    fig.suptitle(
-        title or "code propagation (solid: valid code, dashed: continuous code)", fontsize=12
-    )
-    return _save(fig, path)
+    key = [
+        Line2D([], [], color="0.2", lw=1.8, label="valid (rounded) code"),
+        Line2D([], [], color="0.2", lw=0.8, ls="--", label="continuous code"),
+    ]
+    if len(stages) > 1:
+        key.append(Line2D([], [], color="0.4", lw=1.0, ls=":", label="next stage starts"))
+    fig.legend(handles=key, loc="outside lower center", ncol=len(key), fontsize=9)
+    fig.suptitle(title or "code propagation", fontsize=12)
+    return fig
 
 
 def _stage_lines(ax: Axes, offsets: Sequence[int]) -> None:
@@ -172,6 +211,7 @@ def _metrics_panel(
     xs: Sequence[np.ndarray],
     offsets: Sequence[int],
     flops_label: str,
+    metric_label: str = "predicted metric",
 ) -> None:
     labels: dict[str, str] = {}
     names = {n for st in stages for n in st.metrics}
@@ -183,7 +223,7 @@ def _metrics_panel(
             label = f"{name} (predicted" + (f", start {v[0]:.2f})" if relative else ")")
             ax.plot(x, v - v[0] if relative else v, color=color, lw=1.6, label=label)
     ax.set_title("predicted metric and exact FLOPs", fontsize=10)
-    ax.set_ylabel("predicted metric" + (": change from its start" if relative else ""))
+    ax.set_ylabel(metric_label + (": change from its start" if relative else ""))
     handles, legend_names = ax.get_legend_handles_labels()
     seen: dict[str, Any] = {}
     for h, n in zip(handles, legend_names, strict=True):
@@ -204,7 +244,11 @@ def _metrics_panel(
         h2, n2 = ax2.get_legend_handles_labels()
         for h, n in zip(h2, n2, strict=True):
             seen.setdefault(n, h)
-    ax.legend(list(seen.values()), list(seen), fontsize=7, loc="best", framealpha=0.6)
+    # below the panel (the twin FLOPs axis takes its right side)
+    ax.legend(
+        list(seen.values()), list(seen), fontsize=7, loc="upper center",
+        bbox_to_anchor=(0.5, -0.16), ncol=2, borderaxespad=0,
+    )  # fmt: skip
     _stage_lines(ax, offsets[1:])
     for st, off in zip(stages[1:], offsets[1:], strict=True):
         ax.annotate(
@@ -249,7 +293,7 @@ def plot_nb201_steps(
     sa, sf = np.asarray(step_acc, dtype=float), np.asarray(step_flops, dtype=float)
     if sa.shape != sf.shape or sa.ndim != 1 or len(sa) == 0:
         raise ValueError("step_acc and step_flops must be 1-d and of equal, non-zero length")
-    fig = _new_figure(8, 6)
+    fig = _new_figure(10.5, 6)
     ax = fig.subplots()
     ax.scatter(table_flops, table_acc, s=4, color="0.75", alpha=0.35, lw=0, label="all cells")
     for k in range(len(sa) - 1):
@@ -283,7 +327,7 @@ def plot_nb201_steps(
         ax.scatter([f], [a], marker=markers[m % len(markers)], s=60, color=f"C{m}", label=label)
     ax.set_xlabel(flops_label)
     ax.set_ylabel(acc_label)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(title or "NAS-Bench-201: propagation steps (arg-max every 10 iterations)")
     return _save(fig, path)
 
@@ -329,7 +373,28 @@ def plot_lambda_sweep(
     Returns:
         the path written.
     """
-    fig = _new_figure(8, 5.5)
+    fig = lambda_sweep_figure(
+        series, reference=reference, background=background, title=title,
+        flops_label=flops_label, metric_label=metric_label,
+    )  # fmt: skip
+    return _save(fig, path)
+
+
+def lambda_sweep_figure(
+    series: Mapping[str, Sequence[tuple[float, float, float]]],
+    *,
+    reference: Mapping[str, tuple[float, float]] | None = None,
+    background: tuple[np.ndarray, np.ndarray, str] | None = None,
+    title: str = "",
+    flops_label: str = "exact FLOPs (G)",
+    metric_label: str = "mIoU (%)",
+) -> Figure:
+    """The figure :func:`plot_lambda_sweep` writes (same arguments, no path).
+
+    Lambdas that found the same code (winner-takes-all often does) share one label,
+    ``λ=0.3, 0.5``; the labels of successive series sit on alternate sides of their points.
+    """
+    fig = _new_figure(10.5, 5.5)
     ax = fig.subplots()
     if background is not None:
         bx, by, blabel = background
@@ -348,9 +413,18 @@ def plot_lambda_sweep(
             label=label,
             lw=1.2,
         )
+        groups: dict[tuple[float, float], list[float]] = {}
         for lam, f, m in arr:
+            groups.setdefault((round(float(f), 9), round(float(m), 9)), []).append(float(lam))
+        below = k % 2 == 0
+        for (f, m), lams in groups.items():
             ax.annotate(
-                f"λ={lam:g}", (f, m), textcoords="offset points", xytext=(4, -10), fontsize=7
+                "λ=" + ", ".join(f"{lam:g}" for lam in lams),
+                (f, m),
+                textcoords="offset points",
+                xytext=(4, -11) if below else (4, 5),
+                fontsize=7,
+                color=f"C{k}",
             )
     for m, (label, (f, v)) in enumerate((reference or {}).items()):
         ax.scatter([f], [v], marker="x", s=50, color=f"C{m + len(series)}", label=label)
@@ -363,6 +437,6 @@ def plot_lambda_sweep(
     ax.set_xlabel(flops_label)
     ax.set_ylabel(metric_label)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(title or "lambda sweep")
-    return _save(fig, path)
+    return fig

@@ -76,7 +76,7 @@ _STRATEGIES = {"continuous": "continuous", "wta": "winner_takes_all"}
 _ORACLE_CONFIG: OracleConfig | None = None
 
 _EPILOG = """\
-outputs under --out (default ./ncp-search-<setting>): trajectory.json (found code, metrics,
+outputs under --out (default: ./ncp-search-<setting>): trajectory.json (found code, metrics,
 predictor fidelity, every iteration) and trajectory.png (code dimensions over iterations as in
 the paper's Fig. 3; on nas-bench-201 accuracy vs FLOPs with each step marked, Fig. 6).
 
@@ -114,12 +114,14 @@ def register_search_commands(subparsers: Any) -> None:
             "metrics."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--setting", required=True, help="benchmark setting: seg, cls-50-1000, ...")
     p.add_argument(
-        "--lam", type=float, default=0.5, help="FLOPs weight lambda of Eq. 3 (default 0.5)"
+        "--setting",
+        required=True,
+        metavar="SETTING",
+        help="benchmark setting: seg, cls-50-1000, ...",
     )
+    p.add_argument("--lam", type=float, default=0.5, help="FLOPs weight lambda of Eq. 3")
     p.add_argument(
         "--strategy",
         choices=sorted(_STRATEGIES),
@@ -143,22 +145,30 @@ def register_search_commands(subparsers: Any) -> None:
         help="first propagate this setting's predictor from the default start, then the "
         "target's from the code it found (cross-task transfer)",
     )
-    p.add_argument("--iters", type=int, default=70, help="propagation iterations (default 70)")
+    p.add_argument("--iters", type=int, default=70, metavar="N", help="propagation iterations")
     p.add_argument(
-        "--lr", type=float, default=3.0, help="continuous step size on the standardised code (3)"
+        "--lr", type=float, default=3.0, help="continuous step size on the standardised code"
     )
     p.add_argument(
         "--flops",
         choices=("exact", "predictor"),
         default="exact",
-        help="FLOPs term: the exact closed form (default) or the predictor's learned head",
+        help="FLOPs term: the exact closed form or the predictor's learned head",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the predictor")
-    p.add_argument("--epochs", type=int, default=200, help="predictor training epochs (200)")
-    p.add_argument("--n-train", type=int, default=2000, help="predictor training codes (2000)")
-    p.add_argument("--n-val", type=int, default=500, help="predictor validation codes (500)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default ./ncp-search-<setting>)")
-    p.add_argument("--data-dir", metavar="DIR", help="benchmark files folder (or NCP_HPO_DATA)")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the split and the predictor"
+    )
+    p.add_argument("--epochs", type=int, default=200, metavar="N", help="predictor training epochs")
+    p.add_argument(
+        "--n-train", type=int, default=2000, metavar="N", help="predictor training codes"
+    )
+    p.add_argument("--n-val", type=int, default=500, metavar="N", help="predictor validation codes")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: ./ncp-search-<setting>)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="benchmark files folder (default: $NCP_HPO_DATA, then the user cache)",
+    )
     p.add_argument("--no-cache", action="store_true", help="train predictors afresh, cache nothing")
     p.add_argument(
         "--no-oracle",
@@ -166,7 +176,9 @@ def register_search_commands(subparsers: Any) -> None:
         help="do not fit/use the surrogate oracle for codes outside the table",
     )
     p.add_argument("--no-plot", action="store_true", help="skip trajectory.png")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    # deprecated spelling of --quiet, kept working but hidden from the help
+    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_search)
 
 
@@ -226,7 +238,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             "iterations)"
         )
     start = parse_code(space, args.init, option="--init") if args.init else default_start(space)
-    progress = not args.no_progress
+    progress = not args.quiet
     predictors: dict[str, NeuralPredictor] = {}
     records: dict[str, PredictorRecord] = {}
     for name in needed:
@@ -859,8 +871,14 @@ def _plot(
                 flops=fl,
             )
         )
+    names = [n for _, _, res in stages for n in res.objective_names]
+    percent = all(any(t.units.get(n, "").startswith("%") for t in tables.values()) for n in names)
     return _plots.plot_code_trajectory(
-        plot_stages, path, title=title, flops_label="exact GFLOPs (128x128, thop)"
+        plot_stages,
+        path,
+        title=title,
+        flops_label="exact GFLOPs (128x128, thop)",
+        metric_label="predicted metric (%)" if percent and names else "predicted metric",
     )
 
 

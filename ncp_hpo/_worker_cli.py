@@ -142,6 +142,14 @@ def register_worker_commands(subparsers: Any) -> None:
             "trials. Start any number of workers with the same --study/--storage; a killed "
             "worker's trial is failed after --grace seconds without a heartbeat and re-run."
         ),
+        epilog="""examples:
+  ncp-hpo worker --study nb201 --storage sqlite:///nb201.db --benchmark nas-bench-201 \\
+      --trials 100 --seed 0
+  ncp-hpo worker --study seg-mo --storage postgresql://USER:PW@HOST:5432/DB \\
+      --benchmark seg --objective metric+flops --trials 200 --seed 1
+  ncp-hpo worker --study digits --storage journal:digits.log --task cls --epochs 2 \\
+      --trials 20
+""",
     )
     p.add_argument("--study", required=True, metavar="NAME", help="study name (shared)")
     p.add_argument(
@@ -149,13 +157,13 @@ def register_worker_commands(subparsers: Any) -> None:
         metavar="URL",
         default=os.environ.get("NCP_HPO_STORAGE"),
         help="postgresql://USER:PW@HOST:PORT/DB, sqlite:///FILE or journal:FILE "
-        "(default $NCP_HPO_STORAGE)",
+        "(default: $NCP_HPO_STORAGE)",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--benchmark",
         metavar="SETTING",
-        help="evaluate on a benchmark table (nas-bench-201, seg, cls-10c, ...; see "
+        help="evaluate on a benchmark table (nas-bench-201, seg, cls-50-1000, ...; see "
         "'ncp-hpo data list')",
     )
     what.add_argument(
@@ -176,15 +184,15 @@ def register_worker_commands(subparsers: Any) -> None:
     p.add_argument(
         "--mode",
         choices=("surrogate", "table", "exact"),
-        help="benchmark evaluation mode (default exact for nas-bench-201, else surrogate)",
+        help="benchmark evaluation mode (default: exact for nas-bench-201, else surrogate)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="look for benchmark files here first")
-    p.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="default: ncp")
+    p.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="search algorithm")
     p.add_argument(
         "--startup-trials",
         type=_non_negative_int,
         metavar="N",
-        help="random trials before the sampler's model is used (sampler default)",
+        help="random trials before the sampler's model is used (default: the sampler's)",
     )
     p.add_argument(
         "--sampler-param",
@@ -200,30 +208,33 @@ def register_worker_commands(subparsers: Any) -> None:
         type=_positive_int,
         metavar="N",
         help="the study's total budget of COMPLETE trials (all workers together); "
-        "default: run until stopped",
+        "(default: run until stopped)",
     )
     p.add_argument(
-        "--seed", type=int, help="sampler seed (give each worker its own, e.g. its index)"
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sampler seed (give each worker its own, e.g. its index)",
     )
     p.add_argument(
         "--heartbeat",
         type=_non_negative_int,
         default=10,
         metavar="SECONDS",
-        help="heartbeat interval of a running trial, 0 to disable (default 10)",
+        help="heartbeat interval of a running trial, 0 to disable",
     )
     p.add_argument(
         "--grace",
         type=_positive_int,
         metavar="SECONDS",
-        help="seconds without a heartbeat before a trial counts as dead (default 2x heartbeat)",
+        help="seconds without a heartbeat before a trial counts as dead (default: 2x --heartbeat)",
     )
     p.add_argument(
         "--retries",
         type=_non_negative_int,
         default=2,
         metavar="N",
-        help="times a dead worker's trial is queued again (default 2)",
+        help="times a dead worker's trial is queued again",
     )
     p.add_argument(
         "--storage-retry",
@@ -238,7 +249,7 @@ def register_worker_commands(subparsers: Any) -> None:
         type=_positive_int,
         default=5,
         metavar="N",
-        help="stop this worker after N failed trials in a row (default 5)",
+        help="stop this worker after N failed trials in a row",
     )
     p.add_argument(
         "--timeout",
@@ -251,7 +262,7 @@ def register_worker_commands(subparsers: Any) -> None:
         type=_positive_float,
         default=2.0,
         metavar="SECONDS",
-        help="wait between checks when the budget is held by other workers (default 2)",
+        help="wait between checks when the budget is held by other workers",
     )
     p.add_argument(
         "--mlflow-uri", metavar="URI", help="log every trial to this MLflow tracking URI"
@@ -260,11 +271,19 @@ def register_worker_commands(subparsers: Any) -> None:
         "--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: the study name)"
     )
     train = p.add_argument_group("real training (--task)")
-    train.add_argument("--epochs", type=_positive_int, default=1)
-    train.add_argument("--dataset", help="embedded dataset name or image folder")
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--train-size", type=_positive_int)
-    train.add_argument("--val-size", type=_positive_int)
+    train.add_argument(
+        "--epochs", type=_positive_int, default=1, metavar="N", help="epochs per trial"
+    )
+    train.add_argument(
+        "--dataset",
+        metavar="NAME|DIR",
+        help="embedded dataset or image folder (default: the task's embedded dataset)",
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=32, metavar="N", help="batch size"
+    )
+    train.add_argument("--train-size", type=_positive_int, metavar="N", help="training samples")
+    train.add_argument("--val-size", type=_positive_int, metavar="N", help="validation samples")
     train.add_argument("--device", help="torch device (default: CUDA when available)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
@@ -454,6 +473,7 @@ def make_sampler(
 
     import optuna
 
+    from ncp_hpo._sampler_params import SamplerParamError, check_sampler_params
     from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
 
     classes: dict[str, Any] = {
@@ -480,6 +500,10 @@ def make_sampler(
             f"unknown {name} sampler parameter(s) {', '.join(unknown)}; accepted: "
             f"{', '.join(sorted(accepted - {'space', 'seed'}))}"
         )
+    try:
+        kwargs.update(check_sampler_params(cls, dict(params or {})))
+    except SamplerParamError as exc:
+        raise WorkerError(f"--sampler-param: {exc}") from None
     try:
         return cls(**kwargs)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from ncp_hpo import __version__
 from ncp_hpo._numerics import pin_cpu_math
@@ -27,21 +29,72 @@ _REGISTRARS: tuple[tuple[str, str], ...] = (
 )
 
 
+_EPILOG = """\
+examples:
+  ncp-hpo data list
+  ncp-hpo search --setting seg
+  ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
+  ncp-hpo study --task cls --trials 20 --storage sqlite:///study.db
+  ncp-hpo COMMAND --help
+"""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """One help style for every sub-command.
+
+    Defaults are shown one way, ``(default: X)`` at the end of the help: added here for
+    literal defaults, written by hand (same words) where the default is described. Text
+    paragraphs are wrapped; a paragraph with indented lines (examples) is kept as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if text is argparse.SUPPRESS or "(default" in text or not action.option_strings:
+            return action.help
+        if action.default in (None, False, True, argparse.SUPPRESS) or action.default == []:
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in text.strip("\n").split("\n\n"):
+            lines = para.splitlines()
+            if any(line.startswith(" ") for line in lines) or lines[0].endswith(":"):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(
+                    textwrap.fill(
+                        " ".join(lines), width, initial_indent=indent, subsequent_indent=indent
+                    )
+                )
+        return "\n\n".join(out)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse parser whose usage errors are one line (``ncp-hpo: error: ...``)."""
+    """argparse parser with :class:`HelpFormatter` and one-line usage errors.
+
+    Every error, from argparse or from a handler, reads ``ncp-hpo: error: ...`` and exits 2.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         from ncp_hpo._secrets import one_line
 
-        self.exit(2, one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
+        self.exit(2, one_line(f"ncp-hpo: error: {message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ncp-hpo",
         description="Network Coding Propagation (NCP) architecture search for Optuna and Ax.",
+        epilog=_EPILOG,
     )
-    parser.add_argument("--version", action="version", version=f"ncp-hpo {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"ncp-hpo {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name, func_name in _REGISTRARS:
         getattr(importlib.import_module(module_name), func_name)(sub)
@@ -64,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
-        print(f"ncp-hpo: error: {_os_error_text(exc)}", file=sys.stderr)
+        from ncp_hpo._secrets import one_line
+
+        print(one_line(f"ncp-hpo: error: {_os_error_text(exc)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncp-hpo: interrupted", file=sys.stderr)

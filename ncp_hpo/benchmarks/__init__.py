@@ -20,27 +20,10 @@ They are checksum-verified before an allow-listed unpickler reads them, and
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.benchmarks._compare import (
-    CompareConfig,
-    CompareError,
-    ComparisonResult,
-    run_comparison,
-)
-from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
-from ncp_hpo.benchmarks._oracle import (
-    Fidelity,
-    OracleCacheWarning,
-    OracleConfig,
-    OracleResult,
-    SurrogateOracle,
-    TableSnapper,
-    UnsupportedSettingError,
-    load_oracle,
-    oracle_cache_path,
-    oracle_features,
-)
 from ncp_hpo.benchmarks._registry import (
     SEARCH_LIST,
     SETTINGS,
@@ -62,6 +45,62 @@ from ncp_hpo.benchmarks._store import (
 )
 from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
 from ncp_hpo.exceptions import DataNotFoundError
+
+if TYPE_CHECKING:
+    from ncp_hpo.benchmarks._compare import (
+        CompareConfig,
+        CompareError,
+        ComparisonResult,
+        run_comparison,
+    )
+    from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
+    from ncp_hpo.benchmarks._oracle import (
+        Fidelity,
+        OracleCacheWarning,
+        OracleConfig,
+        OracleResult,
+        SurrogateOracle,
+        TableSnapper,
+        UnsupportedSettingError,
+        load_oracle,
+        oracle_cache_path,
+        oracle_features,
+    )
+
+# The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
+# first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
+_LAZY = {
+    **dict.fromkeys(
+        ("CompareConfig", "CompareError", "ComparisonResult", "run_comparison"),
+        "ncp_hpo.benchmarks._compare",
+    ),
+    **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
+    **dict.fromkeys(
+        (
+            "Fidelity",
+            "OracleCacheWarning",
+            "OracleConfig",
+            "OracleResult",
+            "SurrogateOracle",
+            "TableSnapper",
+            "UnsupportedSettingError",
+            "load_oracle",
+            "oracle_cache_path",
+            "oracle_features",
+        ),
+        "ncp_hpo.benchmarks._oracle",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ncp_hpo.benchmarks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "NB201_FILE_OPS",

@@ -20,6 +20,8 @@ def register_data_commands(subparsers: Any) -> None:
         "data",
         help="fetch, list and inspect the benchmark tables",
         description="Benchmark data (NAS-Bench-MR, NAS-Bench-201): fetch, list, info.",
+        epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data fetch --from DIR\n"
+        "  ncp-hpo data info seg --oracle\n",
     )
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: _usage(data))
@@ -33,6 +35,8 @@ def register_data_commands(subparsers: Any) -> None:
             "(NCP_HPO_CACHE or the user cache folder). Without SETTING: everything in DIR, "
             "or every setting with a pinned checksum."
         ),
+        epilog="examples:\n  ncp-hpo data fetch\n  ncp-hpo data fetch seg nas-bench-201\n"
+        "  ncp-hpo data fetch --from ./nas-bench-mr\n",
     )
     p.add_argument("settings", nargs="*", metavar="SETTING", help="setting names, search_list")
     p.add_argument(
@@ -44,17 +48,28 @@ def register_data_commands(subparsers: Any) -> None:
         help="accept files without a pinned checksum (3ddet)",
     )
     p.add_argument("--force", action="store_true", help="convert again even if cached")
-    p.add_argument("--timeout", type=float, default=60.0, help="download timeout (s)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="download timeout"
+    )
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("list", help="show every setting and where it is available")
+    p = sub.add_parser(
+        "list",
+        help="show every setting and where it is available",
+        description="Every benchmark setting, where it was found, its rows and checksum.",
+        epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data list --data-dir ./nas-bench-mr\n",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
-        "info", help="rows, metrics, main metric, paths and surrogate fidelity of one setting"
+        "info",
+        help="rows, metrics, main metric, paths and surrogate fidelity of one setting",
+        description="Rows, metrics, main metric and file of SETTING (and, with --oracle, "
+        "the fidelity of its surrogate oracle).",
+        epilog="examples:\n  ncp-hpo data info nas-bench-201\n  ncp-hpo data info seg --oracle\n",
     )
-    p.add_argument("setting", metavar="SETTING")
+    p.add_argument("setting", metavar="SETTING", help="a name from 'ncp-hpo data list'")
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
     p.add_argument(
         "--oracle",

@@ -45,7 +45,7 @@ notes), ``summary.csv`` (sampler x budget), ``runs.csv`` (sampler x seed x budge
 score per trial with the IQR band per sampler), ``pareto.png`` (two objectives: the front
 of each sampler's median-hypervolume seed over the table's front), ``calls.json`` (wall
 time of every call, so rewriting the reports keeps the time the studies took) and
-``studies/``. With MLflow on, see :mod:`ncp_hpo.benchmarks._tracking`.
+``studies/``. With MLflow on, see :mod:`ncp_hpo.tracking` (logged live).
 
 Parallelism: ``jobs > 1`` runs the sampler x seed studies in ``jobs`` spawned processes
 (``ProcessPoolExecutor``, one torch thread each; a worker exits when the parent dies);
@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective
+    from ncp_hpo.tracking._comparison import LiveStudyRun, LiveTarget
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -139,9 +140,8 @@ SAMPLERS: tuple[str, ...] = (
 """Sampler names ``--samplers`` accepts."""
 
 DEFAULT_SAMPLERS: tuple[str, ...] = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
-"""Defaults. ``gp`` is left out: Optuna's GPSampler took 14 s per 100-trial NAS-Bench-201
-study (like NCP) but 74 s on the 27-dimensional NAS-Bench-MR space (seg), 4-5x NCP, on the
-shared 2-core machine."""
+"""Defaults. ``gp`` is left out: Optuna's GPSampler costs about as much per trial as NCP on
+NAS-Bench-201 but 4-5x as much on the 27-dimensional NAS-Bench-MR space."""
 
 DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
 
@@ -748,6 +748,8 @@ class _Task:
     lam: float | None
     data_dir: str | None
     settings_json: str
+    live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
+    live_params_json: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -849,25 +851,67 @@ def _run_task(task: _Task, queue: Any = None) -> _Outcome:
     ran = 0
     if queue is None:
         queue = _WORKER_QUEUE
+    live = None
     try:
         with deterministic_threads():
-            ran = _run_study(task, queue)
+            obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+            live = _live_run(task, obj)
+            ran = _run_study(task, obj, queue, live)
     except Exception as exc:  # reported by the parent; other studies go on
+        if live is not None:
+            live.close("FAILED")
         return _Outcome(task.name, ran, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        if live is not None:
+            live.close("KILLED")
+        raise
+    if live is not None:
+        live.close("FINISHED")
     return _Outcome(task.name, ran, time.perf_counter() - t0)
 
 
-def _run_study(task: _Task, queue: Any) -> int:
+def _complete(study: optuna.Study) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _live_run(task: _Task, obj: BenchmarkObjective) -> LiveStudyRun | None:
+    """The study's live MLflow child run (None without tracking, or with one warning)."""
+    if task.live is None:
+        return None
+    from ncp_hpo.tracking._comparison import CompareTrackingWarning, LiveStudyRun
+
+    try:
+        return LiveStudyRun(
+            task.live,
+            study_name=task.name,
+            params=json.loads(task.live_params_json),
+            maximize=obj.directions[0] == "maximize",
+        )
+    except Exception as exc:  # tracking never costs the study
+        warnings.warn(
+            f"MLflow live logging unavailable for {task.name} ({type(exc).__name__}: {exc}); "
+            "it is logged when the comparison ends",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _run_study(task: _Task, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None) -> int:
     """The study loop of :func:`_run_task` (one thread: see :mod:`ncp_hpo._numerics`)."""
     ran = 0
-    obj = _objective(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
     if task.sampler == "ax":
         with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
             warnings.filterwarnings("ignore", module=r"ax(\.|$)")
-            ran = _run_ax(task, obj, queue)
+            ran = _run_ax(task, obj, queue, live)
     else:
         study = _open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
         _fail_stale(study)
+        callbacks: list[Any] = [] if live is None else [live]
+        if live is not None:
+            live.replay(_complete(study))
 
         def _tick(_study: Any, trial: Any) -> None:
             from optuna.trial import TrialState
@@ -875,17 +919,20 @@ def _run_study(task: _Task, queue: Any) -> int:
             if trial.state == TrialState.COMPLETE and queue is not None:
                 queue.put(1)
 
+        callbacks.append(_tick)
         for _ in range(3):  # failed trials are retried, a bounded number of times
             remaining = task.trials - _n_complete(study)
             if remaining <= 0:
                 break
             before = _n_complete(study)
-            study.optimize(obj, n_trials=remaining, callbacks=[_tick], catch=(Exception,))
+            study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
             ran += _n_complete(study) - before
     return ran
 
 
-def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
+def _run_ax(
+    task: _Task, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None = None
+) -> int:
     """The Ax loop: Client + ``ncp_generation_strategy``; each candidate is one Optuna trial
     of the study (enqueued parameters), so it is evaluated and stored like the others."""
     _quiet_ax()
@@ -903,6 +950,9 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
     client.configure_experiment(name=task.name, parameters=space.ax_parameters())
     client.configure_optimization(objective="metric, -flops" if obj.n_objectives == 2 else "metric")
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    callbacks: list[Any] = [] if live is None else [live]
+    if live is not None:
+        live.replay(done)
     for t in done:  # resume: replay the finished trials into the experiment
         idx = client.attach_trial(parameters=dict(t.params))
         client.complete_trial(idx, raw_data=dict(zip(names, t.values, strict=True)))
@@ -925,7 +975,7 @@ def _run_ax(task: _Task, obj: BenchmarkObjective, queue: Any) -> int:
             continue
         for idx, params in batch.items():
             study.enqueue_trial(dict(params), user_attrs={_GEN_ATTR: gen_s})
-            study.optimize(obj, n_trials=1, catch=(Exception,))
+            study.optimize(obj, n_trials=1, catch=(Exception,), callbacks=callbacks)
             trial = study.get_trials(deepcopy=False)[-1]
             if trial.state == TrialState.COMPLETE and trial.values is not None:
                 client.complete_trial(idx, raw_data=dict(zip(names, trial.values, strict=True)))
@@ -1068,6 +1118,7 @@ class ComparisonResult:
             ``stale`` RUNNING trials marked FAIL.
         errors: study name -> error of studies that failed in this call.
         mlflow_run_id: the parent MLflow run (None without tracking).
+        mlflow_url: a link to the parent run on MLflow's "Model training" pages.
     """
 
     config: CompareConfig
@@ -1079,6 +1130,7 @@ class ComparisonResult:
     studies: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+    mlflow_url: str | None = None
     run_seconds: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
 
@@ -1107,7 +1159,9 @@ class ComparisonResult:
 def _score_name(info: BenchmarkInfo) -> str:
     if info.n_objectives == 2:
         return "hypervolume (normalised, reference (1, 1))"
-    return f"best {info.objective_names[0]}"
+    name = info.objective_names[0]
+    unit = info.units.get(name, "").split(" (")[0]  # "% (ImageNet16-120)" -> "%"
+    return f"best {name} ({unit})" if unit else f"best {name}"
 
 
 def _environment() -> dict[str, str]:
@@ -1225,82 +1279,118 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     (out / "studies").mkdir(parents=True, exist_ok=True)
 
     with _OutLock(out):
-        tasks: list[_Task] = []
-        counts = {"skipped": 0, "resumed": 0, "new": 0, "stale": 0}
-        remaining = 0
-        for seed in config.seed_list:
-            for s in config.samplers:
-                name = study_name(config.benchmark, s, seed)
-                path = _study_path(out, name)
-                n_done, n_running, stored = _study_status(path, name)
-                if stored is not None and stored != settings:
-                    diff = {
-                        k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v
-                    }
-                    raise CompareError(
-                        f"{path} was run with other settings "
-                        f"({', '.join(f'{k}: {a!r} now {b!r}' for k, (a, b) in diff.items())}); "
-                        "use another --out"
-                    )
-                counts["stale"] += n_running
-                if n_done >= config.trials:
-                    counts["skipped"] += 1
-                    continue
-                counts["resumed" if n_done or n_running else "new"] += 1
-                remaining += config.trials - n_done
-                tasks.append(
-                    _Task(
-                        benchmark=config.benchmark,
-                        sampler=s,
-                        seed=seed,
-                        trials=config.trials,
-                        path=str(path),
-                        name=name,
-                        mode=obj.mode,
-                        objective=config.objective,
-                        lam=config.lam,
-                        data_dir=data_dir,
-                        settings_json=json.dumps(settings),
-                    )
-                )
-        tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))
-        errors: dict[str, str] = {}
-        t_run = time.perf_counter()
-        with _progress(remaining, config.progress, f"compare {config.benchmark}") as update:
-            outcomes = _execute(tasks, config.jobs, update)
-        run_seconds = time.perf_counter() - t_run
-        for o in outcomes:
-            if o.error:
-                errors[o.name] = o.error
+        live = None
+        if config.mlflow:  # the parent run is open (RUNNING) while the studies run
+            from ncp_hpo.tracking._comparison import open_comparison
 
-        runs: list[RunRecord] = []
-        for seed in config.seed_list:
-            for s in config.samplers:
-                name = study_name(config.benchmark, s, seed)
-                rec = read_run(_study_path(out, name), name, s, seed, config.trials)
-                if rec is not None and rec.n:
-                    runs.append(rec)
-        summaries = summarize_runs(
-            runs, info, samplers=config.samplers, trials=config.trials, budgets=config.budgets
-        )
-        result = ComparisonResult(
-            config=config,
-            info=info,
-            runs=runs,
-            summaries=summaries,
-            studies=counts,
-            errors=errors,
-            run_seconds=run_seconds,
-        )
-        result.elapsed_s = time.perf_counter() - t_start
-        result.calls = _record_call(out, result, remaining)
-        result.files = write_reports(result, out)
-        if config.mlflow:
-            from ncp_hpo.benchmarks._tracking import log_comparison
-
-            result.mlflow_run_id = log_comparison(
-                result, uri=config.mlflow_uri, experiment=config.mlflow_experiment
+            live = open_comparison(
+                config, info, uri=config.mlflow_uri, experiment=config.mlflow_experiment
             )
+        try:
+            return _run_locked(config, obj, info, settings, data_dir, live, t_start)
+        except BaseException:
+            if live is not None:
+                from ncp_hpo.tracking._comparison import end_comparison
+
+                end_comparison(live, "FAILED")
+            raise
+
+
+def _run_locked(
+    config: CompareConfig,
+    obj: BenchmarkObjective,
+    info: BenchmarkInfo,
+    settings: dict[str, Any],
+    data_dir: str | None,
+    live: LiveTarget | None,
+    t_start: float,
+) -> ComparisonResult:
+    """The body of :func:`run_comparison` (``<out>/compare.lock`` is held)."""
+    from ncp_hpo.tracking._comparison import child_params
+
+    out = config.out_dir
+    tasks: list[_Task] = []
+    counts = {"skipped": 0, "resumed": 0, "new": 0, "stale": 0}
+    remaining = 0
+    for seed in config.seed_list:
+        for s in config.samplers:
+            name = study_name(config.benchmark, s, seed)
+            path = _study_path(out, name)
+            n_done, n_running, stored = _study_status(path, name)
+            if stored is not None and stored != settings:
+                diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
+                raise CompareError(
+                    f"{path} was run with other settings "
+                    f"({', '.join(f'{k}: {a!r} now {b!r}' for k, (a, b) in diff.items())}); "
+                    "use another --out"
+                )
+            counts["stale"] += n_running
+            if n_done >= config.trials:
+                counts["skipped"] += 1
+                continue
+            counts["resumed" if n_done or n_running else "new"] += 1
+            remaining += config.trials - n_done
+            tasks.append(
+                _Task(
+                    benchmark=config.benchmark,
+                    sampler=s,
+                    seed=seed,
+                    trials=config.trials,
+                    path=str(path),
+                    name=name,
+                    mode=obj.mode,
+                    objective=config.objective,
+                    lam=config.lam,
+                    data_dir=data_dir,
+                    settings_json=json.dumps(settings),
+                    live=live,
+                    live_params_json=json.dumps(
+                        jsonable(child_params(s, seed, config, info)) if live else {}
+                    ),
+                )
+            )
+    tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))
+    errors: dict[str, str] = {}
+    t_run = time.perf_counter()
+    with _progress(remaining, config.progress, f"compare {config.benchmark}") as update:
+        outcomes = _execute(tasks, config.jobs, update)
+    run_seconds = time.perf_counter() - t_run
+    for o in outcomes:
+        if o.error:
+            errors[o.name] = o.error
+
+    runs: list[RunRecord] = []
+    for seed in config.seed_list:
+        for s in config.samplers:
+            name = study_name(config.benchmark, s, seed)
+            rec = read_run(_study_path(out, name), name, s, seed, config.trials)
+            if rec is not None and rec.n:
+                runs.append(rec)
+    summaries = summarize_runs(
+        runs, info, samplers=config.samplers, trials=config.trials, budgets=config.budgets
+    )
+    result = ComparisonResult(
+        config=config,
+        info=info,
+        runs=runs,
+        summaries=summaries,
+        studies=counts,
+        errors=errors,
+        run_seconds=run_seconds,
+    )
+    result.elapsed_s = time.perf_counter() - t_start
+    result.calls = _record_call(out, result, remaining)
+    result.files = write_reports(result, out)
+    if config.mlflow:
+        from ncp_hpo.tracking._comparison import log_comparison
+
+        result.mlflow_run_id = log_comparison(
+            result, uri=config.mlflow_uri, experiment=config.mlflow_experiment
+        )
+        if live is not None and result.mlflow_run_id is not None:
+            from ncp_hpo.tracking import ui_url
+
+            result.mlflow_url = ui_url(live.uri, live.experiment_id, result.mlflow_run_id)
     return result
 
 
@@ -1700,13 +1790,17 @@ def _plot_anytime(result: ComparisonResult, path: Path) -> Path:
         lo, hi = min(lows), max(highs)
         pad = 0.05 * max(hi - lo, 1e-9)
         ax.set_ylim(lo - pad, hi + pad)
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_score_name(info))
     ax.set_title(f"{info.setting} ({info.mode}): median and IQR over seeds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # outside the axes: the curves rise into every corner
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -1738,9 +1832,9 @@ def _plot_pareto(result: ComparisonResult, path: Path) -> Path:
     ax.set_ylabel(f"{info.main_metric} ({info.units.get(info.main_metric, '')})")
     ax.set_title(f"{info.setting}: Pareto fronts (median-hypervolume seed per sampler)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -17,7 +17,7 @@ _ALL = "ncp, netadapt, neural-predictor, random, tpe, gp, cmaes, nsga2, ax"
 
 _EPILOG = f"""\
 samplers: {_ALL}
-(default {_DEFAULT_SAMPLERS}; gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes'
+(default: {_DEFAULT_SAMPLERS}; gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes'
 package and samples NAS-Bench-201's categorical edges at random; ax drives an Ax Client
 with ncp_generation_strategy, 10 Sobol trials then the NCP node).
 
@@ -48,18 +48,21 @@ def register_compare_commands(subparsers: Any) -> None:
             "time per trial and a paired Wilcoxon test against NCP."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--benchmark", required=True, help="setting: nas-bench-201, seg, cls-50-1000, video, ..."
+        "--benchmark",
+        required=True,
+        metavar="SETTING",
+        help="setting: nas-bench-201, seg, cls-50-1000, video, ...",
     )
     p.add_argument(
         "--samplers",
         default=_DEFAULT_SAMPLERS,
-        help=f"comma-separated sampler names (default {_DEFAULT_SAMPLERS})",
+        metavar="NAMES",
+        help="comma-separated sampler names",
     )
-    p.add_argument("--trials", type=int, default=100, help="trials per study (default 100)")
-    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    p.add_argument("--trials", type=int, default=100, metavar="N", help="trials per study")
+    p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1")
     p.add_argument(
         "--objective",
         choices=("metric", "metric+flops"),
@@ -70,7 +73,7 @@ def register_compare_commands(subparsers: Any) -> None:
         "--lam",
         type=float,
         default=None,
-        help="scalarise metric+flops: metric - lam * z(flops) (one objective)",
+        help="scalarise metric+flops: metric - LAM * z(flops), one objective",
     )
     p.add_argument(
         "--mode",
@@ -82,32 +85,71 @@ def register_compare_commands(subparsers: Any) -> None:
     p.add_argument(
         "--budgets",
         default="10,25,50,100",
-        help="trial counts at which best-found is reported (default 10,25,50,100)",
+        metavar="N,N,...",
+        help="trial counts at which best-found is reported",
     )
     p.add_argument(
         "--jobs",
         type=int,
         default=None,
+        metavar="N",
         help="worker processes running sampler x seed studies in parallel (default: the CPUs "
         "this process may use, at most 4; 1 runs everything in this process)",
     )
-    p.add_argument("--out", default=None, help="output folder (default ./ncp-compare-<benchmark>)")
     p.add_argument(
-        "--data-dir", default=None, help="benchmark files folder (else $NCP_HPO_DATA, cache)"
+        "--out", metavar="DIR", help="output folder (default: ./ncp-compare-<benchmark>)"
     )
     p.add_argument(
-        "--mlflow-uri", default=None, help="MLflow tracking URI (default: MLflow's local default)"
+        "--data-dir",
+        metavar="DIR",
+        help="benchmark files folder (default: $NCP_HPO_DATA, then the user cache)",
     )
-    p.add_argument("--mlflow-experiment", default="ncp-hpo-compare", help="MLflow experiment name")
+    p.add_argument(
+        "--mlflow-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+    p.add_argument(
+        "--mlflow-experiment",
+        default="ncp-hpo-compare",
+        metavar="NAME",
+        help="MLflow experiment",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument(
         "--protocol",
         choices=("optuna", "paper"),
         default="optuna",
-        help="optuna: the study loop (default); paper: the paper's Table 2-4 protocol",
+        help="optuna: the study loop; paper: the paper's Table 2-4 protocol",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
     p.set_defaults(func=_cmd_compare)
+
+
+# Random start-up trials of each sampler as `compare` builds it (library defaults; the ax
+# strategy starts with 10 Sobol trials). A budget within them compares random search with itself.
+_STARTUP_TRIALS = {
+    "ncp": 10,
+    "netadapt": 10,
+    "neural-predictor": 10,
+    "tpe": 10,
+    "gp": 10,
+    "ax": 10,
+    "nsga2": 50,
+}
+
+
+def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
+    """One line when ``trials`` leaves some samplers no trial past their random start-up."""
+    within = [s for s in samplers if trials <= _STARTUP_TRIALS.get(s, 0)]
+    if not within:
+        return None
+    counts = ", ".join(f"{s} {_STARTUP_TRIALS[s]}" for s in within)
+    return (
+        f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
+        f"{counts}: these samplers will not leave random sampling; use --trials > "
+        f"{max(_STARTUP_TRIALS[s] for s in within)}"
+    )
 
 
 def _default_jobs() -> int:
@@ -135,6 +177,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks._compare import CompareConfig, CompareError
 
     get_setting(args.benchmark)  # unknown benchmark: one line naming the known ones
+    if args.quiet:  # nor MLflow's "View run ... at" line
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
         from ncp_hpo._numerics import deterministic_threads
@@ -157,6 +201,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(res.files["table2_md"].read_text())
             print(f"written: {', '.join(str(p) for p in res.files.values())}")
         return 0
+    warning = startup_warning(samplers, args.trials)
+    if warning:
+        print(warning, file=sys.stderr)
     config = CompareConfig(
         benchmark=args.benchmark,
         samplers=samplers,
@@ -180,6 +227,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.files["markdown"].read_text())
         print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
+        if result.mlflow_url:
+            print(f"MLflow: {result.mlflow_url}")
     if result.errors:
         for name, err in result.errors.items():
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)

@@ -87,6 +87,7 @@ from ncp_hpo.samplers._surrogate import PredictorSource, ScoreModel
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
+    from ax.api.client import Client
     from ax.core.data import Data
     from ax.core.experiment import Experiment
     from ax.core.optimization_config import OptimizationConfig
@@ -672,8 +673,12 @@ def ncp_generation_strategy(
     return GenerationStrategy(name=f"Sobol+{the_node.name}", nodes=[sobol, the_node])
 
 
-def count_fallback_trials(experiment: Experiment) -> dict[str, int]:
+def count_fallback_trials(source: Client | Experiment | GenerationStrategy) -> dict[str, int]:
     """How many trials each node generated, with Ax's Sobol fallbacks counted apart.
+
+    Args:
+        source: the ``ax.api.Client`` running the experiment, its ``Experiment`` (e.g. from
+            ``ax.benchmark`` results), or a ``GenerationStrategy`` that has generated trials.
 
     Returns:
         ``{node name: trials it generated itself, "Fallback_Sobol": trials Ax's
@@ -681,6 +686,7 @@ def count_fallback_trials(experiment: Experiment) -> dict[str, int]:
         generation node (attached by hand)}``; keys with no trials are left out, except
         ``"Fallback_Sobol"``, which is always present.
     """
+    experiment = _experiment_of(source)
     counts: Counter[str] = Counter({FALLBACK_KEY: 0})
     for trial in experiment.trials.values():
         grs = trial.generator_runs
@@ -696,3 +702,24 @@ def count_fallback_trials(experiment: Experiment) -> dict[str, int]:
         else:
             counts["Manual"] += 1
     return dict(counts)
+
+
+def _experiment_of(source: Any) -> Experiment:
+    from ax.api.client import Client
+    from ax.core.experiment import Experiment
+
+    if isinstance(source, Experiment):
+        return source
+    if isinstance(source, GenerationStrategy):
+        return source.experiment  # raises UserInputError before it generated anything
+    if isinstance(source, Client):
+        # Ax 1.3.1's Client has no public accessor for its Experiment (its own analysis
+        # code reads this attribute too); kept here so users never need the private name.
+        experiment = getattr(source, "_experiment", None)
+        if not isinstance(experiment, Experiment):
+            raise UserInputError("the Client has no experiment yet: call configure_experiment")
+        return experiment
+    raise TypeError(
+        f"count_fallback_trials takes an ax Client, Experiment or GenerationStrategy, "
+        f"got {type(source).__name__}"
+    )

@@ -18,42 +18,95 @@ Tasks and their main metric: ``cls`` (``top1``), ``seg`` (``mIoU``), ``video`` (
 ``bev-det`` (see :mod:`ncp_hpo.trainers.datasets`).
 """
 
-from ncp_hpo.trainers._api import (
-    TASKS,
-    TrainingObjective,
-    build_model,
-    make_task,
-    train,
-    train_classification,
-    train_code,
-    train_detection,
-    train_segmentation,
-    train_video,
-)
-from ncp_hpo.trainers._loop import (
-    Accumulator,
-    EpochCallback,
-    Recipe,
-    Task,
-    TrainResult,
-    fit,
-    measure_cost,
-)
-from ncp_hpo.trainers.archplot import plot_architecture
-from ncp_hpo.trainers.classification import ClassificationTask
-from ncp_hpo.trainers.datasets import (
-    DATASETS,
-    DatasetAdapter,
-    DatasetInfo,
-    ImageFolderClassification,
-    ImageFolderSegmentation,
-    get_dataset,
-    make_loaders,
-)
-from ncp_hpo.trainers.detection import DetectionTask
-from ncp_hpo.trainers.segmentation import SegmentationTask
-from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning, TrialRun
-from ncp_hpo.trainers.video import VideoTask
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ncp_hpo.trainers._api import (
+        TASKS,
+        TrainingObjective,
+        build_model,
+        make_task,
+        train,
+        train_classification,
+        train_code,
+        train_detection,
+        train_segmentation,
+        train_video,
+    )
+    from ncp_hpo.trainers._loop import (
+        Accumulator,
+        EpochCallback,
+        Recipe,
+        Task,
+        TrainResult,
+        fit,
+        measure_cost,
+    )
+    from ncp_hpo.trainers.archplot import plot_architecture
+    from ncp_hpo.trainers.classification import ClassificationTask
+    from ncp_hpo.trainers.datasets import (
+        DATASETS,
+        DatasetAdapter,
+        DatasetInfo,
+        ImageFolderClassification,
+        ImageFolderSegmentation,
+        get_dataset,
+        make_loaders,
+    )
+    from ncp_hpo.trainers.detection import DetectionTask
+    from ncp_hpo.trainers.segmentation import SegmentationTask
+    from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning, TrialRun
+    from ncp_hpo.trainers.video import VideoTask
+
+# Everything here needs torch: names load on first use, so importing a sibling module
+# (the ``ncp-hpo`` argument parser in ncp_hpo.trainers._cli) does not import torch.
+_LAZY = {
+    "TASKS": "ncp_hpo.trainers._api",
+    "TrainingObjective": "ncp_hpo.trainers._api",
+    "build_model": "ncp_hpo.trainers._api",
+    "make_task": "ncp_hpo.trainers._api",
+    "train": "ncp_hpo.trainers._api",
+    "train_classification": "ncp_hpo.trainers._api",
+    "train_code": "ncp_hpo.trainers._api",
+    "train_detection": "ncp_hpo.trainers._api",
+    "train_segmentation": "ncp_hpo.trainers._api",
+    "train_video": "ncp_hpo.trainers._api",
+    "Accumulator": "ncp_hpo.trainers._loop",
+    "EpochCallback": "ncp_hpo.trainers._loop",
+    "Recipe": "ncp_hpo.trainers._loop",
+    "Task": "ncp_hpo.trainers._loop",
+    "TrainResult": "ncp_hpo.trainers._loop",
+    "fit": "ncp_hpo.trainers._loop",
+    "measure_cost": "ncp_hpo.trainers._loop",
+    "plot_architecture": "ncp_hpo.trainers.archplot",
+    "ClassificationTask": "ncp_hpo.trainers.classification",
+    "DATASETS": "ncp_hpo.trainers.datasets",
+    "DatasetAdapter": "ncp_hpo.trainers.datasets",
+    "DatasetInfo": "ncp_hpo.trainers.datasets",
+    "ImageFolderClassification": "ncp_hpo.trainers.datasets",
+    "ImageFolderSegmentation": "ncp_hpo.trainers.datasets",
+    "get_dataset": "ncp_hpo.trainers.datasets",
+    "make_loaders": "ncp_hpo.trainers.datasets",
+    "DetectionTask": "ncp_hpo.trainers.detection",
+    "SegmentationTask": "ncp_hpo.trainers.segmentation",
+    "MLflowTracker": "ncp_hpo.trainers.tracking",
+    "TrackingWarning": "ncp_hpo.trainers.tracking",
+    "TrialRun": "ncp_hpo.trainers.tracking",
+    "VideoTask": "ncp_hpo.trainers.video",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ncp_hpo.trainers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DATASETS",

@@ -35,8 +35,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optuna.pruners import BasePruner
-
 from ncp_hpo._worker_cli import (
     FAIL_ATTR,
     OBJECTIVE_ATTR,
@@ -54,6 +52,7 @@ from ncp_hpo.exceptions import NCPError
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
     from optuna.trial import FrozenTrial
 
@@ -94,11 +93,14 @@ def _device_arg(text: str) -> str:
 def _add_training_options(p: argparse.ArgumentParser, *, epochs: int) -> None:
     g = p.add_argument_group("training")
     g.add_argument(
-        "--epochs", type=_positive_int, default=epochs, help=f"epochs (default {epochs})"
+        "--epochs", type=_positive_int, default=epochs, metavar="N", help="training epochs"
     )
-    g.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+    g.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="batch size")
     g.add_argument(
-        "--image-size", type=_positive_int, metavar="S", help="input side (dataset default)"
+        "--image-size",
+        type=_positive_int,
+        metavar="N",
+        help="input side in pixels (default: the dataset's)",
     )
     g.add_argument(
         "--dataset",
@@ -111,19 +113,20 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs: int) -> None:
         "--device",
         type=_device_arg,
         default="auto",
-        help="cpu, cuda, cuda:N or auto (default: CUDA when available)",
+        metavar="DEVICE",
+        help="cpu, cuda, cuda:N or auto (default: auto, CUDA when available)",
     )
     g.add_argument(
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="CPU threads of torch (default: torch's; 1 is fastest when processes share cores)",
+        help="CPU threads of torch; 1 is fastest when processes share cores (default: torch's)",
     )
     g.add_argument(
         "--amp",
         choices=("auto", "bf16", "fp16", "off"),
         default="auto",
-        help="mixed precision (default auto: bf16 on CUDA where supported, off on the CPU)",
+        help="mixed precision; auto: bf16 on CUDA where supported, off on the CPU",
     )
 
 
@@ -138,10 +141,28 @@ def _add_tracking_options(p: argparse.ArgumentParser, *, experiment_help: str) -
     g.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
 
 
+_TASK_HELP = "cls (top1), seg (mIoU), video (top1) or bev-det (AP50), on its embedded dataset"
+_TRAIN_EPILOG = """\
+examples:
+  ncp-hpo train --task cls --epochs 3 \\
+      --code 64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64
+  ncp-hpo train --task seg --threads 1 --no-mlflow --save-weights seg.safetensors \\
+      --code 32_32-1_1_1_32-1_2_1_1_32_32-1_3_1_1_1_32_32_32-1_4_1_1_1_1_32_32_32_32-32
+"""
+_STUDY_EPILOG = """\
+examples:
+  ncp-hpo study --task cls --trials 20 --storage sqlite:///study.db --study-name digits-ncp
+  ncp-hpo study --task cls --sampler ncp --prior cls-50-1000 --trials 20 --epochs 3
+  ncp-hpo study --task seg --sampler tpe --trials 30 --pruner hyperband --quiet
+  ncp-hpo study --task cls --trials 20 --sampler-param iterations=20 --log-models
+"""
+
+
 def register_training_commands(subparsers: Any) -> None:
     """Add ``ncp-hpo train`` and ``ncp-hpo study``."""
     t = subparsers.add_parser(
         "train",
+        epilog=_TRAIN_EPILOG,
         help="train one architecture code on a task and print its metrics and cost",
         description=(
             "Build the network of CODE for TASK, train it on the task's embedded dataset "
@@ -149,7 +170,7 @@ def register_training_commands(subparsers: Any) -> None:
             "throughput, and log one MLflow run."
         ),
     )
-    t.add_argument("--task", required=True, choices=TASK_CHOICES)
+    t.add_argument("--task", required=True, choices=TASK_CHOICES, help=_TASK_HELP)
     t.add_argument(
         "--code",
         required=True,
@@ -158,19 +179,26 @@ def register_training_commands(subparsers: Any) -> None:
         "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64",
     )
     _add_training_options(t, epochs=3)
-    t.add_argument("--seed", type=int, default=0, help="data split, weights, augmentation")
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the data split, weights, augmentation",
+    )
     t.add_argument(
         "--save-weights",
         metavar="PATH",
         help="save the trained state_dict (torch.save; safetensors for a .safetensors PATH)",
     )
-    _add_tracking_options(t, experiment_help="MLflow experiment (default ncp-hpo)")
+    _add_tracking_options(t, experiment_help="MLflow experiment (default: ncp-hpo)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--verbose", action="store_true", help="tracebacks and library logs")
     t.set_defaults(func=_cmd_train)
 
     s = subparsers.add_parser(
         "study",
+        epilog=_STUDY_EPILOG,
         help="run or resume an Optuna study of real training trials (MLflow-tracked)",
         description=(
             "Search architecture codes for TASK with SAMPLER, training each trial for real. "
@@ -178,8 +206,8 @@ def register_training_commands(subparsers: Any) -> None:
             "--storage and --study-name runs only what is missing."
         ),
     )
-    s.add_argument("--task", required=True, choices=TASK_CHOICES)
-    s.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="default: ncp")
+    s.add_argument("--task", required=True, choices=TASK_CHOICES, help=_TASK_HELP)
+    s.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="search algorithm")
     s.add_argument(
         "--prior",
         metavar="SETTING|PATH",
@@ -189,18 +217,19 @@ def register_training_commands(subparsers: Any) -> None:
     s.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="benchmark data for --prior SETTING (else $NCP_HPO_DATA, then the user cache)",
+        help="benchmark data for --prior SETTING (default: $NCP_HPO_DATA, then the user cache)",
     )
     s.add_argument(
         "--lam",
         type=_non_negative_float,
-        help="FLOPs penalty of the ncp/netadapt/neural-predictor proposals (default 0)",
+        help="FLOPs penalty of the ncp/netadapt/neural-predictor proposals (default: 0)",
     )
     s.add_argument(
         "--startup-trials",
         type=_non_negative_int,
         metavar="N",
-        help="random trials before the sampler's model is used (sampler default; 0 with a prior)",
+        help="random trials before the sampler's model is used "
+        "(default: the sampler's; 0 with a prior)",
     )
     s.add_argument(
         "--sampler-param",
@@ -221,19 +250,22 @@ def register_training_commands(subparsers: Any) -> None:
         "--storage",
         metavar="URL",
         default=os.environ.get("NCP_HPO_STORAGE"),
-        help="sqlite:///FILE, postgresql://..., journal:FILE (default $NCP_HPO_STORAGE, "
+        help="sqlite:///FILE, postgresql://..., journal:FILE (default: $NCP_HPO_STORAGE, "
         "else in memory: not resumable)",
     )
-    s.add_argument("--study-name", metavar="NAME", help="default ncp-hpo-TASK-SAMPLER")
+    s.add_argument(
+        "--study-name", metavar="NAME", help="study name (default: ncp-hpo-TASK-SAMPLER)"
+    )
     s.add_argument(
         "--pruner",
         choices=PRUNERS,
         default="median",
-        help="stop poor trials early (default median; never after the final epoch)",
+        help="stop poor trials early; never after the final epoch",
     )
     s.add_argument(
         "--seed",
         type=int,
+        metavar="N",
         help="training seed and sampler seed (a resumed study offsets the sampler's)",
     )
     s.add_argument(
@@ -322,13 +354,15 @@ def _check_dataset(task: str, opts: Mapping[str, Any]) -> None:
         raise TrainingCLIError(f"dataset {name!r} for task {task!r}: {_short(exc)}") from None
 
 
-def _tracking_hint(uri: str) -> str:
-    """How to look at the runs of ``uri``."""
+def _tracking_hint(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """How to look at the runs of ``uri`` (links open MLflow's "Model training" pages)."""
+    from ncp_hpo.tracking import ui_url
+
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
+        return f"open {ui_url(uri, experiment_id, run_id)}"
     if uri.startswith("databricks"):
         return "open your Databricks workspace"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {uri}, then open {ui_url(uri, experiment_id, run_id)}"
 
 
 def _human(n: float | int | None, unit: str = "") -> str:
@@ -451,7 +485,8 @@ def _train(args: argparse.Namespace) -> int:
         if run_id is not None:
             print(
                 f"MLflow   run {run_id} in experiment {tracker.experiment!r} at "
-                f"{tracker.resolved_uri}; see it with: {_tracking_hint(tracker.resolved_uri)}"
+                f"{tracker.resolved_uri}; see it with: "
+                f"{_tracking_hint(tracker.resolved_uri, tracker.experiment_id(), run_id)}"
             )
     return 0
 
@@ -493,26 +528,10 @@ def _latest_run_id(tracker: MLflowTracker, *, since: float) -> str | None:
 # ---------------------------------------------------------------------------------------
 # ncp-hpo study
 # ---------------------------------------------------------------------------------------
-class LastEpochGuard(BasePruner):
-    """Wraps a pruner so that a trial is never pruned once its final epoch is reported.
-
-    The trainers report after every epoch (the last one included); pruning a trial whose
-    training already finished would throw away a fully measured result.
-    """
-
-    def __init__(self, pruner: BasePruner, final_step: int) -> None:
-        self.pruner = pruner
-        self.final_step = final_step
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is not None and step >= self.final_step:
-            return False
-        return bool(self.pruner.prune(study, trial))
-
-
 def _make_pruner(name: str, epochs: int) -> BasePruner:
     import optuna
+
+    from ncp_hpo.trainers._pruning import LastEpochGuard
 
     if name == "none":
         return optuna.pruners.NopPruner()
@@ -563,6 +582,12 @@ def _make_sampler(
     if args.sampler == "gp":
         import optuna
 
+        from ncp_hpo._sampler_params import SamplerParamError, check_sampler_params
+
+        try:
+            params = check_sampler_params(optuna.samplers.GPSampler, params)
+        except SamplerParamError as exc:
+            raise TrainingCLIError(f"--sampler-param: {exc}") from None
         kwargs: dict[str, Any] = {"seed": seed, **params}
         if args.startup_trials is not None:
             kwargs["n_startup_trials"] = args.startup_trials
@@ -959,7 +984,7 @@ def _print_summary(
     if tracker is not None and parent and uri and not tracker.warned:
         print(
             f"MLflow: parent run {parent} (experiment {tracker.experiment!r}); see it with: "
-            f"{_tracking_hint(str(uri))}"
+            f"{_tracking_hint(str(uri), tracker.experiment_id())}"
         )
 
 

@@ -1,0 +1,53 @@
+"""MLflow tracking, one home for training trials, studies and comparisons.
+
+* :class:`MLflowTracker` (:mod:`._training`): one run per training trial nested under its
+  study's run (``ncp-hpo train``, ``study``, ``worker``, :func:`ncp_hpo.trainers.train_code`).
+* :func:`open_comparison`, :class:`LiveStudyRun`, :func:`log_comparison`
+  (:mod:`._comparison`): ``ncp-hpo compare`` logged live, a parent run per comparison and a
+  child per sampler x seed.
+* What every run shares (:mod:`._context`):
+
+  - experiments carry ``mlflow.experimentKind = custom_model_development`` ("Model
+    training"), via :func:`experiment_id`;
+  - runs carry MLflow's usual context tags (``mlflow.user``, ``mlflow.source.name``,
+    ``mlflow.source.type``, and ``mlflow.source.git.commit`` when the code runs from a git
+    checkout), resolved by MLflow's run-context registry as ``mlflow.start_run`` does
+    (:func:`run_tags`); runs are made with ``MlflowClient.create_run``, which does not add
+    them itself;
+  - links printed for the user (:func:`ui_url`) open MLflow's "Model training" pages,
+    which MLflow 3.17 otherwise picks with a GenAI-first switch kept in the browser.
+
+MLflow itself is imported on first use, so importing this package is cheap.
+"""
+
+from ncp_hpo.tracking._comparison import (
+    CompareTrackingWarning,
+    LiveStudyRun,
+    LiveTarget,
+    log_comparison,
+    open_comparison,
+)
+from ncp_hpo.tracking._context import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    experiment_id,
+    run_tags,
+    ui_url,
+)
+from ncp_hpo.tracking._training import MLflowTracker, TrackingWarning, TrialRun
+
+__all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
+    "CompareTrackingWarning",
+    "LiveStudyRun",
+    "LiveTarget",
+    "MLflowTracker",
+    "TrackingWarning",
+    "TrialRun",
+    "experiment_id",
+    "log_comparison",
+    "open_comparison",
+    "run_tags",
+    "ui_url",
+]

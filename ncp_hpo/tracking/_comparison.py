@@ -1,0 +1,464 @@
+"""MLflow logging of a comparison (``ncp-hpo compare``) through ``MlflowClient``.
+
+Logged live: :func:`open_comparison` creates (or reopens) the parent run before any study
+starts; each sampler x seed study opens its child run (:class:`LiveStudyRun`, in the worker
+process that runs it) when it starts, logs every trial as it completes and closes the run
+when the study ends, so runs have real start and end times and can be watched in the UI.
+After the studies, :func:`log_comparison` adds the summary to the parent, fills in what the
+live children could not know (the final figures, the hypervolume of two-objective runs) and
+logs complete histories for studies that ran without live tracking.
+
+What is logged:
+
+* a **parent run** per comparison (output folder x benchmark), tagged
+  ``ncp_hpo.role=compare``; params: benchmark, mode, objective, lambda, samplers, trials,
+  seeds, budgets; metrics: per sampler the median score at each budget
+  (``<sampler>.best_at_<b>``), median regret and median wall time per trial, and the oracle
+  fidelity (``oracle.spearman`` ...) in surrogate mode; artifacts: ``summary.md``,
+  ``summary.csv``, ``runs.csv``, ``results.json`` and the PNG plots.
+* a **child run** per sampler x seed (tag ``mlflow.parentRunId``, run name = the study
+  name); params: sampler, seed, budget, lambda, benchmark, objective, mode; metrics: the
+  score after every trial (``best_so_far``, or ``hypervolume`` for two objectives, with
+  ``step`` = trial index), each trial's objective value(s) (``value`` / ``value_<i>``),
+  and the final figures (``final.best``, ``final.regret``, ``final.wall_s_per_trial``,
+  ``final.n_complete``). Metrics go in ``log_batch`` calls of up to 1,000.
+
+A rerun reuses the parent (found by the tag ``ncp_hpo.compare_key``, a hash of the
+resolved output folder and the benchmark) and its children whose logged history has as
+many steps as the study has trials; other children are deleted and logged again.
+
+Tracking URI: ``uri`` or MLflow's default (``MLFLOW_TRACKING_URI``, else the local
+``sqlite:///mlflow.db`` store in the working directory). An ``http(s)`` URI is probed first
+(``GET <uri>/health``, 3 s). If the probe or any MLflow call fails, one
+:class:`CompareTrackingWarning` says so and the comparison's files are still written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ncp_hpo.exceptions import NCPWarning
+from ncp_hpo.tracking._context import experiment_id as _experiment_id
+from ncp_hpo.tracking._context import run_tags
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from ncp_hpo.benchmarks._compare import BenchmarkInfo, CompareConfig, ComparisonResult
+
+__all__ = [
+    "CompareTrackingWarning",
+    "LiveStudyRun",
+    "LiveTarget",
+    "child_params",
+    "end_comparison",
+    "log_comparison",
+    "log_files_run",
+    "open_comparison",
+]
+
+ROLE_TAG = "ncp_hpo.role"
+KEY_TAG = "ncp_hpo.compare_key"
+STUDY_TAG = "ncp_hpo.study"
+PARENT_TAG = "mlflow.parentRunId"
+STEPS_TAG = "ncp_hpo.steps"
+_BATCH = 1000
+_NO_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+class CompareTrackingWarning(NCPWarning):
+    """MLflow tracking is unavailable; the comparison's files are written anyway."""
+
+
+def _probe(uri: str, timeout: float = 3.0) -> None:
+    """Raise if an ``http(s)`` tracking server does not answer ``/health``."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+        if resp.status >= 400:  # pragma: no cover - urlopen raises on 4xx/5xx
+            raise OSError(f"HTTP {resp.status}")
+
+
+def _client(uri: str | None) -> tuple[MlflowClient, str]:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    resolved = uri or mlflow.get_tracking_uri()
+    _probe(resolved)
+    return MlflowClient(tracking_uri=resolved), resolved
+
+
+def _batches(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _metrics(values: Mapping[str, Any], ts: int, step: int = 0) -> list[Metric]:
+    from mlflow.entities import Metric
+
+    return [Metric(k, float(v), ts, step) for k, v in values.items() if _finite(v)]
+
+
+def _key(config: CompareConfig, info: BenchmarkInfo) -> str:
+    text = f"{config.out_dir.resolve()}|{info.setting}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _parent_params(config: CompareConfig, info: BenchmarkInfo) -> dict[str, str]:
+    params = {
+        "benchmark": info.setting,
+        "mode": info.mode,
+        "objective": config.objective,
+        "lam": config.lam,
+        "samplers": ",".join(config.samplers),
+        "trials": config.trials,
+        "seeds": config.seeds,
+        "budgets": ",".join(map(str, config.budgets)),
+    }
+    return {k: str(v) for k, v in params.items()}
+
+
+def _parent(client: MlflowClient, exp_id: str, config: CompareConfig, info: BenchmarkInfo) -> str:
+    """The comparison's parent run: an earlier call's with the same folder and parameters
+    (MLflow params are immutable, so other parameters get a new parent), else a new one."""
+    from mlflow.entities import Param
+
+    key = _key(config, info)
+    found = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'compare' and tags.`{KEY_TAG}` = '{key}'",
+        max_results=100,
+    )
+    wanted = _parent_params(config, info)
+    reuse = [r for r in found if r.data.params == wanted]
+    if reuse:
+        return str(reuse[0].info.run_id)
+    tags = {ROLE_TAG: "compare", KEY_TAG: key, "ncp_hpo.out": str(config.out_dir.resolve())}
+    parent = client.create_run(exp_id, run_name=f"compare-{info.setting}", tags=run_tags(tags))
+    client.log_batch(parent.info.run_id, params=[Param(k, v) for k, v in wanted.items()])
+    return str(parent.info.run_id)
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """Where the studies of a comparison log their child runs (picklable for workers)."""
+
+    uri: str
+    experiment_id: str
+    parent_id: str
+
+
+def open_comparison(
+    config: CompareConfig, info: BenchmarkInfo, *, uri: str | None, experiment: str
+) -> LiveTarget | None:
+    """Open (RUNNING) the comparison's parent run before the studies start; None with one
+    :class:`CompareTrackingWarning` when MLflow is unavailable."""
+    try:
+        client, resolved = _client(uri)
+        exp_id = _experiment_id(client, experiment)
+        parent_id = _parent(client, exp_id, config, info)
+        client.update_run(parent_id, status="RUNNING")
+        return LiveTarget(resolved, exp_id, parent_id)
+    except Exception as exc:
+        warnings.warn(
+            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
+            f"{config.out_dir}",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+@contextlib.contextmanager
+def _no_run_urls() -> Iterator[None]:
+    """Keep MLflow from printing a "View run ... at" line when a child run ends."""
+    old = os.environ.get(_NO_URLS)
+    os.environ[_NO_URLS] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_NO_URLS, None)
+        else:
+            os.environ[_NO_URLS] = old
+
+
+def end_comparison(target: LiveTarget, status: str) -> None:
+    """End the parent run of a comparison that stopped before its summary was logged."""
+    from mlflow.tracking import MlflowClient
+
+    with contextlib.suppress(Exception):
+        MlflowClient(tracking_uri=target.uri).set_terminated(target.parent_id, status)
+
+
+class LiveStudyRun:
+    """The child run of one sampler x seed study, open while the study runs.
+
+    An Optuna callback: each COMPLETE trial adds ``value`` (``value_<i>`` for several
+    objectives) and, for one objective, ``best_so_far`` at ``step`` = its index among the
+    study's complete trials, stamped with the trial's completion time. A resumed study's
+    earlier trials are logged first (:meth:`replay`). An MLflow failure costs one warning
+    and the rest of the live logging, never a trial.
+    """
+
+    def __init__(
+        self, target: LiveTarget, *, study_name: str, params: Mapping[str, Any], maximize: bool
+    ) -> None:
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=target.uri)
+        self._maximize = maximize
+        self._best: float | None = None
+        self.steps = 0
+        earlier = self._client.search_runs(
+            [target.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{target.parent_id}' and "
+            f"tags.`{STUDY_TAG}` = '{study_name}'",
+            max_results=100,
+        )
+        for run in earlier:  # its history is logged again, from the study
+            self._client.delete_run(run.info.run_id)
+        tags = {PARENT_TAG: target.parent_id, STUDY_TAG: study_name, ROLE_TAG: "compare-study"}
+        run = self._client.create_run(
+            target.experiment_id, run_name=study_name, tags=run_tags(tags)
+        )
+        self.run_id: str | None = str(run.info.run_id)
+        self._client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def replay(self, trials: Iterable[Any]) -> None:
+        """Log already finished trials (a resumed study), in trial-number order."""
+        for t in sorted(trials, key=lambda t: t.number):
+            self._log(t)
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        self._log(trial)
+
+    def _log(self, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        if self.run_id is None or trial.state != TrialState.COMPLETE or trial.values is None:
+            return
+        values = [float(v) for v in trial.values]
+        vals: dict[str, float] = (
+            {"value": values[0]}
+            if len(values) == 1
+            else {f"value_{j}": v for j, v in enumerate(values)}
+        )
+        if len(values) == 1 and math.isfinite(values[0]):
+            v = values[0]
+            if self._best is None or (v > self._best if self._maximize else v < self._best):
+                self._best = v
+        if len(values) == 1 and self._best is not None:
+            vals["best_so_far"] = self._best
+        done = trial.datetime_complete
+        ts = int(done.timestamp() * 1000) if done else int(time.time() * 1000)
+        self._call(lambda rid: self._client.log_batch(rid, metrics=_metrics(vals, ts, self.steps)))
+        self.steps += 1
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Record how many steps were logged and end the run (real end time)."""
+        from mlflow.entities import RunTag
+
+        self._call(
+            lambda rid: self._client.log_batch(rid, tags=[RunTag(STEPS_TAG, str(self.steps))])
+        )
+        with _no_run_urls():  # one "View run" line per study would bury the progress bar
+            self._call(lambda rid: self._client.set_terminated(rid, status))
+        self.run_id = None
+
+    def _call(self, fn: Any) -> None:
+        if self.run_id is None:
+            return
+        try:
+            fn(self.run_id)
+        except Exception as exc:  # tracking never costs a trial
+            warnings.warn(
+                f"MLflow live logging stopped ({type(exc).__name__}: {exc}); the study goes "
+                "on and is logged when the comparison ends",
+                CompareTrackingWarning,
+                stacklevel=2,
+            )
+            self.run_id = None
+
+
+def log_comparison(
+    result: ComparisonResult, *, uri: str | None = None, experiment: str = "ncp-hpo-compare"
+) -> str | None:
+    """Log ``result`` (see the module docstring); return the parent run id, or None (with
+    one warning) when tracking failed."""
+    try:
+        return _log(result, uri, experiment)
+    except Exception as exc:  # tracking never costs the results
+        warnings.warn(
+            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
+            f"{result.config.out_dir}",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _log(result: ComparisonResult, uri: str | None, experiment: str) -> str:
+    from mlflow.entities import RunTag
+
+    client, _ = _client(uri)
+    exp_id = _experiment_id(client, experiment)
+    cfg, info = result.config, result.info
+    now = int(time.time() * 1000)
+    parent_id = _parent(client, exp_id, cfg, info)
+    summary: dict[str, Any] = {}
+    for s, summ in result.summaries.items():
+        for b, st in summ.budgets.items():
+            summary[f"{s}.best_at_{b}"] = st.median
+        if summ.regret is not None:
+            summary[f"{s}.regret"] = summ.regret.median
+        summary[f"{s}.wall_ms_per_trial"] = summ.wall_ms
+        t = summ.tests.get(cfg.trials)
+        if t is not None and t.p_value is not None:
+            summary[f"{s}.wilcoxon_p_vs_ncp"] = t.p_value
+    if info.fidelity:
+        for k in ("spearman", "kendall", "mae", "rmse"):
+            summary[f"oracle.{k}"] = info.fidelity.get(k)
+    summary["elapsed_s"] = result.elapsed_s
+    for chunk in _batches(_metrics(summary, now)):
+        client.log_batch(parent_id, metrics=chunk)
+    client.set_tag(parent_id, "ncp_hpo.optimum", str(info.optimum))
+
+    children = {
+        r.data.tags.get(STUDY_TAG): r
+        for r in client.search_runs(
+            [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=5000
+        )
+    }
+    score_name = "hypervolume" if info.n_objectives == 2 else "best_so_far"
+    for run in result.runs:
+        prev = children.get(run.study_name)
+        # a child logged live holds the whole history: add only what it could not know
+        live = prev is not None and prev.data.tags.get(STEPS_TAG) == str(run.n)
+        logged: Mapping[str, Any] = prev.data.metrics if live and prev is not None else {}
+        if live and prev is not None:
+            cid = prev.info.run_id
+        else:
+            if prev is not None:
+                client.delete_run(prev.info.run_id)
+            cid = _new_child(client, exp_id, parent_id, run.study_name)
+            client.log_batch(cid, params=_child_params(run.sampler, run.seed, cfg, info))
+        mets: list[Any] = []
+        for i in range(run.n):
+            vals: dict[str, Any] = {}
+            if score_name not in logged:
+                vals[score_name] = float(run.scores[i])
+            if not live and run.values.shape[1] == 1:
+                vals["value"] = float(run.values[i, 0])
+            elif not live:
+                vals |= {f"value_{j}": float(v) for j, v in enumerate(run.values[i])}
+            mets += _metrics(vals, run.timestamps_ms[i] or now, step=i)
+        if "final.n_complete" not in logged:
+            final = {
+                "final.best": float(run.scores[-1]) if run.n else float("nan"),
+                "final.regret": (info.optimum - float(run.scores[-1]))
+                if info.optimum is not None and run.n
+                else float("nan"),
+                "final.wall_s_per_trial": float(_median(run.wall_s)),
+                "final.n_complete": float(run.n),
+                "final.n_failed": float(run.n_failed),
+            }
+            mets += _metrics(final, now, step=max(run.n - 1, 0))
+        for chunk in _batches(mets):
+            client.log_batch(cid, metrics=chunk)
+        if not live:
+            client.log_batch(cid, tags=[RunTag(STEPS_TAG, str(run.n))])
+            with _no_run_urls():
+                client.set_terminated(cid, "FINISHED")
+    for path in result.files.values():
+        client.log_artifact(parent_id, str(path))
+    client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")
+    return parent_id
+
+
+def _new_child(client: MlflowClient, exp_id: str, parent_id: str, study_name: str) -> str:
+    tags = {PARENT_TAG: parent_id, STUDY_TAG: study_name, ROLE_TAG: "compare-study"}
+    return str(client.create_run(exp_id, run_name=study_name, tags=run_tags(tags)).info.run_id)
+
+
+def _child_params(sampler: str, seed: int, cfg: CompareConfig, info: BenchmarkInfo) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)) for k, v in child_params(sampler, seed, cfg, info).items()]
+
+
+def child_params(
+    sampler: str, seed: int, cfg: CompareConfig, info: BenchmarkInfo
+) -> dict[str, Any]:
+    """The params of a sampler x seed child run."""
+    return {
+        "sampler": sampler,
+        "seed": seed,
+        "budget": cfg.trials,
+        "lambda": cfg.lam,
+        "benchmark": info.setting,
+        "objective": cfg.objective,
+        "mode": info.mode,
+    }
+
+
+def log_files_run(
+    files: Mapping[str, Path],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    *,
+    uri: str | None = None,
+    experiment: str = "ncp-hpo-compare",
+    run_name: str = "paper-protocol",
+) -> str | None:
+    """Log one run with ``params``, ``metrics`` and ``files`` as artifacts (the paper
+    protocol); None with one warning when tracking failed."""
+    try:
+        from mlflow.entities import Param
+
+        client, _ = _client(uri)
+        exp_id = _experiment_id(client, experiment)
+        tags = run_tags({ROLE_TAG: "paper-protocol"})
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+        rid = run.info.run_id
+        client.log_batch(
+            rid,
+            params=[Param(k, str(v)) for k, v in params.items()],
+            metrics=_metrics(metrics, int(time.time() * 1000)),
+        )
+        for path in files.values():
+            client.log_artifact(rid, str(path))
+        client.set_terminated(rid, "FINISHED")
+        return str(rid)
+    except Exception as exc:
+        warnings.warn(
+            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are on disk",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _median(x: Any) -> float:
+    import numpy as np
+
+    a = np.asarray(x, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if len(a) else float("nan")

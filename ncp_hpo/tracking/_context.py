@@ -1,0 +1,102 @@
+"""Experiment kind, run-context tags and UI links that every run shares."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "experiment_id", "run_tags", "ui_url"]
+
+# The tag MLflow 3's UI reads to choose an experiment's layout, and its "Model training"
+# value (the UI's CUSTOM_MODEL_DEVELOPMENT); without it an experiment with no traces is
+# shown as a GenAI project.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# MLflow 3.17's UI also has a global "GenAI | Model training" switch in its sidebar, kept in
+# the browser (GenAI by default), which wins over the experiment's kind; this query
+# parameter of the UI's routes selects "Model training".
+UI_QUERY = "workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def ui_url(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """A link into MLflow's UI on its "Model training" pages.
+
+    ``uri`` is the tracking URI: an ``http(s)`` server is linked directly; for a local store
+    the link is where ``mlflow ui`` serves it. Without ``experiment_id`` the link is the
+    experiment list; with ``run_id`` too, the run's page.
+    """
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    path = "/#/experiments"
+    if experiment_id is not None:
+        path += f"/{experiment_id}"
+        if run_id is not None:
+            path += f"/runs/{run_id}"
+    return f"{base}{path}?{UI_QUERY}"
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``: created (or restored) if needed, kind tag set.
+
+    Safe against another process creating the experiment at the same moment.
+    """
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = str(
+                client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            )
+        except Exception:  # created by another worker meanwhile
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp is not None:
+        exp_id = str(exp.experiment_id)
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # made by an earlier version or by hand
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp_id
+
+
+def run_tags(tags: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``tags`` plus the run-context tags (user, source, git commit); ``tags`` win."""
+    out = dict(_context_tags())
+    out.update({str(k): str(v) for k, v in (tags or {}).items()})
+    return out
+
+
+@functools.cache
+def _context_tags() -> dict[str, str]:
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+
+        tags = {str(k): str(v) for k, v in resolve_tags().items()}
+    except Exception:  # a registry plug-in failed: run without context tags
+        tags = {}
+    if GIT_COMMIT_TAG not in tags:  # the console script is no git file; the package may be
+        commit = _package_commit()
+        if commit:
+            tags[GIT_COMMIT_TAG] = commit
+    return tags
+
+
+def _package_commit() -> str | None:
+    """The commit of the git checkout ``ncp_hpo`` is imported from; None when installed."""
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        top, commit = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "--show-toplevel", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.split()  # fmt: skip
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    # only the checkout holding the package itself, not a repository it is installed into
+    return commit if Path(top).resolve() == pkg.parent else None
