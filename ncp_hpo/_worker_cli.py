@@ -242,7 +242,7 @@ def register_worker_commands(subparsers: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="ride out a storage outage this long (retrying, heartbeats kept), then stop "
-        "with one line (default 60)",
+        "with one line",
     )
     p.add_argument(
         "--max-failures",
