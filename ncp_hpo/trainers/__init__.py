@@ -30,6 +30,7 @@ from ncp_hpo.trainers._api import (
     train_segmentation,
     train_video,
 )
+from ncp_hpo.trainers._budget import OVER_BUDGET, training_budget
 from ncp_hpo.trainers._loop import (
     Accumulator,
     EpochCallback,
@@ -57,6 +58,7 @@ from ncp_hpo.trainers.video import VideoTask
 
 __all__ = [
     "DATASETS",
+    "OVER_BUDGET",
     "TASKS",
     "Accumulator",
     "ClassificationTask",
@@ -88,4 +90,5 @@ __all__ = [
     "train_detection",
     "train_segmentation",
     "train_video",
+    "training_budget",
 ]
