@@ -14,7 +14,7 @@ predictor-based samplers and random search never propose such codes: they search
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
