@@ -228,9 +228,16 @@ class BudgetedSpace(CodeSpace):
         return np.concatenate(out)[:n].astype(np.int64)
 
     def neighbors(self, code: Any) -> np.ndarray:
-        """The base space's one-unit moves that stay within the budget, ``m x 27``."""
+        """The base space's one-unit moves that stay within the budget, ``m x 27``; for a
+        code so far over the budget that no move fits, the moves shrunk into it (never
+        empty)."""
         nbrs = self.base.neighbors(code)
-        return nbrs[self.budget.feasible(nbrs)]
+        ok = self.budget.feasible(nbrs)
+        if ok.any():
+            return nbrs[ok]
+        shrunk = self._shrink(nbrs)
+        _, first = np.unique(shrunk, axis=0, return_index=True)
+        return shrunk[np.sort(first)]
 
     def round(self, x: Any) -> np.ndarray:
         """The base space's nearest code, shrunk towards the smallest code until it fits:

@@ -88,3 +88,14 @@ def test_the_view_delegates_the_code_format() -> None:
     assert view.to_params(code) == SPACE.to_params(code)
     assert view.dim == 27 and view.has_exact_flops
     assert "0.004 GFLOPs at 16x16" in repr(view)
+
+
+def test_neighbors_of_a_code_far_over_the_budget_are_shrunk_into_it() -> None:
+    view = _view(max_flops=4e6)
+    start = SPACE.decode(
+        "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
+    )
+    assert not view.feasible(SPACE.neighbors(start)).any()
+    moves = view.neighbors(start)
+    assert len(moves) > 0 and view.feasible(moves).all()
+    assert len({tuple(m) for m in moves}) == len(moves)
