@@ -3,8 +3,9 @@ random search on the embedded digits classification task, under a compute budget
 
 Every sampler x seed is one Optuna study (``<out>/studies/<sampler>-seed<k>.db``) of
 ``--trials`` trained trials of :class:`ncp_hpo.trainers.TrainingObjective` (the
-objective of ``ncp-hpo study``: the same data split, recipe, epochs and median pruning;
-codes over the budget are refused untrained and not counted). The samplers are built as
+objective of ``ncp-hpo study``: the same data split and recipe; no pruning by default, so
+every trained trial is a full measurement; codes over the budget are refused untrained and
+not counted). The samplers are built as
 ``ncp-hpo study`` builds them: NCP and random search draw only codes within the budget,
 TPE starts from random codes within it and learns it from refused trials. ``ncp-prior``
 is NCP with a predictor fitted on the NAS-Bench-MR ``cls-50-1000`` table (transfer from
@@ -54,7 +55,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "lr": args.lr,
         "max_gflops": args.max_gflops,
         "train_size": args.train_size,
-        "pruner": "median",
+        "pruner": args.pruner,
     }
 
 
@@ -106,7 +107,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         storage=storage,
         direction="maximize",
         sampler=sampler,
-        pruner=_make_pruner("median", s["epochs"]),
+        pruner=_make_pruner(s["pruner"], s["epochs"]),
         load_if_exists=True,
     )
     if name == "tpe" and not study.trials:  # as ncp-hpo study: start within the budget
@@ -281,6 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--optimizer", default="adamw")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--max-gflops", type=float, default=0.004)
+    p.add_argument(
+        "--pruner",
+        choices=("none", "median"),
+        default="none",
+        help="none (default): every trial trains fully, so best-vs-trials compares the "
+        "searches alone; median: as ncp-hpo study prunes (NCP learns nothing from a pruned "
+        "trial)",
+    )
     p.add_argument("--train-size", type=int, help="training samples (default: all 1,437)")
     p.add_argument("--data-dir", help="NAS-Bench-MR data for the ncp-prior sampler")
     args = p.parse_args(argv)

@@ -71,7 +71,7 @@ __all__ = [
 TASK_CHOICES = ("cls", "seg", "video", "bev-det")
 SAMPLERS = ("ncp", "netadapt", "neural-predictor", "random", "tpe", "gp")
 PREDICTOR_SAMPLERS = ("ncp", "netadapt", "neural-predictor")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "median", "hyperband", "none")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
 MAX_FAILURES_IN_ROW = 3
@@ -277,8 +277,9 @@ def register_training_commands(subparsers: Any) -> None:
     s.add_argument(
         "--pruner",
         choices=PRUNERS,
-        default="median",
-        help="stop poor trials early (default median; never after the final epoch)",
+        default="auto",
+        help="stop poor trials early (never after the final epoch); default auto: none for "
+        "ncp/netadapt/neural-predictor, which learn only from completed trials, else median",
     )
     s.add_argument(
         "--seed",
@@ -677,6 +678,8 @@ def _study(args: argparse.Namespace) -> int:
     _validate_study_args(args)
     device = _device(args.device)
     _apply_device_defaults(args, device)
+    if args.pruner == "auto":
+        args.pruner = "none" if args.sampler in PREDICTOR_SAMPLERS else "median"
     log: Callable[[str], None] = (
         (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     )

@@ -110,6 +110,7 @@ class StudyProgress:
                 leave=False,
                 file=self._stream or sys.stderr,
                 dynamic_ncols=True,
+                delay=0.5,  # a refused (over-budget) trial ends before it is drawn
             )
 
     def on_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
