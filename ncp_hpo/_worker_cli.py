@@ -262,7 +262,7 @@ def register_worker_commands(subparsers: Any) -> None:
         "--max-params",
         type=_positive_float,
         metavar="M",
-        help="never train a code above M M params",
+        help="never train a code above M million parameters",
     )
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
