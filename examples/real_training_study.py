@@ -12,15 +12,14 @@ Each trial trains for real (``digits-cls``: 8x8 scans upsampled, scaled down her
 a few minutes on a CPU) and is logged to MLflow as a run nested under the study's run. The
 study starts from two small uniform codes, so NCP's first incumbents are CPU-sized.
 
-Codes over a FLOPs budget (``--max-gflops``, at the paper's 128x128 input) are not trained,
-so that the ImageNet prior's appetite for wide networks cannot stall a CPU: they are
-recorded as COMPLETE with top1 = 0 (user attribute ``over_budget``), which teaches NCP's
-fine-tuned predictor to stay under the budget (NCP learns nothing from a pruned trial and
-may propose its code again). The study runs until ``--trials`` codes were trained. No
-pruner, for the same reason; with three epochs per trial there is little to save.
+A compute budget (``--max-gflops``, exact multiply-accumulates per image at the training
+input size) restricts the search: ``TrainingObjective(max_flops=...)`` refuses a code over it
+without training, and NCP searches ``objective.space``, the space restricted to the
+budget, so the ImageNet prior's appetite for wide networks never reaches the CPU. No
+pruner: with three epochs per trial there is little to save.
 
-The same study from the command line (no budget, median pruning):
-``ncp-hpo study --task cls --sampler ncp --prior cls-50-1000 --trials 10 ...``.
+The same study from the command line (with live progress and median pruning):
+``ncp-hpo study --task cls --sampler ncp --prior cls-50-1000 --trials 10``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 import optuna
 import torch
@@ -35,8 +35,7 @@ import torch
 from ncp_hpo import NCPSampler, load_benchmark
 from ncp_hpo.exceptions import DataError
 from ncp_hpo.predictor import fit_setting_predictor
-from ncp_hpo.spaces import MultiResolutionSpace
-from ncp_hpo.trainers import MLflowTracker, TrainingObjective
+from ncp_hpo.trainers import OVER_BUDGET, MLflowTracker, TrainingObjective
 
 
 def main() -> int:
@@ -44,7 +43,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10, help="codes to train")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lam", type=float, default=1.0, help="FLOPs penalty of NCP")
-    parser.add_argument("--max-gflops", type=float, default=0.5, help="do not train larger codes")
+    parser.add_argument(
+        "--max-gflops", type=float, default=0.004, help="budget at 16x16: no larger codes"
+    )
     parser.add_argument("--mlflow-uri", help="default: MLflow's local store (./mlflow.db)")
     parser.add_argument("--data-dir", help="NAS-Bench-MR data (else NCP_HPO_DATA, the cache)")
     parser.add_argument("--seed", type=int, default=0)
@@ -66,7 +67,21 @@ def main() -> int:
         f"(Spearman {info['val_score'].spearman_rho:.3f} on {info['val_score'].n} held-out codes)"
     )
 
-    space = MultiResolutionSpace()
+    tracker = MLflowTracker(args.mlflow_uri, experiment="ncp-hpo-examples", log_model=False)
+    train = TrainingObjective(
+        "cls",
+        tracker=tracker,
+        dataset="digits-cls",
+        epochs=args.epochs,
+        image_size=16,  # 16x16 inputs (the scans are 8x8): CPU-sized
+        batch_size=16,
+        optimizer="adamw",
+        lr=3e-3,
+        max_flops=args.max_gflops * 1e9,
+        seed=args.seed,
+        progress=False,
+    )
+    space = train.space  # restricted to the budget
     sampler = NCPSampler(space=space, prior=prior, online=True, lam=args.lam, seed=args.seed)
     study = optuna.create_study(
         study_name="digits-ncp",
@@ -74,58 +89,32 @@ def main() -> int:
         sampler=sampler,
         pruner=optuna.pruners.NopPruner(),
     )
+    with warnings.catch_warnings():  # experimental in Optuna, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["top1"])  # optuna-dashboard shows "top1", not "Objective 0"
     for width in (32, 16):  # two small uniform codes first
         study.enqueue_trial(space.to_params(space.decode(_uniform_code(width))))
 
-    tracker = MLflowTracker(args.mlflow_uri, experiment="ncp-hpo-examples", log_model=False)
-    train = TrainingObjective(
-        "cls",
-        tracker=tracker,
-        dataset="digits-cls",
-        epochs=args.epochs,
-        image_size=16,  # 16x16 inputs, 1024 training / 256 validation images: CPU-sized
-        train_size=1024,
-        val_size=256,
-        seed=args.seed,
-        progress=False,
-    )
-
-    def objective(trial: optuna.Trial) -> float:
-        code = train.suggest_code(trial)  # train() suggests the same values again
-        gflops = space.flops(code) / 1e9
-        trial.set_user_attr("gflops_at_128", gflops)
-        if gflops > args.max_gflops:
-            trial.set_user_attr("over_budget", True)
-            return 0.0  # not trained: the worst top-1
-        return float(train(trial))  # type: ignore[arg-type]  # one objective: a float
-
     def report(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
-        gflops = t.user_attrs["gflops_at_128"]
-        if t.user_attrs.get("over_budget"):
-            print(f"trial {t.number:>2}: over the budget ({gflops:.2f} GFLOPs), not trained")
+        if t.user_attrs.get("fail_reason") == OVER_BUDGET:
+            print(f"trial {t.number:>2}: over the budget, not trained")
             return
         value = f"{t.value:5.1f}" if t.value is not None else "  -  "
         print(
-            f"trial {t.number:>2}: top1 {value}  {gflops:.3f} GFLOPs  "
-            f"{t.user_attrs.get('wall_time_s', 0.0):5.1f} s  "
+            f"trial {t.number:>2}: top1 {value}  {t.user_attrs['macs_analytic'] / 1e9:.4f} "
+            f"GFLOPs  {t.user_attrs.get('wall_time_s', 0.0):5.1f} s  "
             f"{space.encode(space.from_params(t.params))}"
         )
-        if _n_trained(study) >= args.trials:
-            study.stop()
 
     t0 = time.perf_counter()
     with tracker.study_run(study.study_name, sampler="NCPSampler") as parent_id:
-        # until --trials codes were trained (at most 5x as many proposals)
-        study.optimize(objective, n_trials=5 * args.trials, callbacks=[report])
-    print(
-        f"{len(study.trials)} trials ({_n_trained(study)} trained) in "
-        f"{time.perf_counter() - t0:.0f} s"
-    )
+        study.optimize(train, n_trials=args.trials, callbacks=[report])
+    print(f"{len(study.trials)} trials in {time.perf_counter() - t0:.0f} s")
 
     best = study.best_trial
     print(
         f"best: trial {best.number}, top1 {best.value:.1f} at "
-        f"{best.user_attrs['gflops_at_128']:.3f} GFLOPs (128x128 input), "
+        f"{best.user_attrs['macs_analytic'] / 1e9:.4f} GFLOPs (16x16 input), "
         f"{best.user_attrs['params'] / 1e3:.0f} k params\n"
         f"      {best.user_attrs['code']}"
     )
@@ -134,14 +123,6 @@ def main() -> int:
         how = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
         print(f"MLflow: study run {parent_id} in experiment 'ncp-hpo-examples'; {how}")
     return 0
-
-
-def _n_trained(study: optuna.Study) -> int:
-    """Finished trials that were trained (not over the budget)."""
-    return sum(
-        t.state.is_finished() and not t.user_attrs.get("over_budget")
-        for t in study.get_trials(deepcopy=False)
-    )
 
 
 def _uniform_code(width: int) -> str:

@@ -285,6 +285,19 @@ def register_worker_commands(subparsers: Any) -> None:
     train.add_argument("--train-size", type=_positive_int, metavar="N", help="training samples")
     train.add_argument("--val-size", type=_positive_int, metavar="N", help="validation samples")
     train.add_argument("--device", help="torch device (default: CUDA when available)")
+    train.add_argument(
+        "--max-gflops",
+        type=_positive_float,
+        metavar="G",
+        help="compute budget: never train a code above G GFLOPs (multiply-accumulates "
+        "per sample at the training input size)",
+    )
+    train.add_argument(
+        "--max-params",
+        type=_positive_float,
+        metavar="M",
+        help="never train a code above M million parameters",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
     p.set_defaults(func=_cmd_worker)
@@ -435,24 +448,45 @@ def task_objective(
     objective: str = "metric",
     tracker: Any = None,
     train_options: Mapping[str, Any] | None = None,
+    max_flops: float | None = None,
+    max_params: float | None = None,
 ) -> ObjectiveSpec:
-    """An :class:`ObjectiveSpec` that trains each code for real (:mod:`ncp_hpo.trainers`)."""
-    from ncp_hpo.spaces import MultiResolutionSpace
-    from ncp_hpo.trainers import TrainingObjective
+    """An :class:`ObjectiveSpec` that trains each code for real (:mod:`ncp_hpo.trainers`).
+
+    ``max_flops``/``max_params`` set a compute budget: the spec's space is restricted to it
+    (predictor-based samplers never propose a code over it) and the objective refuses such
+    a code without training it (see :class:`~ncp_hpo.trainers.TrainingObjective`).
+    """
+    from ncp_hpo.trainers import TASKS, TrainingObjective
 
     objectives = ("metric",) if objective == "metric" else ("metric", "macs")
     opts = {k: v for k, v in (train_options or {}).items() if v is not None}
     try:
-        obj = TrainingObjective(task, objectives=objectives, tracker=tracker, **opts)
+        obj = TrainingObjective(
+            task,
+            objectives=objectives,
+            tracker=tracker,
+            max_flops=max_flops,
+            max_params=max_params,
+            **opts,
+        )
     except ValueError as exc:
         raise WorkerError(f"task {task!r}: {exc}") from None
     two = len(objectives) == 2
+    caps = {"max_flops": max_flops, "max_params": max_params}
+    main = TASKS[task].main_metric
     return ObjectiveSpec(
         objective=obj,
         directions=["maximize", "minimize"] if two else ["maximize"],
-        metric_names=["metric", "macs"] if two else ["metric"],
-        space=MultiResolutionSpace(),
-        description={"kind": "task", "task": task, "objective": objective, **opts},
+        metric_names=[main, "macs"] if two else [main],
+        space=obj.space,
+        description={
+            "kind": "task",
+            "task": task,
+            "objective": objective,
+            **opts,
+            **{k: v for k, v in caps.items() if v is not None},
+        },
         tracker=tracker,
     )
 
@@ -485,10 +519,14 @@ def make_sampler(
     }
     if name not in classes:
         raise WorkerError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    if name == "random" and getattr(space, "budget", None) is not None:
+        from ncp_hpo.samplers import SpaceRandomSampler
+
+        classes["random"] = SpaceRandomSampler  # uniform over the codes within the budget
     cls = classes[name]
     kwargs: dict[str, Any] = {"seed": seed, **dict(params or {})}
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    if name in ("ncp", "netadapt", "neural-predictor"):
+    if name in ("ncp", "netadapt", "neural-predictor") or "space" in accepted:
         kwargs.setdefault("space", space)
     if startup_trials is not None:
         if "n_startup_trials" not in accepted:
@@ -592,6 +630,8 @@ class Worker:
         remember_url(args.storage)
         if not args.storage:
             raise WorkerError("no storage: pass --storage URL or set NCP_HPO_STORAGE")
+        if args.task is None and (args.max_gflops is not None or args.max_params is not None):
+            raise WorkerError("--max-gflops/--max-params apply to --task (real training)")
         if args.grace is not None and args.heartbeat == 0:
             raise WorkerError("--grace needs a heartbeat; drop --heartbeat 0")
         if args.grace is not None and args.grace <= args.heartbeat:
@@ -638,6 +678,8 @@ class Worker:
                     "device": args.device,
                     "progress": False,
                 },
+                max_flops=None if args.max_gflops is None else args.max_gflops * 1e9,
+                max_params=None if args.max_params is None else args.max_params * 1e6,
             )
         if tracker is not None:
             spec.close = tracker.close

@@ -8,7 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ncp_hpo.samplers._baselines import NetAdaptSampler, NeuralPredictorSampler
+from ncp_hpo.samplers._baselines import (
+    NetAdaptSampler,
+    NeuralPredictorSampler,
+    SpaceRandomSampler,
+)
 from ncp_hpo.samplers._ncp import NCPSampler
 
 __all__ = [
@@ -20,6 +24,7 @@ __all__ = [
     "NeuralPredictorNode",
     "NeuralPredictorSampler",
     "ProposerNode",
+    "SpaceRandomSampler",
     "count_fallback_trials",
     "ncp_generation_strategy",
     "quiet_ax_logging",

@@ -135,22 +135,30 @@ class PredictorSamplerBase(BaseSampler):
         return False
 
     def _always_relative(self) -> bool:
-        """True when proposals are possible before any trial (with a prior)."""
-        return self._source.prior is not None
+        """True when proposals are possible before any trial (with a prior), or when a
+        budget-restricted space draws the startup codes."""
+        return self._source.prior is not None or hasattr(self._space, "feasible")
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not search_space or any(n not in search_space for n in self._param_names):
             return {}
-        if self._n_complete(study) < self._n_startup_trials:
+        # a budget-restricted space draws its startup codes itself: never over the budget
+        restricted = hasattr(self._space, "feasible")
+        if self._n_complete(study) < self._n_startup_trials and not restricted:
             return {}
         with self._lock:  # threads: read the history only once the previous claim is written
             history = self._history(study, exclude=trial.number)
-            if history.n < self._n_startup_trials:
+            startup = history.n < self._n_startup_trials
+            if startup and not restricted:
                 return {}
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
-            candidates = self._propose(history, rng)
+            candidates = (
+                np.empty((0, self._space.dim), dtype=np.int64)  # a random unseen code
+                if startup
+                else self._propose(history, rng)
+            )
             code, rank = self._claim(study, trial, candidates, history, rng)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
         params = self._space.to_params(code)
@@ -317,10 +325,12 @@ class PredictorSamplerBase(BaseSampler):
     ) -> tuple[np.ndarray, int]:
         """First candidate not evaluated or pending, else a random unseen code (rank -1)."""
         seen = history.seen() | (extra or set())
-        for rank, c in enumerate(
-            np.asarray(candidates, dtype=np.int64).reshape(-1, self._space.dim)
-        ):
-            if code_key(c) not in seen:
+        cands = np.asarray(candidates, dtype=np.int64).reshape(-1, self._space.dim)
+        # a budget-restricted space (``space.with_budget``) vetoes codes over its budget
+        feasible = getattr(self._space, "feasible", None)
+        ok = feasible(cands) if feasible is not None and len(cands) else [True] * len(cands)
+        for rank, c in enumerate(cands):
+            if ok[rank] and code_key(c) not in seen:
                 return c, rank
         for _ in range(100):
             c = self._space.sample(1, seed=rng)[0]

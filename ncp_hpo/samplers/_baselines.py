@@ -8,14 +8,15 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import numpy as np
 from optuna.samplers import BaseSampler
 
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.samplers._proposers import NetAdaptProposer, NeuralPredictorProposer
+from ncp_hpo.samplers._proposers import NetAdaptProposer, NeuralPredictorProposer, Proposer
 from ncp_hpo.spaces import CodeSpace
 
-__all__ = ["NetAdaptSampler", "NeuralPredictorSampler"]
+__all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
 
 _COMMON_ARGS = """
         space: the code space whose parameters the objective suggests with
@@ -112,3 +113,32 @@ class NetAdaptSampler(PredictorSamplerBase):
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
         )
+
+
+class SpaceRandomSampler(PredictorSamplerBase):
+    """Random search over a code space's own ``sample``, never repeating a code.
+
+    Over a :class:`~ncp_hpo.spaces.budget.BudgetedSpace` (``space.with_budget(...)``) this
+    is uniform random search restricted to the budget, so no trial is spent on a code the
+    objective would refuse; over a plain space it draws what ``RandomSampler`` would.
+    With the same ``seed`` it draws the same codes as the startup phase of the
+    predictor-based samplers over the same space (common random numbers).
+
+    Args:
+        space: the code space the objective suggests (default multi-resolution).
+        seed: seed of the draws.
+    """
+
+    def __init__(self, *, space: CodeSpace | None = None, seed: int | None = None) -> None:
+        super().__init__(
+            space=space,
+            proposer_factory=Proposer,
+            n_startup_trials=0,
+            seed=seed,
+        )
+
+    def _always_relative(self) -> bool:
+        return True
+
+    def _propose(self, history: Any, rng: np.random.Generator) -> np.ndarray:
+        return np.empty((0, self._space.dim), dtype=np.int64)  # the base draws at random

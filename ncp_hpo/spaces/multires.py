@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import torch
     from optuna.distributions import BaseDistribution
 
+    from ncp_hpo.spaces.budget import BudgetedSpace
+
 __all__ = [
     "CHANNEL_STEP",
     "DIM_NAMES",
@@ -184,6 +186,33 @@ class MultiResolutionSpace(CodeSpace):
 
     def __repr__(self) -> str:
         return "MultiResolutionSpace()"
+
+    def with_budget(
+        self,
+        *,
+        max_flops: float | None = None,
+        max_params: float | None = None,
+        input_size: int | tuple[int, int] = 32,
+        task: str = "cls",
+        num_classes: int = 10,
+        **options: Any,
+    ) -> BudgetedSpace:
+        """This space restricted to codes within a compute budget (see
+        :class:`~ncp_hpo.spaces.budget.BudgetedSpace`): at most ``max_flops``
+        multiply-accumulates per sample and ``max_params`` parameters, counted exactly at
+        ``input_size`` for ``task``'s head with ``num_classes`` outputs."""
+        from ncp_hpo.spaces.budget import Budget, BudgetedSpace
+
+        size = (input_size, input_size) if isinstance(input_size, int) else input_size
+        budget = Budget(
+            max_flops=max_flops,
+            max_params=max_params,
+            input_size=tuple(size),  # type: ignore[arg-type]
+            task=task,
+            num_classes=num_classes,
+            options=options,
+        )
+        return BudgetedSpace(self, budget)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MultiResolutionSpace)

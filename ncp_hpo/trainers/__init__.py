@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         train_segmentation,
         train_video,
     )
+    from ncp_hpo.trainers._budget import OVER_BUDGET, training_budget
     from ncp_hpo.trainers._loop import (
         Accumulator,
         EpochCallback,
@@ -74,6 +75,8 @@ _LAZY = {
     "train_detection": "ncp_hpo.trainers._api",
     "train_segmentation": "ncp_hpo.trainers._api",
     "train_video": "ncp_hpo.trainers._api",
+    "OVER_BUDGET": "ncp_hpo.trainers._budget",
+    "training_budget": "ncp_hpo.trainers._budget",
     "Accumulator": "ncp_hpo.trainers._loop",
     "EpochCallback": "ncp_hpo.trainers._loop",
     "Recipe": "ncp_hpo.trainers._loop",
@@ -110,6 +113,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DATASETS",
+    "OVER_BUDGET",
     "TASKS",
     "Accumulator",
     "ClassificationTask",
@@ -141,4 +145,5 @@ __all__ = [
     "train_detection",
     "train_segmentation",
     "train_video",
+    "training_budget",
 ]

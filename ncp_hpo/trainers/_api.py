@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +23,7 @@ from ncp_hpo.trainers.video import VideoTask
 if TYPE_CHECKING:
     import optuna
 
+    from ncp_hpo.spaces import CodeSpace
     from ncp_hpo.trainers.tracking import MLflowTracker
 
 __all__ = [
@@ -146,6 +148,7 @@ def train_code(
     lr: float | None = None,
     weight_decay: float | None = None,
     recipe: Recipe | None = None,
+    optimizer: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     amp: AmpMode | None = "auto",
@@ -167,6 +170,8 @@ def train_code(
             dataset, see :data:`~ncp_hpo.trainers.datasets.DEFAULT_DATASET`).
         epochs, batch_size, image_size, train_size, val_size, lr, weight_decay: the recipe
             scaled down (``None`` keeps the dataset's / recipe's default).
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"`` instead of the recipe's (its
+            schedule and weight decay stay; give ``lr`` too, Adam wants ~100x less than SGD).
         seed: fixes the data split and order, the initial weights and the augmentation.
         trial: an Optuna trial: per-epoch reports and pruning; at the end its user
             attributes get the final metrics, ``macs``, ``params``, ``wall_time_s``, ... so
@@ -206,6 +211,8 @@ def train_code(
         **dict(model_options or {}),
     )
     strategy = make_task(task, info.num_classes, **_task_options(task, info))
+    if optimizer is not None:
+        recipe = replace(recipe or strategy.recipe, optimizer=optimizer)  # type: ignore[arg-type]
     settings = {
         "dataset": info.name,
         "epochs": epochs,
@@ -300,6 +307,13 @@ class TrainingObjective:
         objectives: ``("metric",)`` or ``("metric", "macs")``.
         tracker: MLflow logging (optional).
         fixed: code dimensions held fixed (``{"b1": 1, ...}``), not suggested.
+        max_flops: compute budget: at most this many multiply-accumulates per sample
+            (exact, :func:`ncp_hpo.spaces.cost.flops` at the training input size); a code
+            over it is never trained: the trial is pruned at once with ``fail_reason``
+            ``"over compute budget"``, ``budget_violation`` > 0 and the Optuna constraint
+            ``compute_budget`` (TPE learns from it); give the predictor-based samplers
+            ``space=objective.space`` so they never propose such a code.
+        max_params: the same for parameters.
         train_options: everything else :func:`train_code` takes (``dataset``, ``epochs``,
             ``batch_size``, ``image_size``, ``lr``, ``seed``, ``device``, ...).
     """
@@ -311,6 +325,8 @@ class TrainingObjective:
         objectives: Sequence[str] = ("metric",),
         tracker: MLflowTracker | None = None,
         fixed: Mapping[str, int] | None = None,
+        max_flops: float | None = None,
+        max_params: float | None = None,
         **train_options: Any,
     ) -> None:
         if tuple(objectives) not in (("metric",), ("metric", "macs")):
@@ -324,6 +340,21 @@ class TrainingObjective:
         self.tracker = tracker
         self.fixed = dict(fixed or {})
         self.train_options = train_options
+        from ncp_hpo.trainers._budget import training_budget
+
+        self.budget = training_budget(
+            task, max_flops=max_flops, max_params=max_params, train_options=train_options
+        )
+
+    @property
+    def space(self) -> CodeSpace:
+        """The code space of the trials: restricted to the budget when one is set (give it
+        to the predictor-based samplers, ``NCPSampler(space=objective.space)``)."""
+        from ncp_hpo.spaces import MultiResolutionSpace
+        from ncp_hpo.spaces.budget import BudgetedSpace
+
+        base = MultiResolutionSpace()
+        return base if self.budget is None else BudgetedSpace(base, self.budget)
 
     def suggest_code(self, trial: optuna.trial.BaseTrial) -> Any:
         """The trial's code: one ``suggest_int`` per dimension not in ``fixed``."""
@@ -347,7 +378,10 @@ class TrainingObjective:
         return space.from_params(params)
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, float]:
+        from ncp_hpo.trainers._budget import enforce_budget
+
         code = self.suggest_code(trial)
+        enforce_budget(trial, self.budget, code)
         result = train_code(
             code, task=self.task, trial=trial, tracker=self.tracker, **self.train_options
         )

@@ -49,6 +49,7 @@ from ncp_hpo._worker_cli import (
     _short,
 )
 from ncp_hpo.exceptions import NCPError
+from ncp_hpo.trainers._progress import StudyProgress
 
 if TYPE_CHECKING:
     import optuna
@@ -69,10 +70,11 @@ __all__ = [
 TASK_CHOICES = ("cls", "seg", "video", "bev-det")
 SAMPLERS = ("ncp", "netadapt", "neural-predictor", "random", "tpe", "gp")
 PREDICTOR_SAMPLERS = ("ncp", "netadapt", "neural-predictor")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "median", "hyperband", "none")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
 MAX_FAILURES_IN_ROW = 3
+MAX_REFUSALS_IN_ROW = 500
 TOP_K = 5
 
 
@@ -83,6 +85,26 @@ class TrainingCLIError(NCPError, ValueError):
 # ---------------------------------------------------------------------------------------
 # argument types
 # ---------------------------------------------------------------------------------------
+def _cpu_default(key: str) -> Any:
+    from ncp_hpo.trainers._budget import CPU_STUDY_DEFAULTS
+
+    return CPU_STUDY_DEFAULTS["cls"][key]
+
+
+def _cap_arg(text: str) -> float:
+    """A positive budget cap, or ``none`` (no cap: returned as ``inf``)."""
+    t = text.strip().lower()
+    if t in ("none", "off", "inf"):
+        return math.inf
+    try:
+        v = float(t)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or none, got {text!r}")
+    return v
+
+
 def _device_arg(text: str) -> str:
     t = text.strip().lower()
     if t in ("cpu", "cuda", "auto") or (t.startswith("cuda:") and t[5:].isdigit()):
@@ -90,22 +112,49 @@ def _device_arg(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
 
 
-def _add_training_options(p: argparse.ArgumentParser, *, epochs: int) -> None:
+def _add_training_options(
+    p: argparse.ArgumentParser, *, epochs: int, device_defaults: bool = False
+) -> None:
     g = p.add_argument_group("training")
+    on_cpu = "; on the CPU, cls: {}" if device_defaults else ""
     g.add_argument(
-        "--epochs", type=_positive_int, default=epochs, metavar="N", help="training epochs"
+        "--epochs",
+        type=_positive_int,
+        default=None if device_defaults else epochs,
+        metavar="N",
+        help=f"training epochs (default: {epochs}{on_cpu.format(_cpu_default('epochs'))})",
     )
-    g.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="batch size")
+    g.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None if device_defaults else 32,
+        metavar="N",
+        help=f"batch size (default: 32{on_cpu.format(_cpu_default('batch_size'))})",
+    )
     g.add_argument(
         "--image-size",
         type=_positive_int,
         metavar="N",
-        help="input side in pixels (default: the dataset's)",
+        help="input side in pixels "
+        f"(default: the dataset's{on_cpu.format(_cpu_default('image_size'))})",
     )
     g.add_argument(
         "--dataset",
         metavar="NAME|DIR",
         help="embedded dataset or image folder (default: the task's embedded dataset)",
+    )
+    g.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw"),
+        help="instead of the task recipe's (sgd for cls"
+        f"{', adamw on the CPU' if device_defaults else ''}); give --lr with it",
+    )
+    cpu_lr = f"; {_cpu_default('lr')} with adamw on the CPU" if device_defaults else ""
+    g.add_argument(
+        "--lr",
+        type=_positive_float,
+        metavar="LR",
+        help=f"learning rate (recipe default: 0.1 for sgd{cpu_lr})",
     )
     g.add_argument("--train-size", type=_positive_int, metavar="N", help="training samples")
     g.add_argument("--val-size", type=_positive_int, metavar="N", help="validation samples")
@@ -259,8 +308,9 @@ def register_training_commands(subparsers: Any) -> None:
     s.add_argument(
         "--pruner",
         choices=PRUNERS,
-        default="median",
-        help="stop poor trials early; never after the final epoch",
+        default="auto",
+        help="stop poor trials early, never after the final epoch; auto: none for "
+        "ncp/netadapt/neural-predictor (they learn only from completed trials), else median",
     )
     s.add_argument(
         "--seed",
@@ -279,10 +329,23 @@ def register_training_commands(subparsers: Any) -> None:
     s.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="start no trial after this"
     )
-    _add_training_options(s, epochs=3)
+    _add_training_options(s, epochs=3, device_defaults=True)
+    b = s.add_argument_group("compute budget (a code over it is never trained)")
+    b.add_argument(
+        "--max-gflops",
+        type=_cap_arg,
+        metavar="G|none",
+        help="at most G GFLOPs (multiply-accumulates per sample at the training input size, "
+        f"exact); default on the CPU for cls: {_cpu_default('max_gflops')}, else none",
+    )
+    b.add_argument(
+        "--max-params", type=_cap_arg, metavar="M|none", help="at most M million parameters"
+    )
     _add_tracking_options(s, experiment_help="MLflow experiment (default: the study name)")
     s.add_argument("--log-models", action="store_true", help="log every trial's weights to MLflow")
-    s.add_argument("--quiet", action="store_true", help="print only the summary")
+    s.add_argument(
+        "--quiet", action="store_true", help="print only the summary (no progress, no trial lines)"
+    )
     s.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
     s.set_defaults(func=_cmd_study)
 
@@ -330,6 +393,8 @@ def _train_options(args: argparse.Namespace, device: str | None) -> dict[str, An
         "val_size": args.val_size,
         "device": device,
         "amp": args.amp,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
     }
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -631,19 +696,25 @@ def _study(args: argparse.Namespace) -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from ncp_hpo._worker_cli import task_objective
+    from ncp_hpo._worker_cli import WorkerError, task_objective
+    from ncp_hpo.trainers import TrainingObjective
+    from ncp_hpo.trainers._budget import is_over_budget
 
     _validate_study_args(args)
+    device = _device(args.device)
+    _apply_device_defaults(args, device)
+    if args.pruner == "auto":
+        args.pruner = "none" if args.sampler in PREDICTOR_SAMPLERS else "median"
     log: Callable[[str], None] = (
         (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     )
-    device = _device(args.device)
     opts = _train_options(args, device)
     if args.seed is not None:
         opts["seed"] = args.seed
     _check_dataset(args.task, opts)
     enqueue = [_parse_code(c, option="--enqueue") for c in args.enqueue]
     name = (args.study_name or f"ncp-hpo-{args.task}-{args.sampler}").strip()
+    max_flops, max_params = _caps(args)
 
     storage = _open_storage(args.storage)
     if args.storage is None:
@@ -657,9 +728,18 @@ def _study(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             log_model=args.log_models,
         )
-    spec = task_objective(
-        args.task, objective="metric", tracker=tracker, train_options={**opts, "progress": False}
-    )
+    try:
+        spec = task_objective(
+            args.task,
+            objective="metric",
+            tracker=tracker,
+            train_options={**opts, "progress": False},
+            max_flops=max_flops,
+            max_params=max_params,
+        )
+    except WorkerError as exc:
+        raise TrainingCLIError(str(exc)) from None
+    budget = getattr(spec.space, "budget", None)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -667,11 +747,10 @@ def _study(args: argparse.Namespace) -> int:
         pruner=_make_pruner(args.pruner, args.epochs),
         load_if_exists=True,
     )
-    _check_study(study, spec.description)
+    _check_study(study, spec.description, spec.metric_names)
     main_metric = _main_metric(args.task)
-    counted = (TrialState.COMPLETE, TrialState.PRUNED)
     before = study.get_trials(deepcopy=False)
-    done = sum(t.state in counted for t in before)
+    done = _n_counted(before)
     remaining = args.trials - done
     if before:
         log(
@@ -683,9 +762,15 @@ def _study(args: argparse.Namespace) -> int:
         _print_summary(study, main_metric, args.trials, wall=0.0, ran=0, tracker=tracker)
         return 0
 
+    if budget is not None and args.sampler in ("tpe", "gp") and not before:
+        # their random startup would mostly draw codes over the budget: start them from
+        # random codes within it instead (seeded), then they learn the budget as a constraint
+        n_start = 10 if args.startup_trials is None else args.startup_trials
+        draws = spec.space.sample(n_start, seed=args.seed)
+        enqueue += [str(spec.space.encode(c)) for c in draws]
     queued = _enqueue(study, enqueue, limit=remaining)
     if queued:
-        log(f"queued {queued} code(s) from --enqueue to run first")
+        log(f"queued {queued} code(s) to run first (--enqueue; startup codes within the budget)")
     prior = None
     if args.prior is not None:
         prior = _load_prior(args.prior, data_dir=args.data_dir, seed=args.seed or 0, log=log)
@@ -694,9 +779,16 @@ def _study(args: argparse.Namespace) -> int:
     study.sampler = _make_sampler(args, spec.space, sampler_seed, prior)
 
     stop_reason: list[str] = []
-    failures_in_row = ran = 0
+    failures_in_row = ran = refused = refused_in_row = 0
+    progress = StudyProgress(
+        total=remaining, epochs=args.epochs, metric=main_metric, enabled=not args.quiet
+    )
+    trainer = spec.objective
+    if isinstance(trainer, TrainingObjective):  # epochs of the running trial
+        trainer.train_options["callback"] = progress.on_epoch
 
     def objective(trial: optuna.trial.Trial) -> Any:
+        progress.start_trial(trial.number)
         try:
             return spec.objective(trial)
         except optuna.TrialPruned:
@@ -706,9 +798,28 @@ def _study(args: argparse.Namespace) -> int:
             raise
 
     def on_done(study: optuna.Study, frozen: FrozenTrial) -> None:
-        nonlocal failures_in_row, ran
+        nonlocal failures_in_row, ran, refused, refused_in_row
+        if is_over_budget(frozen):
+            refused += 1
+            refused_in_row += 1
+            progress.end_trial("", value=None, counted=False)
+            if refused_in_row >= MAX_REFUSALS_IN_ROW:
+                stop_reason.append(
+                    f"the {args.sampler} sampler proposed {refused_in_row} codes in a row over "
+                    f"the compute budget ({budget.describe() if budget else '-'}); raise "
+                    "--max-gflops/--max-params"
+                )
+                study.stop()
+            return
         ran += 1
-        log(_trial_line(frozen, main_metric))
+        line = _trial_line(frozen, main_metric)
+        if refused_in_row:
+            line += f"  (+{refused_in_row} over budget, not trained)"
+        refused_in_row = 0
+        value = frozen.value if frozen.state == TrialState.COMPLETE else None
+        progress.end_trial(line, value=value)
+        if _n_counted(study.get_trials(deepcopy=False)) >= args.trials:
+            study.stop()
         if frozen.state == TrialState.FAIL:
             failures_in_row += 1
             if failures_in_row >= MAX_FAILURES_IN_ROW:
@@ -720,24 +831,21 @@ def _study(args: argparse.Namespace) -> int:
         else:
             failures_in_row = 0
 
-    callbacks: list[Any] = [
-        on_done,
-        optuna.study.MaxTrialsCallback(args.trials, states=counted),
-    ]
     log(
         f"study {name!r}: {remaining} trial(s) to run on {args.task} with {args.sampler}"
         f"{f' (prior {args.prior})' if args.prior else ''}, pruner {args.pruner}, "
-        f"{args.epochs} epoch(s) each"
+        f"{args.epochs} epoch(s) each, {_geometry(opts)}"
+        f"{f'; budget {budget.describe()}' if budget else ''}"
     )
     t0 = time.perf_counter()
     try:
-        with _ParentRun(study, tracker, args, log) as parent_id:
+        with _ParentRun(study, tracker, args, log) as parent_id, progress:
             study.optimize(
                 objective,
                 n_trials=None,
                 timeout=args.timeout,
                 catch=(Exception,),
-                callbacks=callbacks,
+                callbacks=[on_done],
                 gc_after_trial=True,
             )
             if parent_id is not None and tracker is not None:
@@ -747,9 +855,64 @@ def _study(args: argparse.Namespace) -> int:
             tracker.close()  # parents opened lazily by trials (MLflow came back mid-study)
     wall = time.perf_counter() - t0
     _print_summary(study, main_metric, args.trials, wall=wall, ran=ran, tracker=tracker)
+    if refused:
+        print(f"{refused} proposed code(s) were over the compute budget and not trained")
     if stop_reason:
         raise TrainingCLIError(stop_reason[0])
     return 0
+
+
+def _n_counted(trials: Sequence[FrozenTrial]) -> int:
+    """COMPLETE + PRUNED trials, not counting codes refused for the compute budget."""
+    from optuna.trial import TrialState
+
+    from ncp_hpo.trainers._budget import is_over_budget
+
+    return sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_over_budget(t)
+        for t in trials
+    )
+
+
+def _apply_device_defaults(args: argparse.Namespace, device: str | None) -> None:
+    """Fill the options left unset with the per-device defaults (CPU: a cheaper study on
+    the embedded dataset, see ``CPU_STUDY_DEFAULTS``)."""
+    from ncp_hpo.trainers._budget import CPU_STUDY_DEFAULTS
+
+    on_cpu = device == "cpu" or (device is None and not _cuda_available())
+    defaults = CPU_STUDY_DEFAULTS.get(args.task, {}) if on_cpu and args.dataset is None else {}
+    if args.epochs is None:
+        args.epochs = defaults.get("epochs", 3)
+    if args.batch_size is None:
+        args.batch_size = defaults.get("batch_size", 32)
+    if args.image_size is None:
+        args.image_size = defaults.get("image_size")
+    if args.max_gflops is None:
+        args.max_gflops = defaults.get("max_gflops")
+    if args.optimizer is None and args.lr is None:
+        args.optimizer, args.lr = defaults.get("optimizer"), defaults.get("lr")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _caps(args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """``(max_flops, max_params)`` in raw counts; ``None`` for no cap."""
+    g, m = args.max_gflops, args.max_params
+    flops = None if g is None or math.isinf(g) else g * 1e9
+    n_params = None if m is None or math.isinf(m) else m * 1e6
+    return flops, n_params
+
+
+def _geometry(opts: Mapping[str, Any]) -> str:
+    size = opts.get("image_size")
+    return (
+        f"batch {opts.get('batch_size', 32)}"
+        f"{f', {size}x{size} input' if size else ', the dataset input size'}"
+    )
 
 
 def _enqueue(study: optuna.Study, codes: Sequence[str], *, limit: int) -> int:
@@ -800,7 +963,9 @@ def _main_metric(task: str) -> str:
     return TASKS[task].main_metric
 
 
-def _check_study(study: optuna.Study, description: Mapping[str, Any]) -> None:
+def _check_study(
+    study: optuna.Study, description: Mapping[str, Any], metric_names: Sequence[str]
+) -> None:
     """Record what the study optimises, or check that a resumed one optimises the same."""
     if [d.name.lower() for d in study.directions] != ["maximize"]:
         raise TrainingCLIError(
@@ -811,7 +976,7 @@ def _check_study(study: optuna.Study, description: Mapping[str, Any]) -> None:
     if recorded is None:
         study.set_user_attr(OBJECTIVE_ATTR, dict(description))
         if study.metric_names is None:
-            study.set_metric_names(["metric"])
+            study.set_metric_names(list(metric_names))
         return
     if _describe_key(recorded) != _describe_key(description):
         raise TrainingCLIError(

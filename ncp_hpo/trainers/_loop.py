@@ -566,7 +566,7 @@ def _fit(
             seen += n
             bar.update(1)
             if progress and step % 10 == 0:
-                bar.set_postfix(loss=f"{float(loss):.4g}")
+                bar.set_postfix(loss=f"{loss.detach().item():.4g}")
         bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
