@@ -960,7 +960,8 @@ class Worker:
 
 
 def _tracker(args: argparse.Namespace) -> Any:
-    """An MLflow tracker for ``--mlflow-uri``, after checking the server answers."""
+    """An MLflow tracker for ``--mlflow-uri``, or ``None`` (with one warning) when the
+    server does not answer."""
     from ncp_hpo.trainers.tracking import MLflowTracker
 
     tracker = MLflowTracker(
@@ -972,11 +973,15 @@ def _tracker(args: argparse.Namespace) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ok = tracker.reachable()
-    if not ok:
-        raise WorkerError(
-            f"MLflow tracking at {args.mlflow_uri} is unreachable ({tracker.last_error}); "
-            "start the tracking server or drop --mlflow-uri"
+    if not ok:  # like `study`: one warning, and the trials still run (kept in the storage)
+        print(
+            redact(
+                f"warning: MLflow tracking at {args.mlflow_uri} is unreachable "
+                f"({tracker.last_error}); trials run and are kept in the Optuna storage only"
+            ),
+            file=sys.stderr,
         )
+        return None
     tracker.warned = False
     return tracker
 

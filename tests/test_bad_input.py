@@ -762,7 +762,6 @@ def test_bad_benchmark_and_sampler_settings_are_one_line(
         ([*NB201, *data, "--heartbeat", "2", "--grace", "1"], ["--grace"]),
         ([*NB201, *data, "--heartbeat", "0", "--grace", "5"], ["--grace"]),
         (["--task", "cls", "--mode", "exact"], ["--benchmark only"]),
-        ([*NB201, *data, "--mlflow-uri", "http://127.0.0.1:9"], ["MLflow", "unreachable"]),
     ]
     for args, needles in cases:
         code, _, err = _cli([*base, *args], capsys)
@@ -844,18 +843,6 @@ def test_real_entry_point_prints_one_line(tmp_path: Path, shared_data_dir: Path)
             "cannot use storage" if _importable("psycopg") else "ncp-hpo[postgres]",
         ),
         "setting": ([*W, "--storage", f"journal:{tmp_path / 'j.log'}", "--benchmark", "x"], "x"),
-        "tracking": (
-            [
-                *W,
-                "--storage",
-                f"journal:{tmp_path / 'j.log'}",
-                *NB201,
-                *data,
-                "--mlflow-uri",
-                "http://127.0.0.1:9",
-            ],
-            "unreachable",
-        ),
     }
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     procs = {
@@ -917,3 +904,20 @@ def test_an_unwritable_output_folder_is_one_line(
         argv = ["search", "--setting", "nas-bench-201", "--iters", "2", "--no-progress", *data]
     code, _, err = _cli([*argv, "--out", str(blocker / "out")], capsys)
     _assert_one_line_error(code, err, "cannot use", "a-file", "Not a directory")
+
+
+def test_worker_with_an_unreachable_mlflow_warns_once_and_runs(
+    tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like ``study``: an unreachable tracking server is one warning, never a lost trial."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    argv = [*W, "--storage", storage, *NB201, "--data-dir", str(shared_data_dir),
+            "--sampler", "random", "--trials", "3", "--quiet",
+            "--mlflow-uri", "http://u:secret@127.0.0.1:9"]  # fmt: skip
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    warns = [ln for ln in err.splitlines() if ln.startswith("warning: MLflow")]
+    assert len(warns) == 1 and "unreachable" in warns[0] and "Traceback" not in err
+    assert "secret" not in err
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
