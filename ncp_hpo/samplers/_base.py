@@ -79,6 +79,7 @@ class PredictorSamplerBase(BaseSampler):
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         seed: int | None = None,
+        source_params: dict[str, Any] | None = None,
     ) -> None:
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
@@ -96,7 +97,11 @@ class PredictorSamplerBase(BaseSampler):
             )
         params = {"n_threads": 1, **(predictor_params or {})}
         self._source = PredictorSource(
-            prior=prior, online=online, refit_every=refit_every, predictor_params=params
+            prior=prior,
+            online=online,
+            refit_every=refit_every,
+            predictor_params=params,
+            **(source_params or {}),  # refit schedule (refit_growth, refit_epochs ...)
         )
         self._proposer = proposer_factory(self._space)
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)

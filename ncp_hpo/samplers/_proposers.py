@@ -17,6 +17,7 @@ from ncp_hpo.samplers._surrogate import ScoreModel
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = [
+    "GuidedNCPProposer",
     "NCPProposer",
     "NetAdaptProposer",
     "NeuralPredictorProposer",
@@ -261,6 +262,112 @@ class NCPProposer(Proposer):
             nbrs = self.space.neighbors(c)
             out.append(nbrs[rng.integers(len(nbrs))])
         return np.asarray(out, dtype=np.int64).reshape(-1, self.space.dim)
+
+
+@dataclass
+class GuidedNCPProposer(NCPProposer):
+    """NCP guided by an ensemble's upper confidence bound, with local refinement.
+
+    Once per predictor fit (``model.version``), ``n_starts`` codes (incumbents, one-unit
+    perturbations of them, random codes) are propagated by :func:`propagate` exactly as in
+    :class:`NCPProposer`; the candidate *pool* is then the final codes, every code the
+    trajectories passed through, the one-unit neighbours of the finals (local refinement
+    of the propagated codes) and ``n_random`` uniform codes, and their ensemble
+    predictions are cached. On every proposal the one-unit neighbours of the top
+    ``n_incumbents`` incumbents join the pool (the incumbents move between fits), and all
+    candidates are ranked by the upper confidence bound ``(mean - mu) / sd + kappa * std /
+    sd`` per objective (``mu``, ``sd``: the history's scores; ``std``: the ensemble
+    members' spread), weighted as in :class:`NCPProposer` and minus the FLOPs term.
+
+    Args:
+        n_incumbents: incumbents whose neighbourhoods are scored on every proposal.
+        kappa: weight of the ensemble spread (0: predicted mean only).
+        n_random: uniform codes added to the pool at each fit (global exploration).
+    """
+
+    iterations: int = 30
+    n_starts: int = 16
+    n_random_starts: int = 2
+    n_incumbents: int = 4
+    kappa: float = 1.0
+    n_random: int = 1000
+    _pool_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _pool: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        weights = objective_weights(len(model.outputs), rng)
+        key = (id(model.predictor), model.version)
+        if self._pool_key != key or not self._pool:
+            self._pool = self._build_pool(history, model, rng, weights)
+            self._pool_key = key
+        inc = history.incumbents(max_count=self.n_incumbents)
+        local = [self.space.neighbors(c) for c in inc]
+        if local:
+            block = self._score(_unique_rows(np.concatenate(local)), model)
+            cand = {k: np.concatenate([self._pool[k], block[k]]) for k in block}
+        else:
+            cand = self._pool
+        util = self._ucb(cand, history, weights)
+        order = np.argsort(-util, kind="stable")
+        self.info = {"pool": len(self._pool["codes"]), "weights": weights.tolist()}
+        return cand["codes"][order]
+
+    def _build_pool(
+        self,
+        history: History,
+        model: ScoreModel,
+        rng: np.random.Generator,
+        weights: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        from ncp_hpo.propagation import Objective, propagate
+
+        names = model.predictor.metric_names_
+        objectives = [
+            Objective(predictor=model.predictor, metric=names[o], weight=float(w) * s)
+            for o, w, s in zip(model.outputs, weights, model.sign, strict=True)
+            if w > 0
+        ]
+        use_flops = self.lam > 0 and self.space.has_exact_flops
+        res = propagate(
+            objectives,
+            self.space,
+            self._starts(history, rng),
+            strategy=self.strategy,  # type: ignore[arg-type]
+            iterations=self.iterations,
+            lr=self.lr,
+            flops_weight=self.lam if use_flops else 0.0,
+            flops_source="exact" if use_flops else "none",
+            stop_at_target=False,
+        )
+        parts = [res.codes]
+        if res.trajectory is not None:
+            parts.append(res.trajectory.rounded.reshape(-1, self.space.dim))
+        parts += [self.space.neighbors(c) for c in _unique_rows(res.codes)]
+        parts.append(self.space.sample(self.n_random, seed=rng))
+        return self._score(_unique_rows(np.concatenate(parts).astype(np.int64)), model)
+
+    def _score(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:
+        """Everything the ranking needs about ``codes`` that does not change until a refit."""
+        mean, std = model.scores_with_std(codes)
+        return {
+            "codes": codes,
+            "mean": mean,
+            "std": std,
+            "violation": model.violation(codes),
+            "log_flops": self._log_flops(codes),
+        }
+
+    def _ucb(self, cand: dict[str, np.ndarray], history: History, w: np.ndarray) -> np.ndarray:
+        mean, std = cand["mean"], cand["std"]
+        k = mean.shape[1]
+        ref = history.scores[:, :k] if history.n > 1 else mean
+        sd = ref.std(0) if len(ref) > 1 else np.ones(k)
+        sd = np.where(sd > 1e-12, sd, 1.0)
+        util = ((mean - ref.mean(0)) / sd + self.kappa * std / sd) @ w[:k]
+        if self.lam and self.space.has_exact_flops:
+            ref_lf = self._log_flops(history.codes) if history.n > 1 else cand["log_flops"]
+            util = util - self.lam * _standardize(cand["log_flops"][:, None], ref_lf[:, None])[:, 0]
+        return _penalize(util, cand["violation"])
 
 
 def _unique_rows(a: np.ndarray) -> np.ndarray:
