@@ -75,7 +75,7 @@ class NCPSampler(PredictorSamplerBase):
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).
         n_starts: codes propagated per propagation (guided 16, paper 32).
-        kappa: guided mode's weight of the ensemble spread in the ranking (1; 0 ranks by
+        kappa: guided mode's weight of the ensemble spread in the ranking (2; 0 ranks by
             the predicted mean alone).
         refit_every: refit after at least this many new completed trials (guided mode also
             waits for ``0.2 n`` of them).
@@ -93,7 +93,7 @@ class NCPSampler(PredictorSamplerBase):
         iterations: int | None = None,
         lr: float | None = None,
         n_starts: int | None = None,
-        kappa: float = 1.0,
+        kappa: float = 2.0,
         refit_every: int | None = None,
         predictor_params: dict[str, Any] | None = None,
         n_startup_trials: int | None = None,
@@ -109,6 +109,8 @@ class NCPSampler(PredictorSamplerBase):
                 prop[name] = value
         if refit_every is not None:
             sched["refit_every"] = refit_every
+        if prior is not None:  # fine-tuning a prior: every trial counts, the paper's way
+            sched.pop("refit_growth", None)
         if mode == "guided":
             if not kappa >= 0:
                 raise ValueError(f"kappa must be >= 0, got {kappa}")

@@ -289,28 +289,51 @@ class GuidedNCPProposer(NCPProposer):
     n_starts: int = 16
     n_random_starts: int = 2
     n_incumbents: int = 4
-    kappa: float = 1.0
+    kappa: float = 2.0
     n_random: int = 1000
+    hops: int = 1
+    trust_radius: int = 0
+    n_trust: int = 8
+    thompson: bool = False
+    _member: int = field(default=0, init=False, repr=False)
     _pool_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _pool: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         weights = objective_weights(len(model.outputs), rng)
+        self._member = int(rng.integers(1 << 30))
         key = (id(model.predictor), model.version)
         if self._pool_key != key or not self._pool:
             self._pool = self._build_pool(history, model, rng, weights)
             self._pool_key = key
         inc = history.incumbents(max_count=self.n_incumbents)
         local = [self.space.neighbors(c) for c in inc]
+        if self.hops > 1 and len(inc):
+            ring = local[0]
+            for _ in range(self.hops - 1):
+                ring = _unique_rows(np.concatenate([self.space.neighbors(c) for c in ring]))
+                local.append(ring)
         if local:
             block = self._score(_unique_rows(np.concatenate(local)), model)
             cand = {k: np.concatenate([self._pool[k], block[k]]) for k in block}
         else:
             cand = self._pool
         util = self._ucb(cand, history, weights)
+        if self.trust_radius > 0 and history.n:
+            centres = history.incumbents(max_count=self.n_trust)
+            inside = self._moves_to(cand["codes"], centres) <= self.trust_radius
+            if inside.any():
+                util = np.where(inside, util, util.min() - 1.0 + util - util.max())
         order = np.argsort(-util, kind="stable")
         self.info = {"pool": len(self._pool["codes"]), "weights": weights.tolist()}
         return cand["codes"][order]
+
+    def _moves_to(self, codes: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """``n``: fewest one-unit moves (estimated as differing dimensions over the
+        dimensions one move changes) from each of ``codes`` to any of ``centres``."""
+        per_move = max(1, int(np.count_nonzero(self.space.neighbors(centres[0])[0] != centres[0])))
+        diff = (codes[:, None, :] != centres[None, :, :]).sum(-1).min(1)
+        return -(-diff // per_move)
 
     def _build_pool(
         self,
@@ -348,17 +371,24 @@ class GuidedNCPProposer(NCPProposer):
 
     def _score(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:
         """Everything the ranking needs about ``codes`` that does not change until a refit."""
-        mean, std = model.scores_with_std(codes)
+        members = model.member_scores(codes)  # E x n x k
+        mean = members.mean(0)
+        std = members.std(0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
         return {
             "codes": codes,
             "mean": mean,
             "std": std,
+            "members": members.transpose(1, 0, 2),  # n x E x k
             "violation": model.violation(codes),
             "log_flops": self._log_flops(codes),
         }
 
     def _ucb(self, cand: dict[str, np.ndarray], history: History, w: np.ndarray) -> np.ndarray:
         mean, std = cand["mean"], cand["std"]
+        if self.thompson:  # one random member's prediction (drawn per proposal)
+            members = cand["members"]
+            mean = members[:, self._member % members.shape[1]]
+            std = np.zeros_like(mean)
         k = mean.shape[1]
         ref = history.scores[:, :k] if history.n > 1 else mean
         sd = ref.std(0) if len(ref) > 1 else np.ones(k)

@@ -65,6 +65,19 @@ class ScoreModel:
         std = np.asarray(std, dtype=np.float64).reshape(len(codes), -1)[:, list(self.outputs)]
         return mean * np.asarray(self.sign), std
 
+    def member_scores(self, codes: np.ndarray) -> np.ndarray:
+        """Each ensemble member's signed objectives of ``codes`` (``n x d``):
+        ``n_members x n x len(outputs)``."""
+        import torch
+
+        p = self.predictor
+        idx = list(self.outputs)
+        with torch.no_grad():
+            z = p.standardize(torch.as_tensor(np.asarray(codes), dtype=torch.float32))
+            out = p.forward_standardized(z, members=True)[..., idx]
+            out = out * p.target_std_[idx] + p.target_mean_[idx]
+        return out.double().numpy() * np.asarray(self.sign)
+
 
 class PredictorSource:
     """Builds (and caches, as a warm start) the predictor a sampler proposes with.
