@@ -6,9 +6,10 @@ sampler's). Every call Optuna makes into the sampler (``infer_relative_search_sp
 ``sample_relative``, ``sample_independent``, ``before_trial``, ``after_trial``) is timed
 with the thread's CPU clock and charged to its trial, so predictor refits, propagation and
 history reads all count where they happen; a 15-trial warm-up study first keeps one-time
-imports (torch's optimiser pulls in ``torch._dynamo`` on first use) out of the figures. At each checkpoint ``N`` (``--at``) the script
-prints the mean own time per trial over trials ``1..N`` (the whole run so far, refits
-amortised) and over trials ``N/2..N`` (the current cost), and NCP's ratios to TPE and GP.
+imports (torch's optimiser pulls in ``torch._dynamo`` on first use) out of the figures.
+At each checkpoint ``N`` (``--at``) the script prints the mean own time per trial over
+trials ``1..N`` (the whole run so far, refits amortised) and over trials ``N/2..N`` (the
+current cost), and NCP's ratios to TPE and GP.
 Goal (issue 11): NCP <= 10x TPE and <= 0.25x GP at 100, 300 and 1,000 trials.
 
     OMP_NUM_THREADS=1 python benchmarks/sampler_cost.py [--trials 1000] [--at 100 300 1000]
@@ -59,9 +60,7 @@ class TimedSampler(BaseSampler):
         return self._timed(trial.number, self.inner.sample_relative, study, trial, search_space)
 
     def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
-        return self._timed(
-            trial.number, self.inner.sample_independent, study, trial, name, dist
-        )
+        return self._timed(trial.number, self.inner.sample_independent, study, trial, name, dist)
 
     def before_trial(self, study: Any, trial: Any) -> None:
         self._timed(trial.number, self.inner.before_trial, study, trial)
@@ -78,7 +77,10 @@ def run(name: str, trials: int, seed: int, data_dir: str | None) -> np.ndarray:
     table = load_benchmark("nas-bench-201", data_dir=data_dir)
     space = table.space
     acc = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
-    lookup = {np.asarray(c, dtype=np.int64).tobytes(): float(a) for c, a in zip(table.codes, acc)}
+    lookup = {
+        np.asarray(c, dtype=np.int64).tobytes(): float(a)
+        for c, a in zip(table.codes, acc, strict=True)
+    }
     sampler = TimedSampler(_MAKERS[name](space, seed))
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
@@ -111,7 +113,9 @@ def report(costs: dict[str, np.ndarray], at: Sequence[int]) -> list[str]:
                     f"{1e3 * ncp[:n].mean() / whole:.2f}",
                     f"{1e3 * ncp[n // 2 : n].mean() / recent:.2f}",
                 ]
-            lines.append(f"| {n} | {name} | {_fmt(whole)} | {_fmt(recent)} | {ratio[0]} | {ratio[1]} |")
+            lines.append(
+                f"| {n} | {name} | {_fmt(whole)} | {_fmt(recent)} | {ratio[0]} | {ratio[1]} |"
+            )
     return lines
 
 
