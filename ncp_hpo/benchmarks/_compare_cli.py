@@ -19,7 +19,8 @@ _EPILOG = f"""\
 samplers: {_ALL}
 (default {_DEFAULT_SAMPLERS}; ncp-paper is NCPSampler(mode="paper"); gp is slow on
 NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's categorical
-edges at random; ax drives an Ax Client with ncp_generation_strategy, 10 Sobol trials then the NCP node).
+edges at random; ax drives an Ax Client with ncp_generation_strategy, 10 Sobol trials
+then the NCP node).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one
