@@ -27,7 +27,7 @@ _MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "guided": (
         {"iterations": 30, "lr": 3.0, "n_starts": 16},
         {"hidden": 64, "head_hidden": 32, "n_members": 5, "dropout": 0.1, "epochs": 100},
-        {"refit_every": 1, "refit_growth": 0.2},
+        {"refit_every": 1, "refit_growth": 0.3},
     ),
 }
 
@@ -59,7 +59,7 @@ class NCPSampler(PredictorSamplerBase):
 
     Modes:
         ``"guided"`` (default): the predictor is a 5-member ensemble (64/32 units), refitted
-        (warm-started) once ``max(1, 0.2 n)`` new trials completed since the fit on ``n``;
+        (warm-started) once ``max(1, 0.3 n)`` new trials completed since the fit on ``n``;
         after each fit, 16 codes are propagated for 30 iterations and the finals, their
         trajectories, the finals' one-unit neighbours and 1,000 random codes form a cached
         candidate pool; each proposal adds the neighbours of the top 4 incumbents and takes
@@ -78,7 +78,7 @@ class NCPSampler(PredictorSamplerBase):
         kappa: guided mode's weight of the ensemble spread in the ranking (2; 0 ranks by
             the predicted mean alone).
         refit_every: refit after at least this many new completed trials (guided mode also
-            waits for ``0.2 n`` of them).
+            waits for ``0.3 n`` of them).
 {_COMMON_ARGS}"""
 
     def __init__(
