@@ -283,6 +283,18 @@ class GuidedNCPProposer(NCPProposer):
         n_incumbents: incumbents whose neighbourhoods are scored on every proposal.
         kappa: weight of the ensemble spread (0: predicted mean only).
         n_random: uniform codes added to the pool at each fit (global exploration).
+
+    Measured alternatives, off by default (none beat the defaults on NAS-Bench-201
+    development seeds; ``benchmarks/results/nas-bench-201-ncp-dev.md``):
+
+    Args:
+        hops: also score the ``hops``-move neighbourhood of the best incumbent (1: off).
+        trust_radius: rank candidates more than this many moves from all of the top
+            ``n_trust`` incumbents after every candidate inside (0: off).
+        n_trust: incumbents that centre the trust region.
+        thompson: rank by one random ensemble member's prediction (drawn per proposal)
+            instead of the upper confidence bound.
+        niche: pick the local-search incumbents at least this many moves apart (0: off).
     """
 
     iterations: int = 30
@@ -295,6 +307,7 @@ class GuidedNCPProposer(NCPProposer):
     trust_radius: int = 0
     n_trust: int = 8
     thompson: bool = False
+    niche: int = 0
     _member: int = field(default=0, init=False, repr=False)
     _pool_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _pool: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
@@ -306,7 +319,7 @@ class GuidedNCPProposer(NCPProposer):
         if self._pool_key != key or not self._pool:
             self._pool = self._build_pool(history, model, rng, weights)
             self._pool_key = key
-        inc = history.incumbents(max_count=self.n_incumbents)
+        inc = self._local_centres(history)
         local = [self.space.neighbors(c) for c in inc]
         if self.hops > 1 and len(inc):
             ring = local[0]
@@ -327,6 +340,20 @@ class GuidedNCPProposer(NCPProposer):
         order = np.argsort(-util, kind="stable")
         self.info = {"pool": len(self._pool["codes"]), "weights": weights.tolist()}
         return cand["codes"][order]
+
+    def _local_centres(self, history: History) -> np.ndarray:
+        """The top ``n_incumbents`` incumbents; with ``niche > 0``, each at least ``niche``
+        moves from every better one kept (one centre per basin, best first)."""
+        if self.niche <= 0 or history.n == 0:
+            return history.incumbents(max_count=self.n_incumbents)
+        ranked = history.incumbents(max_count=history.n)
+        kept = [ranked[0]]
+        for c in ranked[1:]:
+            if len(kept) >= self.n_incumbents:
+                break
+            if self._moves_to(c[None], np.asarray(kept))[0] >= self.niche:
+                kept.append(c)
+        return np.asarray(kept)
 
     def _moves_to(self, codes: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """``n``: fewest one-unit moves (estimated as differing dimensions over the
