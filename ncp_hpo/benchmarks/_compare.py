@@ -128,6 +128,7 @@ __all__ = [
 
 SAMPLERS: tuple[str, ...] = (
     "ncp",
+    "ncp-guided",
     "netadapt",
     "neural-predictor",
     "random",
@@ -156,7 +157,14 @@ _GEN_ATTR = "compare:gen_s"
 _FORMAT_VERSION = 1
 
 # rough relative cost of one trial, to start the slow studies first
-_COST = {"gp": 6.0, "ax": 4.0, "neural-predictor": 2.0, "ncp": 2.0, "netadapt": 1.5}
+_COST = {
+    "gp": 6.0,
+    "ax": 4.0,
+    "neural-predictor": 2.0,
+    "ncp-guided": 2.0,
+    "ncp": 1.0,
+    "netadapt": 1.5,
+}
 
 
 class CompareError(NCPError, ValueError):
@@ -659,6 +667,10 @@ def make_sampler(name: str, *, space: Any, seed: int) -> optuna.samplers.BaseSam
         from ncp_hpo.samplers import NCPSampler
 
         return NCPSampler(space=space, seed=seed)
+    if name == "ncp-guided":
+        from ncp_hpo.samplers import NCPSampler
+
+        return NCPSampler(space=space, seed=seed, mode="guided")
     if name == "netadapt":
         from ncp_hpo.samplers import NetAdaptSampler
 

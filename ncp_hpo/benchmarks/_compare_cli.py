@@ -13,13 +13,14 @@ from typing import Any
 __all__ = ["register_compare_commands"]
 
 _DEFAULT_SAMPLERS = "ncp,netadapt,neural-predictor,random,tpe"
-_ALL = "ncp, netadapt, neural-predictor, random, tpe, gp, cmaes, nsga2, ax"
+_ALL = "ncp, ncp-guided, netadapt, neural-predictor, random, tpe, gp, cmaes, nsga2, ax"
 
 _EPILOG = f"""\
 samplers: {_ALL}
-(default: {_DEFAULT_SAMPLERS}; gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes'
-package and samples NAS-Bench-201's categorical edges at random; ax drives an Ax Client
-with ncp_generation_strategy, 10 Sobol trials then the NCP node).
+(default: {_DEFAULT_SAMPLERS}; ncp-guided is NCPSampler(mode="guided"); gp is slow on
+NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's categorical
+edges at random; ax drives an Ax Client with ncp_generation_strategy, 10 Sobol trials
+then the NCP node).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one

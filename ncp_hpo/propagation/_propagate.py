@@ -30,9 +30,11 @@ iteration sets ``t = p + step`` (``p - step`` for minimised metrics) and ``t_f =
 flops_step`` from the current prediction, so the propagation never "arrives" and runs its
 iterations. With the smooth-L1 loss (``beta = 1``) and ``step >= 1`` the gradient is then
 exactly ``-(grad p - lambda grad f)``: plain gradient ascent on the trade-off; with
-``step < 1`` it is scaled by ``step``. The paper's text uses ``step = 1`` (our default);
-upstream's YAML configs use ``per_step_increase = per_flops_decrease = 0.1``, a 10x
-smaller effective step at the same learning rate. ``target_mode="fixed"`` sets the
+``step < 1`` it is scaled by ``step``. The paper's text uses ``step = 1`` (our default).
+Upstream's YAML configs use ``per_step_increase = per_flops_decrease = 0.1``, but upstream
+``tools/ncp.py`` applies an L1 loss to these targets, whose gradient ``sign(p - t) grad p``
+does not depend on the size of the offset: its effective step is the same as ours at
+``step = 1`` (the same learning rate moves the code equally far). ``target_mode="fixed"`` sets the
 targets once from the initial prediction (``t = p_0 + step``); a row stops (is frozen)
 once all its targets are met (``stop_at_target``). :class:`Objective` ``target`` gives an
 absolute target in the metric's units (e.g. "most efficient model with mIoU >= 77").

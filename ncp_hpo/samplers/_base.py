@@ -79,6 +79,7 @@ class PredictorSamplerBase(BaseSampler):
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         seed: int | None = None,
+        source_params: dict[str, Any] | None = None,
     ) -> None:
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
@@ -96,7 +97,11 @@ class PredictorSamplerBase(BaseSampler):
             )
         params = {"n_threads": 1, **(predictor_params or {})}
         self._source = PredictorSource(
-            prior=prior, online=online, refit_every=refit_every, predictor_params=params
+            prior=prior,
+            online=online,
+            refit_every=refit_every,
+            predictor_params=params,
+            **(source_params or {}),  # refit schedule (refit_growth, refit_epochs ...)
         )
         self._proposer = proposer_factory(self._space)
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
@@ -107,6 +112,7 @@ class PredictorSamplerBase(BaseSampler):
         self._rng = _LazyRNG(seed)
         self._lock = threading.RLock()  # one instance is shared by n_jobs threads
         self.last_proposal_info: dict[str, Any] = {}
+        self._codes: dict[tuple[Any, ...], np.ndarray | None] = {}  # params -> code memo
 
     @property
     def space(self) -> CodeSpace:
@@ -260,12 +266,19 @@ class PredictorSamplerBase(BaseSampler):
         )
 
     def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
-        """The code of a trial: its params, or (unfinished/failed) its published proposal."""
+        """The code of a trial: its params, or (unfinished/failed) its published proposal.
+
+        Decoded codes are memoised on the parameter values (a pure function of them), so
+        rebuilding the history costs a dictionary look-up per trial.
+        """
         if all(n in t.params for n in self._param_names):
-            try:
-                return self._space.from_params(t.params)
-            except InvalidCodeError:
-                return None  # e.g. an objective that used a narrower range of its own
+            key = tuple(t.params[n] for n in self._param_names)
+            if key not in self._codes:
+                try:
+                    self._codes[key] = self._space.from_params(t.params)
+                except InvalidCodeError:
+                    self._codes[key] = None  # e.g. an objective that used a narrower range
+            return self._codes[key]
         raw = t.system_attrs.get(_PROPOSAL_ATTR)
         if raw is not None and t.state != TrialState.COMPLETE:
             return np.asarray(json.loads(raw), dtype=np.int64)

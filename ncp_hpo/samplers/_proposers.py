@@ -17,6 +17,7 @@ from ncp_hpo.samplers._surrogate import ScoreModel
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = [
+    "GuidedNCPProposer",
     "NCPProposer",
     "NetAdaptProposer",
     "NeuralPredictorProposer",
@@ -261,6 +262,169 @@ class NCPProposer(Proposer):
             nbrs = self.space.neighbors(c)
             out.append(nbrs[rng.integers(len(nbrs))])
         return np.asarray(out, dtype=np.int64).reshape(-1, self.space.dim)
+
+
+@dataclass
+class GuidedNCPProposer(NCPProposer):
+    """NCP guided by an ensemble's upper confidence bound, with local refinement.
+
+    Once per predictor fit (``model.version``), ``n_starts`` codes (incumbents, one-unit
+    perturbations of them, random codes) are propagated by :func:`propagate` exactly as in
+    :class:`NCPProposer`; the candidate *pool* is then the final codes, every code the
+    trajectories passed through, the one-unit neighbours of the finals (local refinement
+    of the propagated codes) and ``n_random`` uniform codes, and their ensemble
+    predictions are cached. On every proposal the one-unit neighbours of the top
+    ``n_incumbents`` incumbents join the pool (the incumbents move between fits), and all
+    candidates are ranked by the upper confidence bound ``(mean - mu) / sd + kappa * std /
+    sd`` per objective (``mu``, ``sd``: the history's scores; ``std``: the ensemble
+    members' spread), weighted as in :class:`NCPProposer` and minus the FLOPs term.
+
+    Args:
+        n_incumbents: incumbents whose neighbourhoods are scored on every proposal.
+        kappa: weight of the ensemble spread (0: predicted mean only).
+        n_random: uniform codes added to the pool at each fit (global exploration).
+
+    Measured alternatives, off by default (none beat the defaults on NAS-Bench-201
+    development seeds; ``benchmarks/results/nas-bench-201-ncp-dev.md``):
+
+    Args:
+        hops: also score the ``hops``-move neighbourhood of the best incumbent (1: off).
+        trust_radius: rank candidates more than this many moves from all of the top
+            ``n_trust`` incumbents after every candidate inside (0: off).
+        n_trust: incumbents that centre the trust region.
+        thompson: rank by one random ensemble member's prediction (drawn per proposal)
+            instead of the upper confidence bound.
+        niche: pick the local-search incumbents at least this many moves apart (0: off).
+    """
+
+    iterations: int = 30
+    n_starts: int = 16
+    n_random_starts: int = 2
+    n_incumbents: int = 4
+    kappa: float = 2.0
+    n_random: int = 1000
+    hops: int = 1
+    trust_radius: int = 0
+    n_trust: int = 8
+    thompson: bool = False
+    niche: int = 0
+    _member: int = field(default=0, init=False, repr=False)
+    _pool_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _pool: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        weights = objective_weights(len(model.outputs), rng)
+        self._member = int(rng.integers(1 << 30))
+        key = (id(model.predictor), model.version)
+        if self._pool_key != key or not self._pool:
+            self._pool = self._build_pool(history, model, rng, weights)
+            self._pool_key = key
+        inc = self._local_centres(history)
+        local = [self.space.neighbors(c) for c in inc]
+        if self.hops > 1 and len(inc):
+            ring = local[0]
+            for _ in range(self.hops - 1):
+                ring = _unique_rows(np.concatenate([self.space.neighbors(c) for c in ring]))
+                local.append(ring)
+        if local:
+            block = self._score(_unique_rows(np.concatenate(local)), model)
+            cand = {k: np.concatenate([self._pool[k], block[k]]) for k in block}
+        else:
+            cand = self._pool
+        util = self._ucb(cand, history, weights)
+        if self.trust_radius > 0 and history.n:
+            centres = history.incumbents(max_count=self.n_trust)
+            inside = self._moves_to(cand["codes"], centres) <= self.trust_radius
+            if inside.any():
+                util = np.where(inside, util, util.min() - 1.0 + util - util.max())
+        order = np.argsort(-util, kind="stable")
+        self.info = {"pool": len(self._pool["codes"]), "weights": weights.tolist()}
+        return cand["codes"][order]
+
+    def _local_centres(self, history: History) -> np.ndarray:
+        """The top ``n_incumbents`` incumbents; with ``niche > 0``, each at least ``niche``
+        moves from every better one kept (one centre per basin, best first)."""
+        if self.niche <= 0 or history.n == 0:
+            return history.incumbents(max_count=self.n_incumbents)
+        ranked = history.incumbents(max_count=history.n)
+        kept = [ranked[0]]
+        for c in ranked[1:]:
+            if len(kept) >= self.n_incumbents:
+                break
+            if self._moves_to(c[None], np.asarray(kept))[0] >= self.niche:
+                kept.append(c)
+        return np.asarray(kept)
+
+    def _moves_to(self, codes: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """``n``: fewest one-unit moves (estimated as differing dimensions over the
+        dimensions one move changes) from each of ``codes`` to any of ``centres``."""
+        per_move = max(1, int(np.count_nonzero(self.space.neighbors(centres[0])[0] != centres[0])))
+        diff = (codes[:, None, :] != centres[None, :, :]).sum(-1).min(1)
+        return -(-diff // per_move)
+
+    def _build_pool(
+        self,
+        history: History,
+        model: ScoreModel,
+        rng: np.random.Generator,
+        weights: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        from ncp_hpo.propagation import Objective, propagate
+
+        names = model.predictor.metric_names_
+        objectives = [
+            Objective(predictor=model.predictor, metric=names[o], weight=float(w) * s)
+            for o, w, s in zip(model.outputs, weights, model.sign, strict=True)
+            if w > 0
+        ]
+        use_flops = self.lam > 0 and self.space.has_exact_flops
+        res = propagate(
+            objectives,
+            self.space,
+            self._starts(history, rng),
+            strategy=self.strategy,  # type: ignore[arg-type]
+            iterations=self.iterations,
+            lr=self.lr,
+            flops_weight=self.lam if use_flops else 0.0,
+            flops_source="exact" if use_flops else "none",
+            stop_at_target=False,
+        )
+        parts = [res.codes]
+        if res.trajectory is not None:
+            parts.append(res.trajectory.rounded.reshape(-1, self.space.dim))
+        parts += [self.space.neighbors(c) for c in _unique_rows(res.codes)]
+        parts.append(self.space.sample(self.n_random, seed=rng))
+        return self._score(_unique_rows(np.concatenate(parts).astype(np.int64)), model)
+
+    def _score(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:
+        """Everything the ranking needs about ``codes`` that does not change until a refit."""
+        members = model.member_scores(codes)  # E x n x k
+        mean = members.mean(0)
+        std = members.std(0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
+        return {
+            "codes": codes,
+            "mean": mean,
+            "std": std,
+            "members": members.transpose(1, 0, 2),  # n x E x k
+            "violation": model.violation(codes),
+            "log_flops": self._log_flops(codes),
+        }
+
+    def _ucb(self, cand: dict[str, np.ndarray], history: History, w: np.ndarray) -> np.ndarray:
+        mean, std = cand["mean"], cand["std"]
+        if self.thompson:  # one random member's prediction (drawn per proposal)
+            members = cand["members"]
+            mean = members[:, self._member % members.shape[1]]
+            std = np.zeros_like(mean)
+        k = mean.shape[1]
+        ref = history.scores[:, :k] if history.n > 1 else mean
+        sd = ref.std(0) if len(ref) > 1 else np.ones(k)
+        sd = np.where(sd > 1e-12, sd, 1.0)
+        util = ((mean - ref.mean(0)) / sd + self.kappa * std / sd) @ w[:k]
+        if self.lam and self.space.has_exact_flops:
+            ref_lf = self._log_flops(history.codes) if history.n > 1 else cand["log_flops"]
+            util = util - self.lam * _standardize(cand["log_flops"][:, None], ref_lf[:, None])[:, 0]
+        return _penalize(util, cand["violation"])
 
 
 def _unique_rows(a: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 * ``prior`` only: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor` (e.g. trained on a
   NAS-Bench-MR setting) is used as it is; its main metric stands for objective 0.
 * online only: a predictor is fitted on the study's completed trials (objective values
-  signed so that higher is better), refitted every ``refit_every`` new trials and
-  warm-started from the previous fit.
+  signed so that higher is better), refitted every ``refit_every`` new trials (or, with
+  ``refit_growth``, every ``max(refit_every, refit_growth * n)`` new trials, so the gap
+  grows with the history) and warm-started from the previous fit.
 * both: the prior is fine-tuned on the study's trials (cross-task transfer). Its main
   metric head learns the study's objective 0; its other heads are fine-tuned toward their
   own current predictions, so they stay what they were (a warm start needs every head).
@@ -34,12 +35,15 @@ class ScoreModel:
     higher is better); ``sign[j]`` multiplies that output to get the signed objective.
     Objectives the predictor does not model are absent (``len(outputs) <= k``).
     ``constraint_outputs`` are the outputs that estimate the study's constraint values.
+    ``version`` changes whenever the predictor's weights change (a refit), so proposers
+    can cache what they derive from it.
     """
 
     predictor: NeuralPredictor
     outputs: tuple[int, ...]
     sign: tuple[float, ...]
     constraint_outputs: tuple[int, ...] = ()
+    version: int = 0
 
     def violation(self, codes: np.ndarray) -> np.ndarray:
         """Predicted total constraint violation of ``codes`` (``n x d``) -> ``n`` (0 = feasible)."""
@@ -53,6 +57,27 @@ class ScoreModel:
         pred = np.asarray(self.predictor.predict(codes), dtype=np.float64).reshape(len(codes), -1)
         return pred[:, list(self.outputs)] * np.asarray(self.sign)
 
+    def scores_with_std(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Signed ensemble mean and member spread of ``codes`` (``n x d``): two
+        ``n x len(outputs)`` arrays (the spread is 0 for a one-member predictor)."""
+        mean, std = self.predictor.predict(codes, return_std=True)
+        mean = np.asarray(mean, dtype=np.float64).reshape(len(codes), -1)[:, list(self.outputs)]
+        std = np.asarray(std, dtype=np.float64).reshape(len(codes), -1)[:, list(self.outputs)]
+        return mean * np.asarray(self.sign), std
+
+    def member_scores(self, codes: np.ndarray) -> np.ndarray:
+        """Each ensemble member's signed objectives of ``codes`` (``n x d``):
+        ``n_members x n x len(outputs)``."""
+        import torch
+
+        p = self.predictor
+        idx = list(self.outputs)
+        with torch.no_grad():
+            z = p.standardize(torch.as_tensor(np.asarray(codes), dtype=torch.float32))
+            out = p.forward_standardized(z, members=True)[..., idx]
+            out = out * p.target_std_[idx] + p.target_mean_[idx]
+        return out.double().numpy() * np.asarray(self.sign)
+
 
 class PredictorSource:
     """Builds (and caches, as a warm start) the predictor a sampler proposes with.
@@ -61,6 +86,9 @@ class PredictorSource:
         prior: a fitted predictor, or ``None``.
         online: fit on (or fine-tune with) the study's trials.
         refit_every: refit when this many new trials completed since the last fit.
+        refit_growth: with ``g > 0``, refit only once ``max(refit_every, floor(g * n_fit))``
+            new trials completed since the fit on ``n_fit`` trials (the gap grows with the
+            history; 0 keeps a fixed gap).
         min_trials: fewest completed trials before an online fit (or a fine-tune).
         predictor_params: keyword arguments of the online :class:`NeuralPredictor`.
         fine_tune_epochs: epochs of each fine-tune of the prior.
@@ -74,6 +102,7 @@ class PredictorSource:
         prior: NeuralPredictor | None = None,
         online: bool = True,
         refit_every: int = 1,
+        refit_growth: float = 0.0,
         min_trials: int = 2,
         predictor_params: dict[str, Any] | None = None,
         fine_tune_epochs: int = 100,
@@ -85,18 +114,29 @@ class PredictorSource:
             raise ValueError("online=False needs a prior predictor: nothing to propose with")
         if refit_every < 1:
             raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        if not refit_growth >= 0:
+            raise ValueError(f"refit_growth must be >= 0, got {refit_growth}")
         self.prior = prior
         self.online = online
         self.refit_every = refit_every
+        self.refit_growth = float(refit_growth)
         self.min_trials = max(2, min_trials)
         self.predictor_params = dict(predictor_params or {})
         self.fine_tune_epochs = fine_tune_epochs
         self.refit_epochs = refit_epochs
         self._cached: NeuralPredictor | None = None
         self._cached_n = -1
+        self.n_fits = 0  # fits run by this instance (each one is a new ``version``)
 
     def reset(self) -> None:
         self._cached, self._cached_n = None, -1
+
+    def refit_due(self, n: int) -> bool:
+        """Whether a history of ``n`` completed trials triggers a (re)fit."""
+        if self._cached is None:
+            return True
+        gap = max(self.refit_every, int(self.refit_growth * self._cached_n))
+        return n - self._cached_n >= gap
 
     def model(self, history: History, seed: int) -> ScoreModel | None:
         """The score model for ``history``, or ``None`` when no predictor is available yet."""
@@ -105,14 +145,16 @@ class PredictorSource:
             if prior is None:
                 return None
             return ScoreModel(prior, (prior.metric_index(prior.main_metric_),), (1.0,))
-        if self._cached is None or history.n - self._cached_n >= self.refit_every:
+        if self.refit_due(history.n):
             self._cached = self._fit(history, seed)
             self._cached_n = history.n
-        p = self._cached
+            self.n_fits += 1
+        p, v = self._cached, self.n_fits
+        assert p is not None
         if prior is not None:
-            return ScoreModel(p, (p.metric_index(p.main_metric_),), (1.0,))
+            return ScoreModel(p, (p.metric_index(p.main_metric_),), (1.0,), version=v)
         k, c = history.scores.shape[1], len(history.constraint_names)
-        return ScoreModel(p, tuple(range(k)), (1.0,) * k, tuple(range(k, k + c)))
+        return ScoreModel(p, tuple(range(k)), (1.0,) * k, tuple(range(k, k + c)), version=v)
 
     def _fit(self, history: History, seed: int) -> NeuralPredictor:
         warm = self._cached is not None

@@ -1,0 +1,90 @@
+"""NAS-Bench-201 (exact table) sampler runs on a chosen seed range, in memory, for development.
+
+``ncp-hpo compare`` always uses seeds ``0..N-1``; issue 11 develops on seeds 100..119 and
+reports seeds 0..19 once. This script runs 100-trial in-memory studies (the objective is a
+table look-up, as in ``compare --mode exact``) and prints the median best at 25 / 50 / 100
+trials, the mean at 100, how many runs reached the table optimum, and the median CPU time
+per trial (sampler and look-up together). ``--kw`` passes NCPSampler keyword arguments
+(JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``.
+
+    OMP_NUM_THREADS=1 python benchmarks/nb201_dev_seeds.py ncp --seeds 100-119 [--kw JSON]
+    samplers: ncp, netadapt, neural-predictor, tpe, gp, random
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import optuna
+
+
+def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
+
+    makers = {
+        "ncp": lambda: NCPSampler(space=space, seed=seed, **kw),
+        "netadapt": lambda: NetAdaptSampler(space=space, seed=seed),
+        "neural-predictor": lambda: NeuralPredictorSampler(space=space, seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    return makers[name]()
+
+
+def run_one(task: tuple[str, dict[str, Any], int, int]) -> tuple[int, float, float, float, float]:
+    """(seed, best@25, best@50, best@trials, CPU ms per trial) of one study."""
+    name, kw, seed, trials = task
+    import torch
+
+    from ncp_hpo.benchmarks import load_benchmark
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    table = load_benchmark("nas-bench-201")
+    space = table.space
+    acc = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
+    lookup = {
+        np.asarray(c, np.int64).tobytes(): float(a) for c, a in zip(table.codes, acc, strict=True)
+    }
+    study = optuna.create_study(direction="maximize", sampler=_sampler(name, space, seed, kw))
+
+    def objective(trial: optuna.Trial) -> float:
+        return lookup[np.asarray(space.suggest(trial), dtype=np.int64).tobytes()]
+
+    t0 = time.process_time()
+    study.optimize(objective, n_trials=trials)
+    cpu_ms = (time.process_time() - t0) / trials * 1e3
+    best = np.maximum.accumulate([t.value for t in study.trials])
+    return seed, float(best[24]), float(best[49]), float(best[-1]), cpu_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sampler")
+    parser.add_argument("--kw", default="{}", help="NCPSampler keyword arguments (JSON)")
+    parser.add_argument("--seeds", default="100-119", help="first-last (inclusive)")
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    lo, hi = (int(x) for x in args.seeds.split("-"))
+    tasks = [(args.sampler, json.loads(args.kw), s, args.trials) for s in range(lo, hi + 1)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = np.array(list(pool.map(run_one, tasks)))
+    med = np.median(rows, axis=0)
+    optimum = 47.333
+    print(
+        f"| {args.sampler} {args.kw if args.kw != '{}' else ''} | {med[1]:.2f} | {med[2]:.2f} "
+        f"| {med[3]:.2f} | {rows[:, 3].mean():.3f} | {int((rows[:, 3] >= optimum - 1e-3).sum())}"
+        f"/{len(rows)} | {med[4]:.0f} |"
+    )
+    print("per seed @100:", {int(r[0]): round(float(r[3]), 2) for r in rows})
+
+
+if __name__ == "__main__":
+    main()
