@@ -89,7 +89,9 @@ def test_guided_mode_propagates_once_per_fit(nb201, monkeypatch) -> None:
 def test_guided_mode_finds_top_cells_of_nas_bench_201(nb201) -> None:
     acc = np.sort(np.asarray(nb201.metrics["Acc"], dtype=np.float64))[::-1]
     top20 = acc[19]  # 20 best of 15,625 cells; random search reaches it in 12% of 100-trial runs
-    finals = [_run(nb201, NCPSampler(space=nb201.space, seed=s, mode="guided"), 100)[-1] for s in range(3)]
+    finals = [
+        _run(nb201, NCPSampler(space=nb201.space, seed=s, mode="guided"), 100)[-1] for s in range(3)
+    ]
     assert np.median(finals) >= top20
 
 
