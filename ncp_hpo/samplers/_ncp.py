@@ -116,9 +116,9 @@ class NCPSampler(PredictorSamplerBase):
             sched["refit_every"] = refit_every
         if prior is not None:  # fine-tuning a prior: every trial counts, the paper's way
             sched.pop("refit_growth", None)
+        if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
+            raise ValueError(f"kappa must be >= 0, got {kappa}")
         if mode == "guided":
-            if not kappa >= 0:
-                raise ValueError(f"kappa must be >= 0, got {kappa}")
             prop["kappa"] = kappa
         if strategy not in ("continuous", "winner_takes_all"):
             raise ValueError(

