@@ -8,8 +8,8 @@ The names a user types::
 
 from __future__ import annotations
 
-from typing import Any
 
+from ncp_hpo._lazy import lazy_getattr
 from ncp_hpo.exceptions import InvalidCodeError, NCPError, PredictorNotFittedError
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space, NetworkCode
 
@@ -42,12 +42,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ncp_hpo' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -20,10 +20,10 @@ They are checksum-verified before an allow-listed unpickler reads them, and
 from __future__ import annotations
 
 import functools
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ncp_hpo._lazy import lazy_getattr
 from ncp_hpo.benchmarks._registry import (
     SEARCH_LIST,
     SETTINGS,
@@ -93,13 +93,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ncp_hpo.benchmarks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [

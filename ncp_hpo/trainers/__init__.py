@@ -20,8 +20,9 @@ Tasks and their main metric: ``cls`` (``top1``), ``seg`` (``mIoU``), ``video`` (
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ncp_hpo._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ncp_hpo.trainers._api import (
@@ -102,13 +103,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ncp_hpo.trainers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [
