@@ -8,7 +8,6 @@ The names a user types::
 
 from __future__ import annotations
 
-
 from ncp_hpo._lazy import lazy_getattr
 from ncp_hpo.exceptions import InvalidCodeError, NCPError, PredictorNotFittedError
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space, NetworkCode
