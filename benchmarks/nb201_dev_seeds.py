@@ -27,7 +27,8 @@ def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.sam
     from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
 
     makers = {
-        "ncp": lambda: NCPSampler(space=space, seed=seed, **kw),
+        "ncp": lambda: NCPSampler(space=space, seed=seed, **kw),  # paper mode (default)
+        "ncp-guided": lambda: NCPSampler(space=space, seed=seed, **{"mode": "guided", **kw}),
         "netadapt": lambda: NetAdaptSampler(space=space, seed=seed),
         "neural-predictor": lambda: NeuralPredictorSampler(space=space, seed=seed),
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
