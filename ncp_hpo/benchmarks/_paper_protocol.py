@@ -406,7 +406,7 @@ def run_paper_protocol(
     result.elapsed_s = time.perf_counter() - t0
     result.files = _write(result, out, tables)
     if mlflow:
-        from ncp_hpo.benchmarks._tracking import log_files_run
+        from ncp_hpo.tracking._comparison import log_files_run
 
         t2 = _median_rows(table2, "method")
         metrics = {
