@@ -218,7 +218,9 @@ def test_outage_past_the_retry_window_stops_in_one_line_and_a_new_worker_recover
         assert trials[t.number].state == TrialState.FAIL
         assert trials[t.number].user_attrs["fail_reason"].startswith("stale heartbeat")
         rerun = [r for r in a.complete if r.system_attrs.get("failed_trial") == t.number]
-        assert len(rerun) == 1 and rerun[0].params == t.params
+        # The outage may cut a trial between two suggestions: it then holds only the
+        # parameters written before the cut, and the re-run draws the rest.
+        assert len(rerun) == 1 and t.params.items() <= rerun[0].params.items()
     record_property(
         "ncp_summary",
         f"postgres stopped for good (retry window {window} s): {n} workers stopped with one "
