@@ -78,10 +78,10 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from ncp_hpo._worker_cli import make_sampler
+    from ncp_hpo.cli.training import _make_pruner
+    from ncp_hpo.cli.worker import make_sampler
     from ncp_hpo.trainers import TrainingObjective
     from ncp_hpo.trainers._budget import is_over_budget
-    from ncp_hpo.trainers._cli import _make_pruner
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -596,7 +596,7 @@ def test_failing_tracking_server_never_costs_a_trial(
     shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ncp_hpo._storage import open_storage
-    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
     from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ncp_hpo import _search_cli
 from ncp_hpo.benchmarks import OracleConfig, clear_cache, load_benchmark
 from ncp_hpo.cli import main
+from ncp_hpo.cli import search as _search_cli
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -147,7 +147,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     """An objective error that quotes the URL: the trial's fail_reason and log are masked."""
     import optuna
 
-    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
     remember_url(url)

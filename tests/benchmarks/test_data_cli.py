@@ -10,7 +10,7 @@ import pytest
 from _helpers import copy_raw, files_under
 
 from ncp_hpo.benchmarks import SETTINGS, _store, load_benchmark
-from ncp_hpo.benchmarks._cli import register_data_commands
+from ncp_hpo.cli.data import register_data_commands
 from ncp_hpo.exceptions import ChecksumError, DataError, DataNotFoundError, UnknownSettingError
 
 

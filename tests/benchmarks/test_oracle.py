@@ -24,7 +24,7 @@ from ncp_hpo.benchmarks import (
     oracle_cache_path,
     oracle_features,
 )
-from ncp_hpo.benchmarks._cli import register_data_commands
+from ncp_hpo.cli.data import register_data_commands
 from ncp_hpo.exceptions import DataError, InvalidCodeError, NCPError
 from ncp_hpo.spaces.cost import flops, params
 

@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from ncp_hpo._storage import open_storage
-from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage is supposed to be used with Study.optimize"

@@ -95,7 +95,7 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
 
 def test_fail_attr_is_one_name() -> None:
     from ncp_hpo._heartbeat import FAIL_ATTR
-    from ncp_hpo._worker_cli import FAIL_ATTR as CLI_FAIL_ATTR
+    from ncp_hpo.cli.worker import FAIL_ATTR as CLI_FAIL_ATTR
 
     assert FAIL_ATTR == CLI_FAIL_ATTR == "fail_reason"
 
@@ -192,7 +192,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
 ) -> None:
     from sqlalchemy import event
 
-    from ncp_hpo._worker_cli import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))

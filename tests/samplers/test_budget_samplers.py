@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo._worker_cli import make_sampler
+from ncp_hpo.cli.worker import make_sampler
 from ncp_hpo.samplers import NCPSampler, SpaceRandomSampler
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.trainers import OVER_BUDGET

@@ -17,7 +17,7 @@ keeps logging under the same MLflow parent run (its id is the study user attribu
 results always stay in the Optuna storage (trial user attributes).
 
 The pieces shared with ``ncp-hpo worker`` (sampler construction, the training objective,
-storage URLs, the one-line CLI output) come from :mod:`ncp_hpo._worker_cli`, so a study
+storage URLs, the one-line CLI output) come from :mod:`ncp_hpo.cli.worker`, so a study
 started here can be joined by workers and the other way round.
 """
 
@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._worker_cli import (
+from ncp_hpo.cli.worker import (
     FAIL_ATTR,
     OBJECTIVE_ATTR,
     _cli_output,
@@ -641,7 +641,7 @@ def _load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[st
 def _make_sampler(
     args: argparse.Namespace, space: Any, seed: int | None, prior: NeuralPredictor | None
 ) -> BaseSampler:
-    from ncp_hpo._worker_cli import WorkerError, make_sampler
+    from ncp_hpo.cli.worker import WorkerError, make_sampler
 
     params = dict(args.sampler_param)
     if args.sampler == "gp":
@@ -696,7 +696,7 @@ def _study(args: argparse.Namespace) -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from ncp_hpo._worker_cli import WorkerError, task_objective
+    from ncp_hpo.cli.worker import WorkerError, task_objective
     from ncp_hpo.trainers import TrainingObjective
     from ncp_hpo.trainers._budget import is_over_budget
 

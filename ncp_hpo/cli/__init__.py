@@ -21,11 +21,11 @@ from ncp_hpo.exceptions import NCPError
 
 # (module, registrar) pairs; each registrar adds sub-parsers with ``set_defaults(func=...)``.
 _REGISTRARS: tuple[tuple[str, str], ...] = (
-    ("ncp_hpo.benchmarks._cli", "register_data_commands"),
-    ("ncp_hpo._search_cli", "register_search_commands"),
-    ("ncp_hpo.benchmarks._compare_cli", "register_compare_commands"),
-    ("ncp_hpo.trainers._cli", "register_training_commands"),
-    ("ncp_hpo._worker_cli", "register_worker_commands"),
+    ("ncp_hpo.cli.data", "register_data_commands"),
+    ("ncp_hpo.cli.search", "register_search_commands"),
+    ("ncp_hpo.cli.compare", "register_compare_commands"),
+    ("ncp_hpo.cli.training", "register_training_commands"),
+    ("ncp_hpo.cli.worker", "register_worker_commands"),
 )
 
 
@@ -132,7 +132,3 @@ def _os_error_text(exc: OSError) -> str:
     if exc.filename is not None:
         return f"cannot use {str(exc.filename)!r}: {reason}"
     return reason
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
