@@ -30,10 +30,10 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import ncp_hpo  # noqa: E402
+from ncp_hpo.search.registry import TASKS  # noqa: E402
 from ncp_hpo.trainers import train_code  # noqa: E402
 from ncp_hpo.trainers.datasets import DEFAULT_DATASET, make_loaders  # noqa: E402
 
-TASKS = ("cls", "seg", "video", "bev-det")
 CODES = {
     "tiny": "8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-8",
     "NCP start": "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64",

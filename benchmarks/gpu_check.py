@@ -34,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ncp_hpo.search.registry import TASKS
+
 # measure the checkout this script belongs to (children too), not whatever copy is installed
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-TASKS = ("cls", "seg", "video", "bev-det")
 START_CODE = "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
 
 

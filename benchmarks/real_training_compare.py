@@ -79,7 +79,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ncp_hpo.cli.training import _make_pruner
-    from ncp_hpo.cli.worker import make_sampler
+    from ncp_hpo.search.registry import make_sampler
     from ncp_hpo.trainers import TrainingObjective
     from ncp_hpo.trainers._budget import is_over_budget
 
@@ -100,7 +100,9 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         from ncp_hpo.predictor import NeuralPredictor
 
         params["prior"] = NeuralPredictor.load(job["prior"])
-    sampler = make_sampler("ncp" if name == "ncp-prior" else name, space, seed=seed, params=params)
+    sampler = make_sampler(
+        "ncp" if name == "ncp-prior" else name, space=space, seed=seed, params=params
+    )
     storage = f"sqlite:///{job['path']}"
     study = optuna.create_study(
         study_name=job["study"],

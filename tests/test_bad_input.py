@@ -596,7 +596,8 @@ def test_failing_tracking_server_never_costs_a_trial(
     shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ncp_hpo._storage import open_storage
-    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.search.registry import make_sampler
     from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -612,7 +613,7 @@ def test_failing_tracking_server_never_costs_a_trial(
             "tracked",
             open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
             spec,
-            make_sampler("random", spec.space, seed=0),
+            make_sampler("random", space=spec.space, seed=0),
             budget=3,
         )
         with pytest.warns(TrackingWarning, match="unavailable"):
@@ -681,7 +682,7 @@ def sqlite_url(tmp_path: Path) -> str:
         ([*W, "--storage", "x", *NB201, "--trials", "many"], ["--trials", "not an integer"]),
         ([*W, "--storage", "x", *NB201, "--heartbeat", "-1"], ["--heartbeat"]),
         ([*W, "--storage", "x", *NB201, "--poll", "nan"], ["--poll"]),
-        ([*W, "--storage", "x", *NB201, "--sampler", "cmaes"], ["--sampler", "cmaes"]),
+        ([*W, "--storage", "x", *NB201, "--sampler", "smac"], ["--sampler", "smac"]),
         ([*W, "--storage", "x", *NB201, "--objective", "speed"], ["--objective"]),
         ([*W, "--storage", "x", *NB201, "--sampler-param", "iterations"], ["KEY=VALUE"]),
         ([*W, "--storage", "x", *NB201, "--lam", "-1"], ["--lam"]),

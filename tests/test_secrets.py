@@ -147,7 +147,8 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     """An objective error that quotes the URL: the trial's fail_reason and log are masked."""
     import optuna
 
-    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.search.registry import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
     remember_url(url)
@@ -162,7 +163,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
         "s",
         open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
         spec,
-        make_sampler("random", spec.space, seed=0),
+        make_sampler("random", space=spec.space, seed=0),
         budget=2,
         max_failures=2,
         log=lines.append,

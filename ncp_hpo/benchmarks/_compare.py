@@ -97,6 +97,7 @@ import numpy as np
 
 from ncp_hpo._numerics import deterministic_threads, environment
 from ncp_hpo.exceptions import NCPError
+from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS, make_sampler
 
 if TYPE_CHECKING:
     import optuna
@@ -106,8 +107,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUDGETS",
-    "DEFAULT_SAMPLERS",
-    "SAMPLERS",
     "CompareConfig",
     "CompareError",
     "ComparisonResult",
@@ -126,23 +125,6 @@ __all__ = [
     "summary_stat",
 ]
 
-SAMPLERS: tuple[str, ...] = (
-    "ncp",
-    "ncp-guided",
-    "netadapt",
-    "neural-predictor",
-    "random",
-    "tpe",
-    "gp",
-    "cmaes",
-    "nsga2",
-    "ax",
-)
-"""Sampler names ``--samplers`` accepts."""
-
-DEFAULT_SAMPLERS: tuple[str, ...] = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
-"""Defaults. ``gp`` is left out: Optuna's GPSampler costs about as much per trial as NCP on
-NAS-Bench-201 but 4-5x as much on the 27-dimensional NAS-Bench-MR space."""
 
 DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
 
@@ -655,49 +637,6 @@ def _scores(values: np.ndarray, info: BenchmarkInfo) -> np.ndarray:
 # =========================================================================================
 # Samplers and storage
 # =========================================================================================
-def make_sampler(name: str, *, space: Any, seed: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler ``name`` (not ``"ax"``), seeded with ``seed``.
-
-    The predictor-based samplers get ``lam=0``: the objective itself carries the FLOPs term
-    (scalarised with ``--lam``, or as the second objective).
-    """
-    import optuna
-
-    if name == "ncp":
-        from ncp_hpo.samplers import NCPSampler
-
-        return NCPSampler(space=space, seed=seed)
-    if name == "ncp-guided":
-        from ncp_hpo.samplers import NCPSampler
-
-        return NCPSampler(space=space, seed=seed, mode="guided")
-    if name == "netadapt":
-        from ncp_hpo.samplers import NetAdaptSampler
-
-        return NetAdaptSampler(space=space, seed=seed)
-    if name == "neural-predictor":
-        from ncp_hpo.samplers import NeuralPredictorSampler
-
-        return NeuralPredictorSampler(space=space, seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "cmaes":
-        try:
-            import cmaes  # noqa: F401
-        except ImportError as exc:
-            raise CompareError(
-                "the cmaes sampler needs the 'cmaes' extra: pip install 'ncp-hpo[cmaes]'"
-            ) from exc
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    raise CompareError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
-
-
 def open_storage(path: str | Path) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage on the SQLite file ``path`` (WAL, synchronous=NORMAL, 60 s
     busy timeout; see the module docstring)."""

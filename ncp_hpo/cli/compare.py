@@ -12,8 +12,10 @@ from typing import Any
 
 __all__ = ["register_compare_commands"]
 
-_DEFAULT_SAMPLERS = "ncp,netadapt,neural-predictor,random,tpe"
-_ALL = "ncp, ncp-guided, netadapt, neural-predictor, random, tpe, gp, cmaes, nsga2, ax"
+from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS
+
+_DEFAULT_SAMPLERS = ",".join(DEFAULT_SAMPLERS)
+_ALL = ", ".join(SAMPLERS)
 
 _EPILOG = f"""\
 samplers: {_ALL}

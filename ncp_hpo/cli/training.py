@@ -49,6 +49,7 @@ from ncp_hpo.cli.worker import (
     _short,
 )
 from ncp_hpo.exceptions import NCPError
+from ncp_hpo.search.registry import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS, TASKS, make_sampler
 from ncp_hpo.trainers._progress import StudyProgress
 
 if TYPE_CHECKING:
@@ -62,14 +63,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARENT_RUN_ATTR",
-    "SAMPLERS",
     "TrainingCLIError",
     "register_training_commands",
 ]
 
-TASK_CHOICES = ("cls", "seg", "video", "bev-det")
-SAMPLERS = ("ncp", "netadapt", "neural-predictor", "random", "tpe", "gp")
-PREDICTOR_SAMPLERS = ("ncp", "netadapt", "neural-predictor")
 PRUNERS = ("auto", "median", "hyperband", "none")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
@@ -219,7 +216,7 @@ def register_training_commands(subparsers: Any) -> None:
             "throughput, and log one MLflow run."
         ),
     )
-    t.add_argument("--task", required=True, choices=TASK_CHOICES, help=_TASK_HELP)
+    t.add_argument("--task", required=True, choices=TASKS, help=_TASK_HELP)
     t.add_argument(
         "--code",
         required=True,
@@ -255,8 +252,8 @@ def register_training_commands(subparsers: Any) -> None:
             "--storage and --study-name runs only what is missing."
         ),
     )
-    s.add_argument("--task", required=True, choices=TASK_CHOICES, help=_TASK_HELP)
-    s.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="search algorithm")
+    s.add_argument("--task", required=True, choices=TASKS, help=_TASK_HELP)
+    s.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
     s.add_argument(
         "--prior",
         metavar="SETTING|PATH",
@@ -641,35 +638,14 @@ def _load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[st
 def _make_sampler(
     args: argparse.Namespace, space: Any, seed: int | None, prior: NeuralPredictor | None
 ) -> BaseSampler:
-    from ncp_hpo.cli.worker import WorkerError, make_sampler
-
     params = dict(args.sampler_param)
-    if args.sampler == "gp":
-        import optuna
-
-        from ncp_hpo._sampler_params import SamplerParamError, check_sampler_params
-
-        try:
-            params = check_sampler_params(optuna.samplers.GPSampler, params)
-        except SamplerParamError as exc:
-            raise TrainingCLIError(f"--sampler-param: {exc}") from None
-        kwargs: dict[str, Any] = {"seed": seed, **params}
-        if args.startup_trials is not None:
-            kwargs["n_startup_trials"] = args.startup_trials
-        try:
-            return optuna.samplers.GPSampler(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise TrainingCLIError(f"gp sampler: {exc}") from None
     if prior is not None:
         params["prior"] = prior
     if args.lam is not None:
         params["lam"] = args.lam
-    try:
-        return make_sampler(
-            args.sampler, space, seed=seed, startup_trials=args.startup_trials, params=params
-        )
-    except WorkerError as exc:
-        raise TrainingCLIError(str(exc)) from None
+    return make_sampler(
+        args.sampler, space=space, seed=seed, startup_trials=args.startup_trials, params=params
+    )
 
 
 def _validate_study_args(args: argparse.Namespace) -> None:
@@ -958,9 +934,9 @@ def _open_storage(url: str | None) -> Any:
 
 
 def _main_metric(task: str) -> str:
-    from ncp_hpo.trainers import TASKS
+    from ncp_hpo.trainers import TASKS as STRATEGIES
 
-    return TASKS[task].main_metric
+    return STRATEGIES[task].main_metric
 
 
 def _check_study(

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo.exceptions import NCPError
+from ncp_hpo.search.registry import OPTUNA_SAMPLERS, TASKS, make_sampler
 
 if TYPE_CHECKING:
     import optuna
@@ -58,8 +59,6 @@ __all__ = [
     "register_worker_commands",
 ]
 
-SAMPLERS = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
-TASKS = ("cls", "seg", "video", "bev-det")
 OVER_BUDGET_ATTR = "over_budget"
 OBJECTIVE_ATTR = "ncp_hpo.objective"
 WORKER_ATTR = "worker"
@@ -187,7 +186,7 @@ def register_worker_commands(subparsers: Any) -> None:
         help="benchmark evaluation mode (default: exact for nas-bench-201, else surrogate)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="look for benchmark files here first")
-    p.add_argument("--sampler", choices=SAMPLERS, default="ncp", help="search algorithm")
+    p.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
     p.add_argument(
         "--startup-trials",
         type=_non_negative_int,
@@ -457,7 +456,8 @@ def task_objective(
     (predictor-based samplers never propose a code over it) and the objective refuses such
     a code without training it (see :class:`~ncp_hpo.trainers.TrainingObjective`).
     """
-    from ncp_hpo.trainers import TASKS, TrainingObjective
+    from ncp_hpo.trainers import TASKS as STRATEGIES
+    from ncp_hpo.trainers import TrainingObjective
 
     objectives = ("metric",) if objective == "metric" else ("metric", "macs")
     opts = {k: v for k, v in (train_options or {}).items() if v is not None}
@@ -474,7 +474,7 @@ def task_objective(
         raise WorkerError(f"task {task!r}: {exc}") from None
     two = len(objectives) == 2
     caps = {"max_flops": max_flops, "max_params": max_params}
-    main = TASKS[task].main_metric
+    main = STRATEGIES[task].main_metric
     return ObjectiveSpec(
         objective=obj,
         directions=["maximize", "minimize"] if two else ["maximize"],
@@ -494,60 +494,6 @@ def task_objective(
 # ---------------------------------------------------------------------------------------
 # samplers
 # ---------------------------------------------------------------------------------------
-def make_sampler(
-    name: str,
-    space: Any,
-    *,
-    seed: int | None = None,
-    startup_trials: int | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> BaseSampler:
-    """The sampler called ``name`` (one of :data:`SAMPLERS`) for ``space``."""
-    import inspect
-
-    import optuna
-
-    from ncp_hpo._sampler_params import SamplerParamError, check_sampler_params
-    from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
-
-    classes: dict[str, Any] = {
-        "ncp": NCPSampler,
-        "netadapt": NetAdaptSampler,
-        "neural-predictor": NeuralPredictorSampler,
-        "random": optuna.samplers.RandomSampler,
-        "tpe": optuna.samplers.TPESampler,
-    }
-    if name not in classes:
-        raise WorkerError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    if name == "random" and getattr(space, "budget", None) is not None:
-        from ncp_hpo.samplers import SpaceRandomSampler
-
-        classes["random"] = SpaceRandomSampler  # uniform over the codes within the budget
-    cls = classes[name]
-    kwargs: dict[str, Any] = {"seed": seed, **dict(params or {})}
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    if name in ("ncp", "netadapt", "neural-predictor") or "space" in accepted:
-        kwargs.setdefault("space", space)
-    if startup_trials is not None:
-        if "n_startup_trials" not in accepted:
-            raise WorkerError(f"--startup-trials does not apply to the {name} sampler")
-        kwargs["n_startup_trials"] = startup_trials
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise WorkerError(
-            f"unknown {name} sampler parameter(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join(sorted(accepted - {'space', 'seed'}))}"
-        )
-    try:
-        kwargs.update(check_sampler_params(cls, dict(params or {})))
-    except SamplerParamError as exc:
-        raise WorkerError(f"--sampler-param: {exc}") from None
-    try:
-        return cls(**kwargs)  # type: ignore[no-any-return]
-    except (TypeError, ValueError) as exc:
-        raise WorkerError(f"{name} sampler: {exc}") from None
-
-
 # ---------------------------------------------------------------------------------------
 # the worker
 # ---------------------------------------------------------------------------------------
@@ -685,7 +631,7 @@ class Worker:
             spec.close = tracker.close
         sampler = make_sampler(
             args.sampler,
-            spec.space,
+            space=spec.space,
             seed=args.seed,
             startup_trials=args.startup_trials,
             params=dict(args.sampler_param),

@@ -17,7 +17,8 @@ import pytest
 from optuna.trial import TrialState
 
 from ncp_hpo._storage import open_storage
-from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+from ncp_hpo.cli.worker import Worker, benchmark_objective
+from ncp_hpo.search.registry import make_sampler
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
@@ -50,7 +51,7 @@ def _worker(url: str, data: Path, budget: int, tracker: Any = None, **kw: Any) -
         "s",
         open_storage(url, heartbeat=1),
         spec,
-        make_sampler("random", spec.space, seed=0),
+        make_sampler("random", space=spec.space, seed=0),
         budget=budget,
         poll=0.1,
         **kw,

@@ -192,7 +192,8 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
 ) -> None:
     from sqlalchemy import event
 
-    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.search.registry import make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
@@ -203,7 +204,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
         return inner(trial)
 
     spec.objective = objective
-    worker = Worker("s", storage, spec, make_sampler("random", spec.space, seed=0), budget=3)
+    worker = Worker("s", storage, spec, make_sampler("random", space=spec.space, seed=0), budget=3)
     worker.open_study()
 
     def cap(conn: Any, _: Any) -> None:

@@ -177,7 +177,8 @@ def test_argument_checks(tmp_path: Path) -> None:
 
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
-    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.search.registry import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
     if objective is not None:
@@ -187,7 +188,7 @@ def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = 
         "s",
         open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
         spec,
-        make_sampler("random", spec.space, seed=0),
+        make_sampler("random", space=spec.space, seed=0),
         budget=budget,
         poll=0.05,
     )
@@ -237,7 +238,8 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
 ) -> None:
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
-    from ncp_hpo.cli.worker import Worker, benchmark_objective, make_sampler
+    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.search.registry import make_sampler
 
     db = tmp_path / "s.db"
     locks: list[_Lock] = []
@@ -256,7 +258,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
         url = f"sqlite:///{db}"
         storage = open_storage(url, heartbeat=1, connect_timeout=1, retry_window=window)
         return Worker(
-            "s", storage, spec, make_sampler("random", spec.space, seed=at + 1), budget=budget
+            "s", storage, spec, make_sampler("random", space=spec.space, seed=at + 1), budget=budget
         )
 
     t0 = time.monotonic()

@@ -8,8 +8,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo.cli.worker import make_sampler
 from ncp_hpo.samplers import NCPSampler, SpaceRandomSampler
+from ncp_hpo.search.registry import make_sampler
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.trainers import OVER_BUDGET
 from ncp_hpo.trainers._budget import CONSTRAINT, VIOLATION_ATTR, enforce_budget
@@ -43,7 +43,7 @@ def test_predictor_samplers_and_random_never_leave_the_budget(name: str) -> None
         params["n_startup_trials"] = 4
     if name == "neural-predictor":
         params["predictor_params"] = {"epochs": 40}
-    sampler = make_sampler(name, VIEW, seed=0, params=params)
+    sampler = make_sampler(name, space=VIEW, seed=0, params=params)
     study = _run(sampler, 10)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE] * 10  # nothing refused: nothing over budget
@@ -57,8 +57,8 @@ def test_predictor_samplers_and_random_never_leave_the_budget(name: str) -> None
 
 
 def test_random_under_a_budget_is_the_space_random_sampler() -> None:
-    assert isinstance(make_sampler("random", VIEW, seed=0), SpaceRandomSampler)
-    assert isinstance(make_sampler("random", BASE, seed=0), optuna.samplers.RandomSampler)
+    assert isinstance(make_sampler("random", space=VIEW, seed=0), SpaceRandomSampler)
+    assert isinstance(make_sampler("random", space=BASE, seed=0), optuna.samplers.RandomSampler)
     # common random numbers: random search and NCP's startup draw the same codes
     a = _run(SpaceRandomSampler(space=VIEW, seed=3), 3)
     b = _run(NCPSampler(space=VIEW, seed=3, n_startup_trials=5, **FAST), 3)  # type: ignore[arg-type]
@@ -70,7 +70,7 @@ def test_optuna_samplers_refuse_over_budget_codes_untrained(name: str) -> None:
     """TPE/GP start from random codes within the budget (as ``ncp-hpo study`` enqueues
     them); what they propose over the budget is refused, pruned and marked infeasible."""
     if name == "tpe":
-        sampler = make_sampler("tpe", VIEW, seed=0, startup_trials=5)
+        sampler = make_sampler("tpe", space=VIEW, seed=0, startup_trials=5)
     else:
         sampler = optuna.samplers.GPSampler(seed=0, n_startup_trials=5)
     study = optuna.create_study(direction="maximize", sampler=sampler)

@@ -1,0 +1,1 @@
+"""The search engine behind both adapters: sampler and task registry (:mod:`.registry`)."""
