@@ -12,7 +12,7 @@ databases (every trial's code and value, full float precision), ``trajectory.jso
 so the check survives any reorganisation of the code behind the commands.
 
 The set: ``compare`` on nas-bench-201 and seg (2 seeds x 30 trials, default samplers),
-``search --setting seg``, ``compare --protocol paper`` on nas-bench-201 (one seed), one
+``search --setting seg``, ``compare --protocol paper`` on seg (one seed), one
 ``train`` (cls, 1 epoch) and one real-training ``study`` (cls, 3 trials). Exits 1 on any
 difference and prints where it is.
 """
@@ -123,7 +123,7 @@ def case_search(tmp: Path, data_dir: str | None) -> Any:
 
 def case_paper(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "paper"
-    _cli(["compare", "--benchmark", "nas-bench-201", "--protocol", "paper", "--seeds", "1",
+    _cli(["compare", "--benchmark", "seg", "--protocol", "paper", "--seeds", "1",
           "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
     return _strip_timing(json.loads((out / "paper_protocol.json").read_text()))
 
