@@ -102,45 +102,130 @@ def _strip_timing(x: Any) -> Any:
 
 def case_compare_nb201(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "c201"
-    _cli(["compare", "--benchmark", "nas-bench-201", "--trials", "30", "--seeds", "2",
-          "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
+    _cli(
+        [
+            "compare",
+            "--benchmark",
+            "nas-bench-201",
+            "--trials",
+            "30",
+            "--seeds",
+            "2",
+            "--no-mlflow",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        data_dir,
+    )
     return _studies(out)
 
 
 def case_compare_seg(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "cseg"
-    _cli(["compare", "--benchmark", "seg", "--trials", "30", "--seeds", "2",
-          "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
+    _cli(
+        [
+            "compare",
+            "--benchmark",
+            "seg",
+            "--trials",
+            "30",
+            "--seeds",
+            "2",
+            "--no-mlflow",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        data_dir,
+    )
     return _studies(out)
 
 
 def case_search(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "search"
-    _cli(["search", "--setting", "seg", "--no-cache", "--no-plot", "--quiet",
-          "--out", str(out)], data_dir)
+    _cli(
+        ["search", "--setting", "seg", "--no-cache", "--no-plot", "--quiet", "--out", str(out)],
+        data_dir,
+    )
     return _strip_timing(json.loads((out / "trajectory.json").read_text()))
 
 
 def case_paper(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "paper"
-    _cli(["compare", "--benchmark", "seg", "--protocol", "paper", "--seeds", "1",
-          "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
+    _cli(
+        [
+            "compare",
+            "--benchmark",
+            "seg",
+            "--protocol",
+            "paper",
+            "--seeds",
+            "1",
+            "--no-mlflow",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        data_dir,
+    )
     return _strip_timing(json.loads((out / "paper_protocol.json").read_text()))
 
 
 def case_train(tmp: Path, data_dir: str | None) -> Any:
     db = tmp / "train-mlflow.db"
-    _cli(["train", "--task", "cls", "--code", START_CODE, "--epochs", "1", "--threads", "1",
-          "--device", "cpu", "--seed", "3", "--quiet", "--mlflow-uri", f"sqlite:///{db}"],
-         data_dir)
+    _cli(
+        [
+            "train",
+            "--task",
+            "cls",
+            "--code",
+            START_CODE,
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "3",
+            "--quiet",
+            "--mlflow-uri",
+            f"sqlite:///{db}",
+        ],
+        data_dir,
+    )
     return _mlflow_metrics(db)
 
 
 def case_study(tmp: Path, data_dir: str | None) -> Any:
     db = tmp / "study.db"
-    _cli(["study", "--task", "cls", "--trials", "3", "--sampler", "ncp", "--epochs", "1",
-          "--threads", "1", "--device", "cpu", "--seed", "5", "--quiet", "--no-mlflow",
-          "--storage", f"sqlite:///{db}", "--study-name", "golden"], data_dir)
+    _cli(
+        [
+            "study",
+            "--task",
+            "cls",
+            "--trials",
+            "3",
+            "--sampler",
+            "ncp",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "5",
+            "--quiet",
+            "--no-mlflow",
+            "--storage",
+            f"sqlite:///{db}",
+            "--study-name",
+            "golden",
+        ],
+        data_dir,
+    )
     return _studies(tmp)["golden"] if db.exists() else None
 
 
