@@ -44,7 +44,7 @@ from ncp_hpo.benchmarks._store import (
     resolve_path,
 )
 from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
-from ncp_hpo.exceptions import DataNotFoundError
+from ncp_hpo.exceptions import DataNotFoundError, OracleCacheWarning, UnsupportedSettingError
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._compare import (
@@ -55,17 +55,18 @@ if TYPE_CHECKING:
     )
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
     from ncp_hpo.benchmarks._oracle import (
-        Fidelity,
-        OracleCacheWarning,
-        OracleConfig,
-        OracleResult,
         SurrogateOracle,
-        TableSnapper,
-        UnsupportedSettingError,
+        cached_oracles,
         load_oracle,
         oracle_cache_path,
+    )
+    from ncp_hpo.benchmarks._oracle_model import (
+        Fidelity,
+        OracleConfig,
+        OracleResult,
         oracle_features,
     )
+    from ncp_hpo.benchmarks._snapper import TableSnapper
 
 # The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
 # first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
@@ -76,20 +77,14 @@ _LAZY = {
     ),
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(
-        (
-            "Fidelity",
-            "OracleCacheWarning",
-            "OracleConfig",
-            "OracleResult",
-            "SurrogateOracle",
-            "TableSnapper",
-            "UnsupportedSettingError",
-            "load_oracle",
-            "oracle_cache_path",
-            "oracle_features",
-        ),
+        ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),
         "ncp_hpo.benchmarks._oracle",
     ),
+    **dict.fromkeys(
+        ("Fidelity", "OracleConfig", "OracleResult", "oracle_features"),
+        "ncp_hpo.benchmarks._oracle_model",
+    ),
+    "TableSnapper": "ncp_hpo.benchmarks._snapper",
 }
 
 
@@ -120,6 +115,7 @@ __all__ = [
     "TableSnapper",
     "UnsupportedSettingError",
     "cache_dir",
+    "cached_oracles",
     "clear_cache",
     "fetch",
     "find_setting",

@@ -188,10 +188,9 @@ def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
     """The ``surrogate oracle`` lines of ``data info``: fidelity of the cached oracles."""
     import sys
 
-    from ncp_hpo.benchmarks._objectives import _is_complete
-    from ncp_hpo.benchmarks._oracle import cached_oracles, load_oracle
+    from ncp_hpo.benchmarks import cached_oracles, load_oracle
 
-    if _is_complete(table):
+    if table.complete:
         print("surrogate oracle: none (complete table: every code is evaluated exactly)")
         return
     if fit:
