@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ncp_hpo._lazy import lazy_getattr
+from ncp_hpo.benchmarks._inventory import DataStatus, data_status
 from ncp_hpo.benchmarks._registry import (
     SEARCH_LIST,
     SETTINGS,
@@ -42,6 +43,7 @@ from ncp_hpo.benchmarks._store import (
     find_setting,
     load_search_list,
     resolve_path,
+    search_dirs,
 )
 from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
 from ncp_hpo.exceptions import DataNotFoundError, OracleCacheWarning, UnsupportedSettingError
@@ -102,6 +104,7 @@ __all__ = [
     "CompareConfig",
     "CompareError",
     "ComparisonResult",
+    "DataStatus",
     "FetchResult",
     "Fidelity",
     "Location",
@@ -117,6 +120,7 @@ __all__ = [
     "cache_dir",
     "cached_oracles",
     "clear_cache",
+    "data_status",
     "fetch",
     "find_setting",
     "get_setting",
@@ -128,6 +132,7 @@ __all__ = [
     "resolve_path",
     "run_comparison",
     "safe_load_pickle",
+    "search_dirs",
 ]
 
 
