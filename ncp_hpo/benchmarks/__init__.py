@@ -1,10 +1,13 @@
 """Benchmark data: NAS-Bench-MR (9 settings) and NAS-Bench-201, loaded safely.
 
 Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
-:mod:`ncp_hpo.benchmarks._oracle`) and Optuna objectives (:class:`BenchmarkObjective`,
+:mod:`ncp_hpo.benchmarks._oracle`), Optuna objectives (:class:`BenchmarkObjective`,
 :class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
 sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
-:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`).
+:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`). Two public modules hold
+what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each setting's neural
+predictor, trained once and cached) and :mod:`ncp_hpo.benchmarks.setting_search`
+(:func:`~ncp_hpo.benchmarks.setting_search.run_setting_search`).
 
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
 >>> seg = load_benchmark("seg")                              # doctest: +SKIP
