@@ -64,16 +64,16 @@ import numpy as np
 
 from ncp_hpo.benchmarks._forest import FOREST_ARRAYS, Forest, cross_validate, fit_ensemble
 from ncp_hpo.benchmarks._oracle_model import (
-    COST_METRICS,
     FEATURE_NAMES,
     Fidelity,
     OracleConfig,
     OracleResult,
     Source,
     features_and_costs,
+    modelled_metrics,
     oracle_features,
 )
-from ncp_hpo.exceptions import DataError, OracleCacheWarning, UnsupportedSettingError
+from ncp_hpo.exceptions import DataError, OracleCacheWarning
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._table import BenchmarkTable
@@ -216,7 +216,7 @@ class SurrogateOracle:
 
         config = config or OracleConfig()
         seed = _check_seed(seed)
-        metrics = _modelled_metrics(table, config)
+        metrics = modelled_metrics(table, config)
         start = time.perf_counter()
         x = oracle_features(table.codes)
         seqs = np.random.SeedSequence([seed, 0]).spawn(len(metrics))
@@ -409,26 +409,6 @@ class SurrogateOracle:
         return out
 
 
-def _modelled_metrics(table: BenchmarkTable, config: OracleConfig) -> tuple[str, ...]:
-    from ncp_hpo.spaces.multires import MultiResolutionSpace
-
-    if not isinstance(table.space, MultiResolutionSpace):
-        raise UnsupportedSettingError(
-            f"{table.name}: the surrogate oracle covers NAS-Bench-MR settings; this table "
-            f"({type(table.space).__name__}) is evaluated exactly instead (NB201Objective)"
-        )
-    tasks = [m for m in table.metrics if m not in COST_METRICS]
-    wanted = list(config.metrics) if config.metrics is not None else tasks
-    unknown = [m for m in wanted if m not in tasks]
-    if unknown:
-        raise ValueError(
-            f"OracleConfig.metrics: {', '.join(unknown)} not task metrics of {table.name}; "
-            f"available: {', '.join(tasks)}"
-        )
-    rest = [m for m in wanted if m != table.main_metric]
-    return (table.main_metric, *dict.fromkeys(rest))
-
-
 # -- cache --------------------------------------------------------------------------------
 def oracle_cache_path(
     table: BenchmarkTable,
@@ -479,7 +459,7 @@ def load_oracle(
     table = load_benchmark(setting, data_dir) if isinstance(setting, str) else setting
     config = config or OracleConfig()
     seed = _check_seed(seed)
-    _modelled_metrics(table, config)  # fail fast on a bad setting/config
+    modelled_metrics(table, config)  # fail fast on a bad setting/config
     if cache is False:
         return SurrogateOracle.fit(table, config=config, seed=seed)
     root = None if cache is True else Path(cache)

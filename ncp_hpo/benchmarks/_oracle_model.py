@@ -15,9 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+from ncp_hpo.exceptions import UnsupportedSettingError
+
+if TYPE_CHECKING:
+    from ncp_hpo.benchmarks._table import BenchmarkTable
 
 __all__ = [
     "COST_METRICS",
@@ -26,6 +31,7 @@ __all__ = [
     "OracleConfig",
     "OracleResult",
     "features_and_costs",
+    "modelled_metrics",
     "oracle_features",
 ]
 
@@ -238,3 +244,29 @@ class OracleResult:
             "fidelity": self.fidelity.to_dict() if self.fidelity is not None else None,
             "table_index": self.table_index,
         }
+
+
+def modelled_metrics(table: BenchmarkTable, config: OracleConfig) -> tuple[str, ...]:
+    """The metrics the oracle of ``table`` models under ``config``, main metric first.
+
+    Raises:
+        UnsupportedSettingError: not a NAS-Bench-MR table.
+        ValueError: ``config.metrics`` names a metric that is not a task metric of ``table``.
+    """
+    from ncp_hpo.spaces.multires import MultiResolutionSpace
+
+    if not isinstance(table.space, MultiResolutionSpace):
+        raise UnsupportedSettingError(
+            f"{table.name}: the surrogate oracle covers NAS-Bench-MR settings; this table "
+            f"({type(table.space).__name__}) is evaluated exactly instead (NB201Objective)"
+        )
+    tasks = [m for m in table.metrics if m not in COST_METRICS]
+    wanted = list(config.metrics) if config.metrics is not None else tasks
+    unknown = [m for m in wanted if m not in tasks]
+    if unknown:
+        raise ValueError(
+            f"OracleConfig.metrics: {', '.join(unknown)} not task metrics of {table.name}; "
+            f"available: {', '.join(tasks)}"
+        )
+    rest = [m for m in wanted if m != table.main_metric]
+    return (table.main_metric, *dict.fromkeys(rest))
