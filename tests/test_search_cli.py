@@ -210,6 +210,11 @@ def test_nas_bench_201_search_prints_cell_and_true_accuracy(
             ["--setting", "seg", "--transfer-from", "video", "--init", "1,2"],
             "--init and --transfer-from",
         ),
+        (
+            ["--setting", "seg", "--n-train", "2400", "--n-val", "500"],
+            "--n-train + --n-val = 2900 exceeds the 2507 codes of seg",
+        ),
+        (["--setting", "seg", "--lam", "nan"], "--lam must be a finite number >= 0"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_2(
@@ -249,3 +254,27 @@ def test_an_unwritable_cache_warns_in_one_line_and_the_search_goes_on(
     warnings_ = [ln for ln in err.splitlines() if ln.startswith("warning: could not cache")]
     assert len(warnings_) >= 1 and "Traceback" not in err
     assert "cached at" not in out  # nothing claims a cache file that was not written
+
+
+def test_setting_predictor_warns_when_its_cache_cannot_be_written(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    from ncp_hpo.benchmarks.predictors import predictor_cache_key, setting_predictor
+    from ncp_hpo.exceptions import PredictorCacheWarning
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    table = load_benchmark("seg", shared_data_dir)
+    with pytest.warns(PredictorCacheWarning, match="could not cache the predictor"):
+        predictor, record = setting_predictor(
+            table, seed=11, n_train=200, n_val=50, epochs=2, cache_root=blocker
+        )
+    assert record.path is None and not record.cached and record.n_test == len(table) - 250
+    assert record.metrics == ["mIoU", "flops"] and predictor.main_metric_ == "mIoU"
+    params = predictor.get_params()
+    assert record.key == predictor_cache_key(
+        table, seed=11, n_train=200, n_val=50, metrics=record.metrics, params=params
+    )
+    assert record.key != predictor_cache_key(
+        table, seed=12, n_train=200, n_val=50, metrics=record.metrics, params=params
+    )

@@ -91,8 +91,6 @@ class SearchOutcome:
 
     def document(self) -> dict[str, Any]:
         """The ``trajectory.json`` document (numpy values included; see :meth:`write`)."""
-        from ncp_hpo.benchmarks.setting_search import STRATEGIES
-
         req, space, found, start = self.request, self.space, self.found, self.start
         flops, params, flops_unit, _ = _costs(space, np.stack([start, found]))
         doc: dict[str, Any] = {
@@ -101,7 +99,7 @@ class SearchOutcome:
             "setting": req.setting,
             "objective_settings": self.stages[-1].settings,
             "transfer_from": req.transfer_from,
-            "strategy": STRATEGIES[req.strategy],
+            "strategy": req.propagation_strategy,
             "lam": req.lam,
             "iterations": req.iters,
             "lr": req.lr,
@@ -314,10 +312,8 @@ def _plot(path: Path, outcome: SearchOutcome) -> Path:
     from ncp_hpo import _plots
 
     req, space, tables = outcome.request, outcome.space, outcome.tables
-    from ncp_hpo.benchmarks.setting_search import STRATEGIES
-
     title = (
-        f"NCP on {req.setting}: {STRATEGIES[req.strategy]}, lambda {req.lam:g}, "
+        f"NCP on {req.setting}: {req.propagation_strategy}, lambda {req.lam:g}, "
         f"{req.iters} iterations"
     )
     if outcome.steps is not None:

@@ -135,6 +135,11 @@ class SearchRequest:
         object.__setattr__(self, "joint", tuple(self.joint))
 
     @property
+    def propagation_strategy(self) -> str:
+        """The :func:`ncp_hpo.propagation.propagate` name of :attr:`strategy`."""
+        return STRATEGIES[self.strategy]
+
+    @property
     def objective_settings(self) -> list[str]:
         """The settings of the final propagation: the target, then the joint ones."""
         return [self.setting, *(s for s in dict.fromkeys(self.joint) if s != self.setting)]
@@ -272,7 +277,7 @@ def _propagate(
         objectives,
         space,
         start,
-        strategy=STRATEGIES[request.strategy],  # type: ignore[arg-type]
+        strategy=request.propagation_strategy,  # type: ignore[arg-type]
         iterations=request.iters,
         lr=request.lr,
         flops_weight=request.lam,
