@@ -336,9 +336,8 @@ def test_packed_trees_reproduce_scikit_learn_exactly() -> None:
     ]
     baseline, trees = hgb_trees(models[0])
     assert len(trees) == 30 and baseline == pytest.approx(float(np.mean(y)))
-    assert {"value", "feature_idx", "num_threshold", "left", "right", "is_leaf", "depth"} <= set(
-        trees[0].dtype.names
-    )
+    names = set(trees[0].dtype.names or ())
+    assert {"value", "feature_idx", "num_threshold", "left", "right", "is_leaf", "depth"} <= names
     forest = Forest.from_models(models, n_features=6)
     x_new = rng.normal(size=(300, 6))
     ours = forest.predict(x_new)
