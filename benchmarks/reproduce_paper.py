@@ -16,7 +16,7 @@ tables, results.json with every raw number, and the PNG figures):
    Mean (and standard deviation) over the seeds of the MAE and Kendall's tau.
 2. **NAS-Bench-201** (Appendix C): the predictor on 2,000 random cells (+500 validation),
    continuous propagation of the 30-dim one-hot from a low-accuracy high-FLOPs cell
-   (``ncp_hpo.cli.search.NB201_DEFAULT_START``), arg-max every 10 iterations, 70
+   (``ncp_hpo.benchmarks.setting_search.NB201_DEFAULT_START``), arg-max every 10 iterations, 70
    iterations, for several lambda; the true (table) accuracy and FLOPs of the found cell,
    median over 10 seeds, beside the best cell of the predictor's own training data; then the
    same with 200 training cells (+50 validation).
@@ -59,11 +59,8 @@ from tqdm import tqdm  # noqa: E402
 
 from ncp_hpo import __version__, _plots  # noqa: E402
 from ncp_hpo.benchmarks import find_setting, load_benchmark, load_oracle  # noqa: E402
-from ncp_hpo.cli.search import (  # noqa: E402
-    NB201_DEFAULT_START,
-    setting_predictor,
-    true_metrics,
-)
+from ncp_hpo.benchmarks.predictors import setting_predictor  # noqa: E402
+from ncp_hpo.benchmarks.setting_search import NB201_DEFAULT_START, true_metrics  # noqa: E402
 from ncp_hpo.propagation import paper_start, propagate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent

@@ -45,3 +45,20 @@ class UnknownSettingError(NCPError, KeyError):
 
 class NCPWarning(UserWarning):
     """Base class of ncp_hpo warnings."""
+
+
+# -- data lane: benchmark data, surrogate oracle, setting search ----------------------------
+class UnsupportedSettingError(NCPError, ValueError):
+    """The setting has no surrogate oracle (NAS-Bench-201's table is complete)."""
+
+
+class SearchError(NCPError, ValueError):
+    """A setting search that cannot run (conflicting options, mixed code spaces ...)."""
+
+
+class OracleCacheWarning(NCPWarning):
+    """A cached oracle file was unusable and has been rebuilt, or could not be written."""
+
+
+class PredictorCacheWarning(NCPWarning):
+    """A cached setting predictor was unusable and is retrained, or could not be written."""

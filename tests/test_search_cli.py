@@ -1,7 +1,8 @@
 """``ncp-hpo search``: single-task, cached predictor, joint, transfer, NAS-Bench-201, errors.
 
-Predictors are trained with few epochs and propagation runs few iterations, so the whole file
-takes seconds; the surrogate oracle is swapped for a one-member, 20-tree one.
+Predictors are trained with few epochs and propagation runs few iterations. Runs that use
+the surrogate oracle call the library (``run_setting_search``) with a one-member, 20-tree
+``OracleConfig``; command-line runs use ``--no-oracle`` or NAS-Bench-201 (complete table).
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ import numpy as np
 import pytest
 
 from ncp_hpo.benchmarks import OracleConfig, clear_cache, load_benchmark
+from ncp_hpo.benchmarks.setting_search import (
+    NB201_DEFAULT_START,
+    SearchRequest,
+    default_start,
+    parse_code,
+    run_setting_search,
+)
 from ncp_hpo.cli import main
-from ncp_hpo.cli import search as _search_cli
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY_ORACLE = OracleConfig(members=1, max_iter=20, cv_folds=2, metrics=())
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +42,6 @@ def search_env(
 ) -> Iterator[None]:
     monkeypatch.setenv("NCP_HPO_CACHE", str(search_cache))
     monkeypatch.setenv("NCP_HPO_DATA", str(shared_data_dir))
-    tiny = OracleConfig(members=1, max_iter=20, cv_folds=2, metrics=())
-    monkeypatch.setattr(_search_cli, "_ORACLE_CONFIG", tiny)
     yield
     clear_cache()
 
@@ -53,17 +59,19 @@ def _found(out: str) -> str:
     return line.removeprefix("found code: ")
 
 
-def test_seg_search_prints_code_writes_outputs_and_reuses_the_cache(
+def test_seg_search_reports_code_writes_outputs_and_the_cli_reuses_the_cache(
     tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # seed 7 is used by no other test, so the first run trains
-    args = ["--setting", "seg", "--iters", "10", "--epochs", "30", "--seed", "7"]
-    args += ["--data-dir", str(shared_data_dir)]
-    rc, out1, err1, _ = _search(capsys, *args, "--out", str(tmp_path / "a"))
-    assert rc == 0, err1
+    request = SearchRequest(
+        setting="seg", iters=10, epochs=30, seed=7, data_dir=str(shared_data_dir)
+    )
+    log: list[str] = []
+    outcome = run_setting_search(request, oracle_config=TINY_ORACLE, log=log.append)
+    out1 = "\n".join(log) + outcome.report()
     assert "trained in" in out1 and "reused from cache" not in out1
     code = MultiResolutionSpace().decode(_found(out1))  # a valid 27-integer code
-    assert code.shape == (27,)
+    assert code.shape == (27,) and np.array_equal(code, outcome.found)
     # named table: every dimension with its meaning
     assert "stage1.channels[0]" in out1 and "head.channels" in out1
     assert "predicted mIoU" in out1 and "GFLOPs" in out1 and "M params" in out1
@@ -72,18 +80,23 @@ def test_seg_search_prints_code_writes_outputs_and_reuses_the_cache(
         assert "measured: table row" in out1
     else:
         assert "SURROGATE mIoU" in out1 and "Spearman" in out1 and "2-fold CV" in out1
+        assert outcome.truth["seg"]["fidelity"]["folds"] == 2  # the config passed in
+    outcome.write(tmp_path / "a")
     doc = json.loads((tmp_path / "a" / "trajectory.json").read_text())
     assert doc["found"]["string"] == _found(out1)
+    assert doc["args"]["seed"] == 7 and doc["strategy"] == "continuous"
     traj = doc["stages"][0]["result"]["trajectory"]
     assert len(traj["rounded"]) == 11 and len(traj["rounded"][0][0]) == 27
     expected_flops = MultiResolutionSpace().flops(code, convention="thop") / 1e9
     assert doc["found"]["flops"] == pytest.approx(float(expected_flops))
     assert (tmp_path / "a" / "trajectory.png").read_bytes()[:8] == PNG_MAGIC
 
+    args = ["--setting", "seg", "--iters", "10", "--epochs", "30", "--seed", "7", "--no-oracle"]
     rc, out2, err2, _ = _search(capsys, *args, "--out", str(tmp_path / "b"))
     assert rc == 0, err2
     assert "reused from cache" in out2 and "trained in" not in out2
     assert _found(out2) == _found(out1)
+    assert "surrogate oracle off" in out2 or "measured: table row" in out2
     doc2 = json.loads((tmp_path / "b" / "trajectory.json").read_text())
     assert doc2["found"]["predicted"] == doc["found"]["predicted"]
     assert doc2["stages"][0]["result"]["codes"] == doc["stages"][0]["result"]["codes"]
@@ -141,7 +154,7 @@ def test_nas_bench_201_search_prints_cell_and_true_accuracy(
     assert rc == 0, err
     cell = _found(out)
     code = NB201Space().decode(cell)
-    assert out.count("start code: " + _search_cli.NB201_DEFAULT_START) == 1
+    assert out.count("start code: " + NB201_DEFAULT_START) == 1
     row = load_benchmark("nas-bench-201").query(code)
     assert row is not None  # the table is complete
     acc = row["Acc"]
@@ -197,6 +210,11 @@ def test_nas_bench_201_search_prints_cell_and_true_accuracy(
             ["--setting", "seg", "--transfer-from", "video", "--init", "1,2"],
             "--init and --transfer-from",
         ),
+        (
+            ["--setting", "seg", "--n-train", "2400", "--n-val", "500"],
+            "--n-train + --n-val = 2900 exceeds the 2507 codes of seg",
+        ),
+        (["--setting", "seg", "--lam", "nan"], "--lam must be a finite number >= 0"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_2(
@@ -210,13 +228,13 @@ def test_user_errors_are_one_line_with_exit_2(
 
 
 def test_default_starts() -> None:
-    mr = _search_cli.default_start(MultiResolutionSpace())
+    mr = default_start(MultiResolutionSpace())
     assert MultiResolutionSpace().encode(mr) == (
         "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
     )
-    nb = _search_cli.default_start(NB201Space())
-    assert NB201Space().encode(nb) == _search_cli.NB201_DEFAULT_START
-    ints = _search_cli.parse_code(MultiResolutionSpace(), " ".join(str(v) for v in mr))
+    nb = default_start(NB201Space())
+    assert NB201Space().encode(nb) == NB201_DEFAULT_START
+    ints = parse_code(MultiResolutionSpace(), " ".join(str(v) for v in mr))
     assert np.array_equal(ints, mr)
 
 
@@ -229,10 +247,34 @@ def test_an_unwritable_cache_warns_in_one_line_and_the_search_goes_on(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("NCP_HPO_CACHE", str(blocker / "cache"))  # cannot be created
-    args = ["--setting", "seg", "--iters", "5", "--epochs", "5", "--seed", "3"]
+    args = ["--setting", "seg", "--iters", "5", "--epochs", "5", "--seed", "3", "--no-oracle"]
     rc, out, err, _ = _search(capsys, *args, "--out", str(tmp_path / "o"))
     assert rc == 0, err
     assert _found(out)
     warnings_ = [ln for ln in err.splitlines() if ln.startswith("warning: could not cache")]
     assert len(warnings_) >= 1 and "Traceback" not in err
     assert "cached at" not in out  # nothing claims a cache file that was not written
+
+
+def test_setting_predictor_warns_when_its_cache_cannot_be_written(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    from ncp_hpo.benchmarks.predictors import predictor_cache_key, setting_predictor
+    from ncp_hpo.exceptions import PredictorCacheWarning
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    table = load_benchmark("seg", shared_data_dir)
+    with pytest.warns(PredictorCacheWarning, match="could not cache the predictor"):
+        predictor, record = setting_predictor(
+            table, seed=11, n_train=200, n_val=50, epochs=2, cache_root=blocker
+        )
+    assert record.path is None and not record.cached and record.n_test == len(table) - 250
+    assert record.metrics == ["mIoU", "flops"] and predictor.main_metric_ == "mIoU"
+    params = predictor.get_params()
+    assert record.key == predictor_cache_key(
+        table, seed=11, n_train=200, n_val=50, metrics=record.metrics, params=params
+    )
+    assert record.key != predictor_cache_key(
+        table, seed=12, n_train=200, n_val=50, metrics=record.metrics, params=params
+    )

@@ -1,10 +1,13 @@
 """Benchmark data: NAS-Bench-MR (9 settings) and NAS-Bench-201, loaded safely.
 
 Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
-:mod:`ncp_hpo.benchmarks._oracle`) and Optuna objectives (:class:`BenchmarkObjective`,
+:mod:`ncp_hpo.benchmarks._oracle`), Optuna objectives (:class:`BenchmarkObjective`,
 :class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
 sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
-:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`).
+:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`). Two public modules hold
+what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each setting's neural
+predictor, trained once and cached) and :mod:`ncp_hpo.benchmarks.setting_search`
+(:func:`~ncp_hpo.benchmarks.setting_search.run_setting_search`).
 
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
 >>> seg = load_benchmark("seg")                              # doctest: +SKIP
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ncp_hpo._lazy import lazy_getattr
+from ncp_hpo.benchmarks._inventory import DataStatus, data_status
 from ncp_hpo.benchmarks._registry import (
     SEARCH_LIST,
     SETTINGS,
@@ -42,9 +46,10 @@ from ncp_hpo.benchmarks._store import (
     find_setting,
     load_search_list,
     resolve_path,
+    search_dirs,
 )
 from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
-from ncp_hpo.exceptions import DataNotFoundError
+from ncp_hpo.exceptions import DataNotFoundError, OracleCacheWarning, UnsupportedSettingError
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._compare import (
@@ -55,17 +60,18 @@ if TYPE_CHECKING:
     )
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
     from ncp_hpo.benchmarks._oracle import (
-        Fidelity,
-        OracleCacheWarning,
-        OracleConfig,
-        OracleResult,
         SurrogateOracle,
-        TableSnapper,
-        UnsupportedSettingError,
+        cached_oracles,
         load_oracle,
         oracle_cache_path,
+    )
+    from ncp_hpo.benchmarks._oracle_model import (
+        Fidelity,
+        OracleConfig,
+        OracleResult,
         oracle_features,
     )
+    from ncp_hpo.benchmarks._snapper import TableSnapper
 
 # The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
 # first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
@@ -76,20 +82,14 @@ _LAZY = {
     ),
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(
-        (
-            "Fidelity",
-            "OracleCacheWarning",
-            "OracleConfig",
-            "OracleResult",
-            "SurrogateOracle",
-            "TableSnapper",
-            "UnsupportedSettingError",
-            "load_oracle",
-            "oracle_cache_path",
-            "oracle_features",
-        ),
+        ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),
         "ncp_hpo.benchmarks._oracle",
     ),
+    **dict.fromkeys(
+        ("Fidelity", "OracleConfig", "OracleResult", "oracle_features"),
+        "ncp_hpo.benchmarks._oracle_model",
+    ),
+    "TableSnapper": "ncp_hpo.benchmarks._snapper",
 }
 
 
@@ -107,6 +107,7 @@ __all__ = [
     "CompareConfig",
     "CompareError",
     "ComparisonResult",
+    "DataStatus",
     "FetchResult",
     "Fidelity",
     "Location",
@@ -120,7 +121,9 @@ __all__ = [
     "TableSnapper",
     "UnsupportedSettingError",
     "cache_dir",
+    "cached_oracles",
     "clear_cache",
+    "data_status",
     "fetch",
     "find_setting",
     "get_setting",
@@ -132,6 +135,7 @@ __all__ = [
     "resolve_path",
     "run_comparison",
     "safe_load_pickle",
+    "search_dirs",
 ]
 
 

@@ -58,14 +58,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ncp_hpo.benchmarks._oracle import (
-    OracleConfig,
-    OracleResult,
-    SurrogateOracle,
-    TableSnapper,
-    _as_code,
-    load_oracle,
-)
+from ncp_hpo.benchmarks._oracle import SurrogateOracle, load_oracle
+from ncp_hpo.benchmarks._oracle_model import OracleConfig, OracleResult
+from ncp_hpo.benchmarks._snapper import TableSnapper
 from ncp_hpo.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -80,13 +75,6 @@ ObjectiveKind = Literal["metric", "metric+flops"]
 
 _MODES = ("surrogate", "table", "exact")
 _OBJECTIVES = ("metric", "metric+flops")
-
-
-def _is_complete(table: BenchmarkTable) -> bool:
-    """Whether ``table`` holds every code of its space (NAS-Bench-201)."""
-    from ncp_hpo.spaces.nb201 import NUM_CELLS, NB201Space
-
-    return isinstance(table.space, NB201Space) and len(table) == NUM_CELLS
 
 
 class BenchmarkObjective:
@@ -149,7 +137,7 @@ class BenchmarkObjective:
             table = load_benchmark(setting, data_dir)
         else:
             table = setting
-        complete = _is_complete(table)
+        complete = table.complete
         mode = mode or ("exact" if complete else "surrogate")
         if mode == "exact" and not complete:
             raise ValueError(
@@ -251,7 +239,7 @@ class BenchmarkObjective:
         """
         if isinstance(code, Mapping):
             code = self.space.from_params(code)
-        vec = _as_code(self.table, code)
+        vec = self.table.as_code(code)
         extra: dict[str, Any] = {}
         if self.mode == "table":
             assert self.snapper is not None

@@ -54,7 +54,7 @@ import numpy as np
 from ncp_hpo.benchmarks._compare import CompareError, jsonable, summary_stat, write_csv
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._oracle import OracleResult, SurrogateOracle
+    from ncp_hpo.benchmarks import OracleResult, SurrogateOracle
     from ncp_hpo.benchmarks._table import BenchmarkTable
     from ncp_hpo.predictor import NeuralPredictor
 

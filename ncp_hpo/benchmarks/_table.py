@@ -54,7 +54,7 @@ import numpy as np
 
 from ncp_hpo.benchmarks._registry import Setting
 from ncp_hpo.exceptions import DataError, InvalidCodeError
-from ncp_hpo.spaces._base import CodeSpace
+from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NB201_FILE_OPS", "BenchmarkTable", "records_to_arrays"]
 
@@ -237,6 +237,32 @@ class BenchmarkTable:
         if i is None:
             return None
         return {k: float(v[i]) for k, v in self.metrics.items()}
+
+    def as_code(self, code: Any) -> np.ndarray:
+        """One valid code of the table's space from an array-like or the space's string
+        format (e.g. ``64_64-2_1_2_64-...-64``), as int64 ``(d,)``.
+
+        Raises:
+            InvalidCodeError: not one valid code (NaN, off-grid, wrong shape ...).
+        """
+        if isinstance(code, str):
+            decode = getattr(self.space, "decode", None)
+            if decode is None:
+                raise InvalidCodeError(f"{type(self.space).__name__} has no string format")
+            code = decode(code)
+        arr = self.space.validate(code)
+        if arr.ndim != 1:
+            raise InvalidCodeError(
+                f"evaluate takes one code of shape ({self.space.dim},), got {arr.shape}"
+            )
+        return arr
+
+    @property
+    def complete(self) -> bool:
+        """Whether the table holds every code of its space (NAS-Bench-201)."""
+        from ncp_hpo.spaces.nb201 import NUM_CELLS, NB201Space
+
+        return isinstance(self.space, NB201Space) and len(self) == NUM_CELLS
 
     def __contains__(self, code: object) -> bool:
         try:

@@ -8,7 +8,6 @@ Registered by :func:`register_data_commands`; each handler returns an exit code 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register_data_commands"]
@@ -85,7 +84,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from ncp_hpo.benchmarks._store import cache_dir, fetch
+    from ncp_hpo.benchmarks import cache_dir, fetch
 
     def report(r: Any) -> None:
         check = "sha256 verified" if r.verified else "UNVERIFIED (no pinned checksum)"
@@ -103,62 +102,20 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(name: str, data_dir: str | None) -> tuple[str, str, str]:
-    """``(where, rows, checksum)`` cells of the ``data list`` table for one resource."""
-    from ncp_hpo.benchmarks._registry import get_resource
-    from ncp_hpo.benchmarks._safe_pickle import sha256_hex
-    from ncp_hpo.benchmarks._store import find_setting, read_meta
-    from ncp_hpo.exceptions import DataError
-
-    res = get_resource(name)
-    expected_rows = str(getattr(res, "rows", "") or "")
-    loc = find_setting(name, data_dir)
-    if loc is None:
-        pin = "pinned" if res.sha256 else "none known (needs --allow-unverified)"
-        return "not available", "-", pin
-    where = f"{loc.origin} ({loc.path})"
-    if loc.format == "npz":
-        try:
-            meta = read_meta(loc.path)
-        except DataError:
-            return where, "-", "BROKEN cache entry (re-fetch with --force)"
-        if meta.get("verified") and meta.get("source_sha256") == res.sha256:
-            check = "verified"
-        elif res.sha256 is None:
-            check = "unverified (no pinned checksum)"
-        else:
-            check = "STALE (converted from other bytes; re-fetch)"
-        return where, str(meta.get("rows", "?")), check
-    digest = sha256_hex(Path(loc.path).read_bytes())
-    if res.sha256 is None:
-        check = f"unverified (sha256 {digest[:12]}...)"
-    else:
-        check = "verified" if digest == res.sha256 else "MISMATCH"
-    if loc.format == "text":
-        expected_rows = str(len(Path(loc.path).read_text().splitlines()))
-    return where, expected_rows or "?", check
-
-
 def _cmd_list(args: argparse.Namespace) -> int:
-    from ncp_hpo.benchmarks._registry import RESOURCES
-    from ncp_hpo.benchmarks._store import search_dirs
+    from ncp_hpo.benchmarks import data_status, search_dirs
 
     print("search order: " + "; ".join(f"{o}={p}" for o, p in search_dirs(args.data_dir)))
-    rows = [(name, *_status(name, args.data_dir)) for name in RESOURCES]
-    widths = [
-        max(len(r[i]) for r in [*rows, ("SETTING", "AVAILABLE", "ROWS", "CHECKSUM")])
-        for i in range(4)
-    ]
     header = ("SETTING", "AVAILABLE", "ROWS", "CHECKSUM")
+    rows = [(s.name, s.where, s.rows, s.check) for s in data_status(data_dir=args.data_dir)]
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
     for r in [header, *rows]:
         print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ncp_hpo.benchmarks import load_benchmark
-    from ncp_hpo.benchmarks._registry import get_setting
-    from ncp_hpo.benchmarks._store import cache_dir, find_setting
+    from ncp_hpo.benchmarks import cache_dir, find_setting, get_setting, load_benchmark
 
     s = get_setting(args.setting)
     loc = find_setting(s.name, args.data_dir)
@@ -188,10 +145,9 @@ def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
     """The ``surrogate oracle`` lines of ``data info``: fidelity of the cached oracles."""
     import sys
 
-    from ncp_hpo.benchmarks._objectives import _is_complete
-    from ncp_hpo.benchmarks._oracle import cached_oracles, load_oracle
+    from ncp_hpo.benchmarks import cached_oracles, load_oracle
 
-    if _is_complete(table):
+    if table.complete:
         print("surrogate oracle: none (complete table: every code is evaluated exactly)")
         return
     if fit:
@@ -202,7 +158,7 @@ def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
         where = f" --data-dir {data_dir}" if data_dir else ""
         print(
             "surrogate oracle: not fitted yet; 'ncp-hpo data info "
-            f"{table.name}{where} --oracle' fits and caches it (once, 10-30 s)"
+            f"{table.name}{where} --oracle' fits and caches it (once)"
         )
         return
     print("surrogate oracle (held-out fidelity of the main metric):")

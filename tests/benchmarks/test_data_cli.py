@@ -116,3 +116,17 @@ def test_top_level_cli_prints_one_line(
     assert err.startswith("ncp-hpo: error: checksum mismatch for") and err.count("\n") == 1
     with pytest.raises(ChecksumError):
         load_benchmark("seg", data_dir=src)
+
+
+def test_data_status_is_the_library_behind_list(
+    shared_data_dir: Path, isolated_env: Path, tmp_path: Path
+) -> None:
+    from ncp_hpo.benchmarks import DataStatus, data_status
+
+    env = copy_raw(shared_data_dir, tmp_path / "env", "nas-bench-201")
+    nb, seg = data_status(["nas-bench-201", "seg"], data_dir=env)
+    assert isinstance(nb, DataStatus) and nb.name == "nas-bench-201"
+    assert nb.where.startswith("data_dir (") and nb.rows == "15625" and nb.check == "verified"
+    assert (seg.where, seg.rows, seg.check) == ("not available", "-", "pinned")
+    with pytest.raises(UnknownSettingError, match="segg"):
+        data_status(["segg"])

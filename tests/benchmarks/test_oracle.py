@@ -318,3 +318,29 @@ def test_data_info_shows_cached_fidelity(
     assert "MAE" in out and "members=3" in out
     assert _run("data", "info", "nas-bench-201", "--data-dir", str(shared_data_dir)) == 0
     assert "complete table" in capsys.readouterr().out
+
+
+def test_packed_trees_reproduce_scikit_learn_exactly() -> None:
+    """Pins scikit-learn's private HistGradientBoostingRegressor tree layout (the one place
+    that reads it is ``hgb_trees``): this fails when a scikit-learn release changes it."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from ncp_hpo.benchmarks._forest import Forest, hgb_trees
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    y = np.sin(x[:, 0]) + x[:, 1] * x[:, 2] + 0.1 * rng.normal(size=400)
+    models = [
+        HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=7, random_state=s).fit(x, y + s)
+        for s in (0, 1)
+    ]
+    baseline, trees = hgb_trees(models[0])
+    assert len(trees) == 30 and baseline == pytest.approx(float(np.mean(y)))
+    names = set(trees[0].dtype.names or ())
+    assert {"value", "feature_idx", "num_threshold", "left", "right", "is_leaf", "depth"} <= names
+    forest = Forest.from_models(models, n_features=6)
+    x_new = rng.normal(size=(300, 6))
+    ours = forest.predict(x_new)
+    theirs = np.stack([m.predict(x_new) for m in models], axis=1)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert forest.n_groups == 2 and len(forest.roots) == 60

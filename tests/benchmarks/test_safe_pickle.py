@@ -100,6 +100,16 @@ def test_allow_list_is_exactly_numpy_array_reconstruction() -> None:
     }
 
 
+def test_the_allowed_reconstruct_is_the_one_numpy_pickles_with() -> None:
+    """Pins numpy's private ``_reconstruct`` (no public equivalent: pickles name it): fails
+    when a numpy release renames or moves it."""
+    reduced: Any = np.arange(3).__reduce__()
+    fn = reduced[0]
+    assert (fn.__module__, fn.__name__) in ALLOWED_GLOBALS
+    assert ALLOWED_GLOBALS[(fn.__module__, fn.__name__)] is fn
+    assert ALLOWED_GLOBALS[("numpy.core.multiarray", "_reconstruct")] is fn
+
+
 def test_numpy_scalar_global_is_not_allowed() -> None:
     payload = pickle.dumps(np.float64(1.0))  # needs numpy's 'scalar' global
     with pytest.raises(UnsafePickleError, match="scalar"):
