@@ -11,7 +11,8 @@ import numpy as np
 import optuna
 import pytest
 
-from ncp_hpo.benchmarks._compare import (
+from ncp_hpo.cli import main
+from ncp_hpo.experiments.compare.runner import (
     BenchmarkInfo,
     CompareConfig,
     CompareError,
@@ -28,7 +29,6 @@ from ncp_hpo.benchmarks._compare import (
     summary_stat,
     verdict,
 )
-from ncp_hpo.cli import main
 
 NB201 = "nas-bench-201"
 
@@ -340,7 +340,7 @@ class _LinearPredictor:
 
 
 def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
-    from ncp_hpo.benchmarks._paper_protocol import netadapt_greedy
+    from ncp_hpo.experiments.paper.protocol import netadapt_greedy
     from ncp_hpo.propagation import paper_start
     from ncp_hpo.spaces import MultiResolutionSpace
 

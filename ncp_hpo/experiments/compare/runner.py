@@ -8,7 +8,7 @@ same objective in the same kind of Optuna study (each Ax candidate is enqueued a
 one Optuna trial). One study per sampler x seed; the statistics are computed from what the
 studies hold.
 
->>> from ncp_hpo.benchmarks._compare import CompareConfig, run_comparison   # doctest: +SKIP
+>>> from ncp_hpo.experiments.compare.runner import CompareConfig, run_comparison   # doctest: +SKIP
 >>> res = run_comparison(CompareConfig("nas-bench-201", out="cmp", seeds=3))  # doctest: +SKIP
 >>> res.summaries["ncp"].budgets[100].median                                  # doctest: +SKIP
 
@@ -1126,7 +1126,7 @@ def _git_provenance() -> dict[str, str]:
     ``ncp_hpo/`` differ from it); empty outside a git checkout."""
     import subprocess
 
-    pkg = Path(__file__).resolve().parents[1]
+    pkg = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(pkg), "rev-parse", "--short=12", "HEAD"],

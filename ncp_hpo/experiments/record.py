@@ -78,7 +78,7 @@ def check_record(
     Raises:
         RecordError: the record is unreadable, or holds fewer seeds/trials than asked for.
     """
-    from ncp_hpo.benchmarks._compare import CompareConfig, run_comparison
+    from ncp_hpo.experiments.compare.runner import CompareConfig, run_comparison
 
     data = load_record(record)
     cfg = data["config"]

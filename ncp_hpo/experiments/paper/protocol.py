@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.benchmarks._compare import CompareError, jsonable, summary_stat, write_csv
+from ncp_hpo.experiments.compare.runner import CompareError, jsonable, summary_stat, write_csv
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._oracle import OracleResult, SurrogateOracle
@@ -520,7 +520,7 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
     if result.skipped:
         lines.append(f"- Skipped (data not available): {', '.join(result.skipped)}.")
     from ncp_hpo._numerics import environment_line
-    from ncp_hpo.benchmarks._compare import _git_provenance
+    from ncp_hpo.experiments.compare.runner import _git_provenance
 
     git = _git_provenance().get("git")
     lines.append(
