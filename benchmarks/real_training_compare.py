@@ -168,7 +168,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
 
 def _curves(run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Best top-1 so far per trained trial, and the cumulative CPU-seconds."""
-    from ncp_hpo.experiments.compare.runner import best_so_far
+    from ncp_hpo.experiments.compare import best_so_far
 
     vals = [np.nan if r["value"] is None else r["value"] for r in run["trials"]]
     cpu = np.cumsum([r["cpu_s"] or 0.0 for r in run["trials"]])
@@ -181,7 +181,7 @@ def _best_within(best: np.ndarray, cpu: np.ndarray, seconds: float) -> float:
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
-    from ncp_hpo.experiments.compare.runner import paired_wilcoxon, summary_stat
+    from ncp_hpo.experiments.compare import paired_wilcoxon, summary_stat
 
     samplers = [s for s in args.samplers if any(r["sampler"] == s for r in runs)]
     seeds = sorted({r["seed"] for r in runs})

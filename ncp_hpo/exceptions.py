@@ -45,3 +45,13 @@ class UnknownSettingError(NCPError, KeyError):
 
 class NCPWarning(UserWarning):
     """Base class of ncp_hpo warnings."""
+
+
+# --- lane: experiments (ncp_hpo/experiments) ---------------------------------------------
+class CompareError(NCPError, ValueError):
+    """A comparison cannot run as asked (bad sampler list, settings mismatch, busy folder,
+    an option the chosen protocol does not use)."""
+
+
+class RecordError(NCPError, ValueError):
+    """A record that cannot be checked (missing, unreadable, or asked for more than it holds)."""

@@ -4,7 +4,7 @@ Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, s
 :mod:`ncp_hpo.benchmarks._oracle`) and Optuna objectives (:class:`BenchmarkObjective`,
 :class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
 sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
-:class:`CompareConfig`, see :mod:`ncp_hpo.experiments.compare.runner`).
+:class:`CompareConfig`, see :mod:`ncp_hpo.experiments.compare`).
 
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
 >>> seg = load_benchmark("seg")                              # doctest: +SKIP
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         oracle_cache_path,
         oracle_features,
     )
-    from ncp_hpo.experiments.compare.runner import (
+    from ncp_hpo.experiments.compare import (
         CompareConfig,
         CompareError,
         ComparisonResult,
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(
         ("CompareConfig", "CompareError", "ComparisonResult", "run_comparison"),
-        "ncp_hpo.experiments.compare.runner",
+        "ncp_hpo.experiments.compare",
     ),
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(

@@ -164,7 +164,7 @@ def _default_jobs() -> int:
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
-    from ncp_hpo.experiments.compare.runner import CompareError
+    from ncp_hpo.experiments.compare import CompareError
 
     try:
         vals = tuple(int(x) for x in text.split(",") if x.strip())
@@ -177,7 +177,7 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import get_setting
-    from ncp_hpo.experiments.compare.runner import CompareConfig, CompareError
+    from ncp_hpo.experiments.compare import CompareConfig, CompareError
 
     get_setting(args.benchmark)  # unknown benchmark: one line naming the known ones
     if args.quiet:  # nor MLflow's "View run ... at" line
@@ -185,7 +185,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
         from ncp_hpo._numerics import deterministic_threads
-        from ncp_hpo.experiments.paper.protocol import run_paper_protocol
+        from ncp_hpo.experiments.paper import run_paper_protocol
 
         if args.seeds < 1:
             raise CompareError(f"--seeds must be an integer >= 1, got {args.seeds!r}")
@@ -224,7 +224,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         mlflow_experiment=args.mlflow_experiment,
         progress=not args.quiet,
     )
-    from ncp_hpo.experiments.compare.runner import run_comparison
+    from ncp_hpo.experiments.compare import run_comparison
 
     result = run_comparison(config)
     if not args.quiet:

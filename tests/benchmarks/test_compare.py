@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from ncp_hpo.cli import main
-from ncp_hpo.experiments.compare.runner import (
+from ncp_hpo.experiments.compare import (
     BenchmarkInfo,
     CompareConfig,
     CompareError,
@@ -340,7 +340,7 @@ class _LinearPredictor:
 
 
 def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
-    from ncp_hpo.experiments.paper.protocol import netadapt_greedy
+    from ncp_hpo.experiments.paper import netadapt_greedy
     from ncp_hpo.propagation import paper_start
     from ncp_hpo.spaces import MultiResolutionSpace
 

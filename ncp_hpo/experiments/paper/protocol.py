@@ -51,7 +51,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.runner import CompareError, jsonable, summary_stat, write_csv
+from ncp_hpo.exceptions import CompareError
+from ncp_hpo.experiments.compare.stats import summary_stat
+from ncp_hpo.experiments.files import jsonable, write_csv
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._oracle import OracleResult, SurrogateOracle
@@ -520,9 +522,9 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
     if result.skipped:
         lines.append(f"- Skipped (data not available): {', '.join(result.skipped)}.")
     from ncp_hpo._numerics import environment_line
-    from ncp_hpo.experiments.compare.runner import _git_provenance
+    from ncp_hpo.experiments.compare.provenance import git_provenance
 
-    git = _git_provenance().get("git")
+    git = git_provenance().get("git")
     lines.append(
         f"- Created {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
         + (f" by the code at git {git}" if git else "")
