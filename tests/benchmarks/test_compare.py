@@ -148,6 +148,26 @@ def test_hypervolume_of_a_tiny_front_by_hand() -> None:
     np.testing.assert_array_equal(pareto_front_2d(pts), [[1, 3], [2, 2], [3, 1], [5, 0]])
 
 
+def test_hypervolume_matches_botorch_on_random_fronts() -> None:
+    """The 2-D hypervolume agrees with BoTorch's public exact ``Hypervolume`` (maximised,
+    so both coordinates are negated) on random point sets with ties and points outside."""
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    rng = np.random.default_rng(0)
+    ref = np.array([1.0, 1.0])
+    botorch_hv = Hypervolume(ref_point=torch.tensor(-ref, dtype=torch.float64))
+    for i in range(200):
+        pts = rng.random((int(rng.integers(1, 40)), 2)) * 1.2
+        if i % 2:
+            pts = np.round(pts, 1)  # duplicates and equal coordinates
+        inside = pts[(pts < ref).all(1)]
+        expected = (
+            botorch_hv.compute(torch.tensor(-inside, dtype=torch.float64)) if len(inside) else 0.0
+        )
+        assert hypervolume_2d(pts, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_two_objective_scores_are_normalised_hypervolume() -> None:
     info = _info(optimum=None, directions=("maximize", "minimize"))
     # metric 10 at FLOPs 0 is the ideal point: u = v = 0, hypervolume 1

@@ -92,17 +92,19 @@ def pareto_front_2d(points: np.ndarray) -> np.ndarray:
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = HV_REFERENCE_POINT) -> float:
     """Hypervolume dominated by ``points`` (``n x 2``, minimised) up to ``reference``.
 
-    Points that do not strictly dominate the reference contribute nothing. Computed with
-    Optuna's exact ``optuna._hypervolume.compute_hypervolume``.
+    Points that do not strictly dominate the reference contribute nothing. Exact: the sum of
+    the rectangles between the Pareto front (sorted by the first coordinate) and the
+    reference point, ``sum_i (r0 - x_i) * (y_{i-1} - y_i)`` with ``y_{-1} = r1`` (the
+    arithmetic of Optuna's 2-D hypervolume, without its private module).
     """
-    from optuna._hypervolume import compute_hypervolume
-
     ref = np.asarray(reference, dtype=np.float64)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     p = p[np.isfinite(p).all(1) & (p < ref).all(1)]
     if len(p) == 0:
         return 0.0
-    return float(compute_hypervolume(p, ref, assume_pareto=False))
+    front = pareto_front_2d(p)
+    upper = np.concatenate([ref[1:], front[:-1, 1]])
+    return float((ref[0] - front[:, 0]) @ (upper - front[:, 1]))
 
 
 def hypervolume_history(
