@@ -58,19 +58,22 @@ def register_compare_commands(subparsers: Any) -> None:
         metavar="SETTING",
         help="setting: nas-bench-201, seg, cls-50-1000, video, ...",
     )
+    # options --protocol paper does not use default to None, so an explicit one is refused
     p.add_argument(
         "--samplers",
-        default=_DEFAULT_SAMPLERS,
+        default=None,
         metavar="NAMES",
-        help="comma-separated sampler names",
+        help=f"comma-separated sampler names (default: {_DEFAULT_SAMPLERS})",
     )
-    p.add_argument("--trials", type=int, default=100, metavar="N", help="trials per study")
+    p.add_argument(
+        "--trials", type=int, default=None, metavar="N", help="trials per study (default: 100)"
+    )
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1")
     p.add_argument(
         "--objective",
         choices=("metric", "metric+flops"),
-        default="metric",
-        help="main metric alone, or metric and FLOPs (two objectives unless --lam)",
+        default=None,
+        help="main metric alone (the default), or metric and FLOPs (two objectives unless --lam)",
     )
     p.add_argument(
         "--lam",
@@ -87,9 +90,9 @@ def register_compare_commands(subparsers: Any) -> None:
     )
     p.add_argument(
         "--budgets",
-        default="10,25,50,100",
+        default=None,
         metavar="N,N,...",
-        help="trial counts at which best-found is reported",
+        help="trial counts at which best-found is reported (default: 10,25,50,100)",
     )
     p.add_argument(
         "--jobs",
@@ -164,7 +167,7 @@ def _default_jobs() -> int:
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
-    from ncp_hpo.experiments.compare import CompareError
+    from ncp_hpo.exceptions import CompareError
 
     try:
         vals = tuple(int(x) for x in text.split(",") if x.strip())
@@ -175,20 +178,47 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     return vals
 
 
+# What --protocol paper does instead of each option of the study loop (it refuses them).
+PAPER_PROTOCOL_USES = {
+    "samplers": "its own methods: NCP continuous and winner-takes-all, random search, the "
+    "neural predictor and NetAdapt",
+    "trials": "a fixed budget per method: 1 oracle evaluation for NCP and NetAdapt, 100 for "
+    "random search, the top 10 of 10,000 predicted codes for the neural predictor",
+    "budgets": "a fixed budget per method (see --trials)",
+    "objective": "the setting's main metric with an exact-FLOPs term",
+    "lam": "lambda 0.3, 0.5 and 0.7 in Table 2 and 0.5 in Tables 3-4",
+    "mode": "the surrogate oracle (the table's value where the table holds the code)",
+    "jobs": "one process",
+}
+
+
+def paper_protocol_conflicts(args: argparse.Namespace) -> str | None:
+    """One line naming the first option given with ``--protocol paper`` that the paper
+    protocol does not use, and what it uses instead (None when there is none)."""
+    for name, uses in PAPER_PROTOCOL_USES.items():
+        if getattr(args, name) is not None:
+            return (
+                f"--{name} is not used by --protocol paper, which uses {uses}; "
+                f"drop --{name} (or use --protocol optuna)"
+            )
+    return None
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import get_setting
-    from ncp_hpo.experiments.compare import CompareConfig, CompareError
+    from ncp_hpo.exceptions import CompareError
+    from ncp_hpo.experiments.compare import CompareConfig
 
     get_setting(args.benchmark)  # unknown benchmark: one line naming the known ones
     if args.quiet:  # nor MLflow's "View run ... at" line
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
+        conflict = paper_protocol_conflicts(args)
+        if conflict:
+            raise CompareError(conflict)
         from ncp_hpo._numerics import deterministic_threads
         from ncp_hpo.experiments.paper import run_paper_protocol
 
-        if args.seeds < 1:
-            raise CompareError(f"--seeds must be an integer >= 1, got {args.seeds!r}")
         with deterministic_threads():
             res = run_paper_protocol(
                 args.benchmark,
@@ -204,21 +234,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(res.files["table2_md"].read_text())
             print(f"written: {', '.join(str(p) for p in res.files.values())}")
         return 0
-    warning = startup_warning(samplers, args.trials)
+    samplers = tuple(
+        s.strip()
+        for s in (_DEFAULT_SAMPLERS if args.samplers is None else args.samplers).split(",")
+        if s.strip()
+    )
+    trials = 100 if args.trials is None else args.trials
+    warning = startup_warning(samplers, trials)
     if warning:
         print(warning, file=sys.stderr)
     config = CompareConfig(
         benchmark=args.benchmark,
         samplers=samplers,
-        trials=args.trials,
+        trials=trials,
         seeds=args.seeds,
-        objective=args.objective,
+        objective=args.objective or "metric",
         lam=args.lam,
         mode=args.mode,
         jobs=args.jobs if args.jobs is not None else _default_jobs(),
         out=args.out,
         data_dir=args.data_dir,
-        budgets=_int_list(args.budgets, "--budgets"),
+        budgets=_int_list("10,25,50,100" if args.budgets is None else args.budgets, "--budgets"),
         mlflow=not args.no_mlflow,
         mlflow_uri=args.mlflow_uri,
         mlflow_experiment=args.mlflow_experiment,

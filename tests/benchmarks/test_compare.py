@@ -209,6 +209,30 @@ def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert rc == 2 and err.count("\n") == 1 and "NAS-Bench-MR setting" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "uses"),
+    [
+        ("--samplers", "ncp,random", "NetAdapt"),
+        ("--trials", "100", "100 for random search"),  # the study loop's default: still refused
+        ("--budgets", "10,25", "fixed budget per method"),
+        ("--objective", "metric", "main metric with an exact-FLOPs term"),
+        ("--lam", "0.5", "lambda 0.3, 0.5 and 0.7"),
+        ("--mode", "table", "surrogate oracle"),
+        ("--jobs", "4", "one process"),
+    ],
+)
+def test_paper_protocol_refuses_options_it_does_not_use(
+    option: str, value: str, uses: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "paper"
+    argv = ["compare", "--benchmark", "seg", "--protocol", "paper", "--out", str(out)]
+    rc = main([*argv, option, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{option} is not used by --protocol paper" in err and uses in err
+    assert not out.exists()  # refused before anything ran
+
+
 # -- end to end, resuming, MLflow ----------------------------------------------------------
 def test_cli_end_to_end_writes_tables_and_plots(shared_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
