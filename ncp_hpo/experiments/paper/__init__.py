@@ -1,3 +1,7 @@
-"""The paper's fixed-budget comparison protocol (``ncp-hpo compare --protocol paper``)."""
+"""The paper's fixed-budget comparison protocol (``ncp-hpo compare --protocol paper``):
+Tables 2-4 of the paper, on the surrogate oracle; see :mod:`.protocol`."""
 
-from ncp_hpo.experiments.paper.protocol import *  # noqa: F403
+from ncp_hpo.experiments.paper.methods import netadapt_greedy
+from ncp_hpo.experiments.paper.protocol import PaperProtocolResult, run_paper_protocol
+
+__all__ = ["PaperProtocolResult", "netadapt_greedy", "run_paper_protocol"]
