@@ -182,6 +182,7 @@ def _best_within(best: np.ndarray, cpu: np.ndarray, seconds: float) -> float:
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
     from ncp_hpo.experiments.compare import paired_wilcoxon, summary_stat
+    from ncp_hpo.experiments.markdown import markdown_table
 
     samplers = [s for s in args.samplers if any(r["sampler"] == s for r in runs)]
     seeds = sorted({r["seed"] for r in runs})
@@ -201,10 +202,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         "",
         "## Best top-1 (%) after N trained trials: median [IQR] over seeds",
         "",
-        "| sampler | " + " | ".join(f"N={b}" for b in budgets) + " | Wilcoxon p vs ncp | "
-        "wins/ties/losses vs ncp | refused |",
-        "|---|" + "---|" * (len(budgets) + 3),
     ]
+    rows: list[list[Any]] = []
     final = {s: [by[(s, k)][0][-1] if (s, k) in by else np.nan for k in seeds] for s in samplers}
     for s in samplers:
         cells = [
@@ -219,16 +218,15 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
             t = paired_wilcoxon(final["ncp"], final[s])
             test, wtl = t.format(), f"{t.wins}/{t.ties}/{t.losses}"
         refused = sum(r["refused"] for r in runs if r["sampler"] == s)
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {test} | {wtl} | {refused} |")
+        rows.append([s, *cells, test, wtl, refused])
+    head = ["sampler", *[f"N={b}" for b in budgets], "Wilcoxon p vs ncp"]
+    lines += markdown_table([*head, "wins/ties/losses vs ncp", "refused"], rows)
     lines += [
         "",
         "## Best top-1 (%) within a total of training CPU-seconds: median [IQR] over seeds",
         "",
-        "| sampler | "
-        + " | ".join(f"<= {c} s" for c in cpu_marks)
-        + " | training CPU-s per study | sampler CPU-s per study |",
-        "|---|" + "---|" * (len(cpu_marks) + 2),
     ]
+    rows = []
     for s in samplers:
         cells = [
             summary_stat([_best_within(*by[(s, k)], c) for k in seeds if (s, k) in by]).format(1)
@@ -238,7 +236,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         own = summary_stat(
             [sum(t["sampler_cpu_s"] or 0.0 for t in r["trials"]) for r in runs if r["sampler"] == s]
         ).format(1)
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {tot} | {own} |")
+        rows.append([s, *cells, tot, own])
+    head = ["sampler", *[f"<= {c} s" for c in cpu_marks], "training CPU-s per study"]
+    lines += markdown_table([*head, "sampler CPU-s per study"], rows)
     lines += [
         "",
         "Wins/ties/losses: seeds where the sampler's final best is above/equal to/below "

@@ -64,6 +64,7 @@ from ncp_hpo.cli.search import (  # noqa: E402
     setting_predictor,
     true_metrics,
 )
+from ncp_hpo.experiments.markdown import markdown_table  # noqa: E402
 from ncp_hpo.propagation import paper_start, propagate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -101,9 +102,7 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(markdown_table(headers, rows))
 
 
 def _machine() -> dict[str, Any]:

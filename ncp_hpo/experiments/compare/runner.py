@@ -17,10 +17,10 @@ Storage and resuming
 Each sampler x seed is an Optuna study named ``<benchmark>-<sampler>-seed<k>`` in its own
 SQLite file, ``<out>/studies/<study name>.db`` (one file per study: parallel workers never
 contend for one database lock; open one with ``optuna-dashboard sqlite:///<file>``). The
-files use SQLite's write-ahead log with ``synchronous=NORMAL`` and a 60 s busy timeout: a
-killed process loses at most the trial it was running, and a trial costs ~40 ms of storage
-instead of ~400 ms with the default rollback journal on a loaded disk (measured, 100
-NAS-Bench-201 random-search trials: 4.6 s vs 38 s). A rerun with the same ``--out``:
+files use SQLite's write-ahead log with ``synchronous=NORMAL`` and a 60 s busy timeout
+(:func:`~ncp_hpo.experiments.compare.storage.open_storage`): a killed process loses at most
+the trial it was running, and a trial's storage writes cost a fraction of what they cost
+with the default rollback journal. A rerun with the same ``--out``:
 
 * skips studies that hold ``trials`` COMPLETE trials (or more: only the first ``trials``
   are analysed);
