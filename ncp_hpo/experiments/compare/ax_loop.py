@@ -9,8 +9,8 @@ from ncp_hpo.experiments.compare.config import GEN_ATTR
 from ncp_hpo.experiments.compare.studies import StudyTask, fail_stale, open_study, quiet_ax
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective
-    from ncp_hpo.tracking._comparison import LiveStudyRun
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveStudyRun
 
 
 def run_ax(
@@ -23,7 +23,7 @@ def run_ax(
     from ax.api.client import Client
     from optuna.trial import TrialState
 
-    from ncp_hpo.samplers._ax import ncp_generation_strategy
+    from ncp_hpo.samplers import ncp_generation_strategy
 
     study = open_study(task, optuna.samplers.RandomSampler(seed=task.seed))
     fail_stale(study)

@@ -24,7 +24,7 @@ from ncp_hpo.experiments.compare.stats import (
 from ncp_hpo.experiments.files import nan_to_none
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective
+    from ncp_hpo.benchmarks import BenchmarkObjective
 
 __all__ = [
     "BenchmarkInfo",

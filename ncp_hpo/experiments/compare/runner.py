@@ -107,8 +107,8 @@ from ncp_hpo.experiments.files import jsonable
 from ncp_hpo.search.registry import make_sampler
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective
-    from ncp_hpo.tracking._comparison import LiveTarget
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveTarget
 
 __all__ = ["ComparisonResult", "run_comparison"]
 
@@ -206,7 +206,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     with OutLock(out):
         live = None
         if config.mlflow:  # the parent run is open (RUNNING) while the studies run
-            from ncp_hpo.tracking._comparison import open_comparison
+            from ncp_hpo.tracking import open_comparison
 
             live = open_comparison(
                 config, info, uri=config.mlflow_uri, experiment=config.mlflow_experiment
@@ -326,7 +326,7 @@ def _run_locked(
     result.calls = record_call(out, result, remaining)
     result.files = write_reports(result, out)
     if config.mlflow:
-        from ncp_hpo.tracking._comparison import log_comparison
+        from ncp_hpo.tracking import log_comparison
 
         result.mlflow_run_id = log_comparison(
             result, uri=config.mlflow_uri, experiment=config.mlflow_experiment

@@ -20,8 +20,8 @@ from ncp_hpo.experiments.compare.storage import open_storage
 if TYPE_CHECKING:
     import optuna
 
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective
-    from ncp_hpo.tracking._comparison import LiveTarget
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveTarget
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def objective_for(
 ) -> BenchmarkObjective:
     key = (benchmark, mode, objective, lam, data_dir)
     if key not in _OBJECTIVES:
-        from ncp_hpo.benchmarks._objectives import BenchmarkObjective
+        from ncp_hpo.benchmarks import BenchmarkObjective
 
         _OBJECTIVES[key] = BenchmarkObjective(
             benchmark,

@@ -23,8 +23,8 @@ from ncp_hpo.experiments.compare.studies import (
 from ncp_hpo.search.registry import make_sampler
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective
-    from ncp_hpo.tracking._comparison import LiveStudyRun
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveStudyRun
 
 
 # set by init_worker in a spawned worker: where run_task reports finished trials
@@ -84,7 +84,7 @@ def _live_run(task: StudyTask, obj: BenchmarkObjective) -> LiveStudyRun | None:
     """The study's live MLflow child run (None without tracking, or with one warning)."""
     if task.live is None:
         return None
-    from ncp_hpo.tracking._comparison import CompareTrackingWarning, LiveStudyRun
+    from ncp_hpo.tracking import CompareTrackingWarning, LiveStudyRun
 
     try:
         return LiveStudyRun(

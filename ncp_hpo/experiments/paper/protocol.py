@@ -62,8 +62,7 @@ from ncp_hpo.experiments.paper.methods import (
 from ncp_hpo.experiments.paper.report import SHORT, median_rows, write_reports
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._oracle import OracleResult, SurrogateOracle
-    from ncp_hpo.benchmarks._table import BenchmarkTable
+    from ncp_hpo.benchmarks import BenchmarkTable, OracleResult, SurrogateOracle
     from ncp_hpo.predictor import NeuralPredictor
 
 __all__ = ["PaperProtocolResult", "run_paper_protocol"]

@@ -19,7 +19,7 @@ from ncp_hpo.experiments.files import jsonable, write_csv
 from ncp_hpo.experiments.markdown import markdown_table
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._table import BenchmarkTable
+    from ncp_hpo.benchmarks import BenchmarkTable
     from ncp_hpo.experiments.paper.protocol import PaperProtocolResult
 
 __all__ = ["SHORT", "median_rows", "write_reports"]
