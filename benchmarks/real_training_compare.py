@@ -140,6 +140,16 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         failed = failed + 1 if last.state == optuna.trial.TrialState.FAIL else 0
         if failed >= 3:
             raise RuntimeError(f"{job['study']}: 3 failed trials in a row (see its storage)")
+    return {"sampler": name, "seed": seed, **_trial_rows(study, job["trials"])}
+
+
+def _trial_rows(study: Any, trials: int) -> dict[str, Any]:
+    """The first ``trials`` counted (COMPLETE or PRUNED, within budget) trials of ``study``
+    as records, and how many codes were refused for the budget."""
+    import optuna
+
+    from ncp_hpo.trainers._budget import is_over_budget
+
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
@@ -158,12 +168,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
             }
         )
     refused = sum(is_over_budget(t) for t in study.get_trials(deepcopy=False))
-    return {
-        "sampler": name,
-        "seed": seed,
-        "trials": rows[: job["trials"]],
-        "refused": refused,
-    }
+    return {"trials": rows[:trials], "refused": refused}
 
 
 def _curves(run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,8 @@ studies are skipped, unfinished ones continue to --trials.
 winner-takes-all at lambda 0.3/0.5/0.7 from the paper's start code vs random search, neural
 predictor and NetAdapt with a predictor fitted on 2,000 table codes; Tables 3-4:
 multi-task and transfer rows), writing paper_table2/3/4.md/.csv and paper_protocol.json.
+It takes --seeds, --out, --data-dir and the MLflow options; --samplers, --trials,
+--budgets, --objective, --lam, --mode and --jobs are refused (it fixes them itself).
 
 examples:
   ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
@@ -58,6 +60,13 @@ def register_compare_commands(subparsers: Any) -> None:
         metavar="SETTING",
         help="setting: nas-bench-201, seg, cls-50-1000, video, ...",
     )
+    _add_loop_options(p)
+    _add_output_options(p)
+    p.set_defaults(func=_cmd_compare)
+
+
+def _add_loop_options(p: argparse.ArgumentParser) -> None:
+    """The study loop's options (``--protocol optuna``)."""
     # options --protocol paper does not use default to None, so an explicit one is refused
     p.add_argument(
         "--samplers",
@@ -102,6 +111,10 @@ def register_compare_commands(subparsers: Any) -> None:
         help="worker processes running sampler x seed studies in parallel (default: the CPUs "
         "this process may use, at most 4; 1 runs everything in this process)",
     )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Where the data and outputs live, MLflow, the protocol and verbosity."""
     p.add_argument(
         "--out", metavar="DIR", help="output folder (default: ./ncp-compare-<benchmark>)"
     )
@@ -129,7 +142,6 @@ def register_compare_commands(subparsers: Any) -> None:
         help="optuna: the study loop; paper: the paper's Table 2-4 protocol",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
-    p.set_defaults(func=_cmd_compare)
 
 
 # Random start-up trials of each sampler as `compare` builds it (library defaults; the ax
