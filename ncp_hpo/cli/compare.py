@@ -1,4 +1,4 @@
-"""``ncp-hpo compare``: samplers head to head on a benchmark (see :mod:`._compare`).
+"""``ncp-hpo compare``: samplers head to head on a benchmark (:mod:`ncp_hpo.experiments`).
 
 Heavy imports (Optuna, torch, MLflow, matplotlib) happen inside the handler.
 """
