@@ -199,8 +199,6 @@ def study_status(path: Path, name: str) -> tuple[int, int, dict[str, Any] | None
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return 0, 0, None
-    finally:
-        pass
     ts = study.get_trials(deepcopy=False)
     settings = study.user_attrs.get(SETTINGS_ATTR)
     storage.engine.dispose()
