@@ -401,3 +401,15 @@ def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
     from ncp_hpo.spaces.cost import flops
 
     assert flops(small[None], convention="thop")[0] < flops(start[None], convention="thop")[0]
+
+
+# -- the one Markdown table helper -----------------------------------------------------------
+def test_markdown_table_alignment_cells_and_errors() -> None:
+    from ncp_hpo.experiments.markdown import markdown_table
+
+    lines = markdown_table(["a", "b", "c"], [[1, 2.5, None], ["x", "y", "z"]], align="lr")
+    assert lines == ["| a | b | c |", "|---|---:|---|", "| 1 | 2.5 | None |", "| x | y | z |"]
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a"], [], align="c")
+    with pytest.raises(ValueError, match="row 0 has 1 cells"):
+        markdown_table(["a", "b"], [["only"]])
