@@ -144,32 +144,6 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
 
 
-# Random start-up trials of each sampler as `compare` builds it (library defaults; the ax
-# strategy starts with 10 Sobol trials). A budget within them compares random search with itself.
-_STARTUP_TRIALS = {
-    "ncp": 10,
-    "netadapt": 10,
-    "neural-predictor": 10,
-    "tpe": 10,
-    "gp": 10,
-    "ax": 10,
-    "nsga2": 50,
-}
-
-
-def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
-    """One line when ``trials`` leaves some samplers no trial past their random start-up."""
-    within = [s for s in samplers if trials <= _STARTUP_TRIALS.get(s, 0)]
-    if not within:
-        return None
-    counts = ", ".join(f"{s} {_STARTUP_TRIALS[s]}" for s in within)
-    return (
-        f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
-        f"{counts}: these samplers will not leave random sampling; use --trials > "
-        f"{max(_STARTUP_TRIALS[s] for s in within)}"
-    )
-
-
 def _default_jobs() -> int:
     try:
         n = len(os.sched_getaffinity(0))
@@ -190,32 +164,6 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     return vals
 
 
-# What --protocol paper does instead of each option of the study loop (it refuses them).
-PAPER_PROTOCOL_USES = {
-    "samplers": "its own methods: NCP continuous and winner-takes-all, random search, the "
-    "neural predictor and NetAdapt",
-    "trials": "a fixed budget per method: 1 oracle evaluation for NCP and NetAdapt, 100 for "
-    "random search, the top 10 of 10,000 predicted codes for the neural predictor",
-    "budgets": "a fixed budget per method (see --trials)",
-    "objective": "the setting's main metric with an exact-FLOPs term",
-    "lam": "lambda 0.3, 0.5 and 0.7 in Table 2 and 0.5 in Tables 3-4",
-    "mode": "the surrogate oracle (the table's value where the table holds the code)",
-    "jobs": "one process",
-}
-
-
-def paper_protocol_conflicts(args: argparse.Namespace) -> str | None:
-    """One line naming the first option given with ``--protocol paper`` that the paper
-    protocol does not use, and what it uses instead (None when there is none)."""
-    for name, uses in PAPER_PROTOCOL_USES.items():
-        if getattr(args, name) is not None:
-            return (
-                f"--{name} is not used by --protocol paper, which uses {uses}; "
-                f"drop --{name} (or use --protocol optuna)"
-            )
-    return None
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import get_setting
     from ncp_hpo.exceptions import CompareError
@@ -225,11 +173,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.quiet:  # nor MLflow's "View run ... at" line
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if args.protocol == "paper":
-        conflict = paper_protocol_conflicts(args)
+        from ncp_hpo._numerics import deterministic_threads
+        from ncp_hpo.experiments.paper import (
+            PAPER_PROTOCOL_USES,
+            run_paper_protocol,
+            unused_options,
+        )
+
+        # the study loop's options default to None: any other value was given explicitly
+        conflict = unused_options([o for o in PAPER_PROTOCOL_USES if getattr(args, o) is not None])
         if conflict:
             raise CompareError(conflict)
-        from ncp_hpo._numerics import deterministic_threads
-        from ncp_hpo.experiments.paper import run_paper_protocol
 
         with deterministic_threads():
             res = run_paper_protocol(
@@ -252,6 +206,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if s.strip()
     )
     trials = 100 if args.trials is None else args.trials
+    from ncp_hpo.experiments.compare import startup_warning
+
     warning = startup_warning(samplers, trials)
     if warning:
         print(warning, file=sys.stderr)

@@ -5,7 +5,12 @@ see :mod:`ncp_hpo.experiments.compare.runner` for storage, resuming and the stat
 """
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.experiments.compare.config import DEFAULT_BUDGETS, CompareConfig, study_name
+from ncp_hpo.experiments.compare.config import (
+    DEFAULT_BUDGETS,
+    CompareConfig,
+    startup_warning,
+    study_name,
+)
 from ncp_hpo.experiments.compare.records import (
     BenchmarkInfo,
     RunRecord,
@@ -44,6 +49,7 @@ __all__ = [
     "paired_wilcoxon",
     "pareto_front_2d",
     "run_comparison",
+    "startup_warning",
     "study_name",
     "summarize_runs",
     "summary_stat",

@@ -13,7 +13,14 @@ from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS
 if TYPE_CHECKING:
     pass
 
-__all__ = ["DEFAULT_BUDGETS", "REFERENCE_SAMPLER", "CompareConfig", "study_name"]
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "REFERENCE_SAMPLER",
+    "STARTUP_TRIALS",
+    "CompareConfig",
+    "startup_warning",
+    "study_name",
+]
 
 
 DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
@@ -133,3 +140,30 @@ class CompareConfig:
 def study_name(benchmark: str, sampler: str, seed: int) -> str:
     """``<benchmark>-<sampler>-seed<k>``: the study (and SQLite file) of one sampler x seed."""
     return f"{benchmark}-{sampler}-seed{seed}"
+
+
+STARTUP_TRIALS: dict[str, int] = {
+    "ncp": 10,
+    "netadapt": 10,
+    "neural-predictor": 10,
+    "tpe": 10,
+    "gp": 10,
+    "ax": 10,
+    "nsga2": 50,
+}
+"""Random start-up trials of each sampler as ``compare`` builds it (library defaults; the ax
+strategy starts with 10 Sobol trials). A budget within them compares random search with
+itself."""
+
+
+def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
+    """One line when ``trials`` leaves some samplers no trial past their random start-up."""
+    within = [s for s in samplers if trials <= STARTUP_TRIALS.get(s, 0)]
+    if not within:
+        return None
+    counts = ", ".join(f"{s} {STARTUP_TRIALS[s]}" for s in within)
+    return (
+        f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
+        f"{counts}: these samplers will not leave random sampling; use --trials > "
+        f"{max(STARTUP_TRIALS[s] for s in within)}"
+    )

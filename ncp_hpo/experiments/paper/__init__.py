@@ -2,6 +2,17 @@
 Tables 2-4 of the paper, on the surrogate oracle; see :mod:`.protocol`."""
 
 from ncp_hpo.experiments.paper.methods import netadapt_greedy
-from ncp_hpo.experiments.paper.protocol import PaperProtocolResult, run_paper_protocol
+from ncp_hpo.experiments.paper.protocol import (
+    PAPER_PROTOCOL_USES,
+    PaperProtocolResult,
+    run_paper_protocol,
+    unused_options,
+)
 
-__all__ = ["PaperProtocolResult", "netadapt_greedy", "run_paper_protocol"]
+__all__ = [
+    "PAPER_PROTOCOL_USES",
+    "PaperProtocolResult",
+    "netadapt_greedy",
+    "run_paper_protocol",
+    "unused_options",
+]

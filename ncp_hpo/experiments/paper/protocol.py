@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkTable, OracleResult, SurrogateOracle
     from ncp_hpo.predictor import NeuralPredictor
 
-__all__ = ["PaperProtocolResult", "run_paper_protocol"]
+__all__ = ["PAPER_PROTOCOL_USES", "PaperProtocolResult", "run_paper_protocol", "unused_options"]
 
 LAMBDAS: tuple[float, ...] = (0.3, 0.5, 0.7)
 PAPER_LAMBDA = 0.5
@@ -78,6 +78,36 @@ MULTITASK: tuple[tuple[str, ...], ...] = (
     ("cls-50-1000", "video"),
 )
 TRANSFER_SETTINGS: tuple[str, ...] = ("cls-50-1000", "seg", "video")
+
+
+# What the protocol uses instead of each option of compare's study loop (it refuses them).
+PAPER_PROTOCOL_USES: dict[str, str] = {
+    "samplers": "its own methods: NCP continuous and winner-takes-all, random search, the "
+    "neural predictor and NetAdapt",
+    "trials": "a fixed budget per method: 1 oracle evaluation for NCP and NetAdapt, 100 for "
+    "random search, the top 10 of 10,000 predicted codes for the neural predictor",
+    "budgets": "a fixed budget per method (see --trials)",
+    "objective": "the setting's main metric with an exact-FLOPs term",
+    "lam": "lambda 0.3, 0.5 and 0.7 in Table 2 and 0.5 in Tables 3-4",
+    "mode": "the surrogate oracle (the table's value where the table holds the code)",
+    "jobs": "one process",
+}
+
+
+def unused_options(given: Iterable[str]) -> str | None:
+    """One line naming the first of the ``given`` command-line options (names without
+    ``--``) that the paper protocol does not use, and what it uses instead; None when none.
+
+    Raises:
+        KeyError: a name that is not a key of :data:`PAPER_PROTOCOL_USES`.
+    """
+    name = next(iter(given), None)
+    if name is None:
+        return None
+    return (
+        f"--{name} is not used by --protocol paper, which uses {PAPER_PROTOCOL_USES[name]}; "
+        f"drop --{name} (or use --protocol optuna)"
+    )
 
 
 @dataclass
