@@ -5,10 +5,11 @@ reports seeds 0..19 once. This script runs 100-trial in-memory studies (the obje
 table look-up, as in ``compare --mode exact``) and prints the median best at 25 / 50 / 100
 trials, the mean at 100, how many runs reached the table optimum, and the median CPU time
 per trial (sampler and look-up together). ``--kw`` passes NCPSampler keyword arguments
-(JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``.
+(JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``; samplers are built by
+:func:`ncp_hpo.search.registry.make_sampler`.
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_dev_seeds.py ncp --seeds 100-119 [--kw JSON]
-    samplers: ncp, netadapt, neural-predictor, tpe, gp, random
+    samplers: the registry's Optuna samplers (ncp, netadapt, neural-predictor, tpe, gp, ...)
 """
 
 from __future__ import annotations
@@ -24,18 +25,10 @@ import optuna
 
 
 def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
+    """The registry's sampler ``name``; ``kw`` goes to the NCP samplers only."""
+    from ncp_hpo.search.registry import make_sampler
 
-    makers = {
-        "ncp": lambda: NCPSampler(space=space, seed=seed, **kw),  # paper mode (default)
-        "ncp-guided": lambda: NCPSampler(space=space, seed=seed, **{"mode": "guided", **kw}),
-        "netadapt": lambda: NetAdaptSampler(space=space, seed=seed),
-        "neural-predictor": lambda: NeuralPredictorSampler(space=space, seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-    }
-    return makers[name]()
+    return make_sampler(name, space=space, seed=seed, params=kw if name.startswith("ncp") else None)
 
 
 def run_one(task: tuple[str, dict[str, Any], int, int]) -> tuple[int, float, float, float, float]:
@@ -77,13 +70,24 @@ def main() -> None:
     tasks = [(args.sampler, json.loads(args.kw), s, args.trials) for s in range(lo, hi + 1)]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = np.array(list(pool.map(run_one, tasks)))
+    from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.experiments.markdown import markdown_table
+
+    table = load_benchmark("nas-bench-201")
+    optimum = float(np.max(table.metrics[table.main_metric]))
     med = np.median(rows, axis=0)
-    optimum = 47.333
-    print(
-        f"| {args.sampler} {args.kw if args.kw != '{}' else ''} | {med[1]:.2f} | {med[2]:.2f} "
-        f"| {med[3]:.2f} | {rows[:, 3].mean():.3f} | {int((rows[:, 3] >= optimum - 1e-3).sum())}"
-        f"/{len(rows)} | {med[4]:.0f} |"
-    )
+    head = ["sampler", "best@25", "best@50", f"best@{args.trials}", f"mean@{args.trials}"]
+    row = [
+        f"{args.sampler} {args.kw if args.kw != '{}' else ''}".strip(),
+        f"{med[1]:.2f}",
+        f"{med[2]:.2f}",
+        f"{med[3]:.2f}",
+        f"{rows[:, 3].mean():.3f}",
+        f"{int((rows[:, 3] >= optimum - 1e-9).sum())}/{len(rows)}",
+        f"{med[4]:.0f}",
+    ]
+    head += [f"reached the optimum ({optimum:.3f})", "CPU ms/trial"]
+    print("\n".join(markdown_table(head, [row], align="l" + "r" * (len(head) - 1))))
     print("per seed @100:", {int(r[0]): round(float(r[3]), 2) for r in rows})
 
 

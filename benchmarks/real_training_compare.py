@@ -15,7 +15,7 @@ ImageNet-50 at 128x128 to digits at 16x16; needs the benchmark data, see
 Reported (``<out>/summary.md``, ``results.json``, ``anytime.png``): the best
 top-1 after 5/10/20/... trained trials (median and IQR over seeds), the best top-1 reached
 within a given total of training CPU-seconds (``time.process_time`` of the trials,
-pruned ones included), and the paired Wilcoxon test (:func:`ncp_hpo.benchmarks._compare.
+pruned ones included), and the paired Wilcoxon test (:func:`ncp_hpo.experiments.compare.runner.
 paired_wilcoxon`) of each sampler's final best against NCP's on the same seeds.
 
 A rerun with the same ``--out`` continues unfinished studies and rewrites the report.
@@ -140,6 +140,16 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         failed = failed + 1 if last.state == optuna.trial.TrialState.FAIL else 0
         if failed >= 3:
             raise RuntimeError(f"{job['study']}: 3 failed trials in a row (see its storage)")
+    return {"sampler": name, "seed": seed, **_trial_rows(study, job["trials"])}
+
+
+def _trial_rows(study: Any, trials: int) -> dict[str, Any]:
+    """The first ``trials`` counted (COMPLETE or PRUNED, within budget) trials of ``study``
+    as records, and how many codes were refused for the budget."""
+    import optuna
+
+    from ncp_hpo.trainers._budget import is_over_budget
+
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
@@ -158,17 +168,12 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
             }
         )
     refused = sum(is_over_budget(t) for t in study.get_trials(deepcopy=False))
-    return {
-        "sampler": name,
-        "seed": seed,
-        "trials": rows[: job["trials"]],
-        "refused": refused,
-    }
+    return {"trials": rows[:trials], "refused": refused}
 
 
 def _curves(run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Best top-1 so far per trained trial, and the cumulative CPU-seconds."""
-    from ncp_hpo.benchmarks._compare import best_so_far
+    from ncp_hpo.experiments.compare import best_so_far
 
     vals = [np.nan if r["value"] is None else r["value"] for r in run["trials"]]
     cpu = np.cumsum([r["cpu_s"] or 0.0 for r in run["trials"]])
@@ -181,7 +186,8 @@ def _best_within(best: np.ndarray, cpu: np.ndarray, seconds: float) -> float:
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
-    from ncp_hpo.benchmarks._compare import paired_wilcoxon, summary_stat
+    from ncp_hpo.experiments.compare import paired_wilcoxon, summary_stat
+    from ncp_hpo.experiments.markdown import markdown_table
 
     samplers = [s for s in args.samplers if any(r["sampler"] == s for r in runs)]
     seeds = sorted({r["seed"] for r in runs})
@@ -201,10 +207,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         "",
         "## Best top-1 (%) after N trained trials: median [IQR] over seeds",
         "",
-        "| sampler | " + " | ".join(f"N={b}" for b in budgets) + " | Wilcoxon p vs ncp | "
-        "wins/ties/losses vs ncp | refused |",
-        "|---|" + "---|" * (len(budgets) + 3),
     ]
+    rows: list[list[Any]] = []
     final = {s: [by[(s, k)][0][-1] if (s, k) in by else np.nan for k in seeds] for s in samplers}
     for s in samplers:
         cells = [
@@ -219,16 +223,15 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
             t = paired_wilcoxon(final["ncp"], final[s])
             test, wtl = t.format(), f"{t.wins}/{t.ties}/{t.losses}"
         refused = sum(r["refused"] for r in runs if r["sampler"] == s)
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {test} | {wtl} | {refused} |")
+        rows.append([s, *cells, test, wtl, refused])
+    head = ["sampler", *[f"N={b}" for b in budgets], "Wilcoxon p vs ncp"]
+    lines += markdown_table([*head, "wins/ties/losses vs ncp", "refused"], rows)
     lines += [
         "",
         "## Best top-1 (%) within a total of training CPU-seconds: median [IQR] over seeds",
         "",
-        "| sampler | "
-        + " | ".join(f"<= {c} s" for c in cpu_marks)
-        + " | training CPU-s per study | sampler CPU-s per study |",
-        "|---|" + "---|" * (len(cpu_marks) + 2),
     ]
+    rows = []
     for s in samplers:
         cells = [
             summary_stat([_best_within(*by[(s, k)], c) for k in seeds if (s, k) in by]).format(1)
@@ -238,7 +241,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         own = summary_stat(
             [sum(t["sampler_cpu_s"] or 0.0 for t in r["trials"]) for r in runs if r["sampler"] == s]
         ).format(1)
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {tot} | {own} |")
+        rows.append([s, *cells, tot, own])
+    head = ["sampler", *[f"<= {c} s" for c in cpu_marks], "training CPU-s per study"]
+    lines += markdown_table([*head, "sampler CPU-s per study"], rows)
     lines += [
         "",
         "Wins/ties/losses: seeds where the sampler's final best is above/equal to/below "

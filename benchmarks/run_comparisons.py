@@ -1,6 +1,6 @@
 """Regenerate ``benchmarks/results/``: the recorded head-to-head comparisons.
 
-Runs ``ncp-hpo compare`` (through :func:`ncp_hpo.benchmarks._compare.run_comparison`) on
+Runs ``ncp-hpo compare`` (through :func:`ncp_hpo.experiments.compare.runner.run_comparison`) on
 
 * ``nas-bench-201`` (exact table): 100 trials, 10 seeds, the default samplers plus ``gp``;
 * ``seg``, ``cls-50-1000``, ``video`` (surrogate oracle): 100 trials, ``--mr-seeds`` seeds
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         RESULTS = Path(args.results).resolve()
 
-    from ncp_hpo.benchmarks._compare import CompareConfig, run_comparison
+    from ncp_hpo.experiments.compare import CompareConfig, run_comparison
 
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     timings: dict[str, float] = {}
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(res.files["markdown"].read_text())
     if "paper" in wanted:
         from ncp_hpo._numerics import deterministic_threads
-        from ncp_hpo.benchmarks._paper_protocol import run_paper_protocol
+        from ncp_hpo.experiments.paper import run_paper_protocol
 
         t0 = time.perf_counter()
         with deterministic_threads():

@@ -62,3 +62,13 @@ class OracleCacheWarning(NCPWarning):
 
 class PredictorCacheWarning(NCPWarning):
     """A cached setting predictor was unusable and is retrained, or could not be written."""
+
+
+# --- lane: experiments (ncp_hpo/experiments) ---------------------------------------------
+class CompareError(NCPError, ValueError):
+    """A comparison cannot run as asked (bad sampler list, settings mismatch, busy folder,
+    an option the chosen protocol does not use)."""
+
+
+class RecordError(NCPError, ValueError):
+    """A record that cannot be checked (missing, unreadable, or asked for more than it holds)."""

@@ -4,7 +4,7 @@ Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, s
 :mod:`ncp_hpo.benchmarks._oracle`), Optuna objectives (:class:`BenchmarkObjective`,
 :class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
 sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
-:class:`CompareConfig`, see :mod:`ncp_hpo.benchmarks._compare`). Two public modules hold
+:class:`CompareConfig`, see :mod:`ncp_hpo.experiments.compare`). Two public modules hold
 what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each setting's neural
 predictor, trained once and cached) and :mod:`ncp_hpo.benchmarks.setting_search`
 (:func:`~ncp_hpo.benchmarks.setting_search.run_setting_search`).
@@ -52,12 +52,6 @@ from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
 from ncp_hpo.exceptions import DataNotFoundError, OracleCacheWarning, UnsupportedSettingError
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._compare import (
-        CompareConfig,
-        CompareError,
-        ComparisonResult,
-        run_comparison,
-    )
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
     from ncp_hpo.benchmarks._oracle import (
         SurrogateOracle,
@@ -72,13 +66,19 @@ if TYPE_CHECKING:
         oracle_features,
     )
     from ncp_hpo.benchmarks._snapper import TableSnapper
+    from ncp_hpo.experiments.compare import (
+        CompareConfig,
+        CompareError,
+        ComparisonResult,
+        run_comparison,
+    )
 
 # The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
 # first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
 _LAZY = {
     **dict.fromkeys(
         ("CompareConfig", "CompareError", "ComparisonResult", "run_comparison"),
-        "ncp_hpo.benchmarks._compare",
+        "ncp_hpo.experiments.compare",
     ),
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(

@@ -1,4 +1,4 @@
-"""``ncp-hpo compare``: samplers head to head on a benchmark (see :mod:`._compare`).
+"""``ncp-hpo compare``: samplers head to head on a benchmark (:mod:`ncp_hpo.experiments`).
 
 Heavy imports (Optuna, torch, MLflow, matplotlib) happen inside the handler.
 """
@@ -33,6 +33,8 @@ studies are skipped, unfinished ones continue to --trials.
 winner-takes-all at lambda 0.3/0.5/0.7 from the paper's start code vs random search, neural
 predictor and NetAdapt with a predictor fitted on 2,000 table codes; Tables 3-4:
 multi-task and transfer rows), writing paper_table2/3/4.md/.csv and paper_protocol.json.
+It takes --seeds, --out, --data-dir and the MLflow options; --samplers, --trials,
+--budgets, --objective, --lam, --mode and --jobs are refused (it fixes them itself).
 
 examples:
   ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
@@ -58,19 +60,29 @@ def register_compare_commands(subparsers: Any) -> None:
         metavar="SETTING",
         help="setting: nas-bench-201, seg, cls-50-1000, video, ...",
     )
+    _add_loop_options(p)
+    _add_output_options(p)
+    p.set_defaults(func=_cmd_compare)
+
+
+def _add_loop_options(p: argparse.ArgumentParser) -> None:
+    """The study loop's options (``--protocol optuna``)."""
+    # options --protocol paper does not use default to None, so an explicit one is refused
     p.add_argument(
         "--samplers",
-        default=_DEFAULT_SAMPLERS,
+        default=None,
         metavar="NAMES",
-        help="comma-separated sampler names",
+        help=f"comma-separated sampler names (default: {_DEFAULT_SAMPLERS})",
     )
-    p.add_argument("--trials", type=int, default=100, metavar="N", help="trials per study")
+    p.add_argument(
+        "--trials", type=int, default=None, metavar="N", help="trials per study (default: 100)"
+    )
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1")
     p.add_argument(
         "--objective",
         choices=("metric", "metric+flops"),
-        default="metric",
-        help="main metric alone, or metric and FLOPs (two objectives unless --lam)",
+        default=None,
+        help="main metric alone (the default), or metric and FLOPs (two objectives unless --lam)",
     )
     p.add_argument(
         "--lam",
@@ -87,9 +99,9 @@ def register_compare_commands(subparsers: Any) -> None:
     )
     p.add_argument(
         "--budgets",
-        default="10,25,50,100",
+        default=None,
         metavar="N,N,...",
-        help="trial counts at which best-found is reported",
+        help="trial counts at which best-found is reported (default: 10,25,50,100)",
     )
     p.add_argument(
         "--jobs",
@@ -99,6 +111,10 @@ def register_compare_commands(subparsers: Any) -> None:
         help="worker processes running sampler x seed studies in parallel (default: the CPUs "
         "this process may use, at most 4; 1 runs everything in this process)",
     )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Where the data and outputs live, MLflow, the protocol and verbosity."""
     p.add_argument(
         "--out", metavar="DIR", help="output folder (default: ./ncp-compare-<benchmark>)"
     )
@@ -126,33 +142,6 @@ def register_compare_commands(subparsers: Any) -> None:
         help="optuna: the study loop; paper: the paper's Table 2-4 protocol",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
-    p.set_defaults(func=_cmd_compare)
-
-
-# Random start-up trials of each sampler as `compare` builds it (library defaults; the ax
-# strategy starts with 10 Sobol trials). A budget within them compares random search with itself.
-_STARTUP_TRIALS = {
-    "ncp": 10,
-    "netadapt": 10,
-    "neural-predictor": 10,
-    "tpe": 10,
-    "gp": 10,
-    "ax": 10,
-    "nsga2": 50,
-}
-
-
-def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
-    """One line when ``trials`` leaves some samplers no trial past their random start-up."""
-    within = [s for s in samplers if trials <= _STARTUP_TRIALS.get(s, 0)]
-    if not within:
-        return None
-    counts = ", ".join(f"{s} {_STARTUP_TRIALS[s]}" for s in within)
-    return (
-        f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
-        f"{counts}: these samplers will not leave random sampling; use --trials > "
-        f"{max(_STARTUP_TRIALS[s] for s in within)}"
-    )
 
 
 def _default_jobs() -> int:
@@ -164,7 +153,7 @@ def _default_jobs() -> int:
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
-    from ncp_hpo.benchmarks._compare import CompareError
+    from ncp_hpo.exceptions import CompareError
 
     try:
         vals = tuple(int(x) for x in text.split(",") if x.strip())
@@ -177,18 +166,25 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import get_setting
-    from ncp_hpo.benchmarks._compare import CompareConfig, CompareError
+    from ncp_hpo.exceptions import CompareError
+    from ncp_hpo.experiments.compare import CompareConfig
 
     get_setting(args.benchmark)  # unknown benchmark: one line naming the known ones
     if args.quiet:  # nor MLflow's "View run ... at" line
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    samplers = tuple(s.strip() for s in args.samplers.split(",") if s.strip())
     if args.protocol == "paper":
         from ncp_hpo._numerics import deterministic_threads
-        from ncp_hpo.benchmarks._paper_protocol import run_paper_protocol
+        from ncp_hpo.experiments.paper import (
+            PAPER_PROTOCOL_USES,
+            run_paper_protocol,
+            unused_options,
+        )
 
-        if args.seeds < 1:
-            raise CompareError(f"--seeds must be an integer >= 1, got {args.seeds!r}")
+        # the study loop's options default to None: any other value was given explicitly
+        conflict = unused_options([o for o in PAPER_PROTOCOL_USES if getattr(args, o) is not None])
+        if conflict:
+            raise CompareError(conflict)
+
         with deterministic_threads():
             res = run_paper_protocol(
                 args.benchmark,
@@ -204,27 +200,35 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(res.files["table2_md"].read_text())
             print(f"written: {', '.join(str(p) for p in res.files.values())}")
         return 0
-    warning = startup_warning(samplers, args.trials)
+    samplers = tuple(
+        s.strip()
+        for s in (_DEFAULT_SAMPLERS if args.samplers is None else args.samplers).split(",")
+        if s.strip()
+    )
+    trials = 100 if args.trials is None else args.trials
+    from ncp_hpo.experiments.compare import startup_warning
+
+    warning = startup_warning(samplers, trials)
     if warning:
         print(warning, file=sys.stderr)
     config = CompareConfig(
         benchmark=args.benchmark,
         samplers=samplers,
-        trials=args.trials,
+        trials=trials,
         seeds=args.seeds,
-        objective=args.objective,
+        objective=args.objective or "metric",
         lam=args.lam,
         mode=args.mode,
         jobs=args.jobs if args.jobs is not None else _default_jobs(),
         out=args.out,
         data_dir=args.data_dir,
-        budgets=_int_list(args.budgets, "--budgets"),
+        budgets=_int_list("10,25,50,100" if args.budgets is None else args.budgets, "--budgets"),
         mlflow=not args.no_mlflow,
         mlflow_uri=args.mlflow_uri,
         mlflow_experiment=args.mlflow_experiment,
         progress=not args.quiet,
     )
-    from ncp_hpo.benchmarks._compare import run_comparison
+    from ncp_hpo.experiments.compare import run_comparison
 
     result = run_comparison(config)
     if not args.quiet:

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.benchmarks._compare import BenchmarkInfo, CompareConfig, ComparisonResult
+    from ncp_hpo.experiments.compare import BenchmarkInfo, CompareConfig, ComparisonResult
 
 __all__ = [
     "CompareTrackingWarning",

@@ -11,7 +11,8 @@ import numpy as np
 import optuna
 import pytest
 
-from ncp_hpo.benchmarks._compare import (
+from ncp_hpo.cli import main
+from ncp_hpo.experiments.compare import (
     BenchmarkInfo,
     CompareConfig,
     CompareError,
@@ -28,7 +29,6 @@ from ncp_hpo.benchmarks._compare import (
     summary_stat,
     verdict,
 )
-from ncp_hpo.cli import main
 
 NB201 = "nas-bench-201"
 
@@ -148,6 +148,26 @@ def test_hypervolume_of_a_tiny_front_by_hand() -> None:
     np.testing.assert_array_equal(pareto_front_2d(pts), [[1, 3], [2, 2], [3, 1], [5, 0]])
 
 
+def test_hypervolume_matches_botorch_on_random_fronts() -> None:
+    """The 2-D hypervolume agrees with BoTorch's public exact ``Hypervolume`` (maximised,
+    so both coordinates are negated) on random point sets with ties and points outside."""
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    rng = np.random.default_rng(0)
+    ref = np.array([1.0, 1.0])
+    botorch_hv = Hypervolume(ref_point=torch.tensor(-ref, dtype=torch.float64))
+    for i in range(200):
+        pts = rng.random((int(rng.integers(1, 40)), 2)) * 1.2
+        if i % 2:
+            pts = np.round(pts, 1)  # duplicates and equal coordinates
+        inside = pts[(pts < ref).all(1)]
+        expected = (
+            botorch_hv.compute(torch.tensor(-inside, dtype=torch.float64)) if len(inside) else 0.0
+        )
+        assert hypervolume_2d(pts, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_two_objective_scores_are_normalised_hypervolume() -> None:
     info = _info(optimum=None, directions=("maximize", "minimize"))
     # metric 10 at FLOPs 0 is the ideal point: u = v = 0, hypervolume 1
@@ -187,6 +207,30 @@ def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     rc = main(["compare", "--benchmark", NB201, "--protocol", "paper", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "NAS-Bench-MR setting" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "uses"),
+    [
+        ("--samplers", "ncp,random", "NetAdapt"),
+        ("--trials", "100", "100 for random search"),  # the study loop's default: still refused
+        ("--budgets", "10,25", "fixed budget per method"),
+        ("--objective", "metric", "main metric with an exact-FLOPs term"),
+        ("--lam", "0.5", "lambda 0.3, 0.5 and 0.7"),
+        ("--mode", "table", "surrogate oracle"),
+        ("--jobs", "4", "one process"),
+    ],
+)
+def test_paper_protocol_refuses_options_it_does_not_use(
+    option: str, value: str, uses: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "paper"
+    argv = ["compare", "--benchmark", "seg", "--protocol", "paper", "--out", str(out)]
+    rc = main([*argv, option, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{option} is not used by --protocol paper" in err and uses in err
+    assert not out.exists()  # refused before anything ran
 
 
 # -- end to end, resuming, MLflow ----------------------------------------------------------
@@ -340,7 +384,7 @@ class _LinearPredictor:
 
 
 def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
-    from ncp_hpo.benchmarks._paper_protocol import netadapt_greedy
+    from ncp_hpo.experiments.paper import netadapt_greedy
     from ncp_hpo.propagation import paper_start
     from ncp_hpo.spaces import MultiResolutionSpace
 
@@ -357,3 +401,15 @@ def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
     from ncp_hpo.spaces.cost import flops
 
     assert flops(small[None], convention="thop")[0] < flops(start[None], convention="thop")[0]
+
+
+# -- the one Markdown table helper -----------------------------------------------------------
+def test_markdown_table_alignment_cells_and_errors() -> None:
+    from ncp_hpo.experiments.markdown import markdown_table
+
+    lines = markdown_table(["a", "b", "c"], [[1, 2.5, None], ["x", "y", "z"]], align="lr")
+    assert lines == ["| a | b | c |", "|---|---:|---|", "| 1 | 2.5 | None |", "| x | y | z |"]
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a"], [], align="c")
+    with pytest.raises(ValueError, match="row 0 has 1 cells"):
+        markdown_table(["a", "b"], [["only"]])

@@ -14,11 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ncp_hpo.exceptions import NCPError
-
-
-class RecordError(NCPError, ValueError):
-    """A record that cannot be checked (missing, unreadable, or asked for more than it holds)."""
+from ncp_hpo.exceptions import RecordError
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,7 @@ def check_record(
     Raises:
         RecordError: the record is unreadable, or holds fewer seeds/trials than asked for.
     """
-    from ncp_hpo.benchmarks._compare import CompareConfig, run_comparison
+    from ncp_hpo.experiments.compare import CompareConfig, run_comparison
 
     data = load_record(record)
     cfg = data["config"]

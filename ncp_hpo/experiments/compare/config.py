@@ -1,0 +1,169 @@
+"""What ``ncp-hpo compare`` runs: :class:`CompareConfig` and the study names."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ncp_hpo.exceptions import CompareError
+from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "REFERENCE_SAMPLER",
+    "STARTUP_TRIALS",
+    "CompareConfig",
+    "startup_warning",
+    "study_name",
+]
+
+
+DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
+
+REFERENCE_SAMPLER = "ncp"
+"""The sampler every other one is tested against."""
+
+SETTINGS_ATTR = "compare:settings"
+GEN_ATTR = "compare:gen_s"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What ``ncp-hpo compare`` runs.
+
+    Args:
+        benchmark: a setting name (``"nas-bench-201"``, ``"seg"``, ``"cls-50-1000"`` ...).
+        samplers: names from :data:`SAMPLERS`.
+        trials: COMPLETE trials per study (the budget).
+        seeds: number of seeds; studies use seeds ``0 .. seeds-1``.
+        objective: ``"metric"`` or ``"metric+flops"``.
+        lam: with ``"metric+flops"``, scalarise with this weight (one objective); ``None``
+            keeps two objectives (hypervolume statistics).
+        mode: ``"surrogate"``, ``"table"`` or ``"exact"``; ``None`` = the benchmark's
+            default (exact for NAS-Bench-201, surrogate for NAS-Bench-MR).
+        jobs: worker processes (spawned); 1 runs in this process.
+        out: output folder (studies, tables, plots).
+        data_dir: where the benchmark files are looked up first.
+        budgets: trial counts at which best-found is reported (``trials`` is always added).
+        mlflow: log to MLflow.
+        mlflow_uri: tracking URI (``None``: MLflow's default, a local store).
+        mlflow_experiment: MLflow experiment name.
+        progress: show a tqdm progress bar.
+    """
+
+    benchmark: str
+    samplers: tuple[str, ...] = DEFAULT_SAMPLERS
+    trials: int = 100
+    seeds: int = 10
+    objective: Literal["metric", "metric+flops"] = "metric"
+    lam: float | None = None
+    mode: Literal["surrogate", "table", "exact"] | None = None
+    jobs: int = 1
+    out: str | Path | None = None
+    data_dir: str | Path | None = None
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    mlflow: bool = False
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "ncp-hpo-compare"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        samplers = tuple(s.strip() for s in self.samplers if s.strip())
+        object.__setattr__(self, "samplers", samplers)
+        unknown = [s for s in samplers if s not in SAMPLERS]
+        if unknown:
+            raise CompareError(
+                f"unknown sampler {unknown[0]!r} in --samplers; choose from {', '.join(SAMPLERS)}"
+            )
+        if not samplers:
+            raise CompareError("--samplers is empty; choose from " + ", ".join(SAMPLERS))
+        dup = sorted({s for s in samplers if samplers.count(s) > 1})
+        if dup:
+            raise CompareError(f"sampler {dup[0]!r} appears twice in --samplers")
+        for name, v, lo in (
+            ("trials", self.trials, 1),
+            ("seeds", self.seeds, 1),
+            ("jobs", self.jobs, 1),
+        ):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise CompareError(f"--{name} must be an integer >= {lo}, got {v!r}")
+        if self.objective not in ("metric", "metric+flops"):
+            raise CompareError(
+                f"--objective must be 'metric' or 'metric+flops', got {self.objective!r}"
+            )
+        if self.lam is not None:
+            if not (math.isfinite(self.lam) and self.lam >= 0):
+                raise CompareError(f"--lam must be a finite number >= 0, got {self.lam!r}")
+            if self.objective == "metric":
+                raise CompareError(
+                    "--lam scalarises metric and FLOPs: use it with --objective metric+flops"
+                )
+        if self.mode not in (None, "surrogate", "table", "exact"):
+            raise CompareError(f"--mode must be 'surrogate', 'table' or 'exact', got {self.mode!r}")
+        if self.n_objectives == 2 and "cmaes" in samplers:
+            raise CompareError(
+                "cmaes is single-objective: drop it, or scalarise with --lam, "
+                "or use --objective metric"
+            )
+        budgets = sorted({int(b) for b in self.budgets if 0 < int(b) < self.trials})
+        object.__setattr__(self, "budgets", (*budgets, self.trials))
+
+    @property
+    def n_objectives(self) -> int:
+        return 2 if self.objective == "metric+flops" and self.lam is None else 1
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out if self.out is not None else f"ncp-compare-{self.benchmark}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def settings(self, mode: str) -> dict[str, Any]:
+        """What a study must have been run with to be resumed (mode resolved)."""
+        return {
+            "format": FORMAT_VERSION,
+            "benchmark": self.benchmark,
+            "mode": mode,
+            "objective": self.objective,
+            "lam": self.lam,
+        }
+
+
+def study_name(benchmark: str, sampler: str, seed: int) -> str:
+    """``<benchmark>-<sampler>-seed<k>``: the study (and SQLite file) of one sampler x seed."""
+    return f"{benchmark}-{sampler}-seed{seed}"
+
+
+STARTUP_TRIALS: dict[str, int] = {
+    "ncp": 10,
+    "netadapt": 10,
+    "neural-predictor": 10,
+    "tpe": 10,
+    "gp": 10,
+    "ax": 10,
+    "nsga2": 50,
+}
+"""Random start-up trials of each sampler as ``compare`` builds it (library defaults; the ax
+strategy starts with 10 Sobol trials). A budget within them compares random search with
+itself."""
+
+
+def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
+    """One line when ``trials`` leaves some samplers no trial past their random start-up."""
+    within = [s for s in samplers if trials <= STARTUP_TRIALS.get(s, 0)]
+    if not within:
+        return None
+    counts = ", ".join(f"{s} {STARTUP_TRIALS[s]}" for s in within)
+    return (
+        f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
+        f"{counts}: these samplers will not leave random sampling; use --trials > "
+        f"{max(STARTUP_TRIALS[s] for s in within)}"
+    )

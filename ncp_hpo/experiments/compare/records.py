@@ -1,0 +1,286 @@
+"""What the studies hold, summarised: one :class:`RunRecord` per study, one
+:class:`SamplerSummary` per sampler, and :class:`BenchmarkInfo` (optimum, ranges, fidelity)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ncp_hpo.experiments.compare.config import REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare.stats import (
+    PairedTest,
+    Stat,
+    best_so_far,
+    hypervolume_2d,
+    hypervolume_history,
+    paired_wilcoxon,
+    pareto_front_2d,
+    summary_stat,
+)
+from ncp_hpo.experiments.files import nan_to_none
+
+if TYPE_CHECKING:
+    from ncp_hpo.benchmarks import BenchmarkObjective
+
+__all__ = [
+    "BenchmarkInfo",
+    "RunRecord",
+    "SamplerSummary",
+    "benchmark_info",
+    "score_at",
+    "score_name",
+    "summarize_runs",
+]
+
+
+@dataclass
+class RunRecord:
+    """The COMPLETE trials of one sampler x seed study, in trial order (at most ``trials``).
+
+    Attributes:
+        values: ``n x k`` objective values.
+        wall_s: ``n`` seconds per trial.
+        codes: ``n`` evaluated codes (strings).
+        sources: ``n`` value sources (``"table"``/``"surrogate"``).
+        metrics: ``n`` dicts of every metric of the evaluated code.
+        scores: ``n`` score after each trial (best so far, or hypervolume so far).
+        n_failed: FAIL trials in the study (stale RUNNING ones included).
+        timestamps_ms: ``n`` completion times (ms since the epoch).
+    """
+
+    sampler: str
+    seed: int
+    study_name: str
+    values: np.ndarray
+    wall_s: np.ndarray
+    codes: list[str]
+    sources: list[str]
+    metrics: list[dict[str, float]]
+    n_failed: int
+    timestamps_ms: list[int]
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "study_name": self.study_name,
+            "n_complete": self.n,
+            "n_failed": self.n_failed,
+            "values": np.round(self.values, 6).tolist(),
+            "scores": nan_to_none(np.round(self.scores, 6).tolist()),
+            "wall_s": np.round(self.wall_s, 4).tolist(),
+            "codes": self.codes,
+            "sources": self.sources,
+        }
+
+
+@dataclass
+class SamplerSummary:
+    """One sampler's statistics over seeds (see the module docstring).
+
+    Attributes:
+        budgets: budget -> :class:`Stat` of the score at that budget.
+        regret: :class:`Stat` of ``optimum - score`` at the final budget (None without an
+            optimum).
+        wall_ms: median wall time per trial in milliseconds.
+        tests: budget -> :class:`PairedTest` against NCP (None for NCP or without NCP).
+        curves: ``seeds x trials`` scores (NaN past a study's last trial).
+        seeds: the seeds of the rows of ``curves``.
+        notes: caveats (fallbacks, incomplete studies).
+    """
+
+    sampler: str
+    budgets: dict[int, Stat]
+    regret: Stat | None
+    wall_ms: float
+    tests: dict[int, PairedTest | None]
+    curves: np.ndarray
+    seeds: list[int]
+    n_failed: int
+    notes: list[str] = field(default_factory=list)
+    table_share: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler,
+            "budgets": {str(b): s.to_dict() for b, s in self.budgets.items()},
+            "regret": None if self.regret is None else self.regret.to_dict(),
+            "wall_ms_per_trial_median": self.wall_ms,
+            "wilcoxon_vs_ncp": {
+                str(b): (None if t is None else t.to_dict()) for b, t in self.tests.items()
+            },
+            "seeds": self.seeds,
+            "n_failed": self.n_failed,
+            "table_share": self.table_share,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What the statistics need to know about the objective."""
+
+    setting: str
+    mode: str
+    objective_names: list[str]
+    directions: list[str]
+    main_metric: str
+    units: dict[str, str]
+    optimum: float | None
+    optimum_note: str
+    fidelity: dict[str, Any] | None
+    metric_range: tuple[float, float]
+    flops_range: tuple[float, float]
+    table_front: list[list[float]] = field(default_factory=list)  # raw (metric, flops)
+
+    @property
+    def n_objectives(self) -> int:
+        return len(self.directions)
+
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        """``n x 2`` (metric, flops) -> minimised normalised coordinates ``(u, v)``."""
+        v = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+        m_lo, m_hi = self.metric_range
+        f_lo, f_hi = self.flops_range
+        u = (m_hi - v[:, 0]) / max(m_hi - m_lo, 1e-12)
+        w = (v[:, 1] - f_lo) / max(f_hi - f_lo, 1e-12)
+        return np.stack([u, w], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("table_front")
+        return d
+
+
+def summarize_runs(
+    runs: Sequence[RunRecord],
+    info: BenchmarkInfo,
+    *,
+    samplers: Sequence[str],
+    trials: int,
+    budgets: Sequence[int],
+) -> dict[str, SamplerSummary]:
+    """Per-sampler statistics of ``runs`` (fills each run's ``scores``)."""
+    for r in runs:
+        r.scores = _scores(r.values, info)
+    by: dict[str, list[RunRecord]] = {s: [] for s in samplers}
+    for r in runs:
+        by.setdefault(r.sampler, []).append(r)
+    ref_runs = {r.seed: r for r in by.get(REFERENCE_SAMPLER, [])}
+    out: dict[str, SamplerSummary] = {}
+    for s in samplers:
+        rs = sorted(by.get(s, []), key=lambda r: r.seed)
+        curves = np.full((len(rs), trials), np.nan)
+        for i, r in enumerate(rs):
+            n = min(trials, len(r.scores))
+            curves[i, :n] = r.scores[:n]
+        stats = {b: summary_stat(curves[:, b - 1]) for b in budgets}
+        final = curves[:, trials - 1] if trials else np.zeros(0)
+        regret = None if info.optimum is None else summary_stat(info.optimum - final)
+        walls = np.concatenate([r.wall_s[:trials] for r in rs]) if rs else np.zeros(0)
+        wall_ms = float(np.median(walls) * 1000) if len(walls) else float("nan")
+        tests: dict[int, PairedTest | None] = {}
+        for b in budgets:
+            if s == REFERENCE_SAMPLER or not ref_runs:
+                tests[b] = None
+                continue
+            seeds = [r.seed for r in rs if r.seed in ref_runs]
+            ref = [score_at(ref_runs[k], b) for k in seeds]
+            oth = [score_at(next(r for r in rs if r.seed == k), b) for k in seeds]
+            tests[b] = paired_wilcoxon(ref, oth)
+        notes = []
+        short = [r.seed for r in rs if r.n < trials]
+        if short:
+            notes.append(f"incomplete studies (seeds {short}): fewer than {trials} trials")
+        n_failed = sum(r.n_failed for r in rs)
+        if n_failed:
+            notes.append(f"{n_failed} failed trial(s) not counted")
+        out[s] = SamplerSummary(
+            sampler=s,
+            budgets=stats,
+            regret=regret,
+            wall_ms=wall_ms,
+            tests=tests,
+            curves=curves,
+            seeds=[r.seed for r in rs],
+            n_failed=n_failed,
+            notes=notes,
+            table_share=_table_share(rs, trials),
+        )
+    return out
+
+
+def _table_share(runs: Sequence[RunRecord], trials: int) -> float:
+    """Fraction of evaluated codes whose value came from the table (not the surrogate)."""
+    src = [x for r in runs for x in r.sources[:trials]]
+    return sum(x == "table" for x in src) / len(src) if src else float("nan")
+
+
+def score_at(run: RunRecord, budget: int) -> float:
+    return float(run.scores[budget - 1]) if len(run.scores) >= budget else float("nan")
+
+
+def _scores(values: np.ndarray, info: BenchmarkInfo) -> np.ndarray:
+    if len(values) == 0:
+        return np.zeros(0)
+    if info.n_objectives == 1:
+        return best_so_far(values[:, 0], maximize=info.directions[0] == "maximize")
+    return hypervolume_history(info.normalise(values[:, :2]))
+
+
+def score_name(info: BenchmarkInfo) -> str:
+    if info.n_objectives == 2:
+        return "hypervolume (normalised, reference (1, 1))"
+    name = info.objective_names[0]
+    unit = info.units.get(name, "").split(" (")[0]  # "% (ImageNet16-120)" -> "%"
+    return f"best {name} ({unit})" if unit else f"best {name}"
+
+
+def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
+    """Optimum, ranges, table front and oracle fidelity of ``obj``'s benchmark."""
+    table = obj.table
+    m = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
+    f = np.asarray(table.metrics["flops"], dtype=np.float64)
+    front_raw = pareto_front_2d(np.stack([-m, f], axis=1))
+    info_front = [[-a, b] for a, b in front_raw.tolist()]
+    fidelity = obj.oracle.fidelity.to_dict() if obj.oracle is not None else None
+    exact = obj.mode in ("exact", "table")
+    if obj.n_objectives == 2:
+        tmp = BenchmarkInfo(
+            table.name, obj.mode, obj.objective_names, obj.directions, table.main_metric,
+            dict(table.units), None, "", fidelity,
+            (float(m.min()), float(m.max())), (float(f.min()), float(f.max())),
+        )  # fmt: skip
+        optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
+        note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
+    elif obj.lam is not None:
+        optimum = float((m - obj.lam * (f - obj.flops_mean) / obj.flops_std).max())
+        note = f"best scalarised table value ({table.main_metric} - {obj.lam:g}*z(flops))"
+    else:
+        optimum = float(m.max())
+        note = f"best {table.main_metric} in the table"
+    if not exact:
+        note += "; surrogate values may exceed it (negative regret)"
+    return BenchmarkInfo(
+        setting=table.name,
+        mode=obj.mode,
+        objective_names=list(obj.objective_names),
+        directions=list(obj.directions),
+        main_metric=table.main_metric,
+        units=dict(table.units),
+        optimum=optimum,
+        optimum_note=note,
+        fidelity=fidelity,
+        metric_range=(float(m.min()), float(m.max())),
+        flops_range=(float(f.min()), float(f.max())),
+        table_front=info_front,
+    )

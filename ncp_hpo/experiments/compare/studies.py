@@ -1,0 +1,209 @@
+"""One sampler x seed study: the objective (cached per process), opening,
+resuming (stale RUNNING trials), and reading it back as a :class:`RunRecord`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ncp_hpo.experiments.compare.config import GEN_ATTR, SETTINGS_ATTR
+from ncp_hpo.experiments.compare.records import RunRecord
+from ncp_hpo.experiments.compare.storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveTarget
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    """One sampler x seed study to run to ``trials`` COMPLETE trials (picklable: it is
+    sent to spawned workers; settings and MLflow params travel as JSON)."""
+
+    benchmark: str
+    sampler: str
+    seed: int
+    trials: int
+    path: str
+    name: str
+    mode: str
+    objective: str
+    lam: float | None
+    data_dir: str | None
+    settings_json: str
+    live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
+    live_params_json: str = "{}"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What running a :class:`StudyTask` did (``error``: the exception, one line)."""
+
+    name: str
+    ran: int  # trials run in this call
+    seconds: float
+    error: str | None = None
+
+
+# per process: one objective per settings (a surrogate oracle loads once per worker)
+_OBJECTIVES: dict[tuple[Any, ...], BenchmarkObjective] = {}
+
+
+def objective_for(
+    benchmark: str,
+    mode: str | None,
+    objective: str,
+    lam: float | None,
+    data_dir: str | None,
+) -> BenchmarkObjective:
+    key = (benchmark, mode, objective, lam, data_dir)
+    if key not in _OBJECTIVES:
+        from ncp_hpo.benchmarks import BenchmarkObjective
+
+        _OBJECTIVES[key] = BenchmarkObjective(
+            benchmark,
+            mode=mode,  # type: ignore[arg-type]
+            objective=objective,  # type: ignore[arg-type]
+            lam=lam,
+            data_dir=data_dir,
+        )
+    return _OBJECTIVES[key]
+
+
+def quiet() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if "ax" in sys.modules:
+        quiet_ax()
+
+
+def quiet_ax() -> None:
+    """Import Ax without its INFO lines, then keep its stderr handler at WARNING."""
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)  # Ax logs at INFO while it is imported
+    try:
+        from ax.utils.common.logger import set_stderr_log_level
+
+        set_stderr_log_level(logging.WARNING)
+    except Exception:  # pragma: no cover - logging only
+        pass
+    finally:
+        logging.disable(previous)
+
+
+def open_study(task: StudyTask, sampler: Any) -> optuna.Study:
+    import optuna
+
+    storage = open_storage(task.path)
+    study = optuna.create_study(
+        study_name=task.name,
+        storage=storage,
+        sampler=sampler,
+        directions=objective_for(  # type: ignore[arg-type]
+            task.benchmark, task.mode, task.objective, task.lam, task.data_dir
+        ).directions,
+        load_if_exists=True,
+    )
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, json.loads(task.settings_json))
+    return study
+
+
+def fail_stale(study: optuna.Study) -> int:
+    """Mark RUNNING trials (left by a killed run) as FAIL; return how many."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        with contextlib.suppress(Exception):
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    return len(stale)
+
+
+def n_complete(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def complete_trials(study: optuna.Study) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def read_run(path: Path, name: str, sampler: str, seed: int, trials: int) -> RunRecord | None:
+    """The :class:`RunRecord` of study ``name`` in ``path`` (None if absent)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if not path.is_file():
+        return None
+    storage = open_storage(path)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+    trials_all = study.get_trials(deepcopy=False)
+    done = sorted(
+        (t for t in trials_all if t.state == TrialState.COMPLETE), key=lambda t: t.number
+    )[:trials]
+    n_failed = sum(t.state == TrialState.FAIL for t in trials_all)
+    values = np.array([list(t.values) for t in done], dtype=np.float64).reshape(len(done), -1)
+    walls, stamps = [], []
+    for t in done:
+        dur = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else float("nan")
+        )
+        walls.append(dur + float(t.user_attrs.get(GEN_ATTR, 0.0)))
+        stamps.append(int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else 0)
+    storage.engine.dispose()
+    return RunRecord(
+        sampler=sampler,
+        seed=seed,
+        study_name=name,
+        values=values,
+        wall_s=np.asarray(walls, dtype=np.float64),
+        codes=[str(t.user_attrs.get("code", "")) for t in done],
+        sources=[str(t.user_attrs.get("source", "")) for t in done],
+        metrics=[dict(t.user_attrs.get("metrics", {})) for t in done],
+        n_failed=n_failed,
+        timestamps_ms=stamps,
+    )
+
+
+def study_status(path: Path, name: str) -> tuple[int, int, dict[str, Any] | None]:
+    """(COMPLETE trials, RUNNING trials, stored settings) of a study; zeros if absent."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if not path.is_file():
+        return 0, 0, None
+    storage = open_storage(path)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return 0, 0, None
+    ts = study.get_trials(deepcopy=False)
+    settings = study.user_attrs.get(SETTINGS_ATTR)
+    storage.engine.dispose()
+    return (
+        sum(t.state == TrialState.COMPLETE for t in ts),
+        sum(t.state == TrialState.RUNNING for t in ts),
+        settings,
+    )

@@ -1,0 +1,136 @@
+"""Running one sampler x seed study to its budget (in this process or a spawned worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from ncp_hpo._numerics import deterministic_threads
+from ncp_hpo.experiments.compare.ax_loop import run_ax
+from ncp_hpo.experiments.compare.studies import (
+    StudyOutcome,
+    StudyTask,
+    complete_trials,
+    fail_stale,
+    n_complete,
+    objective_for,
+    open_study,
+    quiet,
+)
+from ncp_hpo.search.registry import make_sampler
+
+if TYPE_CHECKING:
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.tracking import LiveStudyRun
+
+
+# set by init_worker in a spawned worker: where run_task reports finished trials
+_WORKER_QUEUE: Any = None
+
+
+def init_worker(queue: Any = None, parent_pid: int | None = None) -> None:
+    """Worker set-up: one torch thread, quiet libraries, the progress queue, and a watchdog
+    that ends the worker when the parent process is gone (killed runs leave no orphans)."""
+    import threading
+
+    import torch
+
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = queue
+    torch.set_num_threads(1)
+    quiet()
+    if parent_pid is not None:
+
+        def _watch() -> None:
+            while True:
+                time.sleep(1.0)
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+
+        threading.Thread(target=_watch, daemon=True).start()
+
+
+def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
+    """Run (or continue) one sampler x seed study to ``task.trials`` COMPLETE trials."""
+    t0 = time.perf_counter()
+    ran = 0
+    if queue is None:
+        queue = _WORKER_QUEUE
+    live = None
+    try:
+        with deterministic_threads():
+            obj = objective_for(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+            live = _live_run(task, obj)
+            ran = _run_study(task, obj, queue, live)
+    except Exception as exc:  # reported by the parent; other studies go on
+        if live is not None:
+            live.close("FAILED")
+        return StudyOutcome(
+            task.name, ran, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+        )
+    except BaseException:
+        if live is not None:
+            live.close("KILLED")
+        raise
+    if live is not None:
+        live.close("FINISHED")
+    return StudyOutcome(task.name, ran, time.perf_counter() - t0)
+
+
+def _live_run(task: StudyTask, obj: BenchmarkObjective) -> LiveStudyRun | None:
+    """The study's live MLflow child run (None without tracking, or with one warning)."""
+    if task.live is None:
+        return None
+    from ncp_hpo.tracking import CompareTrackingWarning, LiveStudyRun
+
+    try:
+        return LiveStudyRun(
+            task.live,
+            study_name=task.name,
+            params=json.loads(task.live_params_json),
+            maximize=obj.directions[0] == "maximize",
+        )
+    except Exception as exc:  # tracking never costs the study
+        warnings.warn(
+            f"MLflow live logging unavailable for {task.name} ({type(exc).__name__}: {exc}); "
+            "it is logged when the comparison ends",
+            CompareTrackingWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+def _run_study(
+    task: StudyTask, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None
+) -> int:
+    """The study loop of :func:`run_task` (one thread: see :mod:`ncp_hpo._numerics`)."""
+    ran = 0
+    if task.sampler == "ax":
+        with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
+            warnings.filterwarnings("ignore", module=r"ax(\.|$)")
+            ran = run_ax(task, obj, queue, live)
+    else:
+        study = open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
+        fail_stale(study)
+        callbacks: list[Any] = [] if live is None else [live]
+        if live is not None:
+            live.replay(complete_trials(study))
+
+        def _tick(_study: Any, trial: Any) -> None:
+            from optuna.trial import TrialState
+
+            if trial.state == TrialState.COMPLETE and queue is not None:
+                queue.put(1)
+
+        callbacks.append(_tick)
+        for _ in range(3):  # failed trials are retried, a bounded number of times
+            remaining = task.trials - n_complete(study)
+            if remaining <= 0:
+                break
+            before = n_complete(study)
+            study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
+            ran += n_complete(study) - before
+    return ran

@@ -1,0 +1,18 @@
+"""The paper's fixed-budget comparison protocol (``ncp-hpo compare --protocol paper``):
+Tables 2-4 of the paper, on the surrogate oracle; see :mod:`.protocol`."""
+
+from ncp_hpo.experiments.paper.methods import netadapt_greedy
+from ncp_hpo.experiments.paper.protocol import (
+    PAPER_PROTOCOL_USES,
+    PaperProtocolResult,
+    run_paper_protocol,
+    unused_options,
+)
+
+__all__ = [
+    "PAPER_PROTOCOL_USES",
+    "PaperProtocolResult",
+    "netadapt_greedy",
+    "run_paper_protocol",
+    "unused_options",
+]
