@@ -95,7 +95,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ncp_hpo.exceptions import InvalidCodeError, NCPWarning
-from ncp_hpo.predictor import NeuralPredictor, _torch_threads, as_code_batch
+from ncp_hpo.predictor import NeuralPredictor, as_code_batch, torch_threads
 from ncp_hpo.propagation._polynomial import CompiledPolynomial, compile_polynomial
 from ncp_hpo.spaces._base import CodeSpace
 
@@ -549,7 +549,7 @@ def propagate(
         >>> # res.codes[0], res.metrics[0], res.flops[0]
         >>> # multi-task: propagate([(cls_pred, 1.0, "top1"), (seg_pred, 1.0, "mIoU")], space)
     """
-    with _torch_threads(n_threads):
+    with torch_threads(n_threads):
         return _propagate(
             objectives,
             space,
