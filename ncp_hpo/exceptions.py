@@ -45,3 +45,8 @@ class UnknownSettingError(NCPError, KeyError):
 
 class NCPWarning(UserWarning):
     """Base class of ncp_hpo warnings."""
+
+
+# -- lane core (predictor, propagation, spaces, search) ---------------------------------
+class CheckpointError(NCPError, ValueError):
+    """A predictor checkpoint is unreadable, corrupt, tampered with or of an unknown format."""
