@@ -23,8 +23,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ncp_hpo.exceptions import InvalidCodeError
-from ncp_hpo.samplers._history import History, code_key
-from ncp_hpo.samplers._surrogate import PredictorSource
+from ncp_hpo.search.history import History, code_key
+from ncp_hpo.search.surrogate import PredictorSource
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from optuna.study import Study
 
     from ncp_hpo.predictor import NeuralPredictor
-    from ncp_hpo.samplers._proposers import Proposer
+    from ncp_hpo.search.proposers import Proposer
 
 __all__ = ["PredictorSamplerBase"]
 
@@ -60,8 +60,8 @@ class _LazyRNG:
 class PredictorSamplerBase(BaseSampler):
     """Base of samplers that propose codes of a :class:`~ncp_hpo.spaces.CodeSpace`.
 
-    A :class:`~ncp_hpo.samplers._surrogate.PredictorSource` supplies the predictor and a
-    :class:`~ncp_hpo.samplers._proposers.Proposer` ranks candidate codes with it; the base
+    A :class:`~ncp_hpo.search.surrogate.PredictorSource` supplies the predictor and a
+    :class:`~ncp_hpo.search.proposers.Proposer` ranks candidate codes with it; the base
     takes the first candidate that is neither evaluated nor running, and falls back to a
     random unseen code if all are taken.
     """

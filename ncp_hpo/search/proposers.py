@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ncp_hpo.samplers._history import History, code_key
-from ncp_hpo.samplers._surrogate import ScoreModel
+from ncp_hpo.search.history import History, code_key
+from ncp_hpo.search.surrogate import ScoreModel
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = [
