@@ -299,14 +299,14 @@ class PropagationResult:
 def paper_start(space: CodeSpace) -> np.ndarray:
     """The paper's initial code ``{b, n = 2; c, i, o = 64}`` (Section 4.1), shape ``d``.
 
-    Only defined for the multi-resolution space (which has an ``is_width`` mask).
+    Only defined for spaces the paper gives a start for (:meth:`CodeSpace.paper_start`).
     """
-    is_width = getattr(space, "is_width", None)
-    if is_width is None:
+    start = space.paper_start()
+    if start is None:
         raise ValueError(
             f"{type(space).__name__} has no paper start code; pass `initial` explicitly"
         )
-    return np.where(np.asarray(is_width), 64, 2).astype(np.int64)
+    return start
 
 
 def _normalise_objectives(objectives: Any) -> list[Objective]:
@@ -458,13 +458,6 @@ def _fixed_mask(
         free[i] = False
         values[i] = float(v)
     return free, values
-
-
-def _grid_step(space: CodeSpace) -> np.ndarray:
-    step = getattr(space, "step", None)
-    if step is None:
-        return np.ones(space.dim)
-    return np.asarray(step, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------
@@ -628,9 +621,7 @@ def _propagate(
         raise ValueError(f"flops_source='exact' needs a space with exact FLOPs; {space!r} has none")
     objs = _resolve(objs_in, d, flops_metric, need_flops_head=src == "predictor")
     if round_every == "auto":
-        from ncp_hpo.spaces.nb201 import NB201Space
-
-        every = 10 if isinstance(space, NB201Space) else None
+        every = space.round_every
     else:
         every = round_every
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
@@ -793,7 +784,7 @@ def _propagate(
         zp = z.clone().requires_grad_(True)
         opt = optimizer([zp], lr=lr, **dict(optimizer_options or {}))
 
-    kstep = torch.as_tensor(_grid_step(space), dtype=torch.float64)  # d
+    kstep = torch.as_tensor(space.grid_step(), dtype=torch.float64)  # d
     increments = (
         _flops_increments(flops_fn, kstep)
         if strategy == "winner_takes_all" and flops_fn is not None

@@ -76,14 +76,18 @@ from ax.generation_strategy.transition_criterion import (
 )
 
 from ncp_hpo.exceptions import InvalidCodeError
-from ncp_hpo.search.history import History, code_key
-from ncp_hpo.search.proposers import (
+from ncp_hpo.search import (
+    History,
+    HistoryBuilder,
     NCPProposer,
     NetAdaptProposer,
     NeuralPredictorProposer,
+    PredictorSource,
     Proposer,
+    ScoreModel,
+    SearchEngine,
+    code_key,
 )
-from ncp_hpo.search.surrogate import PredictorSource, ScoreModel
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -179,12 +183,7 @@ class ProposerNode(ExternalGenerationNode):
         self.source = (
             source if source is not None else PredictorSource(predictor_params={"n_threads": 1})
         )
-        prior = self.source.prior
-        if prior is not None and prior.n_features_in_ != self.space.dim:
-            raise ValueError(
-                f"prior was fitted on codes of {prior.n_features_in_} dimensions but the space "
-                f"{type(self.space).__name__} has {self.space.dim}"
-            )
+        self._engine = SearchEngine(proposer=proposer, source=self.source)
         self.seed = None if seed is None else int(seed)
         self.max_pending = max_pending
         # Ax parameter names (for NB201 one categorical per edge, not the one-hot dims)
@@ -216,7 +215,7 @@ class ProposerNode(ExternalGenerationNode):
         self._extra = self._extra_parameters(experiment.search_space)
         history, seen = self._build_history(experiment, data)
         self._history, self._seen = history, seen
-        self._model = self.source.model(history, seed=int(self._rng.integers(2**31 - 1)))
+        self._model = self._engine.model(history, self._rng)
 
     def get_next_candidate(self, pending_parameters: list[TParameterization]) -> TParameterization:
         """The next code's parameters (``space.to_params`` plus any extra parameters)."""
@@ -231,11 +230,9 @@ class ProposerNode(ExternalGenerationNode):
             history = replace(history, pending=pending)
         seen = self._seen | {code_key(c) for c in extra}
         rng = np.random.default_rng(self._rng.integers(2**63 - 1))
-        candidates: np.ndarray = np.empty((0, self.space.dim))
-        if self._model is not None:
-            candidates = np.asarray(
-                self.proposer.propose(history, self._model, rng), dtype=np.float64
-            ).reshape(-1, self.space.dim)
+        candidates = np.asarray(
+            self._engine.candidates(history, self._model, rng), dtype=np.float64
+        ).reshape(-1, self.space.dim)
         params, rank = self._first_valid(candidates, seen, rng)
         if rank < 0:
             self.n_random += 1
@@ -325,7 +322,11 @@ class ProposerNode(ExternalGenerationNode):
         objectives, directions = _objective_terms(opt)
         constraints = _constraint_terms(opt)
         values = _latest_means(data)
-        codes, scores, cons, numbers, pending = [], [], [], [], []
+        rows = HistoryBuilder(
+            dim=self.space.dim,
+            directions=directions,
+            constraint_names=[name for name, _ in constraints],
+        )
         seen: set[bytes] = set()
         for index, trial in sorted(experiment.trials.items()):
             for arm in trial.arms:
@@ -334,7 +335,7 @@ class ProposerNode(ExternalGenerationNode):
                     continue
                 seen.add(code_key(code))
                 if trial.status in _PENDING:
-                    pending.append(code)
+                    rows.pending(code)
                     continue
                 if trial.status != TrialStatus.COMPLETED:
                     continue  # failed, abandoned, early-stopped: seen but not learned from
@@ -342,21 +343,8 @@ class ProposerNode(ExternalGenerationNode):
                 s = [_combine(terms, got) for terms in objectives]
                 if not np.isfinite(s).all():
                     continue  # missing or non-finite objective data
-                codes.append(code)
-                scores.append(s)
-                cons.append([_constraint_value(c, got) for _, c in constraints])
-                numbers.append(index)
-        d = self.space.dim
-        history = History(
-            codes=np.asarray(codes, dtype=np.int64).reshape(-1, d),
-            scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(objectives)),
-            pending=np.asarray(pending, dtype=np.int64).reshape(-1, d),
-            directions=directions,
-            trial_numbers=np.asarray(numbers, dtype=np.int64),
-            constraints=np.asarray(cons, dtype=np.float64).reshape(len(codes), len(constraints)),
-            constraint_names=tuple(name for name, _ in constraints),
-        )
-        return history, seen
+                rows.complete(code, s, {n: _constraint_value(c, got) for n, c in constraints})
+        return rows.build(), seen
 
 
 def _draw(p: Any, rng: np.random.Generator) -> Any:

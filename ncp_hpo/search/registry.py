@@ -72,7 +72,7 @@ def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
             fixed["mode"] = "guided"
         return predictor_classes[name], fixed
     if name == "random":
-        if getattr(space, "budget", None) is not None:
+        if space is not None and space.restricted:
             from ncp_hpo.samplers import SpaceRandomSampler
 
             return SpaceRandomSampler, {"space": space}  # uniform over codes within the budget

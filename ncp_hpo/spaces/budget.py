@@ -201,6 +201,24 @@ class BudgetedSpace(CodeSpace):
     def has_exact_flops(self) -> bool:
         return self.base.has_exact_flops
 
+    def paper_start(self) -> np.ndarray | None:
+        return self.base.paper_start()
+
+    def grid_step(self) -> np.ndarray:
+        return self.base.grid_step()
+
+    @property
+    def round_every(self) -> int | None:
+        return self.base.round_every
+
+    @property
+    def restricted(self) -> bool:
+        return True
+
+    def admissible(self, codes: Any) -> np.ndarray:
+        """Codes within the budget (:meth:`feasible`)."""
+        return self.feasible(codes)
+
     def feasible(self, codes: Any) -> np.ndarray:
         """Which valid codes (``n x 27``) are within the budget (boolean ``n``)."""
         arr = np.asarray(codes, dtype=np.int64).reshape(-1, self.dim)

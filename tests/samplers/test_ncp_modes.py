@@ -26,7 +26,6 @@ def _history(table, rows: np.ndarray) -> History:
         scores=acc[rows][:, None],
         pending=np.zeros((0, table.space.dim), dtype=np.int64),
         directions=("maximize",),
-        trial_numbers=np.arange(len(rows)),
     )
 
 

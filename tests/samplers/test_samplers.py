@@ -196,7 +196,6 @@ def test_history_incumbents_without_feasible_trials() -> None:
         scores=np.array([[1.0], [3.0], [2.0]]),
         pending=np.zeros((0, 2), dtype=np.int64),
         directions=("maximize",),
-        trial_numbers=np.arange(3),
         constraints=np.array([[0.5], [2.0], [0.1]]),
         constraint_names=("c",),
     )
