@@ -22,6 +22,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ncp_hpo.exceptions import InvalidCodeError
+from ncp_hpo.samplers._private_apis import (
+    optuna_independent_sampling_template,
+    optuna_set_trial_system_attr,
+)
 from ncp_hpo.search import History, HistoryBuilder, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search.engine import LazyRNG
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
@@ -165,10 +169,8 @@ class PredictorSamplerBase(BaseSampler):
         )
 
     def _log_independent_sampling(self, trial: FrozenTrial, param_name: str) -> None:
-        from optuna.samplers._base import _INDEPENDENT_SAMPLING_WARNING_TEMPLATE
-
         _LOG.warning(
-            _INDEPENDENT_SAMPLING_WARNING_TEMPLATE.format(
+            optuna_independent_sampling_template().format(
                 param_name=param_name,
                 trial_number=trial.number,
                 independent_sampler_name=self._independent_sampler.__class__.__name__,
@@ -271,8 +273,8 @@ class PredictorSamplerBase(BaseSampler):
         extra: set[bytes] = set()
         for _ in range(8):
             code, rank = self._engine.first_unseen(candidates, history.seen() | extra, rng)
-            study._storage.set_trial_system_attr(
-                trial._trial_id, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
+            optuna_set_trial_system_attr(
+                study, trial, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
             )
             key = code_key(code)
             rivals = [

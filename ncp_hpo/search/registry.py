@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import SamplerConfigError
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
@@ -48,10 +48,6 @@ several times NCP's time per trial on the 27-dimensional NAS-Bench-MR space."""
 
 TASKS: tuple[str, ...] = ("cls", "seg", "video", "bev-det")
 """Real-training tasks (``ncp_hpo.trainers.TASKS`` maps each to its strategy)."""
-
-
-class SamplerConfigError(NCPError, ValueError):
-    """An unknown sampler name, or parameters the sampler does not take."""
 
 
 def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:

@@ -128,9 +128,6 @@ class PredictorSource:
         self._cached_n = -1
         self.n_fits = 0  # fits run by this instance (each one is a new ``version``)
 
-    def reset(self) -> None:
-        self._cached, self._cached_n = None, -1
-
     def refit_due(self, n: int) -> bool:
         """Whether a history of ``n`` completed trials triggers a (re)fit."""
         if self._cached is None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import BudgetError
 from ncp_hpo.spaces._base import CodeSpace
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ OVER_BUDGET = "over compute budget"
 
 _SHRINK_STEPS = 24  # scale factors tried by ``round`` when a code is over the budget
 _MAX_DRAWS = 1 << 16  # random codes tried per sample() call before shrinking the rest
-
-
-class BudgetError(NCPError, ValueError):
-    """A budget no code can meet, or a bad cap."""
 
 
 def _cap(value: float | None, what: str) -> float | None:

@@ -25,7 +25,7 @@ from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 from ax.exceptions.core import UserInputError
 
 from ncp_hpo.benchmarks import BenchmarkTable
-from ncp_hpo.samplers._ax import (
+from ncp_hpo.samplers import (
     FALLBACK_KEY,
     NCPNode,
     NetAdaptNode,
@@ -33,7 +33,7 @@ from ncp_hpo.samplers._ax import (
     count_fallback_trials,
     ncp_generation_strategy,
 )
-from ncp_hpo.search.history import code_key, pareto_mask
+from ncp_hpo.search import code_key, pareto_mask
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace, NB201Space
 
 # small online predictor fits keep the file quick
