@@ -54,7 +54,7 @@ import numpy as np
 
 from ncp_hpo.benchmarks._registry import Setting
 from ncp_hpo.exceptions import DataError, InvalidCodeError
-from ncp_hpo.spaces._base import CodeSpace
+from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NB201_FILE_OPS", "BenchmarkTable", "records_to_arrays"]
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkTable, OracleConfig
     from ncp_hpo.predictor import NeuralPredictor
     from ncp_hpo.propagation import PropagationResult
-    from ncp_hpo.spaces._base import CodeSpace
+    from ncp_hpo.spaces import CodeSpace
 
 __all__ = [
     "NB201_DEFAULT_START",
