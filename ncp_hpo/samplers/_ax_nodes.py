@@ -117,8 +117,6 @@ class NetAdaptNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NetAdapt",
     ) -> None:
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         space = space if space is not None else MultiResolutionSpace()
         super().__init__(
             NetAdaptProposer(space, lam=lam, max_steps=max_steps),
@@ -152,8 +150,6 @@ class NeuralPredictorNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NeuralPredictor",
     ) -> None:
-        if pool_size < 1 or top_k < 1:
-            raise ValueError(f"pool_size and top_k must be >= 1, got {pool_size} and {top_k}")
         space = space if space is not None else MultiResolutionSpace()
         super().__init__(
             NeuralPredictorProposer(space, lam=lam, pool_size=pool_size, top_k=top_k),
