@@ -46,10 +46,12 @@ _LOG = optuna.logging.get_logger(__name__)
 class PredictorSamplerBase(BaseSampler):
     """Base of samplers that propose codes of a :class:`~ncp_hpo.spaces.CodeSpace`.
 
-    A :class:`~ncp_hpo.search.surrogate.PredictorSource` supplies the predictor and a
-    :class:`~ncp_hpo.search.proposers.Proposer` ranks candidate codes with it; the base
-    takes the first candidate that is neither evaluated nor running, and falls back to a
-    random unseen code if all are taken.
+    The study's trials become a :class:`~ncp_hpo.search.History`; the shared
+    :class:`~ncp_hpo.search.SearchEngine` fits the predictor (a
+    :class:`~ncp_hpo.search.PredictorSource`), ranks candidate codes with the
+    :class:`~ncp_hpo.search.Proposer` and picks the first one that is neither evaluated
+    nor running (else a random unseen code); this class publishes it as the trial's
+    proposal and re-checks for a rival worker holding the same code.
     """
 
     def __init__(
