@@ -39,7 +39,7 @@ if str(_REPO) not in sys.path:
 import ncp_hpo  # noqa: E402
 from ncp_hpo.predictor import NeuralPredictor  # noqa: E402
 from ncp_hpo.propagation import propagate  # noqa: E402
-from ncp_hpo.propagation._propagate import _compiled_flops, _reference_stats  # noqa: E402
+from ncp_hpo.propagation._flops import _compiled_flops, _reference_stats  # noqa: E402
 from ncp_hpo.spaces import MultiResolutionSpace  # noqa: E402
 
 

@@ -16,7 +16,7 @@ tables, results.json with every raw number, and the PNG figures):
    Mean (and standard deviation) over the seeds of the MAE and Kendall's tau.
 2. **NAS-Bench-201** (Appendix C): the predictor on 2,000 random cells (+500 validation),
    continuous propagation of the 30-dim one-hot from a low-accuracy high-FLOPs cell
-   (``ncp_hpo.benchmarks.setting_search.NB201_DEFAULT_START``), arg-max every 10 iterations, 70
+   (``NB201Space().default_start()``), arg-max every 10 iterations, 70
    iterations, for several lambda; the true (table) accuracy and FLOPs of the found cell,
    median over 10 seeds, beside the best cell of the predictor's own training data; then the
    same with 200 training cells (+50 validation).
@@ -71,7 +71,7 @@ from tqdm import tqdm  # noqa: E402
 from ncp_hpo import __version__, _plots  # noqa: E402
 from ncp_hpo.benchmarks import find_setting, load_benchmark, load_oracle  # noqa: E402
 from ncp_hpo.benchmarks.predictors import setting_predictor  # noqa: E402
-from ncp_hpo.benchmarks.setting_search import NB201_DEFAULT_START, true_metrics  # noqa: E402
+from ncp_hpo.benchmarks.setting_search import true_metrics  # noqa: E402
 from ncp_hpo.propagation import paper_start, propagate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -208,12 +208,12 @@ class Runner:
     def nb201(self) -> dict[str, Any]:
         table = load_benchmark("nas-bench-201", self.data_dir)
         space = table.space
-        start = space.decode(NB201_DEFAULT_START)
+        start = space.default_start()
         acc, flops = table.main, table.metrics["flops"]
         seeds = list(range(self.args.nb201_seeds))
         out: dict[str, Any] = {
             "start": {
-                "cell": NB201_DEFAULT_START,
+                "cell": space.encode(start),
                 "acc": float(table.query(start)["Acc"]),  # type: ignore[index]
                 "flops": float(table.query(start)["flops"]),  # type: ignore[index]
             },

@@ -72,3 +72,20 @@ class CompareError(NCPError, ValueError):
 
 class RecordError(NCPError, ValueError):
     """A record that cannot be checked (missing, unreadable, or asked for more than it holds)."""
+
+
+# -- lane core (predictor, propagation, spaces, search) ---------------------------------
+class CheckpointError(NCPError, ValueError):
+    """A predictor checkpoint is unreadable, corrupt, tampered with or of an unknown format."""
+
+
+class SamplerConfigError(NCPError, ValueError):
+    """An unknown sampler name, or parameters the sampler does not take."""
+
+
+class SamplerParamError(NCPError, ValueError):
+    """A ``--sampler-param`` value of the wrong type or outside its range."""
+
+
+class BudgetError(NCPError, ValueError):
+    """A budget no code can meet, or a bad cap."""

@@ -115,7 +115,7 @@ def test_same_seed_same_weights_and_no_global_rng_use() -> None:
 
 
 def test_dropout_mask_rate() -> None:
-    from ncp_hpo.predictor import _keep_mask
+    from ncp_hpo.predictor._network import keep_mask as _keep_mask
 
     g = torch.Generator().manual_seed(0)
     m = _keep_mask(torch.Size([200, 500]), 0.5, g)
@@ -372,7 +372,7 @@ def test_tampered_checkpoints_are_refused(fitted, tmp_path) -> None:
     # with the checksum recomputed (a deliberate edit), the config checks still refuse it
     from safetensors.torch import load_file
 
-    from ncp_hpo.predictor import _digest
+    from ncp_hpo.predictor._checkpoint import digest as _digest
 
     def resign(h):
         h["__metadata__"]["sha256"] = _digest(h["__metadata__"]["config"], load_file(good))

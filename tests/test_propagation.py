@@ -15,6 +15,7 @@ from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.propagation import (
     DifferentiablePredictor,
     Objective,
+    PropagationConfig,
     exact_flops_fn,
     paper_start,
     propagate,
@@ -33,6 +34,9 @@ class ToySpace(CodeSpace):
     lower = np.array([8.0, 8.0, 1.0, 1.0])
     upper = np.array([64.0, 64.0, 4.0, 4.0])
     step = np.array([8.0, 8.0, 1.0, 1.0])
+
+    def grid_step(self) -> np.ndarray:
+        return self.step
 
     def __hash__(self) -> int:
         return hash(type(self))
@@ -235,7 +239,12 @@ def test_eq7_multi_task_gradient_is_the_weighted_sum() -> None:
     p1 = linear([0.3, -0.2, 0.1, 0.0])
     p2 = linear([-0.1, 0.4, 0.0, 0.2])
     start = np.array([[24.0, 40.0, 2.0, 3.0], [32, 16, 3, 2]])
-    kw = {"lr": 0.05, "iterations": 1, "flops_weight": 0.5, "flops_reference": SPACE.sample(256)}
+    kw = {
+        "lr": 0.05,
+        "iterations": 1,
+        "flops_weight": 0.5,
+        "flops_reference": SPACE.sample(256, seed=0),
+    }
 
     def delta(res):
         return res.trajectory.continuous[1] - res.trajectory.continuous[0]
@@ -510,10 +519,8 @@ def test_ensemble_predictor_and_tensor_start() -> None:
     [{}, {"step": 0.3}, {"step": 2.0, "flops_step": 0.4}, {"flops_weight": 0.0}],
     ids=["paper", "small-step", "mixed", "no-flops"],
 )
-def test_relative_target_surrogate_equals_smooth_l1(monkeypatch, kw) -> None:
+def test_relative_target_surrogate_equals_smooth_l1(kw) -> None:
     """The per-iteration fast path gives the smooth-L1 loss's values and updates."""
-    import ncp_hpo.propagation._propagate as impl
-
     objs = [
         Objective(linear([0.3, -0.2, 0.1, 0.05], [0.1, 0.2, 0.0, 0.3]), weight=0.7),
         Objective(linear([-0.1, 0.4, 0.0, 0.2]), weight=0.4, maximize=False, name="m2"),
@@ -521,8 +528,7 @@ def test_relative_target_surrogate_equals_smooth_l1(monkeypatch, kw) -> None:
     start = SPACE.sample(6, seed=4)
     args = {"lr": 0.2, "iterations": 15, "flops_source": "exact", **kw}
     fast = propagate(objs, SPACE, start, **args)
-    monkeypatch.setattr(impl, "_FAST_RELATIVE_LOSS", False)
-    slow = propagate(objs, SPACE, start, **args)
+    slow = propagate(objs, SPACE, start, config=PropagationConfig(**args, autograd_loss=True))
     np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-5)
     np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)
 
@@ -540,11 +546,9 @@ def test_compiled_polynomial_affine_gradcheck() -> None:
 
 
 @pytest.mark.parametrize("source", ["exact", "predictor"])
-def test_analytic_gradient_path_equals_autograd(mr_predictor, monkeypatch, source) -> None:
+def test_analytic_gradient_path_equals_autograd(mr_predictor, source) -> None:
     """NeuralPredictor's hand-written gradient path gives autograd's smooth-L1 updates,
     also for several objectives on one predictor and a second predictor in another frame."""
-    import ncp_hpo.propagation._propagate as impl
-
     space = MultiResolutionSpace()
     x = space.sample(300, seed=7).astype(np.float64)
     other = NeuralPredictor(seed=1, epochs=2).fit(
@@ -558,8 +562,23 @@ def test_analytic_gradient_path_equals_autograd(mr_predictor, monkeypatch, sourc
     starts = space.sample(5, seed=8)
     args = {"iterations": 12, "flops_source": source, "lr": 1.0}
     fast = propagate(objs, space, starts, **args)
-    monkeypatch.setattr(impl, "_FAST_RELATIVE_LOSS", False)
-    slow = propagate(objs, space, starts, **args)
+    slow = propagate(objs, space, starts, config=PropagationConfig(**args, autograd_loss=True))
     np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-3)
     np.testing.assert_array_equal(fast.codes, slow.codes)
     np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)
+
+
+def test_config_object_gives_the_keyword_call_and_excludes_keywords() -> None:
+    p = linear([0.3, -0.2, 0.1, 0.05])
+    start = SPACE.sample(3, seed=2)
+    kw = {"lr": 0.2, "iterations": 5, "flops_source": "exact", "strategy": "continuous"}
+    by_kw = propagate(p, SPACE, start, **kw)
+    by_cfg = propagate(p, SPACE, start, config=PropagationConfig(**kw))
+    np.testing.assert_array_equal(by_kw.trajectory.continuous, by_cfg.trajectory.continuous)
+    assert by_kw.settings == by_cfg.settings
+    with pytest.raises(TypeError, match="not both; got config and iterations"):
+        propagate(p, SPACE, start, iterations=3, config=PropagationConfig(**kw))
+    with pytest.raises(ValueError, match="iterations must be an int >= 0"):
+        PropagationConfig(iterations=-1)
+    with pytest.raises(ValueError, match="round_every must be None"):
+        propagate(p, SPACE, start, round_every=0)

@@ -16,15 +16,10 @@ import numpy as np
 import pytest
 
 from ncp_hpo.benchmarks import OracleConfig, clear_cache, load_benchmark
-from ncp_hpo.benchmarks.setting_search import (
-    NB201_DEFAULT_START,
-    SearchRequest,
-    default_start,
-    parse_code,
-    run_setting_search,
-)
+from ncp_hpo.benchmarks.setting_search import SearchRequest, parse_code, run_setting_search
 from ncp_hpo.cli import main
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
+from ncp_hpo.spaces.nb201 import DEFAULT_START as NB201_DEFAULT_START
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY_ORACLE = OracleConfig(members=1, max_iter=20, cv_folds=2, metrics=())
@@ -228,11 +223,11 @@ def test_user_errors_are_one_line_with_exit_2(
 
 
 def test_default_starts() -> None:
-    mr = default_start(MultiResolutionSpace())
+    mr = MultiResolutionSpace().default_start()
     assert MultiResolutionSpace().encode(mr) == (
         "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
     )
-    nb = default_start(NB201Space())
+    nb = NB201Space().default_start()
     assert NB201Space().encode(nb) == NB201_DEFAULT_START
     ints = parse_code(MultiResolutionSpace(), " ".join(str(v) for v in mr))
     assert np.array_equal(ints, mr)

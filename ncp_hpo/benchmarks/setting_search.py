@@ -5,7 +5,7 @@ The library behind ``ncp-hpo search`` (Section 3.1, Section 4.1, Appendix C):
 1. fit the neural predictor of each setting involved on its benchmark table, or reuse a
    cached one (:func:`~ncp_hpo.benchmarks.predictors.setting_predictor`);
 2. propagate (:func:`ncp_hpo.propagation.propagate`) from a start code (default: the paper's
-   ``{b, n = 2; c, i, o = 64}`` on NAS-Bench-MR, :data:`NB201_DEFAULT_START` on
+   ``{b, n = 2; c, i, o = 64}`` on NAS-Bench-MR, :data:`ncp_hpo.spaces.nb201.DEFAULT_START` on
    NAS-Bench-201), optionally first from another setting's optimum (``transfer_from``) or
    over several settings at once (``joint``, Eq. 7 with equal weights ``1/k``);
 3. look up the true metrics of the found code (:func:`true_metrics`): the table's when it
@@ -18,7 +18,7 @@ everything it composes (tables, setting predictors, the oracle) is defined here 
 propagation it calls is public API.
 
 Public names: :class:`SearchRequest`, :class:`SearchOutcome`, :func:`run_setting_search`,
-:func:`true_metrics`, :func:`default_start`, :func:`parse_code`, :data:`NB201_DEFAULT_START`,
+:func:`true_metrics`, :func:`parse_code`,
 :data:`STRATEGIES`.
 
 >>> outcome = run_setting_search(SearchRequest(setting="seg", lam=0.3))  # doctest: +SKIP
@@ -49,22 +49,13 @@ if TYPE_CHECKING:
     from ncp_hpo.spaces import CodeSpace
 
 __all__ = [
-    "NB201_DEFAULT_START",
     "STRATEGIES",
     "SearchOutcome",
     "SearchRequest",
-    "default_start",
     "parse_code",
     "run_setting_search",
     "true_metrics",
 ]
-
-NB201_DEFAULT_START = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-)
-"""Default NAS-Bench-201 start: the lowest-accuracy cell among the 128 cells with at least
-150 MFLOPs (ImageNet16-120 accuracy 32.30 %, 153.28 MFLOPs; 32 % of all cells are below it).
-Appendix C starts "from a low-Acc and high-FLOPs starting point" without naming it."""
 
 STRATEGIES = {"continuous": "continuous", "wta": "winner_takes_all"}
 """Strategy names of a :class:`SearchRequest` -> :func:`ncp_hpo.propagation.propagate`'s."""
@@ -181,7 +172,7 @@ def run_setting_search(
     tables = _load_tables(request)
     space = tables[request.setting].space
     start = parse_code(space, request.init, option="--init") if request.init else None
-    start = default_start(space) if start is None else start
+    start = space.default_start() if start is None else start
     predictors: dict[str, NeuralPredictor] = {}
     records = {}
     for name, table in tables.items():
@@ -309,16 +300,6 @@ def parse_code(space: CodeSpace, text: str, *, option: str = "code") -> np.ndarr
         return np.asarray(decode(text))
     except InvalidCodeError as exc:
         raise InvalidCodeError(f"{option} {text!r}: {exc}") from None
-
-
-def default_start(space: CodeSpace) -> np.ndarray:
-    """The paper's start on NAS-Bench-MR, :data:`NB201_DEFAULT_START` on NAS-Bench-201."""
-    from ncp_hpo.propagation import paper_start
-    from ncp_hpo.spaces import NB201Space
-
-    if isinstance(space, NB201Space):
-        return space.decode(NB201_DEFAULT_START)
-    return paper_start(space)
 
 
 # ---------------------------------------------------------------------------------------

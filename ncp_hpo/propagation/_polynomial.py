@@ -277,6 +277,28 @@ def compile_polynomial(
             out = fn(torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float64)))
         return out.detach().cpu().double().numpy()
 
+    exps = _find_exponents(call, bases, d, max_terms)
+    if exps is None:
+        return None
+    poly = _newton_polynomial(call, exps, d)
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    real = lo + rng.uniform(size=(64, d)) * (hi - lo)
+    lattice = np.round(lo + rng.uniform(size=(64, d)) * (hi - lo))
+    pts = np.concatenate([real, lattice])
+    want = call(pts)
+    with torch.no_grad():
+        got = poly(torch.from_numpy(pts)).numpy()
+    if not np.allclose(got, want, rtol=rtol, atol=rtol * float(np.abs(want).max() + 1.0)):
+        return None
+    return poly
+
+
+def _find_exponents(
+    call: Callable[[np.ndarray], np.ndarray], bases: np.ndarray, d: int, max_terms: int
+) -> list[tuple[int, ...]] | None:
+    """The exponents of the non-zero Newton terms, found degree by degree from the
+    mixed differences at two base points (``None`` beyond ``max_terms``), sorted."""
     zero = (0,) * d
     found = {zero}
     frontier = [zero]
@@ -304,8 +326,15 @@ def compile_polynomial(
         found.update(frontier)
         if len(found) > max_terms:
             return None
+    return sorted(found, key=lambda a: (sum(a), a))
 
-    exps = sorted(found, key=lambda a: (sum(a), a))
+
+def _newton_polynomial(
+    call: Callable[[np.ndarray], np.ndarray], exps: list[tuple[int, ...]], d: int
+) -> CompiledPolynomial:
+    """The polynomial with terms ``exps``: coefficients by finite differences of ``call``
+    on the exponent lattice."""
+    zero = (0,) * d
     index = {a: j for j, a in enumerate(exps)}
     f_lattice = call(np.asarray(exps, dtype=np.float64))
     coef = np.zeros(len(exps))
@@ -323,16 +352,4 @@ def compile_polynomial(
     keep = coef != 0
     if not keep.any():
         keep[0] = True
-    poly = CompiledPolynomial(d, np.asarray(exps, dtype=np.int64)[keep], coef[keep])
-
-    lo = np.asarray(lower, dtype=np.float64)
-    hi = np.asarray(upper, dtype=np.float64)
-    real = lo + rng.uniform(size=(64, d)) * (hi - lo)
-    lattice = np.round(lo + rng.uniform(size=(64, d)) * (hi - lo))
-    pts = np.concatenate([real, lattice])
-    want = call(pts)
-    with torch.no_grad():
-        got = poly(torch.from_numpy(pts)).numpy()
-    if not np.allclose(got, want, rtol=rtol, atol=rtol * float(np.abs(want).max() + 1.0)):
-        return None
-    return poly
+    return CompiledPolynomial(d, np.asarray(exps, dtype=np.int64)[keep], coef[keep])

@@ -6,8 +6,8 @@ The Ax pieces (``NCPNode``, ``ncp_generation_strategy`` ...) import Ax on first 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from ncp_hpo._lazy import lazy_getattr
 from ncp_hpo.samplers._baselines import (
     NetAdaptSampler,
     NeuralPredictorSampler,
@@ -31,13 +31,13 @@ __all__ = [
 ]
 
 _AX_NAMES = {
-    "FALLBACK_KEY",
-    "NCPNode",
-    "NetAdaptNode",
-    "NeuralPredictorNode",
-    "ProposerNode",
-    "count_fallback_trials",
-    "ncp_generation_strategy",
+    "FALLBACK_KEY": "ncp_hpo.samplers._ax",
+    "NCPNode": "ncp_hpo.samplers._ax_nodes",
+    "NetAdaptNode": "ncp_hpo.samplers._ax_nodes",
+    "NeuralPredictorNode": "ncp_hpo.samplers._ax_nodes",
+    "ProposerNode": "ncp_hpo.samplers._ax",
+    "count_fallback_trials": "ncp_hpo.samplers._ax_nodes",
+    "ncp_generation_strategy": "ncp_hpo.samplers._ax_nodes",
 }
 
 
@@ -59,11 +59,4 @@ def quiet_ax_logging(level: int = logging.WARNING) -> None:
         logging.disable(previous)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _AX_NAMES:
-        raise AttributeError(f"module 'ncp_hpo.samplers' has no attribute {name!r}")
-    from ncp_hpo.samplers import _ax
-
-    value = getattr(_ax, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _AX_NAMES, globals())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +22,12 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ncp_hpo.exceptions import InvalidCodeError
-from ncp_hpo.samplers._history import History, code_key
-from ncp_hpo.samplers._surrogate import PredictorSource
+from ncp_hpo.samplers._private_apis import (
+    optuna_independent_sampling_template,
+    optuna_set_trial_system_attr,
+)
+from ncp_hpo.search import History, HistoryBuilder, PredictorSource, SearchEngine, code_key
+from ncp_hpo.search.engine import LazyRNG
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from optuna.study import Study
 
     from ncp_hpo.predictor import NeuralPredictor
-    from ncp_hpo.samplers._proposers import Proposer
+    from ncp_hpo.search import Proposer
 
 __all__ = ["PredictorSamplerBase"]
 
@@ -40,30 +43,15 @@ _PROPOSAL_ATTR = "ncp:proposal"
 _LOG = optuna.logging.get_logger(__name__)
 
 
-class _LazyRNG:
-    """numpy Generator created on first use, so deep copies never share a stream."""
-
-    def __init__(self, seed: int | None) -> None:
-        self.seed = seed
-        self._rng: np.random.Generator | None = None
-
-    @property
-    def rng(self) -> np.random.Generator:
-        if self._rng is None:
-            self._rng = np.random.default_rng(self.seed)
-        return self._rng
-
-    def reseed(self) -> None:
-        self._rng = np.random.default_rng()
-
-
 class PredictorSamplerBase(BaseSampler):
     """Base of samplers that propose codes of a :class:`~ncp_hpo.spaces.CodeSpace`.
 
-    A :class:`~ncp_hpo.samplers._surrogate.PredictorSource` supplies the predictor and a
-    :class:`~ncp_hpo.samplers._proposers.Proposer` ranks candidate codes with it; the base
-    takes the first candidate that is neither evaluated nor running, and falls back to a
-    random unseen code if all are taken.
+    The study's trials become a :class:`~ncp_hpo.search.History`; the shared
+    :class:`~ncp_hpo.search.SearchEngine` fits the predictor (a
+    :class:`~ncp_hpo.search.PredictorSource`), ranks candidate codes with the
+    :class:`~ncp_hpo.search.Proposer` and picks the first one that is neither evaluated
+    nor running (else a random unseen code); this class publishes it as the trial's
+    proposal and re-checks for a rival worker holding the same code.
     """
 
     def __init__(
@@ -88,13 +76,6 @@ class PredictorSamplerBase(BaseSampler):
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
         self._space: CodeSpace = space if space is not None else MultiResolutionSpace()
-        if prior is not None and not prior.is_fitted:
-            raise ValueError("prior must be a fitted NeuralPredictor (call fit or load first)")
-        if prior is not None and prior.n_features_in_ != self._space.dim:
-            raise ValueError(
-                f"prior was fitted on codes of {prior.n_features_in_} dimensions but the space "
-                f"{type(self._space).__name__} has {self._space.dim}"
-            )
         params = {"n_threads": 1, **(predictor_params or {})}
         self._source = PredictorSource(
             prior=prior,
@@ -104,12 +85,13 @@ class PredictorSamplerBase(BaseSampler):
             **(source_params or {}),  # refit schedule (refit_growth, refit_epochs ...)
         )
         self._proposer = proposer_factory(self._space)
+        self._engine = SearchEngine(proposer=self._proposer, source=self._source)
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         self._param_names = tuple(self._space.optuna_distributions())
         self._n_startup_trials = n_startup_trials
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
-        self._rng = _LazyRNG(seed)
+        self._rng = LazyRNG(seed)
         self._lock = threading.RLock()  # one instance is shared by n_jobs threads
         self.last_proposal_info: dict[str, Any] = {}
         self._codes: dict[tuple[Any, ...], np.ndarray | None] = {}  # params -> code memo
@@ -143,7 +125,7 @@ class PredictorSamplerBase(BaseSampler):
     def _always_relative(self) -> bool:
         """True when proposals are possible before any trial (with a prior), or when a
         budget-restricted space draws the startup codes."""
-        return self._source.prior is not None or hasattr(self._space, "feasible")
+        return self._source.prior is not None or self._space.restricted
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -151,7 +133,7 @@ class PredictorSamplerBase(BaseSampler):
         if not search_space or any(n not in search_space for n in self._param_names):
             return {}
         # a budget-restricted space draws its startup codes itself: never over the budget
-        restricted = hasattr(self._space, "feasible")
+        restricted = self._space.restricted
         if self._n_complete(study) < self._n_startup_trials and not restricted:
             return {}
         with self._lock:  # threads: read the history only once the previous claim is written
@@ -189,10 +171,8 @@ class PredictorSamplerBase(BaseSampler):
         )
 
     def _log_independent_sampling(self, trial: FrozenTrial, param_name: str) -> None:
-        from optuna.samplers._base import _INDEPENDENT_SAMPLING_WARNING_TEMPLATE
-
         _LOG.warning(
-            _INDEPENDENT_SAMPLING_WARNING_TEMPLATE.format(
+            optuna_independent_sampling_template().format(
                 param_name=param_name,
                 trial_number=trial.number,
                 independent_sampler_name=self._independent_sampler.__class__.__name__,
@@ -226,7 +206,12 @@ class PredictorSamplerBase(BaseSampler):
         """
         directions = tuple(study.directions)
         sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
-        codes, scores, cons, numbers, pending, rejected = [], [], [], [], [], []
+        rows = HistoryBuilder(
+            dim=self._space.dim,
+            directions=[
+                "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
+            ],
+        )
         for t in study.get_trials(deepcopy=False):
             if t.number == exclude or t.state == TrialState.WAITING:
                 continue
@@ -234,7 +219,7 @@ class PredictorSamplerBase(BaseSampler):
             if code is None:
                 continue
             if t.state == TrialState.RUNNING:
-                pending.append(code)
+                rows.pending(code)
                 continue
             values = np.asarray(t.values if t.values is not None else [], dtype=np.float64)
             if (
@@ -242,28 +227,10 @@ class PredictorSamplerBase(BaseSampler):
                 or values.shape != sign.shape
                 or not np.isfinite(values).all()
             ):
-                rejected.append(code)  # pruned/failed/NaN: no usable signal, but seen
+                rows.rejected(code)  # pruned/failed/NaN: no usable signal, but seen
                 continue
-            codes.append(code)
-            scores.append(values * sign)
-            cons.append(t.constraints)
-            numbers.append(t.number)
-        names = sorted({k for c in cons for k in c})
-        # a missing or non-finite constraint value counts as satisfied (Optuna's None)
-        table = np.array([[c.get(k, 0.0) for k in names] for c in cons], dtype=np.float64)
-        table = np.nan_to_num(table.reshape(len(cons), len(names)), nan=0.0)
-        return History(
-            codes=np.asarray(codes, dtype=np.int64).reshape(-1, self._space.dim),
-            scores=np.asarray(scores, dtype=np.float64).reshape(-1, len(directions)),
-            pending=np.asarray(pending, dtype=np.int64).reshape(-1, self._space.dim),
-            rejected=np.asarray(rejected, dtype=np.int64).reshape(-1, self._space.dim),
-            directions=tuple(
-                "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
-            ),
-            trial_numbers=np.asarray(numbers, dtype=np.int64),
-            constraints=table,
-            constraint_names=tuple(names),
-        )
+            rows.complete(code, values * sign, t.constraints)
+        return rows.build()
 
     def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
         """The code of a trial: its params, or (unfinished/failed) its published proposal.
@@ -287,10 +254,7 @@ class PredictorSamplerBase(BaseSampler):
     # -- proposal ---------------------------------------------------------------------------
     def _propose(self, history: History, rng: np.random.Generator) -> np.ndarray:
         """Candidate codes, ``m x d`` int, best first (may contain seen codes)."""
-        model = self._source.model(history, seed=int(rng.integers(2**31 - 1)))
-        if model is None:
-            return np.empty((0, self._space.dim), dtype=np.int64)
-        return self._proposer.propose(history, model, rng)
+        return self._engine.candidates(history, self._engine.model(history, rng), rng)
 
     def _claim(
         self,
@@ -310,9 +274,9 @@ class PredictorSamplerBase(BaseSampler):
         """
         extra: set[bytes] = set()
         for _ in range(8):
-            code, rank = self._first_unseen(candidates, history, rng, extra)
-            study._storage.set_trial_system_attr(
-                trial._trial_id, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
+            code, rank = self._engine.first_unseen(candidates, history.seen() | extra, rng)
+            optuna_set_trial_system_attr(
+                study, trial, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
             )
             key = code_key(code)
             rivals = [
@@ -328,26 +292,3 @@ class PredictorSamplerBase(BaseSampler):
                 return code, rank
             extra.add(key)
         return code, rank
-
-    def _first_unseen(
-        self,
-        candidates: np.ndarray,
-        history: History,
-        rng: np.random.Generator,
-        extra: set[bytes] | None = None,
-    ) -> tuple[np.ndarray, int]:
-        """First candidate not evaluated or pending, else a random unseen code (rank -1)."""
-        seen = history.seen() | (extra or set())
-        cands = np.asarray(candidates, dtype=np.int64).reshape(-1, self._space.dim)
-        # a budget-restricted space (``space.with_budget``) vetoes codes over its budget
-        feasible = getattr(self._space, "feasible", None)
-        ok = feasible(cands) if feasible is not None and len(cands) else [True] * len(cands)
-        for rank, c in enumerate(cands):
-            if ok[rank] and code_key(c) not in seen:
-                return c, rank
-        for _ in range(100):
-            c = self._space.sample(1, seed=rng)[0]
-            if code_key(c) not in seen:
-                return c, -1
-        warnings.warn("every proposed code was already evaluated; repeating one", stacklevel=3)
-        return self._space.sample(1, seed=rng)[0], -1

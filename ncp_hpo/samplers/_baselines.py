@@ -13,7 +13,7 @@ from optuna.samplers import BaseSampler
 
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.samplers._proposers import NetAdaptProposer, NeuralPredictorProposer, Proposer
+from ncp_hpo.search.proposers import NetAdaptProposer, NeuralPredictorProposer, Proposer
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
@@ -57,8 +57,6 @@ class NeuralPredictorSampler(PredictorSamplerBase):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
     ) -> None:
-        if pool_size < 1:
-            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
         super().__init__(
             space=space,
             proposer_factory=partial(NeuralPredictorProposer, lam=lam, pool_size=pool_size),
@@ -99,8 +97,6 @@ class NetAdaptSampler(PredictorSamplerBase):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
     ) -> None:
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         super().__init__(
             space=space,
             proposer_factory=partial(NetAdaptProposer, lam=lam, max_steps=max_steps),

@@ -10,26 +10,12 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
-from ncp_hpo.samplers._proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search.presets import ncp_settings
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
 
 Mode = Literal["guided", "paper"]
-
-# mode -> (proposer defaults, predictor defaults, refit schedule)
-_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
-    "paper": (
-        {"iterations": 70, "lr": 3.0, "n_starts": 32},
-        {},
-        {"refit_every": 1},
-    ),
-    "guided": (
-        {"iterations": 30, "lr": 3.0, "n_starts": 16},
-        {"hidden": 64, "head_hidden": 32, "n_members": 5, "dropout": 0.1, "epochs": 100},
-        {"refit_every": 1, "refit_growth": 0.3},
-    ),
-}
 
 
 class NCPSampler(PredictorSamplerBase):
@@ -67,7 +53,7 @@ class NCPSampler(PredictorSamplerBase):
         trajectories, the finals' one-unit neighbours and 1,000 random codes form a cached
         candidate pool; each proposal adds the neighbours of the top 4 incumbents and takes
         the best unseen candidate by the ensemble's upper confidence bound (mean + ``kappa``
-        x spread). See :class:`~ncp_hpo.samplers._proposers.GuidedNCPProposer`.
+        x spread). See :class:`~ncp_hpo.search.proposers.GuidedNCPProposer`.
         Measured (``benchmarks/results/nas-bench-201-ncp-dev.md``): on NAS-Bench-201 the
         two modes tie in best-found (median 47.10 at 100 trials, seeds 0..19) and guided
         costs about a tenth of paper mode per trial; on NAS-Bench-MR (surrogate oracle,
@@ -106,44 +92,25 @@ class NCPSampler(PredictorSamplerBase):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
     ) -> None:
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'guided' or 'paper', got {mode!r}")
-        prop, pred, sched = (dict(d) for d in _MODES[mode])
-        for name, value in (("iterations", iterations), ("lr", lr), ("n_starts", n_starts)):
-            if value is not None:
-                prop[name] = value
-        if refit_every is not None:
-            sched["refit_every"] = refit_every
-        if prior is not None:  # fine-tuning a prior: every trial counts, the paper's way
-            sched.pop("refit_growth", None)
-        if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
-            raise ValueError(f"kappa must be >= 0, got {kappa}")
-        if mode == "guided":
-            prop["kappa"] = kappa
-        if strategy not in ("continuous", "winner_takes_all"):
-            raise ValueError(
-                f"strategy must be 'continuous' or 'winner_takes_all', got {strategy!r}"
-            )
-        if prop["iterations"] < 1 or prop["n_starts"] < 1:
-            raise ValueError(
-                f"iterations and n_starts must be >= 1, got {prop['iterations']}, "
-                f"{prop['n_starts']}"
-            )
-        if lam < 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
+        settings = ncp_settings(
+            mode,
+            lam=lam,
+            strategy=strategy,
+            iterations=iterations,
+            lr=lr,
+            n_starts=n_starts,
+            kappa=kappa,
+            refit_every=refit_every,
+            fine_tune=prior is not None,
+        )
         super().__init__(
             space=space,
-            proposer_factory=partial(
-                GuidedNCPProposer if mode == "guided" else NCPProposer,
-                lam=lam,
-                strategy=strategy,
-                **prop,
-            ),
+            proposer_factory=partial(settings.proposer, **settings.proposer_params),
             prior=prior,
             online=online,
-            refit_every=sched.pop("refit_every"),
-            predictor_params={**pred, **(predictor_params or {})},
-            source_params=sched,
+            refit_every=settings.refit_every,
+            predictor_params={**settings.predictor_params, **(predictor_params or {})},
+            source_params=settings.source_params,
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,

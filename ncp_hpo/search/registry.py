@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import SamplerConfigError
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
@@ -50,10 +50,6 @@ TASKS: tuple[str, ...] = ("cls", "seg", "video", "bev-det")
 """Real-training tasks (``ncp_hpo.trainers.TASKS`` maps each to its strategy)."""
 
 
-class SamplerConfigError(NCPError, ValueError):
-    """An unknown sampler name, or parameters the sampler does not take."""
-
-
 def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
     """The class of sampler ``name`` and the fixed arguments it gets for ``space``."""
     import optuna
@@ -72,7 +68,7 @@ def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
             fixed["mode"] = "guided"
         return predictor_classes[name], fixed
     if name == "random":
-        if getattr(space, "budget", None) is not None:
+        if space is not None and space.restricted:
             from ncp_hpo.samplers import SpaceRandomSampler
 
             return SpaceRandomSampler, {"space": space}  # uniform over codes within the budget
@@ -122,7 +118,7 @@ def make_sampler(
     Raises:
         SamplerConfigError: unknown name, unknown or ill-typed parameter.
     """
-    from ncp_hpo._sampler_params import SamplerParamError, check_sampler_params
+    from ncp_hpo.search.sampler_params import SamplerParamError, check_sampler_params
 
     cls, fixed = _sampler_class(name, space)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}

@@ -41,11 +41,38 @@ class CodeSpace(ABC):
         """Whether :meth:`flops_torch` gives exact, differentiable FLOPs for this space."""
         return False
 
-    def bounds_tensor(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """The box as a ``2 x d`` tensor (row 0 lower, row 1 upper), as BoTorch uses it."""
-        import torch
+    # -- hooks: what search and propagation need to know about a space ------------------
+    def paper_start(self) -> np.ndarray | None:
+        """The start code the paper gives for this space (``d``), or ``None``."""
+        return None
 
-        return torch.tensor(np.stack([self.lower, self.upper]), dtype=dtype or torch.float32)
+    def default_start(self) -> np.ndarray:
+        """Where a search starts when given no start code (``d``): the paper's, else the
+        space's own default. Raises ``ValueError`` when the space has neither."""
+        start = self.paper_start()
+        if start is None:
+            raise ValueError(f"{type(self).__name__} has no default start code; pass one")
+        return start
+
+    def grid_step(self) -> np.ndarray:
+        """Distance between neighbouring valid values of each dimension (``d``, float)."""
+        return np.ones(self.dim)
+
+    @property
+    def round_every(self) -> int | None:
+        """Default rounding cadence of continuous propagation: snap the code onto the grid
+        every this many iterations (``None``: never during the run)."""
+        return None
+
+    @property
+    def restricted(self) -> bool:
+        """Whether only some valid codes are admissible (e.g. a compute budget); such a
+        space draws the startup codes of a search itself (:meth:`sample`)."""
+        return False
+
+    def admissible(self, codes: Any) -> np.ndarray:
+        """Which valid codes (``n x d``) a search may propose (boolean ``n``)."""
+        return np.ones(len(codes), dtype=bool)
 
     # -- codes --------------------------------------------------------------------------
     @abstractmethod

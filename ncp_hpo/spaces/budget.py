@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import BudgetError
 from ncp_hpo.spaces._base import CodeSpace
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ OVER_BUDGET = "over compute budget"
 
 _SHRINK_STEPS = 24  # scale factors tried by ``round`` when a code is over the budget
 _MAX_DRAWS = 1 << 16  # random codes tried per sample() call before shrinking the rest
-
-
-class BudgetError(NCPError, ValueError):
-    """A budget no code can meet, or a bad cap."""
 
 
 def _cap(value: float | None, what: str) -> float | None:
@@ -200,6 +196,24 @@ class BudgetedSpace(CodeSpace):
     @property
     def has_exact_flops(self) -> bool:
         return self.base.has_exact_flops
+
+    def paper_start(self) -> np.ndarray | None:
+        return self.base.paper_start()
+
+    def grid_step(self) -> np.ndarray:
+        return self.base.grid_step()
+
+    @property
+    def round_every(self) -> int | None:
+        return self.base.round_every
+
+    @property
+    def restricted(self) -> bool:
+        return True
+
+    def admissible(self, codes: Any) -> np.ndarray:
+        """Codes within the budget (:meth:`feasible`)."""
+        return self.feasible(codes)
 
     def feasible(self, codes: Any) -> np.ndarray:
         """Which valid codes (``n x 27``) are within the budget (boolean ``n``)."""

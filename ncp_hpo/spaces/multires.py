@@ -225,6 +225,14 @@ class MultiResolutionSpace(CodeSpace):
         return True
 
     # -- codes --------------------------------------------------------------------------
+    def paper_start(self) -> np.ndarray:
+        """The paper's initial code ``{b, n = 2; c, i, o = 64}`` (Section 4.1), shape ``27``."""
+        return np.where(self.is_width, 64, 2).astype(np.int64)
+
+    def grid_step(self) -> np.ndarray:
+        """8 for the channel dimensions, 1 for blocks and units (``27``, float)."""
+        return np.asarray(self.step, dtype=np.float64)
+
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """``n`` uniformly random codes, shape ``n x 27`` (int64)."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:

@@ -76,6 +76,14 @@ _OP_PARAMS = np.array([0, 0, _CONV1_PARAMS, _CONV3_PARAMS, 0], dtype=np.int64)
 _GROUP_RE = re.compile(r"^\|(.*)\|$")
 
 
+DEFAULT_START = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+)
+"""Default NAS-Bench-201 start: the lowest-accuracy cell among the 128 cells with at least
+150 MFLOPs (ImageNet16-120 accuracy 32.30 %, 153.28 MFLOPs; 32 % of all cells are below it).
+Appendix C starts "from a low-Acc and high-FLOPs starting point" without naming it."""
+
+
 class NB201Space(CodeSpace):
     """The 30-dim one-hot NAS-Bench-201 cell space (6 edges x 5 operations).
 
@@ -114,6 +122,15 @@ class NB201Space(CodeSpace):
         return True
 
     # -- op indices <-> one-hot ---------------------------------------------------------
+    def default_start(self) -> np.ndarray:
+        """:data:`DEFAULT_START`: a low-accuracy, high-FLOPs cell (the paper gives none)."""
+        return self.decode(DEFAULT_START)
+
+    @property
+    def round_every(self) -> int:
+        """One-hot edges: snap to the nearest operation every 10 iterations."""
+        return 10
+
     @staticmethod
     def from_indices(indices: Any) -> np.ndarray:
         """Op indices (``6`` or ``n x 6``, values 0..4 into :data:`OPS`) -> one-hot code(s)."""

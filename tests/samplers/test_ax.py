@@ -25,7 +25,7 @@ from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 from ax.exceptions.core import UserInputError
 
 from ncp_hpo.benchmarks import BenchmarkTable
-from ncp_hpo.samplers._ax import (
+from ncp_hpo.samplers import (
     FALLBACK_KEY,
     NCPNode,
     NetAdaptNode,
@@ -33,7 +33,7 @@ from ncp_hpo.samplers._ax import (
     count_fallback_trials,
     ncp_generation_strategy,
 )
-from ncp_hpo.samplers._history import code_key, pareto_mask
+from ncp_hpo.search import code_key, pareto_mask
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace, NB201Space
 
 # small online predictor fits keep the file quick
@@ -208,7 +208,7 @@ def test_history_from_experiment_and_candidates(nb201: BenchmarkTable) -> None:
     node.update_generator_state(exp, exp.lookup_data())
     h = node.history
     assert h is not None
-    assert h.n == 3 and list(h.trial_numbers) == idx[:3]
+    assert h.n == 3
     first = evaluate(trials[idx[0]])
     np.testing.assert_allclose(h.scores[0], [first["acc"], -first["flops"]])
     np.testing.assert_allclose(h.constraints[:, 0], [-1.0, 0.0, 1.0])

@@ -12,9 +12,9 @@ import pytest
 import ncp_hpo.propagation as propagation
 from ncp_hpo.samplers import NCPSampler
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.samplers._history import History
-from ncp_hpo.samplers._proposers import GuidedNCPProposer, NCPProposer
-from ncp_hpo.samplers._surrogate import PredictorSource
+from ncp_hpo.search.history import History
+from ncp_hpo.search.proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search.surrogate import PredictorSource
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -26,7 +26,6 @@ def _history(table, rows: np.ndarray) -> History:
         scores=acc[rows][:, None],
         pending=np.zeros((0, table.space.dim), dtype=np.int64),
         directions=("maximize",),
-        trial_numbers=np.arange(len(rows)),
     )
 
 

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from ncp_hpo import NeuralPredictor
 from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
-from ncp_hpo.samplers._history import History
+from ncp_hpo.search.history import History
 from ncp_hpo.spaces import MultiResolutionSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -196,7 +196,6 @@ def test_history_incumbents_without_feasible_trials() -> None:
         scores=np.array([[1.0], [3.0], [2.0]]),
         pending=np.zeros((0, 2), dtype=np.int64),
         directions=("maximize",),
-        trial_numbers=np.arange(3),
         constraints=np.array([[0.5], [2.0], [0.1]]),
         constraint_names=("c",),
     )

@@ -3,7 +3,7 @@
 Every sampler runs through the same loop on the same objective
 (:class:`~ncp_hpo.benchmarks.BenchmarkObjective`): Optuna samplers through
 ``study.optimize``, ``"ax"`` through an Ax ``Client`` driven by
-:func:`~ncp_hpo.samplers._ax.ncp_generation_strategy` whose proposals are evaluated by the
+:func:`~ncp_hpo.samplers.ncp_generation_strategy` whose proposals are evaluated by the
 same objective in the same kind of Optuna study (each Ax candidate is enqueued and run as
 one Optuna trial). One study per sampler x seed; the statistics are computed from what the
 studies hold.

@@ -88,9 +88,7 @@ def neural_predictor_top(
     ``rng``, ranked by the predicted main metric; the best ``top_k`` (``top_k x d``), best
     first. Built on :class:`NeuralPredictorProposer` with an empty history and no FLOPs term,
     so the ranking is the predictor's alone."""
-    from ncp_hpo.samplers._history import History
-    from ncp_hpo.samplers._proposers import NeuralPredictorProposer
-    from ncp_hpo.samplers._surrogate import ScoreModel
+    from ncp_hpo.search import History, NeuralPredictorProposer, ScoreModel
 
     main = predictor.metric_names_.index(predictor.main_metric_)
     model = ScoreModel(predictor=predictor, outputs=(main,), sign=(1.0,))
@@ -100,7 +98,6 @@ def neural_predictor_top(
         scores=np.zeros((0, 1)),
         pending=empty,
         directions=("maximize",),
-        trial_numbers=np.zeros(0, dtype=np.int64),
     )
     proposer = NeuralPredictorProposer(space=space, pool_size=pool_size, top_k=top_k)
     return proposer.propose(history, model, rng)

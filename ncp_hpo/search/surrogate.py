@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ncp_hpo.predictor import NeuralPredictor
-from ncp_hpo.samplers._history import History
+from ncp_hpo.search.history import History
 
 __all__ = ["PredictorSource", "ScoreModel"]
 
@@ -127,9 +127,6 @@ class PredictorSource:
         self._cached: NeuralPredictor | None = None
         self._cached_n = -1
         self.n_fits = 0  # fits run by this instance (each one is a new ``version``)
-
-    def reset(self) -> None:
-        self._cached, self._cached_n = None, -1
 
     def refit_due(self, n: int) -> bool:
         """Whether a history of ``n`` completed trials triggers a (re)fit."""

@@ -13,6 +13,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ncp_hpo.exceptions import SamplerParamError
+
 __all__ = ["SamplerParamError", "check_sampler_params"]
 
 # Lower bounds of the numeric constructor arguments the command line can set:
@@ -29,10 +31,6 @@ _LOWER: dict[str, tuple[float, bool]] = {
     "gamma": (0, False),
     "prior_weight": (0, False),
 }
-
-
-class SamplerParamError(ValueError):
-    """A ``--sampler-param`` value of the wrong type or outside its range."""
 
 
 def check_sampler_params(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ncp_hpo.samplers._history import History, code_key
-from ncp_hpo.samplers._surrogate import ScoreModel
+from ncp_hpo.search.history import History, code_key
+from ncp_hpo.search.surrogate import ScoreModel
+from ncp_hpo.search.tradeoff import check_lam, flops_penalty, log_flops, standardize, uses_flops
 from ncp_hpo.spaces import CodeSpace
+
+_STRATEGIES = ("continuous", "winner_takes_all")
 
 __all__ = [
     "GuidedNCPProposer",
@@ -34,11 +37,21 @@ def objective_weights(k: int, rng: np.random.Generator) -> np.ndarray:
     return rng.dirichlet(np.ones(k))
 
 
-def _standardize(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``(values - mean(ref)) / std(ref)`` per column (std 1 when degenerate)."""
-    mu = ref.mean(0) if len(ref) else np.zeros(values.shape[1])
-    sd = ref.std(0) if len(ref) > 1 else np.ones(values.shape[1])
-    return (values - mu) / np.where(sd > 1e-12, sd, 1.0)
+def _check_int(owner: object, name: str, low: int) -> None:
+    value = getattr(owner, name)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{type(owner).__name__}: {name} must be an int >= {low}, got {value!r}")
+
+
+def _check_float(owner: object, name: str, *, positive: bool) -> None:
+    value = getattr(owner, name)
+    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise ValueError(
+            f"{type(owner).__name__}: {name} must be a finite number "
+            f"{'> 0' if positive else '>= 0'}, got {value!r}"
+        )
 
 
 @dataclass
@@ -59,11 +72,15 @@ class Proposer:
         raise NotImplementedError
 
     # helpers shared by the baselines ----------------------------------------------------
+    def __post_init__(self) -> None:
+        if not isinstance(self.space, CodeSpace):
+            raise TypeError(f"space must be a CodeSpace, got {type(self.space).__name__}")
+        self.lam = check_lam(self.lam)
+
     def _log_flops(self, codes: np.ndarray) -> np.ndarray:
-        if self.lam == 0 or not self.space.has_exact_flops:
+        if not uses_flops(self.lam, self.space):
             return np.zeros(len(codes))
-        flops = np.asarray(self.space.flops(codes), dtype=np.float64).reshape(len(codes))
-        return np.log(np.maximum(flops, 1.0))
+        return log_flops(self.space, codes)
 
     def _utility(
         self,
@@ -75,10 +92,10 @@ class Proposer:
         """Weighted standardised predicted objectives minus ``lam`` x standardised log-FLOPs;
         codes predicted to violate a constraint rank after every predicted-feasible one."""
         util = self._metric_only(codes, history, model, weights)
-        if self.lam and self.space.has_exact_flops:
+        if uses_flops(self.lam, self.space):
             lf = self._log_flops(codes)
             ref_lf = self._log_flops(history.codes) if history.n > 1 else lf
-            util = util - self.lam * _standardize(lf[:, None], ref_lf[:, None])[:, 0]
+            util = util - flops_penalty(self.lam, lf, ref_lf)
         return _penalize(util, model.violation(codes))
 
     def _metric_only(
@@ -87,7 +104,7 @@ class Proposer:
         """Weighted standardised predicted objectives (no FLOPs, no constraints)."""
         pred = model.scores(codes)
         ref = history.scores[:, : pred.shape[1]] if history.n > 1 else pred
-        return _standardize(pred, ref) @ w[: pred.shape[1]]
+        return standardize(pred, ref) @ w[: pred.shape[1]]
 
 
 @dataclass
@@ -101,6 +118,11 @@ class NeuralPredictorProposer(Proposer):
 
     pool_size: int = 10_000
     top_k: int = 64
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int(self, "pool_size", 1)
+        _check_int(self, "top_k", 1)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         pool = self.space.sample(self.pool_size, seed=rng)
@@ -123,6 +145,10 @@ class NetAdaptProposer(Proposer):
     """
 
     max_steps: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int(self, "max_steps", 1)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         inc = history.incumbents(max_count=1)
@@ -197,6 +223,18 @@ class NCPProposer(Proposer):
     n_random_starts: int = 4
     max_rounds: int = 3
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.strategy not in _STRATEGIES:
+            raise ValueError(
+                f"{type(self).__name__}: strategy must be one of {_STRATEGIES}, "
+                f"got {self.strategy!r}"
+            )
+        for name, low in (("iterations", 1), ("n_starts", 1), ("n_random_starts", 0)):
+            _check_int(self, name, low)
+        _check_int(self, "max_rounds", 1)
+        _check_float(self, "lr", positive=True)
+
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         from ncp_hpo.propagation import Objective, propagate
 
@@ -208,7 +246,7 @@ class NCPProposer(Proposer):
             if w > 0
         ]
         starts = self._starts(history, rng)
-        use_flops = self.lam > 0 and self.space.has_exact_flops
+        use_flops = uses_flops(self.lam, self.space)
         seen = history.seen()
         finals, visited = [], []
         for _ in range(self.max_rounds):
@@ -243,10 +281,9 @@ class NCPProposer(Proposer):
     def _starts(self, history: History, rng: np.random.Generator) -> np.ndarray:
         n_rand = min(self.n_random_starts, self.n_starts)
         inc = history.incumbents(max_count=max(1, (self.n_starts - n_rand) // 2))
-        if len(inc) == 0 and hasattr(self.space, "is_width"):
-            from ncp_hpo.propagation import paper_start  # no trials yet (prior mode)
-
-            inc = paper_start(self.space)[None]
+        start = self.space.paper_start() if len(inc) == 0 else None
+        if start is not None:  # no trials yet (prior mode): the paper's start
+            inc = start[None]
         parts = [inc]
         n_pert = self.n_starts - n_rand - len(inc)
         if len(inc) and n_pert > 0:
@@ -311,6 +348,14 @@ class GuidedNCPProposer(NCPProposer):
     _member: int = field(default=0, init=False, repr=False)
     _pool_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _pool: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, low in (("n_incumbents", 0), ("n_random", 0), ("hops", 1), ("n_trust", 1)):
+            _check_int(self, name, low)
+        _check_int(self, "trust_radius", 0)
+        _check_int(self, "niche", 0)
+        _check_float(self, "kappa", positive=False)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         weights = objective_weights(len(model.outputs), rng)
@@ -377,7 +422,7 @@ class GuidedNCPProposer(NCPProposer):
             for o, w, s in zip(model.outputs, weights, model.sign, strict=True)
             if w > 0
         ]
-        use_flops = self.lam > 0 and self.space.has_exact_flops
+        use_flops = uses_flops(self.lam, self.space)
         res = propagate(
             objectives,
             self.space,
@@ -421,9 +466,9 @@ class GuidedNCPProposer(NCPProposer):
         sd = ref.std(0) if len(ref) > 1 else np.ones(k)
         sd = np.where(sd > 1e-12, sd, 1.0)
         util = ((mean - ref.mean(0)) / sd + self.kappa * std / sd) @ w[:k]
-        if self.lam and self.space.has_exact_flops:
+        if uses_flops(self.lam, self.space):
             ref_lf = self._log_flops(history.codes) if history.n > 1 else cand["log_flops"]
-            util = util - self.lam * _standardize(cand["log_flops"][:, None], ref_lf[:, None])[:, 0]
+            util = util - flops_penalty(self.lam, cand["log_flops"], ref_lf)
         return _penalize(util, cand["violation"])
 
 

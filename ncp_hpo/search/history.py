@@ -18,7 +18,6 @@ class History:
         scores: ``n x k`` objective values signed so that higher is better.
         pending: ``p x d`` codes of RUNNING trials (including proposals not yet suggested).
         directions: ``"maximize"``/``"minimize"`` per objective (length ``k``).
-        trial_numbers: ``n`` trial numbers of the rows.
         constraints: ``n x c`` constraint values (feasible when all <= 0), ``c`` may be 0.
         constraint_names: the ``c`` constraint names.
         rejected: ``r x d`` codes of pruned/failed/NaN trials: not learned from, but seen.
@@ -28,7 +27,6 @@ class History:
     scores: np.ndarray
     pending: np.ndarray
     directions: tuple[str, ...]
-    trial_numbers: np.ndarray
     constraints: np.ndarray | None = None
     constraint_names: tuple[str, ...] = ()
     rejected: np.ndarray | None = None

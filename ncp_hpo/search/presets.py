@@ -1,0 +1,98 @@
+"""The NCP sampler's modes: proposer, predictor and refit-schedule defaults per mode.
+
+``"paper"`` is Algorithm 1 as published; ``"guided"`` is the ensemble-UCB variant
+(:class:`~ncp_hpo.search.proposers.GuidedNCPProposer`). Both adapters (the Optuna
+``NCPSampler`` and the Ax nodes) resolve their arguments here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ncp_hpo.search.proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search.tradeoff import check_lam
+
+__all__ = ["NCP_MODES", "NCPSettings", "ncp_settings"]
+
+# mode -> (proposer defaults, predictor defaults, refit schedule)
+NCP_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "paper": (
+        {"iterations": 70, "lr": 3.0, "n_starts": 32},
+        {},
+        {"refit_every": 1},
+    ),
+    "guided": (
+        {"iterations": 30, "lr": 3.0, "n_starts": 16},
+        {"hidden": 64, "head_hidden": 32, "n_members": 5, "dropout": 0.1, "epochs": 100},
+        {"refit_every": 1, "refit_growth": 0.3},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class NCPSettings:
+    """Resolved settings of one NCP sampler.
+
+    Attributes:
+        proposer: the proposer class of the mode.
+        proposer_params: its keyword arguments (besides ``space``).
+        predictor_params: defaults of the online predictor (user values override them).
+        refit_every: refit after this many new completed trials.
+        source_params: the rest of the refit schedule (``refit_growth``).
+    """
+
+    proposer: type[NCPProposer]
+    proposer_params: dict[str, Any]
+    predictor_params: dict[str, Any]
+    refit_every: int
+    source_params: dict[str, Any]
+
+
+def ncp_settings(
+    mode: str,
+    *,
+    lam: float = 0.0,
+    strategy: str = "continuous",
+    iterations: int | None = None,
+    lr: float | None = None,
+    n_starts: int | None = None,
+    kappa: float = 2.0,
+    refit_every: int | None = None,
+    fine_tune: bool = False,
+) -> NCPSettings:
+    """The settings of ``mode`` with the given overrides (``None``: the mode's default).
+
+    ``fine_tune`` (a prior is given) refits after every trial, the paper's way.
+
+    Raises:
+        ValueError: unknown mode or strategy, ``iterations``/``n_starts`` < 1, ``kappa`` or
+            ``lam`` < 0.
+    """
+    if mode not in NCP_MODES:
+        raise ValueError(f"mode must be 'guided' or 'paper', got {mode!r}")
+    prop, pred, sched = (dict(d) for d in NCP_MODES[mode])
+    for name, value in (("iterations", iterations), ("lr", lr), ("n_starts", n_starts)):
+        if value is not None:
+            prop[name] = value
+    if refit_every is not None:
+        sched["refit_every"] = refit_every
+    if fine_tune:
+        sched.pop("refit_growth", None)
+    if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
+        raise ValueError(f"kappa must be >= 0, got {kappa}")
+    if mode == "guided":
+        prop["kappa"] = kappa
+    if strategy not in ("continuous", "winner_takes_all"):
+        raise ValueError(f"strategy must be 'continuous' or 'winner_takes_all', got {strategy!r}")
+    if prop["iterations"] < 1 or prop["n_starts"] < 1:
+        raise ValueError(
+            f"iterations and n_starts must be >= 1, got {prop['iterations']}, {prop['n_starts']}"
+        )
+    return NCPSettings(
+        proposer=GuidedNCPProposer if mode == "guided" else NCPProposer,
+        proposer_params={"lam": check_lam(lam), "strategy": strategy, **prop},
+        predictor_params=pred,
+        refit_every=sched.pop("refit_every"),
+        source_params=sched,
+    )

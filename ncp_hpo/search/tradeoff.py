@@ -1,0 +1,52 @@
+"""The FLOPs trade-off (the paper's lambda): one definition for every proposer and sampler.
+
+A proposal's utility is its weighted, standardised predicted objectives minus
+``lam x`` its standardised log-FLOPs, where the standardisation uses the history's
+codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs weight.
+FLOPs only count on a space with exact FLOPs (:attr:`CodeSpace.has_exact_flops`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ncp_hpo.spaces import CodeSpace
+
+__all__ = ["check_lam", "flops_penalty", "log_flops", "standardize", "uses_flops"]
+
+
+def check_lam(lam: Any) -> float:
+    """``lam`` as a float; ``ValueError`` unless it is a finite number >= 0."""
+    if isinstance(lam, bool) or not isinstance(lam, int | float | np.floating | np.integer):
+        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
+    if not (math.isfinite(float(lam)) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    return float(lam)
+
+
+def uses_flops(lam: float, space: CodeSpace) -> bool:
+    """Whether the trade-off is active: ``lam > 0`` on a space with exact FLOPs."""
+    return bool(lam) and space.has_exact_flops
+
+
+def log_flops(space: CodeSpace, codes: np.ndarray) -> np.ndarray:
+    """``log(max(FLOPs, 1))`` of ``codes`` (``n x d``) -> ``n``."""
+    flops = np.asarray(space.flops(codes), dtype=np.float64).reshape(len(codes))
+    return np.log(np.maximum(flops, 1.0))
+
+
+def standardize(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(values - mean(ref)) / std(ref)`` per column (std 1 when degenerate)."""
+    mu = ref.mean(0) if len(ref) else np.zeros(values.shape[1])
+    sd = ref.std(0) if len(ref) > 1 else np.ones(values.shape[1])
+    return (values - mu) / np.where(sd > 1e-12, sd, 1.0)
+
+
+def flops_penalty(lam: float, codes_log_flops: np.ndarray, ref_log_flops: np.ndarray) -> np.ndarray:
+    """``lam x`` the log-FLOPs of ``n`` codes standardised by the reference codes' -> ``n``
+    (subtract it from the utility)."""
+    return lam * standardize(codes_log_flops[:, None], ref_log_flops[:, None])[:, 0]
