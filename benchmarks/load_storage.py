@@ -50,7 +50,7 @@ def _run(sampler: str, storage: str, args: argparse.Namespace, log_dir: Path) ->
     import optuna
     from optuna.trial import TrialState
 
-    from ncp_hpo._storage import open_storage, redact_url
+    from ncp_hpo.runtime.storage import open_storage, redact_url
 
     study = f"load-{sampler}-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

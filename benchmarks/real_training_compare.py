@@ -78,7 +78,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from ncp_hpo.cli.training import _make_pruner
+    from ncp_hpo.cli.study import _make_pruner
     from ncp_hpo.search.registry import make_sampler
     from ncp_hpo.trainers import TrainingObjective
     from ncp_hpo.trainers._budget import is_over_budget

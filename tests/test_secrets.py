@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from ncp_hpo._secrets import redact, remember_url
-from ncp_hpo._storage import StorageError, open_storage
-from ncp_hpo._storage_errors import chain
+from ncp_hpo.runtime.errors import chain
+from ncp_hpo.runtime.secrets import redact, remember_url
+from ncp_hpo.runtime.storage import StorageError, open_storage
 
 PW = "Pw-S3cr3t-xyz"
 URLS = [
@@ -41,7 +41,7 @@ URLS = [
 @pytest.fixture(autouse=True)
 def _forget_passwords() -> Iterator[None]:
     """Each test starts with no remembered password: masking must not rely on another's."""
-    from ncp_hpo import _secrets
+    from ncp_hpo.runtime import secrets as _secrets
 
     _secrets._SECRETS.clear()
     yield
@@ -147,7 +147,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     """An objective error that quotes the URL: the trial's fail_reason and log are masked."""
     import optuna
 
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime.worker import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ncp_hpo.trainers.video import VideoTask
 
 # Everything here needs torch: names load on first use, so importing a sibling module
-# (the ``ncp-hpo`` argument parser in ncp_hpo.cli.training) does not import torch.
+# (the ``ncp-hpo`` argument parser in ncp_hpo.cli.study) does not import torch.
 _LAZY = {
     "TASKS": "ncp_hpo.trainers._api",
     "TrainingObjective": "ncp_hpo.trainers._api",

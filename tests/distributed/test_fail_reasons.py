@@ -16,8 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo._storage import open_storage
-from ncp_hpo.cli.worker import Worker, benchmark_objective
+from ncp_hpo.runtime.storage import open_storage
+from ncp_hpo.runtime.worker import Worker, benchmark_objective
 from ncp_hpo.search.registry import make_sampler
 
 pytestmark = pytest.mark.filterwarnings(

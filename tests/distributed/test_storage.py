@@ -19,7 +19,7 @@ from optuna.distributions import IntDistribution
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from ncp_hpo._storage import (
+from ncp_hpo.runtime.storage import (
     HEARTBEAT_ATTR,
     HeartbeatJournalStorage,
     StorageError,
@@ -51,7 +51,7 @@ def _dead_pid() -> int:
 
 
 def test_a_zombie_worker_counts_as_dead() -> None:
-    from ncp_hpo._storage import _alive_here, _process_start
+    from ncp_hpo.runtime.storage import _alive_here, _process_start
 
     host = socket.gethostname()
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -177,7 +177,7 @@ def test_argument_checks(tmp_path: Path) -> None:
 
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime.worker import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
@@ -238,7 +238,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
 ) -> None:
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime.worker import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     db = tmp_path / "s.db"

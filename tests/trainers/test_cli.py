@@ -16,7 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ncp_hpo.cli import main
-from ncp_hpo.cli.training import PARENT_RUN_ATTR, _make_pruner
+from ncp_hpo.cli.study import PARENT_RUN_ATTR, _make_pruner
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.trainers import TrackingWarning
 

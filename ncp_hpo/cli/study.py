@@ -17,7 +17,7 @@ keeps logging under the same MLflow parent run (its id is the study user attribu
 results always stay in the Optuna storage (trial user attributes).
 
 The pieces shared with ``ncp-hpo worker`` (sampler construction, the training objective,
-storage URLs, the one-line CLI output) come from :mod:`ncp_hpo.cli.worker`, so a study
+storage URLs, the one-line CLI output) come from :mod:`ncp_hpo.runtime.worker`, so a study
 started here can be joined by workers and the other way round.
 """
 
@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.cli.worker import (
+from ncp_hpo.exceptions import NCPError
+from ncp_hpo.runtime.worker import (
     FAIL_ATTR,
     OBJECTIVE_ATTR,
     _cli_output,
@@ -48,7 +49,6 @@ from ncp_hpo.cli.worker import (
     _positive_int,
     _short,
 )
-from ncp_hpo.exceptions import NCPError
 from ncp_hpo.search.registry import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS, TASKS, make_sampler
 from ncp_hpo.trainers._progress import StudyProgress
 
@@ -672,7 +672,7 @@ def _study(args: argparse.Namespace) -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from ncp_hpo.cli.worker import WorkerError, task_objective
+    from ncp_hpo.runtime.worker import WorkerError, task_objective
     from ncp_hpo.trainers import TrainingObjective
     from ncp_hpo.trainers._budget import is_over_budget
 
@@ -925,7 +925,7 @@ def _enqueue(study: optuna.Study, codes: Sequence[str], *, limit: int) -> int:
 def _open_storage(url: str | None) -> Any:
     import optuna
 
-    from ncp_hpo._storage import open_storage
+    from ncp_hpo.runtime.storage import open_storage
 
     if url is None:
         return optuna.storages.InMemoryStorage()

@@ -18,7 +18,7 @@ workers finish exactly that many:
 
 With a heartbeat (``--heartbeat``, on by default) a worker that dies mid-trial leaves a
 trial that another worker marks FAILED after ``--grace`` seconds; it is queued again up to
-``--retries`` times with the same parameters (see :mod:`ncp_hpo._storage`).
+``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime.storage`).
 
 Each trial gets user attribute ``worker`` (``host:pid``); a failed one gets
 ``fail_reason``.
@@ -41,8 +41,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._secrets import one_line, redact, remember_url
 from ncp_hpo.exceptions import NCPError
+from ncp_hpo.runtime.secrets import one_line, redact, remember_url
 from ncp_hpo.search.registry import OPTUNA_SAMPLERS, TASKS, make_sampler
 
 if TYPE_CHECKING:
@@ -62,13 +62,13 @@ __all__ = [
 OVER_BUDGET_ATTR = "over_budget"
 OBJECTIVE_ATTR = "ncp_hpo.objective"
 WORKER_ATTR = "worker"
-FAIL_ATTR = "fail_reason"  # = ncp_hpo._heartbeat.FAIL_ATTR (kept light: --help imports this)
+FAIL_ATTR = "fail_reason"  # = ncp_hpo.runtime.heartbeat.FAIL_ATTR (kept light: --help imports this)
 
 
 class WorkerError(NCPError, RuntimeError):
     """A worker cannot start (bad configuration) or had to stop (too many failures).
 
-    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
+    The message is passed through :func:`ncp_hpo.runtime.secrets.one_line` (redacted, one line).
     """
 
     def __init__(self, message: str) -> None:
@@ -529,7 +529,7 @@ class Worker:
     Args:
         study_name: the study (created with the objective's directions if missing).
         storage: an Optuna storage shared with the other workers (see
-            :func:`ncp_hpo._storage.open_storage`).
+            :func:`ncp_hpo.runtime.storage.open_storage`).
         spec: the objective and the study shape it needs.
         sampler: this worker's sampler.
         budget: total COMPLETE trials of the study (all workers); ``None``: until stopped.
@@ -564,14 +564,14 @@ class Worker:
         self.max_storage_errors = 3
         self._current: int | None = None  # trial id of the trial in progress
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        from ncp_hpo._faults import active_faults
+        from ncp_hpo.runtime.faults import active_faults
 
         self._faults = active_faults()
 
     # -- construction from the command line ------------------------------------------------
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Worker:
-        from ncp_hpo._storage import open_storage
+        from ncp_hpo.runtime.storage import open_storage
 
         remember_url(args.storage)
         if not args.storage:
@@ -686,7 +686,7 @@ class Worker:
         """Run trials until the budget is met, the timeout passes or failures pile up."""
         from optuna.trial import TrialState
 
-        from ncp_hpo._worker_trial import run_trial
+        from ncp_hpo.runtime.trial import run_trial
 
         start = time.monotonic()
         summary = WorkerSummary(self.worker_id, self.study_name, self.budget)
@@ -747,7 +747,7 @@ class Worker:
         """Count a finished trial; the new count of failed trials in a row."""
         from optuna.trial import TrialState
 
-        from ncp_hpo._worker_trial import tag_failure
+        from ncp_hpo.runtime.trial import tag_failure
 
         summary.ran += 1
         if frozen.user_attrs.get(OVER_BUDGET_ATTR):
@@ -786,9 +786,9 @@ class Worker:
 
     def _stop_reason(self, exc: BaseException) -> str | None:
         """The one-line reason to stop for a storage error, ``None`` for other errors."""
-        from ncp_hpo._heartbeat import StorageUnavailableError
-        from ncp_hpo._storage_errors import root_cause
-        from ncp_hpo._worker_trial import is_storage_error
+        from ncp_hpo.runtime.errors import root_cause
+        from ncp_hpo.runtime.heartbeat import StorageUnavailableError
+        from ncp_hpo.runtime.trial import is_storage_error
 
         if isinstance(exc, StorageUnavailableError):
             return f"stopped: {exc}"
@@ -826,7 +826,7 @@ class Worker:
         self._emit(f"storage {event}: {detail}")
 
     def _tag_stale(self, frozen: optuna.trial.FrozenTrial) -> None:
-        from ncp_hpo._worker_trial import tag_failure
+        from ncp_hpo.runtime.trial import tag_failure
 
         tag_failure(self.spec.tracker, self.study_name, frozen, _run_params(self.spec))
 
@@ -893,7 +893,7 @@ class Worker:
         outcome, and its ``fail_reason``, is classified by :func:`run_trial`)."""
         import optuna
 
-        from ncp_hpo._faults import inject
+        from ncp_hpo.runtime.faults import inject
 
         if self._over_budget(trial):
             trial.set_user_attr(OVER_BUDGET_ATTR, True)

@@ -1,7 +1,7 @@
 """One trial of ``ncp-hpo worker``: ask, heartbeat, evaluate, tell - through storage outages.
 
 :func:`run_trial` replaces ``study.optimize(n_trials=1)`` so that the worker owns the
-parts an outage breaks (see :mod:`ncp_hpo._heartbeat`): its heartbeat thread survives
+parts an outage breaks (see :mod:`ncp_hpo.runtime.heartbeat`): its heartbeat thread survives
 storage errors, and the ``tell`` is retried until the storage is back, so a value
 computed during an outage is written, not lost. Every trial that does not end COMPLETE
 gets the user attribute ``fail_reason``, one line starting with its kind:
@@ -25,9 +25,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._heartbeat import FAIL_ATTR, StorageUnavailableError, TrialHeartbeat
-from ncp_hpo._secrets import redact
-from ncp_hpo._storage_errors import chain
+from ncp_hpo.runtime.errors import chain
+from ncp_hpo.runtime.heartbeat import FAIL_ATTR, StorageUnavailableError, TrialHeartbeat
+from ncp_hpo.runtime.secrets import redact
 
 if TYPE_CHECKING:
     import optuna
