@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime.errors import is_transient, root_cause
 from ncp_hpo.runtime.faults import parse_faults
 from ncp_hpo.runtime.secrets import redact, remember_url
-from ncp_hpo.runtime.storage import StorageError, _parse_rdb_url, open_storage
+from ncp_hpo.runtime.storage import _parse_rdb_url, open_storage
 
 SEED = int(os.environ.get("NCP_HPO_FUZZ_SEED", "15"))
 MARK = "Zq9x"  # every generated password starts with it: it must never be printed

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime.errors import chain
 from ncp_hpo.runtime.secrets import redact, remember_url
-from ncp_hpo.runtime.storage import StorageError, open_storage
+from ncp_hpo.runtime.storage import open_storage
 
 PW = "Pw-S3cr3t-xyz"
 URLS = [
@@ -147,7 +148,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     """An objective error that quotes the URL: the trial's fail_reason and log are masked."""
     import optuna
 
-    from ncp_hpo.runtime.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"

@@ -24,8 +24,9 @@ _REGISTRARS: tuple[tuple[str, str], ...] = (
     ("ncp_hpo.cli.data", "register_data_commands"),
     ("ncp_hpo.cli.search", "register_search_commands"),
     ("ncp_hpo.cli.compare", "register_compare_commands"),
-    ("ncp_hpo.cli.study", "register_training_commands"),
-    ("ncp_hpo.runtime.worker", "register_worker_commands"),
+    ("ncp_hpo.cli.train", "register_train_commands"),
+    ("ncp_hpo.cli.study", "register_study_commands"),
+    ("ncp_hpo.cli.worker", "register_worker_commands"),
 )
 
 

@@ -48,9 +48,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat  # the one import of this private module
 from optuna.trial import TrialState
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import StorageUnavailableError
+from ncp_hpo.runtime.attrs import FAIL_ATTR
 from ncp_hpo.runtime.errors import is_transient, root_cause
-from ncp_hpo.runtime.secrets import one_line
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,21 +63,12 @@ __all__ = [
     "ResilientRDBStorage",
     "StaleCheck",
     "StorageHealth",
-    "StorageUnavailableError",
     "TrialHeartbeat",
     "stale_callback",
 ]
 
-FAIL_ATTR = "fail_reason"
 T = TypeVar("T")
 _MAX_PAUSE = 2.0  # seconds between retries at most: the storage is used soon after it is back
-
-
-class StorageUnavailableError(NCPError, ConnectionError):
-    """The storage stayed unreachable for the whole retry window (message redacted)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
 
 
 class StorageHealth:

@@ -28,6 +28,9 @@ RDB storages are :class:`ncp_hpo.runtime.heartbeat.ResilientRDBStorage`: every c
 storage outage of up to ``retry_window`` seconds, and a trial is failed as stale only when
 two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo.runtime.heartbeat`).
 
+:func:`open_sqlite_storage` opens a plain SQLite storage in write-ahead-log mode, without
+heartbeats or retries, for the processes of one machine (``ncp-hpo compare``).
+
 Errors a user can fix (a malformed URL, a bad port, a missing database driver, a server
 that does not answer, a read-only or full database) raise :class:`StorageError` with one
 line naming the URL (password masked by :func:`ncp_hpo.runtime.secrets.redact`) and the root
@@ -49,10 +52,10 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime.errors import root_cause
 from ncp_hpo.runtime.heartbeat import BaseHeartbeat, StaleCheck, StorageHealth, stale_callback
-from ncp_hpo.runtime.secrets import one_line, redact, remember_url
+from ncp_hpo.runtime.secrets import redact, remember_url
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -62,8 +65,8 @@ __all__ = [
     "HEARTBEAT_ATTR",
     "HeartbeatJournalStorage",
     "StorageError",
+    "open_sqlite_storage",
     "open_storage",
-    "redact_url",
 ]
 
 HEARTBEAT_ATTR = "ncp_hpo:heartbeat"
@@ -72,16 +75,6 @@ _DRIVER_HINTS = {
     "postgresql": "pip install 'ncp-hpo[postgres]' (psycopg 3) and write postgresql+psycopg://",
     "mysql": "pip install pymysql and write mysql+pymysql://",
 }
-
-
-class StorageError(NCPError, ConnectionError):
-    """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
-
-    The message is passed through :func:`ncp_hpo.runtime.secrets.one_line` (redacted, one line).
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -101,11 +94,6 @@ def _without_context(fn: _F) -> _F:
         raise error
 
     return wrapper  # type: ignore[return-value]
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password (if any) masked (:func:`ncp_hpo.runtime.secrets.redact`)."""
-    return redact(url)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -442,6 +430,24 @@ def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
         raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
 
 
-def storage_url_from_env() -> str | None:
-    """The ``NCP_HPO_STORAGE`` environment variable (the workers' default storage URL)."""
-    return os.environ.get("NCP_HPO_STORAGE") or None
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def open_sqlite_storage(path: str | Path, *, timeout: float = 60.0) -> optuna.storages.RDBStorage:
+    """A plain :class:`optuna.storages.RDBStorage` on the SQLite file ``path`` for the
+    processes of one machine (``ncp-hpo compare``'s per-study files): write-ahead log
+    (``journal_mode=WAL``, ``synchronous=NORMAL``: readers never block the writer) and a
+    busy timeout of ``timeout`` seconds. No heartbeat and no retries: for workers that may
+    die or lose their storage use :func:`open_storage`.
+    """
+    from sqlalchemy import event
+
+    url = f"sqlite:///{Path(path).resolve()}"
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": timeout}})
+    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()  # connections opened during set-up lack the pragmas
+    return storage

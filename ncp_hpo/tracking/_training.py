@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import NCPWarning
+from ncp_hpo.exceptions import NCPWarning, TrackingWarning
 from ncp_hpo.tracking._context import run_tags
 
 if TYPE_CHECKING:
@@ -58,17 +58,13 @@ if TYPE_CHECKING:
 
     from ncp_hpo.trainers._loop import TrainResult
 
-__all__ = ["MLflowTracker", "TrackingWarning", "TrialRun"]
+__all__ = ["MLflowTracker", "TrialRun"]
 
 ROLE_TAG = "ncp_hpo.role"
 STUDY_TAG = "ncp_hpo.study"
 TRIAL_TAG = "ncp_hpo.trial"
 STATE_TAG = "ncp_hpo.state"
 PARENT_TAG = "mlflow.parentRunId"
-
-
-class TrackingWarning(NCPWarning):
-    """MLflow tracking is unavailable; training goes on without it."""
 
 
 def _finite(x: Any) -> bool:

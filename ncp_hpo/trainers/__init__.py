@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 from ncp_hpo._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from ncp_hpo.exceptions import TrackingWarning
+    from ncp_hpo.tracking import MLflowTracker, TrialRun
     from ncp_hpo.trainers._api import (
         TASKS,
         TrainingObjective,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
         train_segmentation,
         train_video,
     )
-    from ncp_hpo.trainers._budget import OVER_BUDGET, training_budget
+    from ncp_hpo.trainers._budget import OVER_BUDGET, is_over_budget, training_budget
     from ncp_hpo.trainers._loop import (
         Accumulator,
         EpochCallback,
@@ -60,11 +62,10 @@ if TYPE_CHECKING:
     )
     from ncp_hpo.trainers.detection import DetectionTask
     from ncp_hpo.trainers.segmentation import SegmentationTask
-    from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning, TrialRun
     from ncp_hpo.trainers.video import VideoTask
 
 # Everything here needs torch: names load on first use, so importing a sibling module
-# (the ``ncp-hpo`` argument parser in ncp_hpo.cli.study) does not import torch.
+# (the ``ncp-hpo`` argument parser) does not import torch.
 _LAZY = {
     "TASKS": "ncp_hpo.trainers._api",
     "TrainingObjective": "ncp_hpo.trainers._api",
@@ -78,6 +79,7 @@ _LAZY = {
     "train_video": "ncp_hpo.trainers._api",
     "OVER_BUDGET": "ncp_hpo.trainers._budget",
     "training_budget": "ncp_hpo.trainers._budget",
+    "is_over_budget": "ncp_hpo.trainers._budget",
     "Accumulator": "ncp_hpo.trainers._loop",
     "EpochCallback": "ncp_hpo.trainers._loop",
     "Recipe": "ncp_hpo.trainers._loop",
@@ -96,9 +98,9 @@ _LAZY = {
     "make_loaders": "ncp_hpo.trainers.datasets",
     "DetectionTask": "ncp_hpo.trainers.detection",
     "SegmentationTask": "ncp_hpo.trainers.segmentation",
-    "MLflowTracker": "ncp_hpo.trainers.tracking",
-    "TrackingWarning": "ncp_hpo.trainers.tracking",
-    "TrialRun": "ncp_hpo.trainers.tracking",
+    "MLflowTracker": "ncp_hpo.tracking",
+    "TrackingWarning": "ncp_hpo.exceptions",
+    "TrialRun": "ncp_hpo.tracking",
     "VideoTask": "ncp_hpo.trainers.video",
 }
 
@@ -130,6 +132,7 @@ __all__ = [
     "build_model",
     "fit",
     "get_dataset",
+    "is_over_budget",
     "make_loaders",
     "make_task",
     "measure_cost",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ncp_hpo.spaces import CodeSpace
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
 __all__ = [
     "TASKS",

@@ -430,7 +430,7 @@ def fit(
         trial: an Optuna trial: ``trial.report(main_metric, epoch)`` after every epoch and
             :class:`optuna.TrialPruned` when ``trial.should_prune()``.
         callback: ``callback(epoch, metrics)`` after every epoch (before pruning), e.g.
-            :meth:`ncp_hpo.trainers.tracking.TrialRun.log_epoch`.
+            :meth:`ncp_hpo.tracking.TrialRun.log_epoch`.
         progress: show a tqdm bar over the batches of each epoch.
         code: the architecture code (any form ``create_model`` takes), for the analytic cost.
 

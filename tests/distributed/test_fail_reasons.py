@@ -16,8 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from ncp_hpo.runtime import Worker, benchmark_objective
 from ncp_hpo.runtime.storage import open_storage
-from ncp_hpo.runtime.worker import Worker, benchmark_objective
 from ncp_hpo.search.registry import make_sampler
 
 pytestmark = pytest.mark.filterwarnings(
@@ -62,7 +62,7 @@ def test_fail_reasons_reach_the_storage_mlflow_and_the_documented_snippet(
     tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pandas")
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     tracker = MLflowTracker(

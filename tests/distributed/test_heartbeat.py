@@ -21,15 +21,15 @@ import pytest
 from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 
+from ncp_hpo.exceptions import StorageError, StorageUnavailableError
 from ncp_hpo.runtime.errors import is_transient, root_cause
 from ncp_hpo.runtime.heartbeat import (
     _RETRIED,
     NOT_RETRIED,
     ResilientRDBStorage,
-    StorageUnavailableError,
     TrialHeartbeat,
 )
-from ncp_hpo.runtime.storage import StorageError, open_storage
+from ncp_hpo.runtime.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::optuna.exceptions.ExperimentalWarning",
@@ -94,10 +94,11 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
 
 
 def test_fail_attr_is_one_name() -> None:
-    from ncp_hpo.runtime.heartbeat import FAIL_ATTR
-    from ncp_hpo.runtime.worker import FAIL_ATTR as CLI_FAIL_ATTR
+    from ncp_hpo.runtime import heartbeat, trial, worker
+    from ncp_hpo.runtime.attrs import FAIL_ATTR
 
-    assert FAIL_ATTR == CLI_FAIL_ATTR == "fail_reason"
+    assert FAIL_ATTR == "fail_reason"
+    assert heartbeat.FAIL_ATTR is trial.FAIL_ATTR is worker.FAIL_ATTR is FAIL_ATTR
 
 
 # -- retries through a real transient error ------------------------------------------------
@@ -192,7 +193,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
 ) -> None:
     from sqlalchemy import event
 
-    from ncp_hpo.runtime.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)

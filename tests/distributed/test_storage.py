@@ -177,7 +177,7 @@ def test_argument_checks(tmp_path: Path) -> None:
 
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
-    from ncp_hpo.runtime.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
@@ -238,7 +238,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
 ) -> None:
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
-    from ncp_hpo.runtime.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     db = tmp_path / "s.db"

@@ -1,0 +1,339 @@
+"""``ncp-hpo worker``: run trials of a shared study; start one per process or machine.
+
+Parses the command line, opens the storage (:func:`ncp_hpo.runtime.open_storage`), builds
+the objective and the sampler, and runs a :class:`ncp_hpo.runtime.Worker` (see there for
+how many workers share one budget and ride out dead workers and storage outages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from ncp_hpo.cli._options import (
+    key_value,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from ncp_hpo.cli._output import cli_output
+from ncp_hpo.exceptions import WorkerError
+from ncp_hpo.runtime.secrets import redact, remember_url
+from ncp_hpo.search.registry import OPTUNA_SAMPLERS, TASKS
+
+if TYPE_CHECKING:
+    from ncp_hpo.runtime import ObjectiveSpec, Worker
+    from ncp_hpo.tracking import MLflowTracker
+
+__all__ = ["register_worker_commands"]
+
+
+def register_worker_commands(subparsers: Any) -> None:
+    """Add ``ncp-hpo worker``."""
+    p = subparsers.add_parser(
+        "worker",
+        help="run trials of a shared study; start one per process or machine",
+        description=(
+            "Join (or create) STUDY in STORAGE and run trials until it holds --trials COMPLETE "
+            "trials. Start any number of workers with the same --study/--storage; a killed "
+            "worker's trial is failed after --grace seconds without a heartbeat and re-run."
+        ),
+        epilog="""examples:
+  ncp-hpo worker --study nb201 --storage sqlite:///nb201.db --benchmark nas-bench-201 \\
+      --trials 100 --seed 0
+  ncp-hpo worker --study seg-mo --storage postgresql://USER:PW@HOST:5432/DB \\
+      --benchmark seg --objective metric+flops --trials 200 --seed 1
+  ncp-hpo worker --study digits --storage journal:digits.log --task cls --epochs 2 \\
+      --trials 20
+""",
+    )
+    p.add_argument("--study", required=True, metavar="NAME", help="study name (shared)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        default=os.environ.get("NCP_HPO_STORAGE"),
+        help="postgresql://USER:PW@HOST:PORT/DB, sqlite:///FILE or journal:FILE "
+        "(default: $NCP_HPO_STORAGE)",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--benchmark",
+        metavar="SETTING",
+        help="evaluate on a benchmark table (nas-bench-201, seg, cls-50-1000, ...; see "
+        "'ncp-hpo data list')",
+    )
+    what.add_argument(
+        "--task", choices=TASKS, help="train each code for real on the task's embedded dataset"
+    )
+    p.add_argument(
+        "--objective",
+        choices=("metric", "metric+flops"),
+        default="metric",
+        help="maximise the main metric, or also minimise FLOPs (MACs for --task): two "
+        "objectives unless --lam is given",
+    )
+    p.add_argument(
+        "--lam",
+        type=non_negative_float,
+        help="benchmark only: scalarise metric+flops as metric - LAM * z(flops)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("surrogate", "table", "exact"),
+        help="benchmark evaluation mode (default: exact for nas-bench-201, else surrogate)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="look for benchmark files here first")
+    p.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
+    p.add_argument(
+        "--startup-trials",
+        type=non_negative_int,
+        metavar="N",
+        help="random trials before the sampler's model is used (default: the sampler's)",
+    )
+    p.add_argument(
+        "--sampler-param",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sampler argument, VALUE in JSON (repeatable), e.g. iterations=20 or "
+        "predictor_params='{\"epochs\": 60}'",
+    )
+    p.add_argument(
+        "--trials",
+        type=positive_int,
+        metavar="N",
+        help="the study's total budget of COMPLETE trials (all workers together); "
+        "(default: run until stopped)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sampler seed (give each worker its own, e.g. its index)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=non_negative_int,
+        default=10,
+        metavar="SECONDS",
+        help="heartbeat interval of a running trial, 0 to disable",
+    )
+    p.add_argument(
+        "--grace",
+        type=positive_int,
+        metavar="SECONDS",
+        help="seconds without a heartbeat before a trial counts as dead (default: 2x --heartbeat)",
+    )
+    p.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=2,
+        metavar="N",
+        help="times a dead worker's trial is queued again",
+    )
+    p.add_argument(
+        "--storage-retry",
+        type=non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="ride out a storage outage this long (retrying, heartbeats kept), then stop "
+        "with one line",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help="stop this worker after N failed trials in a row",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="start no trial after this many seconds",
+    )
+    p.add_argument(
+        "--poll",
+        type=positive_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="wait between checks when the budget is held by other workers",
+    )
+    p.add_argument(
+        "--mlflow-uri", metavar="URI", help="log every trial to this MLflow tracking URI"
+    )
+    p.add_argument(
+        "--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: the study name)"
+    )
+    train = p.add_argument_group("real training (--task)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=1, metavar="N", help="epochs per trial"
+    )
+    train.add_argument(
+        "--dataset",
+        metavar="NAME|DIR",
+        help="embedded dataset or image folder (default: the task's embedded dataset)",
+    )
+    train.add_argument(
+        "--batch-size", type=positive_int, default=32, metavar="N", help="batch size"
+    )
+    train.add_argument("--train-size", type=positive_int, metavar="N", help="training samples")
+    train.add_argument("--val-size", type=positive_int, metavar="N", help="validation samples")
+    train.add_argument("--device", help="torch device (default: CUDA when available)")
+    train.add_argument(
+        "--max-gflops",
+        type=positive_float,
+        metavar="G",
+        help="compute budget: never train a code above G GFLOPs (multiply-accumulates "
+        "per sample at the training input size)",
+    )
+    train.add_argument(
+        "--max-params",
+        type=positive_float,
+        metavar="M",
+        help="never train a code above M million parameters",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
+    p.set_defaults(func=_cmd_worker)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    with cli_output(verbose=args.verbose):
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+        try:
+            worker = _build_worker(args)
+            summary = worker.run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        print(summary.line(), flush=True)
+    if summary.stopped_reason:
+        raise WorkerError(summary.stopped_reason)
+    return 0
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # the running trial is told FAIL; its budget slot is freed
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """One :class:`WorkerError` line for an option combination that cannot work."""
+    if not args.storage:
+        raise WorkerError("no storage: pass --storage URL or set NCP_HPO_STORAGE")
+    if args.task is None and (args.max_gflops is not None or args.max_params is not None):
+        raise WorkerError("--max-gflops/--max-params apply to --task (real training)")
+    if args.grace is not None and args.heartbeat == 0:
+        raise WorkerError("--grace needs a heartbeat; drop --heartbeat 0")
+    if args.grace is not None and args.grace <= args.heartbeat:
+        raise WorkerError(
+            f"--grace ({args.grace} s) must exceed --heartbeat ({args.heartbeat} s), "
+            "or live trials would be failed"
+        )
+    if args.lam is not None and args.task:
+        raise WorkerError("--lam applies to --benchmark only")
+    if args.lam is not None and args.objective != "metric+flops":
+        raise WorkerError("--lam scalarises metric and FLOPs: add --objective metric+flops")
+    if args.task and (args.mode or args.data_dir):
+        raise WorkerError("--mode and --data-dir apply to --benchmark only")
+    if not args.study.strip():
+        raise WorkerError("--study must not be empty")
+
+
+def _build_worker(args: argparse.Namespace) -> Worker:
+    from ncp_hpo.runtime import Worker, open_storage
+    from ncp_hpo.search.registry import make_sampler
+
+    remember_url(args.storage)
+    _check_args(args)
+    storage = open_storage(
+        args.storage,
+        heartbeat=args.heartbeat,
+        grace=args.grace,
+        retries=args.retries,
+        retry_window=args.storage_retry,
+    )
+    tracker = _tracker(args) if args.mlflow_uri else None
+    spec = _objective(args, tracker)
+    if tracker is not None:
+        spec.close = tracker.close
+    sampler = make_sampler(
+        args.sampler,
+        space=spec.space,
+        seed=args.seed,
+        startup_trials=args.startup_trials,
+        params=dict(args.sampler_param),
+    )
+    return Worker(
+        args.study.strip(),
+        storage,
+        spec,
+        sampler,
+        budget=args.trials,
+        max_failures=args.max_failures,
+        timeout=args.timeout,
+        poll=args.poll,
+        log=None if args.quiet else (lambda s: print(s, flush=True)),
+    )
+
+
+def _objective(args: argparse.Namespace, tracker: MLflowTracker | None) -> ObjectiveSpec:
+    from ncp_hpo.runtime import benchmark_objective, task_objective
+
+    if args.benchmark is not None:
+        return benchmark_objective(
+            args.benchmark,
+            mode=args.mode,
+            objective=args.objective,
+            lam=args.lam,
+            data_dir=args.data_dir,
+            tracker=tracker,
+        )
+    return task_objective(
+        args.task,
+        objective=args.objective,
+        tracker=tracker,
+        train_options={
+            "epochs": args.epochs,
+            "dataset": args.dataset,
+            "batch_size": args.batch_size,
+            "train_size": args.train_size,
+            "val_size": args.val_size,
+            "device": args.device,
+            "progress": False,
+        },
+        max_flops=None if args.max_gflops is None else args.max_gflops * 1e9,
+        max_params=None if args.max_params is None else args.max_params * 1e6,
+    )
+
+
+def _tracker(args: argparse.Namespace) -> MLflowTracker | None:
+    """An MLflow tracker for ``--mlflow-uri``, or ``None`` (with one warning) when the
+    server does not answer."""
+    from ncp_hpo.trainers.tracking import MLflowTracker
+
+    tracker = MLflowTracker(
+        args.mlflow_uri,
+        experiment=args.mlflow_experiment or args.study,
+        log_model=False,
+        log_architecture=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok = tracker.reachable()
+    if not ok:  # like `study`: one warning, and the trials still run (kept in the storage)
+        print(
+            redact(
+                f"warning: MLflow tracking at {args.mlflow_uri} is unreachable "
+                f"({tracker.last_error}); trials run and are kept in the Optuna storage only"
+            ),
+            file=sys.stderr,
+        )
+        return None
+    tracker.warned = False
+    return tracker
