@@ -315,7 +315,7 @@ def _objective(args: argparse.Namespace, tracker: MLflowTracker | None) -> Objec
 def _tracker(args: argparse.Namespace) -> MLflowTracker | None:
     """An MLflow tracker for ``--mlflow-uri``, or ``None`` (with one warning) when the
     server does not answer."""
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
     tracker = MLflowTracker(
         args.mlflow_uri,
