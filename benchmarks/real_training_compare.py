@@ -78,7 +78,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from ncp_hpo.runtime.study import make_pruner
+    from ncp_hpo.runtime.pruning import make_pruner
     from ncp_hpo.search.registry import make_sampler
     from ncp_hpo.trainers import TrainingObjective, is_over_budget
 

@@ -67,6 +67,21 @@ def register_study_commands(subparsers: Any) -> None:
         ),
     )
     s.add_argument("--task", required=True, choices=TASKS, help=TASK_HELP)
+    _add_search_options(s)
+    _add_study_options(s)
+    add_training_options(s, epochs=3, device_defaults=True)
+    _add_budget_options(s)
+    add_tracking_options(s, experiment_help="MLflow experiment (default: the study name)")
+    s.add_argument("--log-models", action="store_true", help="log every trial's weights to MLflow")
+    s.add_argument(
+        "--quiet", action="store_true", help="print only the summary (no progress, no trial lines)"
+    )
+    s.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
+    s.set_defaults(func=_cmd_study)
+
+
+def _add_search_options(s: argparse.ArgumentParser) -> None:
+    """The sampler, its prior and the study budget."""
     s.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
     s.add_argument(
         "--prior",
@@ -106,6 +121,10 @@ def register_study_commands(subparsers: Any) -> None:
         metavar="N",
         help="total COMPLETE + PRUNED trials of the study (a resumed study runs the rest)",
     )
+
+
+def _add_study_options(s: argparse.ArgumentParser) -> None:
+    """Where the study lives, its pruner, seed, first codes and time limit."""
     s.add_argument(
         "--storage",
         metavar="URL",
@@ -140,7 +159,10 @@ def register_study_commands(subparsers: Any) -> None:
     s.add_argument(
         "--timeout", type=positive_float, metavar="SECONDS", help="start no trial after this"
     )
-    add_training_options(s, epochs=3, device_defaults=True)
+
+
+def _add_budget_options(s: argparse.ArgumentParser) -> None:
+    """The compute budget: codes over it are never trained."""
     b = s.add_argument_group("compute budget (a code over it is never trained)")
     b.add_argument(
         "--max-gflops",
@@ -152,13 +174,6 @@ def register_study_commands(subparsers: Any) -> None:
     b.add_argument(
         "--max-params", type=cap_arg, metavar="M|none", help="at most M million parameters"
     )
-    add_tracking_options(s, experiment_help="MLflow experiment (default: the study name)")
-    s.add_argument("--log-models", action="store_true", help="log every trial's weights to MLflow")
-    s.add_argument(
-        "--quiet", action="store_true", help="print only the summary (no progress, no trial lines)"
-    )
-    s.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
-    s.set_defaults(func=_cmd_study)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -207,7 +222,8 @@ def _caps(args: argparse.Namespace) -> tuple[float | None, float | None]:
 def _config(args: argparse.Namespace) -> StudyConfig:
     """The study's settings from the parsed options (checked, defaults filled)."""
     from ncp_hpo.cli.train import train_options
-    from ncp_hpo.runtime.study import StudyConfig, choose_pruner
+    from ncp_hpo.runtime.pruning import choose_pruner
+    from ncp_hpo.runtime.study import StudyConfig
     from ncp_hpo.runtime.training import check_dataset, check_device, parse_code
 
     _validate(args)

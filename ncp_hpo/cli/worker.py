@@ -52,6 +52,17 @@ def register_worker_commands(subparsers: Any) -> None:
       --trials 20
 """,
     )
+    _add_objective_options(p)
+    _add_search_options(p)
+    _add_resilience_options(p)
+    _add_training_options(p)
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
+    p.set_defaults(func=_cmd_worker)
+
+
+def _add_objective_options(p: argparse.ArgumentParser) -> None:
+    """What the worker evaluates: a benchmark table or real training."""
     p.add_argument("--study", required=True, metavar="NAME", help="study name (shared)")
     p.add_argument(
         "--storage",
@@ -88,6 +99,10 @@ def register_worker_commands(subparsers: Any) -> None:
         help="benchmark evaluation mode (default: exact for nas-bench-201, else surrogate)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="look for benchmark files here first")
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    """The sampler and the study budget."""
     p.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
     p.add_argument(
         "--startup-trials",
@@ -117,6 +132,10 @@ def register_worker_commands(subparsers: Any) -> None:
         metavar="N",
         help="sampler seed (give each worker its own, e.g. its index)",
     )
+
+
+def _add_resilience_options(p: argparse.ArgumentParser) -> None:
+    """Heartbeats, retries, storage outages, failures, time."""
     p.add_argument(
         "--heartbeat",
         type=non_negative_int,
@@ -165,6 +184,10 @@ def register_worker_commands(subparsers: Any) -> None:
         metavar="SECONDS",
         help="wait between checks when the budget is held by other workers",
     )
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """MLflow tracking and the real-training options of ``--task``."""
     p.add_argument(
         "--mlflow-uri", metavar="URI", help="log every trial to this MLflow tracking URI"
     )
@@ -199,9 +222,6 @@ def register_worker_commands(subparsers: Any) -> None:
         metavar="M",
         help="never train a code above M million parameters",
     )
-    p.add_argument("--quiet", action="store_true", help="print only the final summary")
-    p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
-    p.set_defaults(func=_cmd_worker)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:

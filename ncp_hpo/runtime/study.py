@@ -18,11 +18,9 @@ both describe the objective the same way
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import TrainingError, WorkerError
@@ -30,11 +28,9 @@ from ncp_hpo.runtime.attrs import FAIL_ATTR
 from ncp_hpo.runtime.objectives import ObjectiveSpec, ensure_study_objective, task_objective
 from ncp_hpo.runtime.progress import StudyProgress, human
 from ncp_hpo.runtime.secrets import error_line
-from ncp_hpo.search.registry import PREDICTOR_SAMPLERS
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.pruners import BasePruner
     from optuna.trial import FrozenTrial
 
     from ncp_hpo.predictor import NeuralPredictor
@@ -47,9 +43,6 @@ __all__ = [
     "PRUNERS",
     "StudyConfig",
     "StudyOutcome",
-    "choose_pruner",
-    "load_prior",
-    "make_pruner",
     "n_counted",
     "open_study_storage",
     "run_training_study",
@@ -87,7 +80,8 @@ class StudyConfig:
         name: the study name.
         trials: total COMPLETE + PRUNED trials of the study (a resumed study runs the rest).
         epochs: training epochs per trial (the pruner's last step).
-        pruner: ``median``, ``hyperband`` or ``none`` (see :func:`choose_pruner`).
+        pruner: ``median``, ``hyperband`` or ``none``
+            (see :func:`ncp_hpo.runtime.pruning.choose_pruner`).
         train_options: keyword arguments of :class:`~ncp_hpo.trainers.TrainingObjective`
             (dataset, batch size, image size, device, seed, ...).
         seed: training and sampler seed (a resumed study offsets the sampler's).
@@ -148,62 +142,6 @@ class StudyOutcome:
     refused: int = 0
     wall_s: float = 0.0
     stop_reason: str | None = None
-
-
-def choose_pruner(name: str, sampler: str) -> str:
-    """``auto``: no pruning for the predictor samplers (they learn only from completed
-    trials), else median; any other name as given."""
-    if name != "auto":
-        return name
-    return "none" if sampler in PREDICTOR_SAMPLERS else "median"
-
-
-def make_pruner(name: str, epochs: int) -> BasePruner:
-    """The Optuna pruner ``name`` (``median``, ``hyperband``, ``none``) for ``epochs``
-    reported steps; median pruning never prunes after the final epoch."""
-    import optuna
-
-    from ncp_hpo.runtime.pruning import LastEpochGuard
-
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "hyperband":
-        # Samplers special-case HyperbandPruner (TPE filters trials by bracket), so it is
-        # not wrapped; its brackets end at max_resource = epochs.
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
-    return LastEpochGuard(optuna.pruners.MedianPruner(n_startup_trials=5), epochs)
-
-
-def load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[str], None]) -> Any:
-    """A fitted :class:`~ncp_hpo.predictor.NeuralPredictor`: loaded from a file, or fitted
-    on the NAS-Bench-MR setting ``spec``."""
-    from ncp_hpo.predictor import NeuralPredictor, fit_setting_predictor
-
-    path = Path(spec).expanduser()
-    if path.suffix == ".safetensors" or path.exists() or os.sep in spec:
-        if not path.is_file():
-            raise TrainingError(f"--prior {spec}: no such predictor file")
-        predictor = NeuralPredictor.load(path)  # CheckpointError is an NCPError
-        log(f"prior: predictor loaded from {path}")
-        return predictor
-    from ncp_hpo.benchmarks import load_benchmark
-
-    table = load_benchmark(spec, data_dir)  # unknown / missing / corrupt: NCPError, one line
-    t0 = time.perf_counter()
-    predictor, info = fit_setting_predictor(table, seed=seed)
-    # the validation split (500 codes): the test split is only what 2,000 + 500 leave over
-    score = info.get("val_score") or info.get("test_score")
-    fidelity = (
-        f"; held-out Spearman {score.spearman_rho:.3f}, Kendall {score.kendall_tau:.3f} "
-        f"on {score.n} codes"
-        if score is not None
-        else ""
-    )
-    log(
-        f"prior: predictor fitted on {spec} ({len(table.codes)} codes) in "
-        f"{time.perf_counter() - t0:.1f} s{fidelity}"
-    )
-    return predictor
 
 
 def open_study_storage(url: str | None) -> Any:
@@ -392,6 +330,8 @@ def _set_sampler(
         log(f"queued {queued} code(s) to run first (--enqueue; startup codes within the budget)")
     params = dict(config.sampler_params)
     if config.prior is not None:
+        from ncp_hpo.runtime.training import load_prior
+
         prior: NeuralPredictor = load_prior(
             config.prior, data_dir=config.data_dir, seed=config.seed or 0, log=log
         )
@@ -453,6 +393,7 @@ def run_training_study(
     """
     import optuna
 
+    from ncp_hpo.runtime.pruning import make_pruner
     from ncp_hpo.trainers import TASKS as STRATEGIES
 
     spec = _spec(config, tracker)

@@ -1,4 +1,5 @@
-"""Setting up real training from user input: codes, devices, datasets, threads, weights.
+"""Setting up real training from user input: codes, devices, datasets, threads, weights,
+the predictor prior.
 
 Each check turns a bad value into one :class:`~ncp_hpo.exceptions.TrainingError` line
 that names the option (``--code``, ``--device``, ...) before any training starts.
@@ -6,7 +7,9 @@ that names the option (``--code``, ``--device``, ...) before any training starts
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ __all__ = [
     "check_device",
     "check_weights_path",
     "cuda_available",
+    "load_prior",
     "parse_code",
     "save_weights",
     "torch_threads",
@@ -123,3 +127,35 @@ def save_weights(result: Any, path: Path, *, task: str) -> None:
             torch.save(state, path)
     except OSError as exc:
         raise TrainingError(f"--save-weights {path}: {error_line(exc)}") from None
+
+
+def load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[str], None]) -> Any:
+    """A fitted :class:`~ncp_hpo.predictor.NeuralPredictor`: loaded from a file, or fitted
+    on the NAS-Bench-MR setting ``spec``."""
+    from ncp_hpo.predictor import NeuralPredictor, fit_setting_predictor
+
+    path = Path(spec).expanduser()
+    if path.suffix == ".safetensors" or path.exists() or os.sep in spec:
+        if not path.is_file():
+            raise TrainingError(f"--prior {spec}: no such predictor file")
+        predictor = NeuralPredictor.load(path)  # CheckpointError is an NCPError
+        log(f"prior: predictor loaded from {path}")
+        return predictor
+    from ncp_hpo.benchmarks import load_benchmark
+
+    table = load_benchmark(spec, data_dir)  # unknown / missing / corrupt: NCPError, one line
+    t0 = time.perf_counter()
+    predictor, info = fit_setting_predictor(table, seed=seed)
+    # the validation split (500 codes): the test split is only what 2,000 + 500 leave over
+    score = info.get("val_score") or info.get("test_score")
+    fidelity = (
+        f"; held-out Spearman {score.spearman_rho:.3f}, Kendall {score.kendall_tau:.3f} "
+        f"on {score.n} codes"
+        if score is not None
+        else ""
+    )
+    log(
+        f"prior: predictor fitted on {spec} ({len(table.codes)} codes) in "
+        f"{time.perf_counter() - t0:.1f} s{fidelity}"
+    )
+    return predictor

@@ -56,7 +56,7 @@ from ncp_hpo.tracking._context import run_tags
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.trainers._loop import TrainResult
+    from ncp_hpo.trainers._task import TrainResult
 
 __all__ = ["MLflowTracker", "TrialRun"]
 

@@ -40,15 +40,9 @@ if TYPE_CHECKING:
         train_video,
     )
     from ncp_hpo.trainers._budget import OVER_BUDGET, is_over_budget, training_budget
-    from ncp_hpo.trainers._loop import (
-        Accumulator,
-        EpochCallback,
-        Recipe,
-        Task,
-        TrainResult,
-        fit,
-        measure_cost,
-    )
+    from ncp_hpo.trainers._cost import measure_cost
+    from ncp_hpo.trainers._loop import fit
+    from ncp_hpo.trainers._task import Accumulator, EpochCallback, Recipe, Task, TrainResult
     from ncp_hpo.trainers.archplot import plot_architecture
     from ncp_hpo.trainers.classification import ClassificationTask
     from ncp_hpo.trainers.datasets import (
@@ -80,13 +74,13 @@ _LAZY = {
     "OVER_BUDGET": "ncp_hpo.trainers._budget",
     "training_budget": "ncp_hpo.trainers._budget",
     "is_over_budget": "ncp_hpo.trainers._budget",
-    "Accumulator": "ncp_hpo.trainers._loop",
-    "EpochCallback": "ncp_hpo.trainers._loop",
-    "Recipe": "ncp_hpo.trainers._loop",
-    "Task": "ncp_hpo.trainers._loop",
-    "TrainResult": "ncp_hpo.trainers._loop",
+    "Accumulator": "ncp_hpo.trainers._task",
+    "EpochCallback": "ncp_hpo.trainers._task",
+    "Recipe": "ncp_hpo.trainers._task",
+    "Task": "ncp_hpo.trainers._task",
+    "TrainResult": "ncp_hpo.trainers._task",
     "fit": "ncp_hpo.trainers._loop",
-    "measure_cost": "ncp_hpo.trainers._loop",
+    "measure_cost": "ncp_hpo.trainers._cost",
     "plot_architecture": "ncp_hpo.trainers.archplot",
     "ClassificationTask": "ncp_hpo.trainers.classification",
     "DATASETS": "ncp_hpo.trainers.datasets",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -74,77 +76,18 @@ class BevDetection(InfoDataset):
             raise ValueError(f"objects {objects} exceed max_objects={max_objects}")
         n = subset_size(size, 256 if split == "train" else 64)
         rng = seeded_rng(seed, SPLIT_KEY[split], 4)
-        scale = image_size / 64.0
         grids = np.zeros((n, 3, image_size, image_size), dtype=np.float32)
         boxes = np.zeros((n, max_objects, 4), dtype=np.float32)
         labels = np.full((n, max_objects), -1, dtype=np.int64)
         for i in range(n):
-            pts: list[np.ndarray] = []  # rows: x, y, z, intensity
-            taken: list[tuple[float, float, float, float]] = []
-            for m in range(int(rng.integers(objects[0], objects[1] + 1))):
-                c = int(rng.integers(self.num_classes))
-                (wl, wh), (ll, lh), (zl, zh), inten = _BEV_SHAPES[BEV_CLASSES[c]]
-                for _ in range(20):
-                    w = rng.uniform(wl, wh) * scale
-                    length = rng.uniform(ll, lh) * scale
-                    if rng.random() < 0.5:
-                        w, length = length, w
-                    x1 = rng.uniform(1, image_size - 1 - w)
-                    y1 = rng.uniform(1, image_size - 1 - length)
-                    box = (x1, y1, x1 + w, y1 + length)
-                    if all(
-                        box[2] + 1 <= b[0]
-                        or b[2] + 1 <= box[0]
-                        or box[3] + 1 <= b[1]
-                        or b[3] + 1 <= box[1]
-                        for b in taken
-                    ):
-                        break
-                else:
-                    continue
-                taken.append(box)
-                boxes[i, m] = box
-                labels[i, m] = c
-                k = max(4, int(rng.poisson(density * w * length)))
-                pts.append(
-                    np.stack(
-                        [
-                            rng.uniform(box[0], box[2], k),
-                            rng.uniform(box[1], box[3], k),
-                            rng.uniform(zl, zh, k),
-                            np.clip(rng.normal(inten, 0.08, k), 0, 1),
-                        ],
-                        axis=1,
-                    )
-                )
-            k = int(rng.poisson(0.02 * image_size * image_size))
-            pts.append(
-                np.stack(
-                    [
-                        rng.uniform(0, image_size, k),
-                        rng.uniform(0, image_size, k),
-                        rng.uniform(0.0, 0.3, k),
-                        rng.uniform(0, 1, k),
-                    ],
-                    axis=1,
-                )
+            grids[i] = _scene(
+                rng,
+                image_size=image_size,
+                objects=objects,
+                density=density,
+                boxes=boxes[i],
+                labels=labels[i],
             )
-            for _ in range(int(rng.integers(1, 4))):
-                r = rng.uniform(1.5, 3.0) * scale
-                cx, cy = rng.uniform(r, image_size - r, 2)
-                k = int(rng.poisson(density * r * r * 2))
-                pts.append(
-                    np.stack(
-                        [
-                            rng.uniform(cx - r, cx + r, k),
-                            rng.uniform(cy - r, cy + r, k),
-                            rng.uniform(0.0, 1.0, k),
-                            rng.uniform(0.1, 0.4, k),
-                        ],
-                        axis=1,
-                    )
-                )
-            grids[i] = _rasterise(np.concatenate(pts), image_size)
         # Compact the boxes of each scene to the front (skipped placements leave holes).
         order = np.argsort(labels < 0, axis=1, kind="stable")
         labels = np.take_along_axis(labels, order, axis=1)
@@ -159,6 +102,83 @@ class BevDetection(InfoDataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
         return self.grids[i], {"boxes": self.boxes[i], "labels": self.labels[i]}
+
+
+Box = tuple[float, float, float, float]
+
+
+def _place(
+    rng: np.random.Generator, cls: int, image_size: int, taken: list[Box]
+) -> tuple[Box, float, float] | None:
+    """A box of class ``cls`` clear of the ``taken`` ones (20 tries), with its width and
+    length; ``None`` when none fits."""
+    (wl, wh), (ll, lh), _, _ = _BEV_SHAPES[BEV_CLASSES[cls]]
+    scale = image_size / 64.0
+    for _ in range(20):
+        w = rng.uniform(wl, wh) * scale
+        length = rng.uniform(ll, lh) * scale
+        if rng.random() < 0.5:
+            w, length = length, w
+        x1 = rng.uniform(1, image_size - 1 - w)
+        y1 = rng.uniform(1, image_size - 1 - length)
+        box = (x1, y1, x1 + w, y1 + length)
+        if all(
+            box[2] + 1 <= b[0] or b[2] + 1 <= box[0] or box[3] + 1 <= b[1] or b[3] + 1 <= box[1]
+            for b in taken
+        ):
+            return box, w, length
+    return None
+
+
+def _points(rng: np.random.Generator, k: int, x: Any, y: Any, z: Any) -> np.ndarray:
+    """``k x 3`` points uniform in the ``(low, high)`` ranges ``x``, ``y``, ``z`` (drawn
+    in that order); the caller draws the intensity column next."""
+    return np.stack(
+        [rng.uniform(x[0], x[1], k), rng.uniform(y[0], y[1], k), rng.uniform(z[0], z[1], k)], axis=1
+    )
+
+
+def _with(xyz: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    return np.column_stack([xyz, intensity])
+
+
+def _scene(
+    rng: np.random.Generator,
+    *,
+    image_size: int,
+    objects: tuple[int, int],
+    density: float,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+) -> np.ndarray:
+    """One scene: objects written to ``boxes``/``labels`` (``M x 4``, ``M``), clutter
+    around them; the ``3 x S x S`` grid."""
+    pts: list[np.ndarray] = []  # rows: x, y, z, intensity
+    taken: list[Box] = []
+    for m in range(int(rng.integers(objects[0], objects[1] + 1))):
+        c = int(rng.integers(len(BEV_CLASSES)))
+        placed = _place(rng, c, image_size, taken)
+        if placed is None:
+            continue
+        box, w, length = placed
+        taken.append(box)
+        boxes[m] = box
+        labels[m] = c
+        _, _, z, inten = _BEV_SHAPES[BEV_CLASSES[c]]
+        k = max(4, int(rng.poisson(density * w * length)))
+        xyz = _points(rng, k, (box[0], box[2]), (box[1], box[3]), z)
+        pts.append(_with(xyz, np.clip(rng.normal(inten, 0.08, k), 0, 1)))
+    k = int(rng.poisson(0.02 * image_size * image_size))
+    xyz = _points(rng, k, (0, image_size), (0, image_size), (0.0, 0.3))
+    pts.append(_with(xyz, rng.uniform(0, 1, k)))
+    scale = image_size / 64.0
+    for _ in range(int(rng.integers(1, 4))):
+        r = rng.uniform(1.5, 3.0) * scale
+        cx, cy = rng.uniform(r, image_size - r, 2)
+        k = int(rng.poisson(density * r * r * 2))
+        xyz = _points(rng, k, (cx - r, cx + r), (cy - r, cy + r), (0.0, 1.0))
+        pts.append(_with(xyz, rng.uniform(0.1, 0.4, k)))
+    return _rasterise(np.concatenate(pts), image_size)
 
 
 def _rasterise(pts: np.ndarray, size: int) -> np.ndarray:
