@@ -610,10 +610,10 @@ def test_failing_tracking_server_never_costs_a_trial(
         )
         spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir), tracker=tracker)
         worker = Worker(
-            "tracked",
-            open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
-            spec,
-            make_sampler("random", space=spec.space, seed=0),
+            study_name="tracked",
+            storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+            spec=spec,
+            sampler=make_sampler("random", space=spec.space, seed=0),
             budget=3,
         )
         with pytest.warns(TrackingWarning, match="unavailable"):

@@ -161,10 +161,10 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     spec.objective = objective
     lines: list[str] = []
     worker = Worker(
-        "s",
-        open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
-        spec,
-        make_sampler("random", space=spec.space, seed=0),
+        study_name="s",
+        storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+        spec=spec,
+        sampler=make_sampler("random", space=spec.space, seed=0),
         budget=2,
         max_failures=2,
         log=lines.append,

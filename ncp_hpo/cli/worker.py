@@ -290,10 +290,10 @@ def _build_worker(args: argparse.Namespace) -> Worker:
         params=dict(args.sampler_param),
     )
     return Worker(
-        args.study.strip(),
-        storage,
-        spec,
-        sampler,
+        study_name=args.study.strip(),
+        storage=storage,
+        spec=spec,
+        sampler=sampler,
         budget=args.trials,
         max_failures=args.max_failures,
         timeout=args.timeout,

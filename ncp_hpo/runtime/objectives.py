@@ -33,7 +33,7 @@ __all__ = [
 _IGNORED_CHANGES = ("kind", "task", "objective", "progress", "device")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ObjectiveSpec:
     """What a worker evaluates: a callable objective plus how the study must look."""
 

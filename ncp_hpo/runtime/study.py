@@ -130,7 +130,7 @@ class StudyConfig:
         }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StudyOutcome:
     """What one run of a study did: the study, the trials run now (``ran``; ``refused``
     codes over the budget are not counted), its wall time in seconds, and why it stopped

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Worker", "WorkerSummary"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WorkerSummary:
     """What one worker did, and where the study stands."""
 
@@ -95,11 +95,11 @@ class Worker:
 
     def __init__(
         self,
+        *,
         study_name: str,
         storage: BaseStorage,
         spec: ObjectiveSpec,
         sampler: BaseSampler,
-        *,
         budget: int | None = None,
         max_failures: int = 5,
         timeout: float | None = None,
@@ -139,7 +139,7 @@ class Worker:
         from optuna.trial import TrialState
 
         start = time.monotonic()
-        summary = WorkerSummary(self.worker_id, self.study_name, self.budget)
+        summary = WorkerSummary(worker=self.worker_id, study=self.study_name, budget=self.budget)
         health = getattr(self.storage, "health", None)
         if health is not None:
             health.listener = self._on_storage

@@ -48,10 +48,10 @@ def _run_snippet(study_name: str, storage: str) -> dict[str, Any]:
 def _worker(url: str, data: Path, budget: int, tracker: Any = None, **kw: Any) -> Worker:
     spec = benchmark_objective("nas-bench-201", data_dir=str(data), tracker=tracker)
     return Worker(
-        "s",
-        open_storage(url, heartbeat=1),
-        spec,
-        make_sampler("random", space=spec.space, seed=0),
+        study_name="s",
+        storage=open_storage(url, heartbeat=1),
+        spec=spec,
+        sampler=make_sampler("random", space=spec.space, seed=0),
         budget=budget,
         poll=0.1,
         **kw,

@@ -205,7 +205,8 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
         return inner(trial)
 
     spec.objective = objective
-    worker = Worker("s", storage, spec, make_sampler("random", space=spec.space, seed=0), budget=3)
+    sampler = make_sampler("random", space=spec.space, seed=0)
+    worker = Worker(study_name="s", storage=storage, spec=spec, sampler=sampler, budget=3)
     worker.open_study()
 
     def cap(conn: Any, _: Any) -> None:
