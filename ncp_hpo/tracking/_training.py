@@ -56,7 +56,7 @@ from ncp_hpo.tracking._context import run_tags
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.trainers._task import TrainResult
+    from ncp_hpo.trainers import TrainResult
 
 __all__ = ["MLflowTracker", "TrialRun"]
 
@@ -286,7 +286,7 @@ class MLflowTracker:
     def experiment_id(self) -> str:
         """The experiment's id, created on first use."""
         if self._experiment_id is None:
-            from ncp_hpo.tracking import experiment_id
+            from ncp_hpo.tracking._context import experiment_id
 
             self._experiment_id = experiment_id(self.client, self.experiment)
         return self._experiment_id
