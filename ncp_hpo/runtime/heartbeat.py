@@ -28,7 +28,8 @@ three things, all here:
   failing a trial it records the user attribute ``fail_reason``.
 
 The private Optuna names this needs are used only here: ``BaseHeartbeat`` (the base
-class that makes a storage a heartbeat storage), ``_get_stale_trial_ids`` (the
+class that makes a storage a heartbeat storage), a trial's storage id ``_trial_id``
+(:func:`trial_id`), ``_get_stale_trial_ids`` (the
 method :func:`~optuna.storages.fail_stale_trials` calls), ``record_heartbeat``, and the
 private ``RDBStorage`` methods Optuna's ``_CachedStorage`` calls (``_create_new_trial``,
 ``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``).
@@ -65,10 +66,18 @@ __all__ = [
     "StorageHealth",
     "TrialHeartbeat",
     "stale_callback",
+    "trial_id",
 ]
 
 T = TypeVar("T")
 _MAX_PAUSE = 2.0  # seconds between retries at most: the storage is used soon after it is back
+
+
+def trial_id(trial: Any) -> int:
+    """The storage id of ``trial`` (a :class:`~optuna.trial.Trial` or
+    :class:`~optuna.trial.FrozenTrial`): storages address trials by it, but Optuna keeps
+    it private (``_trial_id``)."""
+    return int(trial._trial_id)
 
 
 class StorageHealth:
@@ -241,7 +250,7 @@ class _StaleCallback:
                 },
                 system_attrs=trial.system_attrs,
                 intermediate_values=trial.intermediate_values,
-                trial_id=trial._trial_id,
+                trial_id=trial_id(trial),
             )
             self.retry(study, copy)
 

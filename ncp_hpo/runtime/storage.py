@@ -54,7 +54,13 @@ from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime.errors import root_cause
-from ncp_hpo.runtime.heartbeat import BaseHeartbeat, StaleCheck, StorageHealth, stale_callback
+from ncp_hpo.runtime.heartbeat import (
+    BaseHeartbeat,
+    StaleCheck,
+    StorageHealth,
+    stale_callback,
+    trial_id,
+)
 from ncp_hpo.runtime.secrets import redact, remember_url
 
 if TYPE_CHECKING:
@@ -164,7 +170,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
             beat = t.system_attrs.get(HEARTBEAT_ATTR)
             # [trial_id, time, host, pid, start]: a retried trial inherits its predecessor's
             # system attributes, so a beat recorded for another trial id is not this trial's
-            if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == t._trial_id):
+            if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == trial_id(t)):
                 continue
             if not isinstance(beat[1], int | float) or now - float(beat[1]) <= grace:
                 continue
@@ -172,7 +178,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
                 # a live worker on this machine whose beats are late: the journal's file
                 # lock can starve a writer for many seconds when the log is saturated
                 continue
-            stale.append(t._trial_id)
+            stale.append(trial_id(t))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:

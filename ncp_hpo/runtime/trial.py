@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import StorageUnavailableError
 from ncp_hpo.runtime.attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
 from ncp_hpo.runtime.errors import chain
-from ncp_hpo.runtime.heartbeat import TrialHeartbeat
+from ncp_hpo.runtime.heartbeat import TrialHeartbeat, trial_id
 from ncp_hpo.runtime.secrets import error_line, redact
 
 if TYPE_CHECKING:
@@ -123,11 +123,11 @@ def run_trial(
     health = getattr(storage, "health", None)
     beat: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if interval and health is not None:
-        beat = TrialHeartbeat(storage, trial._trial_id, interval=interval, health=health)
+        beat = TrialHeartbeat(storage, trial_id(trial), interval=interval, health=health)
     with beat:
         values, state, reason, interrupt = _evaluate(trial, objective, len(study.directions))
-        if storage.get_trial(trial._trial_id).state.is_finished():
-            frozen = storage.get_trial(trial._trial_id)
+        if storage.get_trial(trial_id(trial)).state.is_finished():
+            frozen = storage.get_trial(trial_id(trial))
             return frozen, True
         if reason is not None:
             with contextlib.suppress(Exception):  # finished meanwhile: the tell says so

@@ -39,6 +39,7 @@ from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
 from ncp_hpo.runtime.attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from ncp_hpo.runtime.errors import root_cause
 from ncp_hpo.runtime.faults import active_faults, inject
+from ncp_hpo.runtime.heartbeat import trial_id
 from ncp_hpo.runtime.objectives import ObjectiveSpec, ensure_study_objective, run_params
 from ncp_hpo.runtime.secrets import error_line, redact
 from ncp_hpo.runtime.trial import is_storage_error, run_trial, tag_failure
@@ -263,7 +264,7 @@ class Worker:
             )
 
     def _on_start(self, trial: optuna.trial.Trial) -> None:
-        self._current = trial._trial_id
+        self._current = trial_id(trial)
         trial.set_user_attr(WORKER_ATTR, self.worker_id)
 
     def _on_storage(self, event: str, detail: str) -> None:

@@ -28,6 +28,7 @@ from ncp_hpo.runtime.heartbeat import (
     NOT_RETRIED,
     ResilientRDBStorage,
     TrialHeartbeat,
+    trial_id,
 )
 from ncp_hpo.runtime.storage import open_storage
 
@@ -91,6 +92,11 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
     assert failed.user_attrs["fail_reason"].startswith("stale heartbeat: no beat for more than 1 s")
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert len(waiting) == 1 and "fail_reason" not in waiting[0].user_attrs
+    # a trial's storage id (private in Optuna) is the id the storage addresses it by
+    running = study.ask()
+    assert storage.get_trial_number_from_id(trial_id(running)) == running.number
+    frozen = study.get_trials(states=(TrialState.RUNNING,))[0]
+    assert trial_id(frozen) == trial_id(running)
 
 
 def test_fail_attr_is_one_name() -> None:
