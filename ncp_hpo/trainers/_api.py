@@ -185,8 +185,6 @@ def train_code(
         optuna.TrialPruned: when ``trial``'s pruner stops it (the MLflow run is closed as
             KILLED first).
     """
-    from ncp_hpo.trainers._cost import code_string
-
     loaders, info, model, strategy = _setup(
         code,
         task=task,
@@ -199,43 +197,52 @@ def train_code(
         model_options=model_options,
         dataset_options=dataset_options,
     )
-    train_loader, val_loader = loaders
     if optimizer is not None:
         recipe = replace(recipe or strategy.recipe, optimizer=optimizer)  # type: ignore[arg-type]
     settings = _settings(
         info, loaders, recipe or strategy.recipe, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed,
     )  # fmt: skip
+    fit_options = dict(
+        epochs=epochs, recipe=recipe, lr=lr, weight_decay=weight_decay, device=device, amp=amp,
+        seed=seed, trial=trial, progress=progress, code=code,
+        max_steps_per_epoch=max_steps_per_epoch,
+    )  # fmt: skip
+    result = _fit_tracked(
+        model, strategy, loaders, tracker=tracker, settings=settings, callback=callback,
+        fit_options=fit_options,
+    )  # fmt: skip
+    if trial is not None:
+        _store_in_trial(trial, result)
+    return result
+
+
+def _fit_tracked(
+    model: nn.Module,
+    strategy: Task,
+    loaders: tuple[DataLoader[Any], DataLoader[Any]],
+    *,
+    tracker: MLflowTracker | None,
+    settings: Mapping[str, Any],
+    callback: EpochCallback | None,
+    fit_options: dict[str, Any],
+) -> TrainResult:
+    """:func:`fit` inside the trial's MLflow run (epochs and the result logged to it)."""
+    from ncp_hpo.trainers._cost import code_string
+
+    code, trial = fit_options["code"], fit_options["trial"]
     run_ctx: Any = (
-        tracker.trial_run(code=code, task=task, trial=trial, params=settings)
+        tracker.trial_run(code=code, task=strategy.name, trial=trial, params=dict(settings))
         if tracker is not None
         else nullcontext(None)
     )
     with run_ctx as run:
-        result = fit(
-            model,
-            strategy,
-            train_loader,
-            val_loader,
-            epochs=epochs,
-            recipe=recipe,
-            lr=lr,
-            weight_decay=weight_decay,
-            device=device,
-            amp=amp,
-            seed=seed,
-            trial=trial,
-            callback=_chain(callback, run.log_epoch if run is not None else None),
-            progress=progress,
-            code=code,
-            max_steps_per_epoch=max_steps_per_epoch,
-        )
+        on_epoch = _chain(callback, run.log_epoch if run is not None else None)
+        result = fit(model, strategy, *loaders, callback=on_epoch, **fit_options)
         if result.code is None:
             result.code = code_string(code)
         if run is not None:
-            run.log_result(result, task=task)
-    if trial is not None:
-        _store_in_trial(trial, result)
+            run.log_result(result, task=strategy.name)
     return result
 
 
