@@ -21,7 +21,7 @@ from ncp_hpo.cli._options import (
     positive_float,
     positive_int,
 )
-from ncp_hpo.cli._output import cli_output
+from ncp_hpo.cli._output import cli_output, make_tracker
 from ncp_hpo.exceptions import WorkerError
 from ncp_hpo.runtime.secrets import redact, remember_url
 from ncp_hpo.search.registry import OPTUNA_SAMPLERS, TASKS
@@ -335,11 +335,10 @@ def _objective(args: argparse.Namespace, tracker: MLflowTracker | None) -> Objec
 def _tracker(args: argparse.Namespace) -> MLflowTracker | None:
     """An MLflow tracker for ``--mlflow-uri``, or ``None`` (with one warning) when the
     server does not answer."""
-    from ncp_hpo.tracking import MLflowTracker
-
-    tracker = MLflowTracker(
+    tracker = make_tracker(
         args.mlflow_uri,
-        experiment=args.mlflow_experiment or args.study,
+        args.mlflow_experiment or args.study,
+        verbose=args.verbose,
         log_model=False,
         log_architecture=False,
     )
