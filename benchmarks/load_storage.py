@@ -50,7 +50,7 @@ def _run(sampler: str, storage: str, args: argparse.Namespace, log_dir: Path) ->
     import optuna
     from optuna.trial import TrialState
 
-    from ncp_hpo._storage import open_storage, redact_url
+    from ncp_hpo.runtime import open_storage, redact
 
     study = f"load-{sampler}-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -90,7 +90,7 @@ def _run(sampler: str, storage: str, args: argparse.Namespace, log_dir: Path) ->
         optuna.delete_study(study_name=study, storage=storage)
     return {
         "sampler": sampler,
-        "storage": redact_url(storage).split(":")[0].split("+")[0],
+        "storage": redact(storage).split(":")[0].split("+")[0],
         "complete": len(done),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "over_budget": sum(bool(t.user_attrs.get("over_budget")) for t in trials),

@@ -78,10 +78,9 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from ncp_hpo.cli.training import _make_pruner
+    from ncp_hpo.runtime.pruning import make_pruner
     from ncp_hpo.search.registry import make_sampler
-    from ncp_hpo.trainers import TrainingObjective
-    from ncp_hpo.trainers._budget import is_over_budget
+    from ncp_hpo.trainers import TrainingObjective, is_over_budget
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -109,7 +108,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         storage=storage,
         direction="maximize",
         sampler=sampler,
-        pruner=_make_pruner(s["pruner"], s["epochs"]),
+        pruner=make_pruner(s["pruner"], s["epochs"]),
         load_if_exists=True,
     )
     if name == "tpe" and not study.trials:  # as ncp-hpo study: start within the budget

@@ -72,7 +72,7 @@ def _workers(n: int, study: str, a: argparse.Namespace, faults: str, seed0: int)
 def _trials(study: str, storage: str) -> list[Any]:
     import optuna
 
-    from ncp_hpo._storage import open_storage
+    from ncp_hpo.runtime import open_storage
 
     try:
         s = optuna.load_study(study_name=study, storage=open_storage(storage, heartbeat=None))

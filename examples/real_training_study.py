@@ -38,7 +38,7 @@ from ncp_hpo.predictor import fit_setting_predictor
 from ncp_hpo.trainers import OVER_BUDGET, MLflowTracker, TrainingObjective
 
 
-def main() -> int:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="codes to train")
     parser.add_argument("--epochs", type=int, default=3)
@@ -50,7 +50,11 @@ def main() -> int:
     parser.add_argument("--data-dir", help="NAS-Bench-MR data (else NCP_HPO_DATA, the cache)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 on a busy machine)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -111,6 +115,12 @@ def main() -> int:
         study.optimize(train, n_trials=args.trials, callbacks=[report])
     print(f"{len(study.trials)} trials in {time.perf_counter() - t0:.0f} s")
 
+    _print_outcome(study, tracker, parent_id)
+    return 0
+
+
+def _print_outcome(study: optuna.Study, tracker: MLflowTracker, parent_id: str | None) -> None:
+    """The best trial and where its MLflow runs are."""
     best = study.best_trial
     print(
         f"best: trial {best.number}, top1 {best.value:.1f} at "
@@ -122,7 +132,6 @@ def main() -> int:
         uri = tracker.resolved_uri
         how = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
         print(f"MLflow: study run {parent_id} in experiment 'ncp-hpo-examples'; {how}")
-    return 0
 
 
 def _uniform_code(width: int) -> str:

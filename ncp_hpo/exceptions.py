@@ -89,3 +89,48 @@ class SamplerParamError(NCPError, ValueError):
 
 class BudgetError(NCPError, ValueError):
     """A budget no code can meet, or a bad cap."""
+
+
+# --- runtime lane: storage, workers, real-training studies, their MLflow tracking ----------
+def _one_line(message: object) -> str:
+    # imported here: ncp_hpo.runtime.secrets has no dependencies, but this module has none
+    from ncp_hpo.runtime.secrets import one_line
+
+    return one_line(message)
+
+
+class StorageError(NCPError, ConnectionError):
+    """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
+
+    The message is passed through :func:`ncp_hpo.runtime.secrets.one_line` (passwords
+    masked, one line).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+class StorageUnavailableError(NCPError, ConnectionError):
+    """The storage stayed unreachable for the whole retry window (message redacted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+class WorkerError(NCPError, RuntimeError):
+    """A worker cannot start (bad configuration) or had to stop (too many failures).
+
+    The message is passed through :func:`ncp_hpo.runtime.secrets.one_line` (redacted, one line).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+class TrainingError(NCPError, ValueError):
+    """A bad ``train``/``study`` setting (code, device, dataset, study), or a study that had
+    to stop (failed trials in a row, a budget nothing fits)."""
+
+
+class TrackingWarning(NCPWarning):
+    """MLflow tracking is unavailable; training goes on without it."""

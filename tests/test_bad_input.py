@@ -595,10 +595,10 @@ class _BrokenMLflow(http.server.BaseHTTPRequestHandler):
 def test_failing_tracking_server_never_costs_a_trial(
     shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ncp_hpo._storage import open_storage
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
+    from ncp_hpo.runtime.storage import open_storage
     from ncp_hpo.search.registry import make_sampler
-    from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning
+    from ncp_hpo.tracking import MLflowTracker, TrackingWarning
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -610,10 +610,10 @@ def test_failing_tracking_server_never_costs_a_trial(
         )
         spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir), tracker=tracker)
         worker = Worker(
-            "tracked",
-            open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
-            spec,
-            make_sampler("random", space=spec.space, seed=0),
+            study_name="tracked",
+            storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+            spec=spec,
+            sampler=make_sampler("random", space=spec.space, seed=0),
             budget=3,
         )
         with pytest.warns(TrackingWarning, match="unavailable"):

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from ncp_hpo._secrets import redact, remember_url
-from ncp_hpo._storage import StorageError, open_storage
-from ncp_hpo._storage_errors import chain
+from ncp_hpo.exceptions import StorageError
+from ncp_hpo.runtime.errors import chain
+from ncp_hpo.runtime.secrets import redact, remember_url
+from ncp_hpo.runtime.storage import open_storage
 
 PW = "Pw-S3cr3t-xyz"
 URLS = [
@@ -41,7 +42,7 @@ URLS = [
 @pytest.fixture(autouse=True)
 def _forget_passwords() -> Iterator[None]:
     """Each test starts with no remembered password: masking must not rely on another's."""
-    from ncp_hpo import _secrets
+    from ncp_hpo.runtime import secrets as _secrets
 
     _secrets._SECRETS.clear()
     yield
@@ -147,7 +148,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     """An objective error that quotes the URL: the trial's fail_reason and log are masked."""
     import optuna
 
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
@@ -160,10 +161,10 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     spec.objective = objective
     lines: list[str] = []
     worker = Worker(
-        "s",
-        open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
-        spec,
-        make_sampler("random", space=spec.space, seed=0),
+        study_name="s",
+        storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+        spec=spec,
+        sampler=make_sampler("random", space=spec.space, seed=0),
         budget=2,
         max_failures=2,
         log=lines.append,

@@ -24,7 +24,8 @@ _REGISTRARS: tuple[tuple[str, str], ...] = (
     ("ncp_hpo.cli.data", "register_data_commands"),
     ("ncp_hpo.cli.search", "register_search_commands"),
     ("ncp_hpo.cli.compare", "register_compare_commands"),
-    ("ncp_hpo.cli.training", "register_training_commands"),
+    ("ncp_hpo.cli.train", "register_train_commands"),
+    ("ncp_hpo.cli.study", "register_study_commands"),
     ("ncp_hpo.cli.worker", "register_worker_commands"),
 )
 
@@ -81,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        from ncp_hpo._secrets import one_line
+        from ncp_hpo.runtime.secrets import one_line
 
         self.exit(2, one_line(f"ncp-hpo: error: {message} (see '{self.prog} --help')") + "\n")
 
@@ -112,12 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except NCPError as exc:
-        from ncp_hpo._secrets import one_line
+        from ncp_hpo.runtime.secrets import one_line
 
         print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
-        from ncp_hpo._secrets import one_line
+        from ncp_hpo.runtime.secrets import one_line
 
         print(one_line(f"ncp-hpo: error: {_os_error_text(exc)}"), file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 * :class:`MLflowTracker` (:mod:`._training`): one run per training trial nested under its
   study's run (``ncp-hpo train``, ``study``, ``worker``, :func:`ncp_hpo.trainers.train_code`).
+* :class:`StudyParentRun`, :func:`log_study_outcome` (:mod:`._study`): a real-training
+  study's parent run, kept across resumes, and its outcome.
 * :func:`open_comparison`, :class:`LiveStudyRun`, :func:`log_comparison`
   (:mod:`._comparison`): ``ncp-hpo compare`` logged live, a parent run per comparison and a
   child per sampler x seed.
@@ -20,6 +22,7 @@
 MLflow itself is imported on first use, so importing this package is cheap.
 """
 
+from ncp_hpo.exceptions import TrackingWarning
 from ncp_hpo.tracking._comparison import (
     CompareTrackingWarning,
     LiveStudyRun,
@@ -34,20 +37,34 @@ from ncp_hpo.tracking._context import (
     run_tags,
     ui_url,
 )
-from ncp_hpo.tracking._training import MLflowTracker, TrackingWarning, TrialRun
+from ncp_hpo.tracking._study import (
+    PARENT_RUN_ATTR,
+    TRACKING_URI_ATTR,
+    StudyParentRun,
+    latest_trial_run_id,
+    log_study_outcome,
+    tracking_hint,
+)
+from ncp_hpo.tracking._training import MLflowTracker, TrialRun
 
 __all__ = [
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
+    "PARENT_RUN_ATTR",
+    "TRACKING_URI_ATTR",
     "CompareTrackingWarning",
     "LiveStudyRun",
     "LiveTarget",
     "MLflowTracker",
+    "StudyParentRun",
     "TrackingWarning",
     "TrialRun",
     "experiment_id",
+    "latest_trial_run_id",
     "log_comparison",
+    "log_study_outcome",
     "open_comparison",
     "run_tags",
+    "tracking_hint",
     "ui_url",
 ]

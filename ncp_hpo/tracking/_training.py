@@ -50,25 +50,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import NCPWarning
+from ncp_hpo.exceptions import NCPWarning, TrackingWarning
 from ncp_hpo.tracking._context import run_tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.trainers._loop import TrainResult
+    from ncp_hpo.trainers import TrainResult
 
-__all__ = ["MLflowTracker", "TrackingWarning", "TrialRun"]
+__all__ = ["MLflowTracker", "TrialRun"]
 
 ROLE_TAG = "ncp_hpo.role"
 STUDY_TAG = "ncp_hpo.study"
 TRIAL_TAG = "ncp_hpo.trial"
 STATE_TAG = "ncp_hpo.state"
 PARENT_TAG = "mlflow.parentRunId"
-
-
-class TrackingWarning(NCPWarning):
-    """MLflow tracking is unavailable; training goes on without it."""
 
 
 def _finite(x: Any) -> bool:
@@ -290,7 +286,7 @@ class MLflowTracker:
     def experiment_id(self) -> str:
         """The experiment's id, created on first use."""
         if self._experiment_id is None:
-            from ncp_hpo.tracking import experiment_id
+            from ncp_hpo.tracking._context import experiment_id
 
             self._experiment_id = experiment_id(self.client, self.experiment)
         return self._experiment_id

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 from ncp_hpo._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from ncp_hpo.exceptions import TrackingWarning
+    from ncp_hpo.tracking import MLflowTracker, TrialRun
     from ncp_hpo.trainers._api import (
         TASKS,
         TrainingObjective,
@@ -37,16 +39,10 @@ if TYPE_CHECKING:
         train_segmentation,
         train_video,
     )
-    from ncp_hpo.trainers._budget import OVER_BUDGET, training_budget
-    from ncp_hpo.trainers._loop import (
-        Accumulator,
-        EpochCallback,
-        Recipe,
-        Task,
-        TrainResult,
-        fit,
-        measure_cost,
-    )
+    from ncp_hpo.trainers._budget import OVER_BUDGET, is_over_budget, training_budget
+    from ncp_hpo.trainers._cost import measure_cost
+    from ncp_hpo.trainers._loop import fit
+    from ncp_hpo.trainers._task import Accumulator, EpochCallback, Recipe, Task, TrainResult
     from ncp_hpo.trainers.archplot import plot_architecture
     from ncp_hpo.trainers.classification import ClassificationTask
     from ncp_hpo.trainers.datasets import (
@@ -60,11 +56,10 @@ if TYPE_CHECKING:
     )
     from ncp_hpo.trainers.detection import DetectionTask
     from ncp_hpo.trainers.segmentation import SegmentationTask
-    from ncp_hpo.trainers.tracking import MLflowTracker, TrackingWarning, TrialRun
     from ncp_hpo.trainers.video import VideoTask
 
 # Everything here needs torch: names load on first use, so importing a sibling module
-# (the ``ncp-hpo`` argument parser in ncp_hpo.cli.training) does not import torch.
+# (the ``ncp-hpo`` argument parser) does not import torch.
 _LAZY = {
     "TASKS": "ncp_hpo.trainers._api",
     "TrainingObjective": "ncp_hpo.trainers._api",
@@ -78,13 +73,14 @@ _LAZY = {
     "train_video": "ncp_hpo.trainers._api",
     "OVER_BUDGET": "ncp_hpo.trainers._budget",
     "training_budget": "ncp_hpo.trainers._budget",
-    "Accumulator": "ncp_hpo.trainers._loop",
-    "EpochCallback": "ncp_hpo.trainers._loop",
-    "Recipe": "ncp_hpo.trainers._loop",
-    "Task": "ncp_hpo.trainers._loop",
-    "TrainResult": "ncp_hpo.trainers._loop",
+    "is_over_budget": "ncp_hpo.trainers._budget",
+    "Accumulator": "ncp_hpo.trainers._task",
+    "EpochCallback": "ncp_hpo.trainers._task",
+    "Recipe": "ncp_hpo.trainers._task",
+    "Task": "ncp_hpo.trainers._task",
+    "TrainResult": "ncp_hpo.trainers._task",
     "fit": "ncp_hpo.trainers._loop",
-    "measure_cost": "ncp_hpo.trainers._loop",
+    "measure_cost": "ncp_hpo.trainers._cost",
     "plot_architecture": "ncp_hpo.trainers.archplot",
     "ClassificationTask": "ncp_hpo.trainers.classification",
     "DATASETS": "ncp_hpo.trainers.datasets",
@@ -96,9 +92,9 @@ _LAZY = {
     "make_loaders": "ncp_hpo.trainers.datasets",
     "DetectionTask": "ncp_hpo.trainers.detection",
     "SegmentationTask": "ncp_hpo.trainers.segmentation",
-    "MLflowTracker": "ncp_hpo.trainers.tracking",
-    "TrackingWarning": "ncp_hpo.trainers.tracking",
-    "TrialRun": "ncp_hpo.trainers.tracking",
+    "MLflowTracker": "ncp_hpo.tracking",
+    "TrackingWarning": "ncp_hpo.exceptions",
+    "TrialRun": "ncp_hpo.tracking",
     "VideoTask": "ncp_hpo.trainers.video",
 }
 
@@ -130,6 +126,7 @@ __all__ = [
     "build_model",
     "fit",
     "get_dataset",
+    "is_over_budget",
     "make_loaders",
     "make_task",
     "measure_cost",

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ncp_hpo.trainers._loop import AmpMode, EpochCallback, Recipe, Task, TrainResult, fit
+from ncp_hpo.trainers._loop import fit
+from ncp_hpo.trainers._task import AmpMode, EpochCallback, Recipe, Task, TrainResult
 from ncp_hpo.trainers.classification import ClassificationTask
 from ncp_hpo.trainers.datasets import DEFAULT_DATASET, DatasetInfo, dataset_info, make_loaders
 from ncp_hpo.trainers.detection import DetectionTask
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ncp_hpo.spaces import CodeSpace
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
 __all__ = [
     "TASKS",
@@ -184,23 +185,96 @@ def train_code(
         optuna.TrialPruned: when ``trial``'s pruner stops it (the MLflow run is closed as
             KILLED first).
     """
-    from ncp_hpo.trainers._loop import _code_string
+    loaders, info, model, strategy = _setup(
+        code,
+        task=task,
+        dataset=dataset,
+        batch_size=batch_size,
+        seed=seed,
+        image_size=image_size,
+        sizes=(train_size, val_size),
+        num_workers=num_workers,
+        model_options=model_options,
+        dataset_options=dataset_options,
+    )
+    if optimizer is not None:
+        recipe = replace(recipe or strategy.recipe, optimizer=optimizer)  # type: ignore[arg-type]
+    settings = _settings(
+        info, loaders, recipe or strategy.recipe, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed,
+    )  # fmt: skip
+    fit_options = dict(
+        epochs=epochs, recipe=recipe, lr=lr, weight_decay=weight_decay, device=device, amp=amp,
+        seed=seed, trial=trial, progress=progress, code=code,
+        max_steps_per_epoch=max_steps_per_epoch,
+    )  # fmt: skip
+    result = _fit_tracked(
+        model, strategy, loaders, tracker=tracker, settings=settings, callback=callback,
+        fit_options=fit_options,
+    )  # fmt: skip
+    if trial is not None:
+        _store_in_trial(trial, result)
+    return result
 
+
+def _fit_tracked(
+    model: nn.Module,
+    strategy: Task,
+    loaders: tuple[DataLoader[Any], DataLoader[Any]],
+    *,
+    tracker: MLflowTracker | None,
+    settings: Mapping[str, Any],
+    callback: EpochCallback | None,
+    fit_options: dict[str, Any],
+) -> TrainResult:
+    """:func:`fit` inside the trial's MLflow run (epochs and the result logged to it)."""
+    from ncp_hpo.trainers._cost import code_string
+
+    code, trial = fit_options["code"], fit_options["trial"]
+    run_ctx: Any = (
+        tracker.trial_run(code=code, task=strategy.name, trial=trial, params=dict(settings))
+        if tracker is not None
+        else nullcontext(None)
+    )
+    with run_ctx as run:
+        on_epoch = _chain(callback, run.log_epoch if run is not None else None)
+        result = fit(model, strategy, *loaders, callback=on_epoch, **fit_options)
+        if result.code is None:
+            result.code = code_string(code)
+        if run is not None:
+            run.log_result(result, task=strategy.name)
+    return result
+
+
+def _setup(
+    code: Any,
+    *,
+    task: str,
+    dataset: str | Path | None,
+    batch_size: int,
+    seed: int,
+    image_size: int | None,
+    sizes: tuple[int | None, int | None],
+    num_workers: int,
+    model_options: Mapping[str, Any] | None,
+    dataset_options: Mapping[str, Any] | None,
+) -> tuple[tuple[DataLoader[Any], DataLoader[Any]], DatasetInfo, nn.Module, Task]:
+    """The loaders, the dataset's info, the network of ``code`` and the task strategy."""
     name = DEFAULT_DATASET.get(task) if dataset is None else dataset
     if name is None:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
-    train_loader, val_loader = make_loaders(
+    loaders = make_loaders(
         name,
         batch_size=batch_size,
         seed=seed,
         image_size=image_size,
-        train_size=train_size,
-        val_size=val_size,
+        train_size=sizes[0],
+        val_size=sizes[1],
         num_workers=num_workers,
         task=task,
         **dict(dataset_options or {}),
     )
-    info = dataset_info(train_loader)
+    info = dataset_info(loaders[0])
     assert info is not None
     model = build_model(
         code,
@@ -211,57 +285,43 @@ def train_code(
         **dict(model_options or {}),
     )
     strategy = make_task(task, info.num_classes, **_task_options(task, info))
-    if optimizer is not None:
-        recipe = replace(recipe or strategy.recipe, optimizer=optimizer)  # type: ignore[arg-type]
-    settings = {
+    return loaders, info, model, strategy
+
+
+def _settings(
+    info: DatasetInfo,
+    loaders: tuple[DataLoader[Any], DataLoader[Any]],
+    recipe: Recipe,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The run's settings (MLflow parameters of the trial run)."""
+    return {
         "dataset": info.name,
         "epochs": epochs,
         "batch_size": batch_size,
         "image_size": "x".join(map(str, info.input_size)),
-        "train_size": len(train_loader.dataset),  # type: ignore[arg-type]
-        "val_size": len(val_loader.dataset),  # type: ignore[arg-type]
-        "lr": lr if lr is not None else (recipe or strategy.recipe).lr,
+        "train_size": len(loaders[0].dataset),  # type: ignore[arg-type]
+        "val_size": len(loaders[1].dataset),  # type: ignore[arg-type]
+        "lr": lr if lr is not None else recipe.lr,
         "seed": seed,
-        "optimizer": (recipe or strategy.recipe).optimizer,
-        "schedule": (recipe or strategy.recipe).schedule,
+        "optimizer": recipe.optimizer,
+        "schedule": recipe.schedule,
     }
-    run_ctx: Any = (
-        tracker.trial_run(code=code, task=task, trial=trial, params=settings)
-        if tracker is not None
-        else nullcontext(None)
-    )
-    with run_ctx as run:
-        callbacks = [cb for cb in (callback, run.log_epoch if run is not None else None) if cb]
 
-        def on_epoch(epoch: int, metrics: Mapping[str, float]) -> None:
-            for cb in callbacks:
-                cb(epoch, metrics)
 
-        result = fit(
-            model,
-            strategy,
-            train_loader,
-            val_loader,
-            epochs=epochs,
-            recipe=recipe,
-            lr=lr,
-            weight_decay=weight_decay,
-            device=device,
-            amp=amp,
-            seed=seed,
-            trial=trial,
-            callback=on_epoch,
-            progress=progress,
-            code=code,
-            max_steps_per_epoch=max_steps_per_epoch,
-        )
-        if result.code is None:
-            result.code = _code_string(code)
-        if run is not None:
-            run.log_result(result, task=task)
-    if trial is not None:
-        _store_in_trial(trial, result)
-    return result
+def _chain(*callbacks: EpochCallback | None) -> EpochCallback:
+    """One epoch callback calling each of ``callbacks`` that is not ``None``, in order."""
+    active = [cb for cb in callbacks if cb]
+
+    def on_epoch(epoch: int, metrics: Mapping[str, float]) -> None:
+        for cb in active:
+            cb(epoch, metrics)
+
+    return on_epoch
 
 
 def _store_in_trial(trial: Any, result: TrainResult) -> None:

@@ -1,6 +1,5 @@
 """The compute budget of real-training studies: the geometry it is counted at, the check
-before a trial trains, the constraint Optuna's samplers learn it from, and the per-device
-defaults of ``ncp-hpo study``.
+before a trial trains, and the constraint Optuna's samplers learn it from.
 
 A trial whose code exceeds the budget is never trained: :func:`enforce_budget` records
 ``fail_reason = "over budget"``, its exact cost and its relative excess
@@ -22,7 +21,6 @@ import numpy as np
 from ncp_hpo.spaces.budget import OVER_BUDGET, Budget
 
 __all__ = [
-    "CPU_STUDY_DEFAULTS",
     "OVER_BUDGET",
     "VIOLATION_ATTR",
     "enforce_budget",
@@ -35,22 +33,6 @@ CONSTRAINT = "compute_budget"
 
 VIOLATION_ATTR = "budget_violation"
 """Trial user attribute: relative excess over the budget (``<= 0`` within it)."""
-
-CPU_STUDY_DEFAULTS: dict[str, dict[str, Any]] = {
-    # digits at 16x16 (the scans are 8x8): 4x fewer FLOPs than 32x32. On these tiny inputs
-    # deep networks train slowly and cost time per layer, so the budget is tight: 0.004
-    # GFLOPs admits about 1 random code in 10^4 (the paper's start code costs 0.031), and
-    # small, shallow codes reach > 90 % top-1 in 2-3 epochs of AdamW
-    "cls": {
-        "image_size": 16,
-        "batch_size": 16,
-        "epochs": 2,
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "max_gflops": 0.004,
-    },
-}
-"""``ncp-hpo study`` defaults on the CPU, per task (only where not given)."""
 
 
 def training_budget(

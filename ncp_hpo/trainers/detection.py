@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ncp_hpo.trainers._loop import Recipe, Task
+from ncp_hpo.trainers._task import Recipe, Task
 from ncp_hpo.trainers.metrics import DetectionAccumulator
 
 __all__ = ["DET_RECIPE", "DetectionTask", "encode_targets", "gaussian_radius"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ncp_hpo.trainers._loop import Recipe, Task, random_affine
+from ncp_hpo.trainers._task import Recipe, Task, random_affine
 from ncp_hpo.trainers.metrics import ConfusionAccumulator
 
 __all__ = ["SEG_RECIPE", "SegmentationTask"]

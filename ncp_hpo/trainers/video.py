@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ncp_hpo.trainers._loop import Recipe, random_affine
+from ncp_hpo.trainers._task import Recipe, random_affine
 from ncp_hpo.trainers.classification import ClassificationTask
 
 __all__ = ["VIDEO_RECIPE", "VideoTask"]

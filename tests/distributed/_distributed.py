@@ -160,6 +160,6 @@ def audit(study: optuna.Study) -> Audit:
 
 
 def load(study: str, storage: str) -> optuna.Study:
-    from ncp_hpo._storage import open_storage
+    from ncp_hpo.runtime import open_storage
 
     return optuna.load_study(study_name=study, storage=open_storage(storage, heartbeat=None))

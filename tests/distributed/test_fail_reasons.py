@@ -16,8 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo._storage import open_storage
-from ncp_hpo.cli.worker import Worker, benchmark_objective
+from ncp_hpo.runtime import Worker, benchmark_objective
+from ncp_hpo.runtime.storage import open_storage
 from ncp_hpo.search.registry import make_sampler
 
 pytestmark = pytest.mark.filterwarnings(
@@ -48,10 +48,10 @@ def _run_snippet(study_name: str, storage: str) -> dict[str, Any]:
 def _worker(url: str, data: Path, budget: int, tracker: Any = None, **kw: Any) -> Worker:
     spec = benchmark_objective("nas-bench-201", data_dir=str(data), tracker=tracker)
     return Worker(
-        "s",
-        open_storage(url, heartbeat=1),
-        spec,
-        make_sampler("random", space=spec.space, seed=0),
+        study_name="s",
+        storage=open_storage(url, heartbeat=1),
+        spec=spec,
+        sampler=make_sampler("random", space=spec.space, seed=0),
         budget=budget,
         poll=0.1,
         **kw,
@@ -62,7 +62,7 @@ def test_fail_reasons_reach_the_storage_mlflow_and_the_documented_snippet(
     tmp_path: Path, shared_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pandas")
-    from ncp_hpo.trainers.tracking import MLflowTracker
+    from ncp_hpo.tracking import MLflowTracker
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     tracker = MLflowTracker(

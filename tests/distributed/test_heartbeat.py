@@ -1,5 +1,5 @@
 """Heartbeats and storage calls through real storage errors (in-process), root causes,
-fail reasons, and the Optuna internals :mod:`ncp_hpo._heartbeat` relies on.
+fail reasons, and the Optuna internals :mod:`ncp_hpo.runtime.heartbeat` relies on.
 
 The transient error here is a real one: another SQLite connection holds an exclusive lock,
 so every access fails with ``database is locked`` until it lets go. The PostgreSQL server
@@ -21,15 +21,16 @@ import pytest
 from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 
-from ncp_hpo._heartbeat import (
+from ncp_hpo.exceptions import StorageError, StorageUnavailableError
+from ncp_hpo.runtime.errors import is_transient, root_cause
+from ncp_hpo.runtime.heartbeat import (
     _RETRIED,
     NOT_RETRIED,
     ResilientRDBStorage,
-    StorageUnavailableError,
     TrialHeartbeat,
+    trial_id,
 )
-from ncp_hpo._storage import StorageError, open_storage
-from ncp_hpo._storage_errors import is_transient, root_cause
+from ncp_hpo.runtime.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::optuna.exceptions.ExperimentalWarning",
@@ -91,13 +92,19 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
     assert failed.user_attrs["fail_reason"].startswith("stale heartbeat: no beat for more than 1 s")
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert len(waiting) == 1 and "fail_reason" not in waiting[0].user_attrs
+    # a trial's storage id (private in Optuna) is the id the storage addresses it by
+    running = study.ask()
+    assert storage.get_trial_number_from_id(trial_id(running)) == running.number
+    frozen = study.get_trials(states=(TrialState.RUNNING,))[0]
+    assert trial_id(frozen) == trial_id(running)
 
 
 def test_fail_attr_is_one_name() -> None:
-    from ncp_hpo._heartbeat import FAIL_ATTR
-    from ncp_hpo.cli.worker import FAIL_ATTR as CLI_FAIL_ATTR
+    from ncp_hpo.runtime import heartbeat, trial, worker
+    from ncp_hpo.runtime.attrs import FAIL_ATTR
 
-    assert FAIL_ATTR == CLI_FAIL_ATTR == "fail_reason"
+    assert FAIL_ATTR == "fail_reason"
+    assert heartbeat.FAIL_ATTR is trial.FAIL_ATTR is worker.FAIL_ATTR is FAIL_ATTR
 
 
 # -- retries through a real transient error ------------------------------------------------
@@ -192,7 +199,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
 ) -> None:
     from sqlalchemy import event
 
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)
@@ -204,7 +211,8 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
         return inner(trial)
 
     spec.objective = objective
-    worker = Worker("s", storage, spec, make_sampler("random", space=spec.space, seed=0), budget=3)
+    sampler = make_sampler("random", space=spec.space, seed=0)
+    worker = Worker(study_name="s", storage=storage, spec=spec, sampler=sampler, budget=3)
     worker.open_study()
 
     def cap(conn: Any, _: Any) -> None:

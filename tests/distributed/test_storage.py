@@ -19,12 +19,13 @@ from optuna.distributions import IntDistribution
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
-from ncp_hpo._storage import (
+from ncp_hpo.exceptions import StorageError, TrainingError, WorkerError
+from ncp_hpo.runtime.secrets import redact
+from ncp_hpo.runtime.storage import (
     HEARTBEAT_ATTR,
     HeartbeatJournalStorage,
-    StorageError,
+    open_sqlite_storage,
     open_storage,
-    redact_url,
 )
 
 BACKENDS = ["sqlite", "journal", "postgres"]
@@ -51,7 +52,7 @@ def _dead_pid() -> int:
 
 
 def test_a_zombie_worker_counts_as_dead() -> None:
-    from ncp_hpo._storage import _alive_here, _process_start
+    from ncp_hpo.runtime.storage import _alive_here, _process_start
 
     host = socket.gethostname()
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -158,12 +159,12 @@ def test_journal_storage_shares_trials_between_instances(tmp_path: Path) -> None
     assert [t.params for t in b.trials] == [{"x": 3}]
 
 
-def test_redact_url() -> None:
-    assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
-    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert redact_url("postgresql+psycopg://u:p@ss@h/db") == "postgresql+psycopg://u:***@h/db"
-    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
-    assert redact_url("journal:x.log") == "journal:x.log"
+def test_redact_masks_storage_passwords() -> None:
+    assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact("postgresql+psycopg://u:p@ss@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert redact("sqlite:///x.db") == "sqlite:///x.db"
+    assert redact("journal:x.log") == "journal:x.log"
 
 
 def test_argument_checks(tmp_path: Path) -> None:
@@ -175,9 +176,48 @@ def test_argument_checks(tmp_path: Path) -> None:
         open_storage("  ")
 
 
+def test_open_sqlite_storage_is_in_wal_mode(tmp_path: Path) -> None:
+    """The plain one-machine SQLite storage: write-ahead log, and a study round-trips."""
+    storage = open_sqlite_storage(tmp_path / "c.db", timeout=5)
+    study = optuna.create_study(study_name="c", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with storage.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert (mode, sync) == ("wal", 1)  # 1: NORMAL
+    again = optuna.load_study(study_name="c", storage=open_sqlite_storage(tmp_path / "c.db"))
+    assert [t.value for t in again.trials] == [t.value for t in study.trials]
+
+
+def test_one_objective_record_for_workers_and_studies(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    """A study keeps the objective it was created for; joining it with another one fails
+    with the caller's error type, naming both objectives and the option to change."""
+    from ncp_hpo.runtime import benchmark_objective
+    from ncp_hpo.runtime.objectives import ensure_study_objective
+
+    spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
+    study = optuna.create_study(study_name="o", directions=spec.directions)
+    ensure_study_objective(study, spec, hint="--study")
+    assert study.user_attrs["ncp_hpo.objective"]["setting"] == "nas-bench-201"
+    assert study.metric_names == spec.metric_names
+    ensure_study_objective(study, spec, hint="--study")  # the same objective joins
+    other = benchmark_objective(
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", lam=0.5
+    )
+    with pytest.raises(WorkerError, match=r"created for benchmark 'nas-bench-201'.*lam=0.5"):
+        ensure_study_objective(study, other, hint="--study")
+    two = benchmark_objective(
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops"
+    )
+    with pytest.raises(TrainingError, match=r"directions \['maximize'\].*use another --study-name"):
+        ensure_study_objective(study, two, hint="--study-name", error=TrainingError)
+
+
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
@@ -185,10 +225,10 @@ def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = 
         inner = spec.objective
         spec.objective = lambda trial: objective(trial, inner)
     return Worker(
-        "s",
-        open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
-        spec,
-        make_sampler("random", space=spec.space, seed=0),
+        study_name="s",
+        storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1),
+        spec=spec,
+        sampler=make_sampler("random", space=spec.space, seed=0),
         budget=budget,
         poll=0.05,
     )
@@ -238,7 +278,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
 ) -> None:
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
-    from ncp_hpo.cli.worker import Worker, benchmark_objective
+    from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.search.registry import make_sampler
 
     db = tmp_path / "s.db"
@@ -257,9 +297,8 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
         spec.objective = objective
         url = f"sqlite:///{db}"
         storage = open_storage(url, heartbeat=1, connect_timeout=1, retry_window=window)
-        return Worker(
-            "s", storage, spec, make_sampler("random", space=spec.space, seed=at + 1), budget=budget
-        )
+        sampler = make_sampler("random", space=spec.space, seed=at + 1)
+        return Worker(study_name="s", storage=storage, spec=spec, sampler=sampler, budget=budget)
 
     t0 = time.monotonic()
     summary = worker(3, window=20, hold=2.5, at=1).run()

@@ -184,7 +184,7 @@ def test_a_killed_worker_trial_is_failed_by_heartbeat_and_rerun(
 def _exists(name: str, storage: str) -> bool:
     import optuna
 
-    from ncp_hpo._storage import open_storage
+    from ncp_hpo.runtime import open_storage
 
     try:
         summaries = optuna.get_all_study_summaries(open_storage(storage, heartbeat=None))

@@ -16,8 +16,9 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ncp_hpo.cli import main
-from ncp_hpo.cli.training import PARENT_RUN_ATTR, _make_pruner
+from ncp_hpo.runtime.pruning import make_pruner
 from ncp_hpo.spaces import MultiResolutionSpace
+from ncp_hpo.tracking import PARENT_RUN_ATTR
 from ncp_hpo.trainers import TrackingWarning
 
 # The conftest's tiny code (every b, n = 1, every channel count = 8), with head widths varied.
@@ -208,7 +209,7 @@ def test_study_usage_errors_are_one_line(
 
 
 def test_median_pruning_never_after_the_final_epoch() -> None:
-    study = optuna.create_study(direction="maximize", pruner=_make_pruner("median", 2))
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 2))
     for _ in range(5):
         study.add_trial(
             optuna.trial.create_trial(value=10.0, intermediate_values={1: 10.0, 2: 10.0})

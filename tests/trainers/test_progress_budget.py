@@ -14,8 +14,8 @@ import optuna
 import pytest
 
 from ncp_hpo.cli import main
+from ncp_hpo.runtime.progress import StudyProgress, format_duration
 from ncp_hpo.trainers import OVER_BUDGET, TrainingObjective, train_code
-from ncp_hpo.trainers._progress import StudyProgress, format_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 START = "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"

@@ -11,6 +11,7 @@ from torch.utils.data import TensorDataset
 
 from ncp_hpo.exceptions import NCPError
 from ncp_hpo.trainers import DatasetAdapter, get_dataset, make_loaders
+from ncp_hpo.trainers._digits import _digit_pool
 from ncp_hpo.trainers.datasets import (
     BevDetection,
     DigitsClassification,
@@ -18,7 +19,6 @@ from ncp_hpo.trainers.datasets import (
     DigitsVideo,
     ImageFolderClassification,
     ImageFolderSegmentation,
-    _digit_pool,
     dataset_info,
 )
 

@@ -18,7 +18,7 @@ import re
 import threading
 from urllib.parse import unquote
 
-__all__ = ["MASK", "one_line", "redact", "remember_url"]
+__all__ = ["MASK", "error_line", "one_line", "redact", "remember_url"]
 
 MASK = "***"
 _SECRETS: set[str] = set()
@@ -95,3 +95,10 @@ def redact(text: object) -> str:
         if secret in out:
             out = out.replace(secret, MASK)
     return out
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` on one line (passwords masked, at most 500 characters)."""
+    text = " ".join(str(exc).split())
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(line)[:500]

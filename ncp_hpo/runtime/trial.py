@@ -1,7 +1,7 @@
 """One trial of ``ncp-hpo worker``: ask, heartbeat, evaluate, tell - through storage outages.
 
 :func:`run_trial` replaces ``study.optimize(n_trials=1)`` so that the worker owns the
-parts an outage breaks (see :mod:`ncp_hpo._heartbeat`): its heartbeat thread survives
+parts an outage breaks (see :mod:`ncp_hpo.runtime.heartbeat`): its heartbeat thread survives
 storage errors, and the ``tell`` is retried until the storage is back, so a value
 computed during an outage is written, not lost. Every trial that does not end COMPLETE
 gets the user attribute ``fail_reason``, one line starting with its kind:
@@ -25,17 +25,18 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._heartbeat import FAIL_ATTR, StorageUnavailableError, TrialHeartbeat
-from ncp_hpo._secrets import redact
-from ncp_hpo._storage_errors import chain
+from ncp_hpo.exceptions import StorageUnavailableError
+from ncp_hpo.runtime.attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
+from ncp_hpo.runtime.errors import chain
+from ncp_hpo.runtime.heartbeat import TrialHeartbeat, trial_id
+from ncp_hpo.runtime.secrets import error_line, redact
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["FAIL_TAG", "INTERRUPTED", "is_storage_error", "run_trial", "tag_failure"]
+__all__ = ["INTERRUPTED", "is_storage_error", "run_trial", "tag_failure"]
 
-FAIL_TAG = "ncp_hpo.fail_reason"
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
 _STORAGE_MODULES = ("sqlalchemy", "psycopg", "psycopg2", "sqlite3", "pymysql", "MySQLdb")
 
@@ -50,13 +51,6 @@ def is_storage_error(exc: BaseException) -> bool:
         if type(e).__module__.split(".")[0] in _STORAGE_MODULES:
             return True
     return False
-
-
-def short(exc: BaseException) -> str:
-    """``Type: message`` on one line (password masked)."""
-    text = " ".join(str(exc).split())
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return redact(line)[:500]
 
 
 def _check_values(values: Any, n_objectives: int) -> str | None:
@@ -87,7 +81,7 @@ def _evaluate(
         values = objective(trial)
     except optuna.TrialPruned as exc:
         reason = None
-        if trial.user_attrs.get("over_budget"):
+        if trial.user_attrs.get(OVER_BUDGET_ATTR):
             reason = f"over budget: {exc}" if str(exc) else "over budget"
         return None, TrialState.PRUNED, reason, None
     except KeyboardInterrupt as exc:
@@ -95,7 +89,7 @@ def _evaluate(
     except Exception as exc:
         if is_storage_error(exc):
             raise
-        return None, TrialState.FAIL, f"objective error: {short(exc)}", None
+        return None, TrialState.FAIL, f"objective error: {error_line(exc)}", None
     bad = _check_values(values, n_obj)
     if bad is not None:
         return None, TrialState.FAIL, bad, None
@@ -129,11 +123,11 @@ def run_trial(
     health = getattr(storage, "health", None)
     beat: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if interval and health is not None:
-        beat = TrialHeartbeat(storage, trial._trial_id, interval=interval, health=health)
+        beat = TrialHeartbeat(storage, trial_id(trial), interval=interval, health=health)
     with beat:
         values, state, reason, interrupt = _evaluate(trial, objective, len(study.directions))
-        if storage.get_trial(trial._trial_id).state.is_finished():
-            frozen = storage.get_trial(trial._trial_id)
+        if storage.get_trial(trial_id(trial)).state.is_finished():
+            frozen = storage.get_trial(trial_id(trial))
             return frozen, True
         if reason is not None:
             with contextlib.suppress(Exception):  # finished meanwhile: the tell says so
@@ -158,9 +152,9 @@ def tag_failure(
     """Put the trial's ``fail_reason`` on its MLflow run, or on a new FAILED run when the
     trial has none (never raises: tracking must not cost a trial)."""
     reason = frozen.user_attrs.get(FAIL_ATTR)
-    if tracker is None or not reason or frozen.user_attrs.get("over_budget"):
+    if tracker is None or not reason or frozen.user_attrs.get(OVER_BUDGET_ATTR):
         return
-    from ncp_hpo.trainers.tracking import TrialRun
+    from ncp_hpo.tracking import TrialRun
 
     tags = {FAIL_TAG: redact(reason), "ncp_hpo.trial": str(frozen.number)}
     run_id = frozen.user_attrs.get("mlflow_run_id")

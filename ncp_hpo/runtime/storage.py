@@ -24,14 +24,17 @@ URLs:
     and a late beat of a process that is still alive on the checking machine is never
     stale: a saturated journal's file lock can hold a live writer back for many seconds).
 
-RDB storages are :class:`ncp_hpo._heartbeat.ResilientRDBStorage`: every call rides out a
+RDB storages are :class:`ncp_hpo.runtime.heartbeat.ResilientRDBStorage`: every call rides out a
 storage outage of up to ``retry_window`` seconds, and a trial is failed as stale only when
-two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo._heartbeat`).
+two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo.runtime.heartbeat`).
+
+:func:`open_sqlite_storage` opens a plain SQLite storage in write-ahead-log mode, without
+heartbeats or retries, for the processes of one machine (``ncp-hpo compare``).
 
 Errors a user can fix (a malformed URL, a bad port, a missing database driver, a server
 that does not answer, a read-only or full database) raise :class:`StorageError` with one
-line naming the URL (password masked by :func:`ncp_hpo._secrets.redact`) and the root
-cause (:func:`ncp_hpo._storage_errors.root_cause`).
+line naming the URL (password masked by :func:`ncp_hpo.runtime.secrets.redact`) and the root
+cause (:func:`ncp_hpo.runtime.errors.root_cause`).
 """
 
 from __future__ import annotations
@@ -49,10 +52,16 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
-from ncp_hpo._heartbeat import BaseHeartbeat, StaleCheck, StorageHealth, stale_callback
-from ncp_hpo._secrets import one_line, redact, remember_url
-from ncp_hpo._storage_errors import root_cause
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import StorageError
+from ncp_hpo.runtime.errors import root_cause
+from ncp_hpo.runtime.heartbeat import (
+    BaseHeartbeat,
+    StaleCheck,
+    StorageHealth,
+    stale_callback,
+    trial_id,
+)
+from ncp_hpo.runtime.secrets import redact, remember_url
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -62,8 +71,8 @@ __all__ = [
     "HEARTBEAT_ATTR",
     "HeartbeatJournalStorage",
     "StorageError",
+    "open_sqlite_storage",
     "open_storage",
-    "redact_url",
 ]
 
 HEARTBEAT_ATTR = "ncp_hpo:heartbeat"
@@ -72,16 +81,6 @@ _DRIVER_HINTS = {
     "postgresql": "pip install 'ncp-hpo[postgres]' (psycopg 3) and write postgresql+psycopg://",
     "mysql": "pip install pymysql and write mysql+pymysql://",
 }
-
-
-class StorageError(NCPError, ConnectionError):
-    """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
-
-    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -101,11 +100,6 @@ def _without_context(fn: _F) -> _F:
         raise error
 
     return wrapper  # type: ignore[return-value]
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password (if any) replaced by ``***`` (:func:`ncp_hpo._secrets.redact`)."""
-    return redact(url)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -129,7 +123,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
         heartbeat_stale_trial_callback: called with each trial failed as stale (e.g.
             :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`).
         stale_confirm: seconds between the two staleness checks (see
-            :class:`ncp_hpo._heartbeat.StaleCheck`; 0: one check).
+            :class:`ncp_hpo.runtime.heartbeat.StaleCheck`; 0: one check).
     """
 
     def __init__(
@@ -176,7 +170,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
             beat = t.system_attrs.get(HEARTBEAT_ATTR)
             # [trial_id, time, host, pid, start]: a retried trial inherits its predecessor's
             # system attributes, so a beat recorded for another trial id is not this trial's
-            if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == t._trial_id):
+            if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == trial_id(t)):
                 continue
             if not isinstance(beat[1], int | float) or now - float(beat[1]) <= grace:
                 continue
@@ -184,7 +178,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
                 # a live worker on this machine whose beats are late: the journal's file
                 # lock can starve a writer for many seconds when the log is saturated
                 continue
-            stale.append(t._trial_id)
+            stale.append(trial_id(t))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -258,7 +252,7 @@ def open_storage(
         connect_timeout: seconds to wait for a database server (PostgreSQL, MySQL) or for
             a SQLite lock.
         retry_window: RDB storages: seconds a call keeps retrying while the storage is
-            unreachable before it raises :class:`ncp_hpo._heartbeat.StorageUnavailableError`.
+            unreachable before it raises :class:`ncp_hpo.runtime.heartbeat.StorageUnavailableError`.
         stale_confirm: seconds between the two checks that must both find a trial stale.
 
     Raises:
@@ -395,7 +389,7 @@ def _check_sqlite_file(parsed: Any, shown: str) -> None:
 def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
     import sqlalchemy.exc
 
-    from ncp_hpo._heartbeat import ResilientRDBStorage
+    from ncp_hpo.runtime.heartbeat import ResilientRDBStorage
 
     shown = redact(url)
     parsed = _parse_rdb_url(url, shown)
@@ -442,6 +436,24 @@ def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
         raise StorageError(f"cannot use storage {shown!r}: {_first_line(exc)}") from None
 
 
-def storage_url_from_env() -> str | None:
-    """The ``NCP_HPO_STORAGE`` environment variable (the workers' default storage URL)."""
-    return os.environ.get("NCP_HPO_STORAGE") or None
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def open_sqlite_storage(path: str | Path, *, timeout: float = 60.0) -> optuna.storages.RDBStorage:
+    """A plain :class:`optuna.storages.RDBStorage` on the SQLite file ``path`` for the
+    processes of one machine (``ncp-hpo compare``'s per-study files): write-ahead log
+    (``journal_mode=WAL``, ``synchronous=NORMAL``: readers never block the writer) and a
+    busy timeout of ``timeout`` seconds. No heartbeat and no retries: for workers that may
+    die or lose their storage use :func:`open_storage`.
+    """
+    from sqlalchemy import event
+
+    url = f"sqlite:///{Path(path).resolve()}"
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": timeout}})
+    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()  # connections opened during set-up lack the pragmas
+    return storage

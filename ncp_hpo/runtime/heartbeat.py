@@ -9,7 +9,7 @@ heartbeat_stale_trial_callback=)``, :func:`optuna.storages.fail_stale_trials`) a
 three things, all here:
 
 * :class:`ResilientRDBStorage` retries every storage call that fails for a transient reason
-  (:func:`ncp_hpo._storage_errors.is_transient`: the server refuses connections, restarts,
+  (:func:`ncp_hpo.runtime.errors.is_transient`: the server refuses connections, restarts,
   is out of reach, or SQLite is locked) with back-off until the storage answers or it has
   been unreachable for ``retry_window`` seconds; then it raises
   :class:`StorageUnavailableError` (one line, the root cause). A ``tell`` that finds the
@@ -28,7 +28,8 @@ three things, all here:
   failing a trial it records the user attribute ``fail_reason``.
 
 The private Optuna names this needs are used only here: ``BaseHeartbeat`` (the base
-class that makes a storage a heartbeat storage), ``_get_stale_trial_ids`` (the
+class that makes a storage a heartbeat storage), a trial's storage id ``_trial_id``
+(:func:`trial_id`), ``_get_stale_trial_ids`` (the
 method :func:`~optuna.storages.fail_stale_trials` calls), ``record_heartbeat``, and the
 private ``RDBStorage`` methods Optuna's ``_CachedStorage`` calls (``_create_new_trial``,
 ``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``).
@@ -48,9 +49,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat  # the one import of this private module
 from optuna.trial import TrialState
 
-from ncp_hpo._secrets import one_line
-from ncp_hpo._storage_errors import is_transient, root_cause
-from ncp_hpo.exceptions import NCPError
+from ncp_hpo.exceptions import StorageUnavailableError
+from ncp_hpo.runtime.attrs import FAIL_ATTR
+from ncp_hpo.runtime.errors import is_transient, root_cause
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,21 +64,20 @@ __all__ = [
     "ResilientRDBStorage",
     "StaleCheck",
     "StorageHealth",
-    "StorageUnavailableError",
     "TrialHeartbeat",
     "stale_callback",
+    "trial_id",
 ]
 
-FAIL_ATTR = "fail_reason"
 T = TypeVar("T")
 _MAX_PAUSE = 2.0  # seconds between retries at most: the storage is used soon after it is back
 
 
-class StorageUnavailableError(NCPError, ConnectionError):
-    """The storage stayed unreachable for the whole retry window (message redacted)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
+def trial_id(trial: Any) -> int:
+    """The storage id of ``trial`` (a :class:`~optuna.trial.Trial` or
+    :class:`~optuna.trial.FrozenTrial`): storages address trials by it, but Optuna keeps
+    it private (``_trial_id``)."""
+    return int(trial._trial_id)
 
 
 class StorageHealth:
@@ -250,13 +250,13 @@ class _StaleCallback:
                 },
                 system_attrs=trial.system_attrs,
                 intermediate_values=trial.intermediate_values,
-                trial_id=trial._trial_id,
+                trial_id=trial_id(trial),
             )
             self.retry(study, copy)
 
 
 def stale_callback(retries: int) -> _StaleCallback:
-    """The heartbeat-stale callback of the storages :func:`ncp_hpo._storage.open_storage`
+    """The heartbeat-stale callback of the storages :func:`ncp_hpo.runtime.storage.open_storage`
     opens: queues a copy of a stale trial up to ``retries`` times (0: never)."""
     return _StaleCallback(retries)
 

@@ -1,4 +1,5 @@
-"""Live progress of a real-training study: trials, epochs, best so far, ETA.
+"""Live progress of a real-training study: trials, epochs, best so far, ETA; and
+:func:`human` (counts as ``12.3 M``) for its lines.
 
 On a terminal (stderr is a tty) :class:`StudyProgress` shows two tqdm bars: one over the
 study's trials (postfix: the best value so far) and one over the epochs of the running
@@ -20,7 +21,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-__all__ = ["StudyProgress", "format_duration"]
+__all__ = ["StudyProgress", "format_duration", "human"]
+
+
+def human(n: float | int | None, unit: str = "") -> str:
+    """``n`` with a k/M/G suffix and 3 significant digits (``-`` for none or non-finite)."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "-"
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}{unit}"
+    return f"{n:.3g} {unit}".rstrip()
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,362 @@
+"""A worker: one of many processes (or machines) running trials of one shared Optuna study.
+
+``ncp-hpo worker`` builds a :class:`Worker`; start the same command N times, on one
+machine or many, against one storage::
+
+    ncp-hpo worker --study nb201 --storage postgresql://ncp:pw@db:5432/ncp \\
+        --benchmark nas-bench-201 --sampler ncp --trials 200 --seed $i
+
+Every worker creates the study if it is missing (directions from the objective) or joins
+it, then runs trials until the study holds ``--trials`` COMPLETE trials. Together the
+workers finish exactly that many:
+
+* before asking for a trial, a worker checks that COMPLETE + RUNNING trials leave room
+  (else it waits, failing stale trials meanwhile, in case a running one dies);
+* after asking, a trial whose number ranks past the budget among the COMPLETE and RUNNING
+  trials (two workers raced for the last slot) is PRUNED unevaluated, with user attribute
+  ``over_budget``. (``optuna.study.MaxTrialsCallback`` alone checks only after each trial,
+  so N workers overshoot by up to N - 1.)
+
+With a heartbeat (``--heartbeat``, on by default) a worker that dies mid-trial leaves a
+trial that another worker marks FAILED after ``--grace`` seconds; it is queued again up to
+``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime.storage`).
+
+Each trial gets user attribute ``worker`` (``host:pid``); a failed one gets
+``fail_reason``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
+from ncp_hpo.runtime.attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
+from ncp_hpo.runtime.errors import root_cause
+from ncp_hpo.runtime.faults import active_faults, inject
+from ncp_hpo.runtime.heartbeat import trial_id
+from ncp_hpo.runtime.objectives import ObjectiveSpec, ensure_study_objective, run_params
+from ncp_hpo.runtime.secrets import error_line, redact
+from ncp_hpo.runtime.trial import is_storage_error, run_trial, tag_failure
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
+
+__all__ = ["Worker", "WorkerSummary"]
+
+
+@dataclass(kw_only=True)
+class WorkerSummary:
+    """What one worker did, and where the study stands."""
+
+    worker: str
+    study: str
+    budget: int | None
+    ran: int = 0
+    complete: int = 0
+    failed: int = 0
+    over_budget: int = 0
+    study_complete: int = 0
+    wall_time_s: float = 0.0
+    stopped_reason: str | None = None
+    storage: str = ""  # outages seen, when there were any
+
+    def line(self) -> str:
+        budget = f"/{self.budget}" if self.budget is not None else ""
+        outages = f"; {self.storage}" if self.storage else ""
+        return (
+            f"worker {self.worker}: {self.ran} trials here ({self.complete} complete, "
+            f"{self.failed} failed, {self.over_budget} over budget) in {self.wall_time_s:.1f} s; "
+            f"study {self.study!r}: {self.study_complete}{budget} complete{outages}"
+        )
+
+
+class Worker:
+    """Runs trials of one shared study until its COMPLETE budget is reached.
+
+    Args:
+        study_name: the study (created with the objective's directions if missing).
+        storage: an Optuna storage shared with the other workers (see
+            :func:`ncp_hpo.runtime.open_storage`).
+        spec: the objective and the study shape it needs.
+        sampler: this worker's sampler.
+        budget: total COMPLETE trials of the study (all workers); ``None``: until stopped.
+        max_failures: stop after this many failed trials in a row.
+        timeout: start no trial after this many seconds.
+        poll: seconds between checks while other workers hold the remaining budget.
+        log: where per-trial lines go (``None``: nowhere).
+    """
+
+    def __init__(
+        self,
+        *,
+        study_name: str,
+        storage: BaseStorage,
+        spec: ObjectiveSpec,
+        sampler: BaseSampler,
+        budget: int | None = None,
+        max_failures: int = 5,
+        timeout: float | None = None,
+        poll: float = 2.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.study_name = study_name
+        self.storage = storage
+        self.spec = spec
+        self.sampler = sampler
+        self.budget = budget
+        self.max_failures = max_failures
+        self.timeout = timeout
+        self.poll = poll
+        self.log = log
+        self.max_storage_errors = 3
+        self._current: int | None = None  # trial id of the trial in progress
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._faults = active_faults()
+
+    def open_study(self) -> optuna.Study:
+        """Create the study, or join it after checking it fits this worker's objective."""
+        import optuna
+
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=self.storage,
+            sampler=self.sampler,
+            directions=self.spec.directions,  # type: ignore[arg-type]
+            load_if_exists=True,
+        )
+        ensure_study_objective(study, self.spec, hint="--study or --objective")
+        return study
+
+    def run(self) -> WorkerSummary:
+        """Run trials until the budget is met, the timeout passes or failures pile up."""
+        from optuna.trial import TrialState
+
+        start = time.monotonic()
+        summary = WorkerSummary(worker=self.worker_id, study=self.study_name, budget=self.budget)
+        health = getattr(self.storage, "health", None)
+        if health is not None:
+            health.listener = self._on_storage
+        stale: Any = getattr(self.storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+        if self.spec.tracker is not None and hasattr(stale, "listeners"):
+            stale.listeners.append(self._tag_stale)
+        study = self._open_study_or_stop()  # WorkerError: one line, no summary
+        failures_in_row, errors_in_row = 0, 0
+        try:
+            while True:
+                try:
+                    if not self._may_start(study, start):
+                        break
+                    frozen, elsewhere = run_trial(
+                        study, self._objective, storage=self.storage, on_start=self._on_start
+                    )
+                    errors_in_row = 0
+                except Exception as exc:
+                    stop = self._stop_reason(exc)
+                    errors_in_row += 1
+                    if stop is None and errors_in_row <= self.max_storage_errors:
+                        self._emit(f"error (retrying): {error_line(exc)}")
+                        time.sleep(min(30.0, self.poll * 2**errors_in_row))
+                        continue
+                    summary.stopped_reason = stop or (
+                        f"stopped after {errors_in_row} errors in a row; last: {error_line(exc)}"
+                    )
+                    self._leave_nothing_running(summary)
+                    break
+                self._current = None
+                failures_in_row = self._tally(summary, frozen, elsewhere, failures_in_row)
+                if failures_in_row >= self.max_failures:
+                    summary.stopped_reason = (
+                        f"stopped after {failures_in_row} failed trials in a row; last: "
+                        f"{frozen.user_attrs.get(FAIL_ATTR, 'unknown error')}"
+                    )
+                    break
+        except KeyboardInterrupt:
+            self._current = None  # run_trial told it FAIL ("interrupted")
+            raise
+        finally:
+            summary.wall_time_s = time.monotonic() - start
+            summary.storage = _health_line(health)
+            try:
+                summary.study_complete = self._counts(study)[TrialState.COMPLETE]
+            except Exception:  # the storage is gone; the summary says -1
+                summary.study_complete = -1
+            if self.budget is not None and summary.study_complete >= self.budget:
+                self.spec.close()
+        return summary
+
+    def _tally(
+        self, summary: WorkerSummary, frozen: optuna.trial.FrozenTrial, elsewhere: bool, row: int
+    ) -> int:
+        """Count a finished trial; the new count of failed trials in a row."""
+        from optuna.trial import TrialState
+
+        summary.ran += 1
+        if frozen.user_attrs.get(OVER_BUDGET_ATTR):
+            summary.over_budget += 1
+            return row
+        if elsewhere:
+            # another worker failed our trial as stale (we stalled or were cut off past the
+            # grace period); it was queued again if retries are on: carry on
+            summary.failed += 1
+            self._emit(f"trial {frozen.number} was failed by another worker (missed heartbeats)")
+            return row
+        if frozen.state == TrialState.COMPLETE:
+            summary.complete += 1
+            self._emit(f"trial {frozen.number} COMPLETE {_values(frozen.values)}")
+            return 0
+        reason = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
+        tag_failure(self.spec.tracker, self.study_name, frozen, run_params(self.spec))
+        if frozen.state == TrialState.FAIL:
+            summary.failed += 1
+            self._emit(f"trial {frozen.number} FAIL: {reason}")
+            return row + 1
+        self._emit(f"trial {frozen.number} {frozen.state.name}")
+        return row
+
+    def _open_study_or_stop(self) -> optuna.Study:
+        """:meth:`open_study`, with a storage error turned into one :class:`WorkerError`."""
+        try:
+            return self.open_study()
+        except WorkerError:
+            raise
+        except Exception as exc:
+            reason = self._stop_reason(exc)
+            if reason is None:
+                raise
+            raise WorkerError(reason) from None
+
+    def _stop_reason(self, exc: BaseException) -> str | None:
+        """The one-line reason to stop for a storage error, ``None`` for other errors."""
+        if isinstance(exc, StorageUnavailableError):
+            return f"stopped: {exc}"
+        if is_storage_error(exc):
+            return f"stopped on a storage error: {root_cause(exc)}"
+        return None
+
+    def _leave_nothing_running(self, summary: WorkerSummary) -> None:
+        """Best effort when stopping on an error: fail this worker's trial in progress (one
+        try; if the storage is gone, any worker fails it as stale once it is back)."""
+        from optuna.trial import TrialState
+
+        trial_id, self._current = self._current, None
+        if trial_id is None:
+            return
+        try:
+            if not self.storage.get_trial(trial_id).state.is_finished():
+                self.storage.set_trial_user_attr(
+                    trial_id,
+                    FAIL_ATTR,
+                    "worker stopped: " + (summary.stopped_reason or "error")[:300],
+                )
+                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except Exception:
+            summary.stopped_reason = (
+                f"{summary.stopped_reason}; its trial in progress stays RUNNING until the "
+                "storage is back, then any worker fails it as stale and queues it again"
+            )
+
+    def _on_start(self, trial: optuna.trial.Trial) -> None:
+        self._current = trial_id(trial)
+        trial.set_user_attr(WORKER_ATTR, self.worker_id)
+
+    def _on_storage(self, event: str, detail: str) -> None:
+        self._emit(f"storage {event}: {detail}")
+
+    def _tag_stale(self, frozen: optuna.trial.FrozenTrial) -> None:
+        tag_failure(self.spec.tracker, self.study_name, frozen, run_params(self.spec))
+
+    def _emit(self, text: str) -> None:
+        if self.log is not None:
+            self.log(redact(f"[{self.worker_id}] {text}"))
+
+    @staticmethod
+    def _counts(study: optuna.Study) -> dict[Any, int]:
+        from collections import Counter
+
+        from optuna.trial import TrialState
+
+        counts: Counter[Any] = Counter()
+        for t in study.get_trials(deepcopy=False):
+            if not t.user_attrs.get(OVER_BUDGET_ATTR):
+                counts[t.state] += 1
+        return {s: counts.get(s, 0) for s in TrialState}
+
+    def _may_start(self, study: optuna.Study, start: float) -> bool:
+        """Whether this worker should ask for another trial (waits while others hold it)."""
+        import optuna
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        waited = False
+        while True:
+            if self.timeout is not None and time.monotonic() - start > self.timeout:
+                return False
+            if self.budget is None:
+                return True
+            counts = self._counts(study)
+            done, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
+            if done >= self.budget:
+                return False
+            if counts[TrialState.WAITING] > 0 or done + running < self.budget:
+                return True
+            if not waited:
+                self._emit(
+                    f"budget held: {done} complete + {running} running of {self.budget}; "
+                    "waiting in case a running trial fails"
+                )
+                waited = True
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)  # a dead worker's trial frees its slot (is retried)
+            time.sleep(self.poll)
+
+    def _over_budget(self, trial: optuna.trial.Trial) -> bool:
+        from optuna.trial import TrialState
+
+        if self.budget is None:
+            return False
+        ahead = 0
+        for t in trial.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+        ):
+            if t.number < trial.number and not t.user_attrs.get(OVER_BUDGET_ATTR):
+                ahead += 1
+        return ahead >= self.budget
+
+    def _objective(self, trial: optuna.trial.Trial) -> Any:
+        """The spec's objective, after the budget check and any injected faults (the
+        outcome, and its ``fail_reason``, is classified by :func:`run_trial`)."""
+        import optuna
+
+        if self._over_budget(trial):
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
+            raise optuna.TrialPruned("the study's budget is taken by other workers' trials")
+        if self._faults:
+            self.spec.space.suggest(trial)  # faults fire after the code is chosen
+            if inject(self._faults, trial.number):
+                return float("nan")
+        return self.spec.objective(trial)
+
+
+def _health_line(health: Any) -> str:
+    if health is None or not health.outages:
+        return ""
+    longest = max(health.longest_outage_s, health.down_for())  # the last may go on
+    return (
+        f"storage: {health.outages} outage(s), longest {longest:.1f} s, "
+        f"{health.errors} failed call(s)"
+    )
+
+
+def _values(values: Sequence[float] | None) -> str:
+    if not values:
+        return ""
+    return " ".join(f"{v:.6g}" for v in values)
