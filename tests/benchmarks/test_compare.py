@@ -20,7 +20,6 @@ from ncp_hpo.experiments.compare import (
     best_so_far,
     hypervolume_2d,
     hypervolume_history,
-    open_storage,
     paired_wilcoxon,
     pareto_front_2d,
     run_comparison,
@@ -29,6 +28,7 @@ from ncp_hpo.experiments.compare import (
     summary_stat,
     verdict,
 )
+from ncp_hpo.runtime import open_sqlite_storage
 
 NB201 = "nas-bench-201"
 
@@ -256,7 +256,7 @@ def test_cli_end_to_end_writes_tables_and_plots(shared_data_dir: Path, tmp_path:
 
 
 def _complete(path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=name, storage=open_storage(path))
+    study = optuna.load_study(study_name=name, storage=open_sqlite_storage(path))
     return study.get_trials(deepcopy=False)
 
 
@@ -277,7 +277,7 @@ def test_resume_runs_only_missing_trials_and_fails_stale_running(
     path = out / "studies" / f"{name}.db"
     before = _complete(path, name)
     # a killed run leaves a RUNNING trial behind
-    study = optuna.load_study(study_name=name, storage=open_storage(path))
+    study = optuna.load_study(study_name=name, storage=open_sqlite_storage(path))
     study.ask()
     second = run_comparison(CompareConfig(NB201, trials=10, **cfg))
     assert second.studies == {"skipped": 0, "resumed": 1, "new": 0, "stale": 1}

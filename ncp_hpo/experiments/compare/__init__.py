@@ -29,7 +29,6 @@ from ncp_hpo.experiments.compare.stats import (
     pareto_front_2d,
     summary_stat,
 )
-from ncp_hpo.experiments.compare.storage import open_storage
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -45,7 +44,6 @@ __all__ = [
     "hypervolume_2d",
     "hypervolume_history",
     "markdown_report",
-    "open_storage",
     "paired_wilcoxon",
     "pareto_front_2d",
     "run_comparison",

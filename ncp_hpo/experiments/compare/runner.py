@@ -18,7 +18,7 @@ Each sampler x seed is an Optuna study named ``<benchmark>-<sampler>-seed<k>`` i
 SQLite file, ``<out>/studies/<study name>.db`` (one file per study: parallel workers never
 contend for one database lock; open one with ``optuna-dashboard sqlite:///<file>``). The
 files use SQLite's write-ahead log with ``synchronous=NORMAL`` and a 60 s busy timeout
-(:func:`~ncp_hpo.experiments.compare.storage.open_storage`): a killed process loses at most
+(:func:`~ncp_hpo.runtime.open_sqlite_storage`): a killed process loses at most
 the trial it was running, and a trial's storage writes cost a fraction of what they cost
 with the default rollback journal. A rerun with the same ``--out``:
 
@@ -100,8 +100,13 @@ from ncp_hpo.experiments.compare.records import (
     summarize_runs,
 )
 from ncp_hpo.experiments.compare.stats import HV_REFERENCE_POINT
-from ncp_hpo.experiments.compare.storage import study_path
-from ncp_hpo.experiments.compare.studies import objective_for, quiet, read_run, study_status
+from ncp_hpo.experiments.compare.studies import (
+    objective_for,
+    quiet,
+    read_run,
+    study_path,
+    study_status,
+)
 from ncp_hpo.experiments.compare.worker import StudyTask
 from ncp_hpo.experiments.files import jsonable
 from ncp_hpo.search.registry import make_sampler

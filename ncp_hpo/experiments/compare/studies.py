@@ -15,7 +15,7 @@ import numpy as np
 
 from ncp_hpo.experiments.compare.config import GEN_ATTR, SETTINGS_ATTR
 from ncp_hpo.experiments.compare.records import RunRecord
-from ncp_hpo.experiments.compare.storage import open_storage
+from ncp_hpo.runtime import open_sqlite_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -107,7 +107,7 @@ def quiet_ax() -> None:
 def open_study(task: StudyTask, sampler: Any) -> optuna.Study:
     import optuna
 
-    storage = open_storage(task.path)
+    storage = open_sqlite_storage(task.path)
     study = optuna.create_study(
         study_name=task.name,
         storage=storage,
@@ -152,7 +152,7 @@ def read_run(path: Path, name: str, sampler: str, seed: int, trials: int) -> Run
 
     if not path.is_file():
         return None
-    storage = open_storage(path)
+    storage = open_sqlite_storage(path)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -194,7 +194,7 @@ def study_status(path: Path, name: str) -> tuple[int, int, dict[str, Any] | None
 
     if not path.is_file():
         return 0, 0, None
-    storage = open_storage(path)
+    storage = open_sqlite_storage(path)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -207,3 +207,9 @@ def study_status(path: Path, name: str) -> tuple[int, int, dict[str, Any] | None
         sum(t.state == TrialState.RUNNING for t in ts),
         settings,
     )
+
+
+def study_path(out: Path, name: str) -> Path:
+    """``<out>/studies/<name>.db``: the SQLite file of study ``name`` (one file per sampler x
+    seed study, so parallel workers never contend for one database lock)."""
+    return out / "studies" / f"{name}.db"
