@@ -134,3 +134,7 @@ class TrainingError(NCPError, ValueError):
 
 class TrackingWarning(NCPWarning):
     """MLflow tracking is unavailable; training goes on without it."""
+
+
+class CompareTrackingWarning(TrackingWarning):
+    """MLflow tracking is unavailable; the comparison's files are written anyway."""

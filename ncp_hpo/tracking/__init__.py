@@ -22,12 +22,14 @@
 MLflow itself is imported on first use, so importing this package is cheap.
 """
 
-from ncp_hpo.exceptions import TrackingWarning
+from ncp_hpo.exceptions import CompareTrackingWarning, TrackingWarning
 from ncp_hpo.tracking._comparison import (
-    CompareTrackingWarning,
     LiveStudyRun,
     LiveTarget,
+    child_params,
+    end_comparison,
     log_comparison,
+    log_files_run,
     open_comparison,
 )
 from ncp_hpo.tracking._context import (
@@ -59,9 +61,12 @@ __all__ = [
     "StudyParentRun",
     "TrackingWarning",
     "TrialRun",
+    "child_params",
+    "end_comparison",
     "experiment_id",
     "latest_trial_run_id",
     "log_comparison",
+    "log_files_run",
     "log_study_outcome",
     "open_comparison",
     "run_tags",

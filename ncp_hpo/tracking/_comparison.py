@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import NCPWarning
+from ncp_hpo.exceptions import CompareTrackingWarning
 from ncp_hpo.tracking._context import experiment_id as _experiment_id
 from ncp_hpo.tracking._context import run_tags
 
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from ncp_hpo.experiments.compare import BenchmarkInfo, CompareConfig, ComparisonResult
 
 __all__ = [
-    "CompareTrackingWarning",
     "LiveStudyRun",
     "LiveTarget",
     "child_params",
@@ -76,10 +75,6 @@ PARENT_TAG = "mlflow.parentRunId"
 STEPS_TAG = "ncp_hpo.steps"
 _BATCH = 1000
 _NO_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
-
-
-class CompareTrackingWarning(NCPWarning):
-    """MLflow tracking is unavailable; the comparison's files are written anyway."""
 
 
 def _probe(uri: str, timeout: float = 3.0) -> None:

@@ -329,7 +329,7 @@ def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_p
 def test_mlflow_round_trip_and_unreachable_server(shared_data_dir: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.tracking._comparison import CompareTrackingWarning, log_comparison
+    from ncp_hpo.tracking import CompareTrackingWarning, log_comparison
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     res = run_comparison(

@@ -220,7 +220,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
             return _run_locked(config, obj, info, settings, data_dir, live, t_start)
         except BaseException:
             if live is not None:
-                from ncp_hpo.tracking._comparison import end_comparison
+                from ncp_hpo.tracking import end_comparison
 
                 end_comparison(live, "FAILED")
             raise
@@ -240,7 +240,7 @@ def _plan(
     Raises:
         CompareError: a study in ``out`` was run with other settings.
     """
-    from ncp_hpo.tracking._comparison import child_params
+    from ncp_hpo.tracking import child_params
 
     out = config.out_dir
     tasks: list[StudyTask] = []

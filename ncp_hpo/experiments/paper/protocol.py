@@ -398,7 +398,7 @@ def _log_mlflow(
     experiment: str,
 ) -> str | None:
     """One MLflow run with the written files and Table 2's median main metric per method."""
-    from ncp_hpo.tracking._comparison import log_files_run
+    from ncp_hpo.tracking import log_files_run
 
     b = setup.benchmark
     main = setup.tables[b].main_metric
