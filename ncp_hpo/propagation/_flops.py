@@ -85,7 +85,7 @@ def exact_flops_fn(
 
     ``space.flops_torch`` compiled into one matrix product by
     :func:`~ncp_hpo.propagation._polynomial.compile_polynomial` (cached per space and
-    keyword arguments; ~0.1 s the first time). Falls back to ``space.flops_torch`` itself,
+    keyword arguments: compiled once). Falls back to ``space.flops_torch`` itself,
     with an :class:`~ncp_hpo.exceptions.NCPWarning`, when it is not such a polynomial.
     """
     kwargs = dict(flops_kwargs or {})

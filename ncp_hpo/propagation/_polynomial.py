@@ -1,8 +1,8 @@
 """Compile a polynomial cost function into a few tensor operations.
 
 ``space.flops_torch`` is exact and differentiable, but it evaluates the network's cost
-term by term (hundreds of tiny tensor operations per call, ~7 ms forward + backward on
-one CPU core), which would dominate a 70-iteration propagation. The FLOPs of a code are a
+term by term (hundreds of tiny tensor operations per call, forward and backward), which
+would dominate a 70-iteration propagation. The FLOPs of a code are a
 polynomial of the code in which every variable has degree at most 2 (channels appear as
 ``c_in * c_out``, blocks and units multiply them), so they can be recovered *exactly* from
 evaluations of the function itself and then evaluated as one matrix product.
