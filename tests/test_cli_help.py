@@ -121,7 +121,7 @@ def test_usage_errors_have_the_handler_error_format(capsys: pytest.CaptureFixtur
 
 def test_sampler_param_of_the_wrong_type_names_type_and_range() -> None:
     from ncp_hpo.samplers import NCPSampler
-    from ncp_hpo.search.sampler_params import SamplerParamError, check_sampler_params
+    from ncp_hpo.search._sampler_params import SamplerParamError, check_sampler_params
 
     with pytest.raises(SamplerParamError, match=r"iterations='abc': expected an integer >= 1"):
         check_sampler_params(NCPSampler, {"iterations": "abc"})

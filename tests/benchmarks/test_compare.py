@@ -405,7 +405,7 @@ def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
 
 # -- the one Markdown table helper -----------------------------------------------------------
 def test_markdown_table_alignment_cells_and_errors() -> None:
-    from ncp_hpo.experiments.markdown import markdown_table
+    from ncp_hpo.experiments._markdown import markdown_table
 
     lines = markdown_table(["a", "b", "c"], [[1, 2.5, None], ["x", "y", "z"]], align="lr")
     assert lines == ["| a | b | c |", "|---|---:|---|", "| 1 | 2.5 | None |", "| x | y | z |"]

@@ -1,25 +1,25 @@
 """Head-to-head comparison of samplers on one benchmark objective (``ncp-hpo compare``).
 
 :func:`run_comparison` runs (or resumes) one study per sampler x seed and writes the reports;
-see :mod:`ncp_hpo.experiments.compare.runner` for storage, resuming and the statistics.
+see :mod:`ncp_hpo.experiments.compare._runner` for storage, resuming and the statistics.
 """
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.experiments.compare.config import (
+from ncp_hpo.experiments.compare._config import (
     DEFAULT_BUDGETS,
     CompareConfig,
     startup_warning,
     study_name,
 )
-from ncp_hpo.experiments.compare.records import (
+from ncp_hpo.experiments.compare._records import (
     BenchmarkInfo,
     RunRecord,
     SamplerSummary,
     summarize_runs,
 )
-from ncp_hpo.experiments.compare.report import markdown_report, verdict
-from ncp_hpo.experiments.compare.runner import ComparisonResult, run_comparison
-from ncp_hpo.experiments.compare.stats import (
+from ncp_hpo.experiments.compare._report import markdown_report, verdict
+from ncp_hpo.experiments.compare._runner import ComparisonResult, run_comparison
+from ncp_hpo.experiments.compare._stats import (
     PairedTest,
     Stat,
     best_so_far,
