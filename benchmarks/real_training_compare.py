@@ -15,8 +15,9 @@ ImageNet-50 at 128x128 to digits at 16x16; needs the benchmark data, see
 Reported (``<out>/summary.md``, ``results.json``, ``anytime.png``): the best
 top-1 after 5/10/20/... trained trials (median and IQR over seeds), the best top-1 reached
 within a given total of training CPU-seconds (``time.process_time`` of the trials,
-pruned ones included), and the paired Wilcoxon test (:func:`ncp_hpo.experiments.compare._runner.
-paired_wilcoxon`) of each sampler's final best against NCP's on the same seeds.
+pruned ones included), and the paired Wilcoxon test
+(:func:`ncp_hpo.experiments.compare.paired_wilcoxon`) of each sampler's final best against
+NCP's on the same seeds.
 
 A rerun with the same ``--out`` continues unfinished studies and rewrites the report.
 
@@ -79,7 +80,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ncp_hpo.runtime._pruning import make_pruner
-    from ncp_hpo.search._registry import make_sampler
+    from ncp_hpo.search import make_sampler
     from ncp_hpo.trainers import TrainingObjective, is_over_budget
 
     torch.set_num_threads(1)

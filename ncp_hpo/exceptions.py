@@ -94,7 +94,7 @@ class BudgetError(NCPError, ValueError):
 # --- runtime lane: storage, workers, real-training studies, their MLflow tracking ----------
 def _one_line(message: object) -> str:
     # imported here: ncp_hpo.runtime._secrets has no dependencies, but this module has none
-    from ncp_hpo.runtime._secrets import one_line
+    from ncp_hpo.runtime import one_line
 
     return one_line(message)
 

@@ -152,7 +152,7 @@ def test_sampler_param_error_on_the_command_line(
 
 
 def test_compare_warns_when_the_budget_is_within_the_startup_trials() -> None:
-    from ncp_hpo.experiments.compare import startup_warning
+    from ncp_hpo.experiments.compare._config import startup_warning
 
     line = startup_warning(("ncp", "random", "tpe"), 10)
     assert line is not None and "\n" not in line

@@ -149,7 +149,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     import optuna
 
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search._registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
     remember_url(url)

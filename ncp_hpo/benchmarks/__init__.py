@@ -66,20 +66,16 @@ if TYPE_CHECKING:
         oracle_features,
     )
     from ncp_hpo.benchmarks._snapper import TableSnapper
-    from ncp_hpo.experiments.compare import (
-        CompareConfig,
-        CompareError,
-        ComparisonResult,
-        run_comparison,
-    )
+    from ncp_hpo.exceptions import CompareError
+    from ncp_hpo.experiments.compare import CompareConfig, ComparisonResult, run_comparison
 
 # The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
 # first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
 _LAZY = {
     **dict.fromkeys(
-        ("CompareConfig", "CompareError", "ComparisonResult", "run_comparison"),
-        "ncp_hpo.experiments.compare",
+        ("CompareConfig", "ComparisonResult", "run_comparison"), "ncp_hpo.experiments.compare"
     ),
+    "CompareError": "ncp_hpo.exceptions",
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(
         ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),

@@ -1,8 +1,8 @@
 """Experiments built on the package: the head-to-head sampler comparison behind
 ``ncp-hpo compare`` (:mod:`ncp_hpo.experiments.compare`), the paper's fixed-budget protocol
 (:mod:`ncp_hpo.experiments.paper`) and the check that a recorded comparison regenerates
-(:mod:`ncp_hpo.experiments._record`). Markdown tables of every report come from
-:func:`ncp_hpo.experiments._markdown.markdown_table`.
+(:func:`check_record`). The modules with a leading underscore are private (Markdown tables
+of every report come from one helper, ``_markdown.markdown_table``).
 
 >>> from ncp_hpo.experiments import CompareConfig, run_comparison   # doctest: +SKIP
 >>> res = run_comparison(CompareConfig("nas-bench-201", out="cmp", seeds=3))  # doctest: +SKIP

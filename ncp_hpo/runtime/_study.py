@@ -76,7 +76,7 @@ class StudyConfig:
 
     Attributes:
         task: ``cls``, ``seg``, ``video`` or ``bev-det``.
-        sampler: a name of :data:`ncp_hpo.search._registry.OPTUNA_SAMPLERS`.
+        sampler: a name of :data:`ncp_hpo.search.OPTUNA_SAMPLERS`.
         name: the study name.
         trials: total COMPLETE + PRUNED trials of the study (a resumed study runs the rest).
         epochs: training epochs per trial (the pruner's last step).
@@ -315,7 +315,7 @@ def _set_sampler(
     log: Callable[[str], None],
 ) -> None:
     """Queue the codes to run first, load the prior, and give the study its sampler."""
-    from ncp_hpo.search._registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     enqueue = list(config.enqueue)
     if getattr(spec.space, "budget", None) is not None and config.sampler in ("tpe", "gp"):

@@ -13,7 +13,7 @@ from ncp_hpo.experiments._markdown import markdown_table
 from ncp_hpo.experiments.compare._config import REFERENCE_SAMPLER
 from ncp_hpo.experiments.compare._provenance import environment_info
 from ncp_hpo.experiments.compare._records import BenchmarkInfo, SamplerSummary, score_name
-from ncp_hpo.search._registry import DEFAULT_SAMPLERS
+from ncp_hpo.search import DEFAULT_SAMPLERS
 
 if TYPE_CHECKING:
     from ncp_hpo.experiments.compare._runner import ComparisonResult

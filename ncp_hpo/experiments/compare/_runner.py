@@ -109,7 +109,7 @@ from ncp_hpo.experiments.compare._studies import (
     study_status,
 )
 from ncp_hpo.experiments.compare._worker import StudyTask
-from ncp_hpo.search._registry import make_sampler
+from ncp_hpo.search import make_sampler
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective

@@ -20,7 +20,7 @@ from ncp_hpo.experiments.compare._studies import (
     open_study,
     quiet,
 )
-from ncp_hpo.search._registry import make_sampler
+from ncp_hpo.search import make_sampler
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective
