@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ncp_hpo.experiments.markdown import markdown_table
+from ncp_hpo.experiments._markdown import markdown_table
 
 LAMBDAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 NB201_LAMBDAS = (0.5, 0.3, 0.2, 0.1, 0.0)

@@ -20,7 +20,7 @@ from ncp_hpo._numerics import pin_cpu_math
 pin_cpu_math()  # before torch loads, as the ncp-hpo command does
 
 from ncp_hpo._numerics import environment  # noqa: E402
-from ncp_hpo.experiments.record import check_record  # noqa: E402
+from ncp_hpo.experiments import check_record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -30,7 +30,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import ncp_hpo  # noqa: E402
-from ncp_hpo.search.registry import TASKS  # noqa: E402
+from ncp_hpo.search import TASKS  # noqa: E402
 from ncp_hpo.trainers import train_code  # noqa: E402
 from ncp_hpo.trainers.datasets import DEFAULT_DATASET, make_loaders  # noqa: E402
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ncp_hpo.search.registry import TASKS
+from ncp_hpo.search import TASKS
 
 # measure the checkout this script belongs to (children too), not whatever copy is installed
 _REPO = Path(__file__).resolve().parents[1]

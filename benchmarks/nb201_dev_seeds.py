@@ -6,7 +6,7 @@ table look-up, as in ``compare --mode exact``) and prints the median best at 25 
 trials, the mean at 100, how many runs reached the table optimum, and the median CPU time
 per trial (sampler and look-up together). ``--kw`` passes NCPSampler keyword arguments
 (JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``; samplers are built by
-:func:`ncp_hpo.search.registry.make_sampler`.
+:func:`ncp_hpo.search.make_sampler`.
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_dev_seeds.py ncp --seeds 100-119 [--kw JSON]
     samplers: the registry's Optuna samplers (ncp, netadapt, neural-predictor, tpe, gp, ...)
@@ -26,7 +26,7 @@ import optuna
 
 def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.samplers.BaseSampler:
     """The registry's sampler ``name``; ``kw`` goes to the NCP samplers only."""
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     return make_sampler(name, space=space, seed=seed, params=kw if name.startswith("ncp") else None)
 
@@ -71,7 +71,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = np.array(list(pool.map(run_one, tasks)))
     from ncp_hpo.benchmarks import load_benchmark
-    from ncp_hpo.experiments.markdown import markdown_table
+    from ncp_hpo.experiments._markdown import markdown_table
 
     table = load_benchmark("nas-bench-201")
     optimum = float(np.max(table.metrics[table.main_metric]))

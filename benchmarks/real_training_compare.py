@@ -15,8 +15,9 @@ ImageNet-50 at 128x128 to digits at 16x16; needs the benchmark data, see
 Reported (``<out>/summary.md``, ``results.json``, ``anytime.png``): the best
 top-1 after 5/10/20/... trained trials (median and IQR over seeds), the best top-1 reached
 within a given total of training CPU-seconds (``time.process_time`` of the trials,
-pruned ones included), and the paired Wilcoxon test (:func:`ncp_hpo.experiments.compare.runner.
-paired_wilcoxon`) of each sampler's final best against NCP's on the same seeds.
+pruned ones included), and the paired Wilcoxon test
+(:func:`ncp_hpo.experiments.compare.paired_wilcoxon`) of each sampler's final best against
+NCP's on the same seeds.
 
 A rerun with the same ``--out`` continues unfinished studies and rewrites the report.
 
@@ -78,8 +79,8 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from ncp_hpo.runtime.pruning import make_pruner
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.runtime._pruning import make_pruner
+    from ncp_hpo.search import make_sampler
     from ncp_hpo.trainers import TrainingObjective, is_over_budget
 
     torch.set_num_threads(1)
@@ -185,8 +186,8 @@ def _best_within(best: np.ndarray, cpu: np.ndarray, seconds: float) -> float:
 
 
 def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
+    from ncp_hpo.experiments._markdown import markdown_table
     from ncp_hpo.experiments.compare import paired_wilcoxon, summary_stat
-    from ncp_hpo.experiments.markdown import markdown_table
 
     samplers = [s for s in args.samplers if any(r["sampler"] == s for r in runs)]
     seeds = sorted({r["seed"] for r in runs})

@@ -1,6 +1,6 @@
 """Regenerate ``benchmarks/results/``: the recorded head-to-head comparisons.
 
-Runs ``ncp-hpo compare`` (through :func:`ncp_hpo.experiments.compare.runner.run_comparison`) on
+Runs ``ncp-hpo compare`` (through :func:`ncp_hpo.experiments.run_comparison`) on
 
 * ``nas-bench-201`` (exact table): 100 trials, 10 seeds, the default samplers plus ``gp``;
 * ``seg``, ``cls-50-1000``, ``video`` (surrogate oracle): 100 trials, ``--mr-seeds`` seeds

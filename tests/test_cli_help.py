@@ -121,7 +121,7 @@ def test_usage_errors_have_the_handler_error_format(capsys: pytest.CaptureFixtur
 
 def test_sampler_param_of_the_wrong_type_names_type_and_range() -> None:
     from ncp_hpo.samplers import NCPSampler
-    from ncp_hpo.search.sampler_params import SamplerParamError, check_sampler_params
+    from ncp_hpo.search._sampler_params import SamplerParamError, check_sampler_params
 
     with pytest.raises(SamplerParamError, match=r"iterations='abc': expected an integer >= 1"):
         check_sampler_params(NCPSampler, {"iterations": "abc"})
@@ -152,7 +152,7 @@ def test_sampler_param_error_on_the_command_line(
 
 
 def test_compare_warns_when_the_budget_is_within_the_startup_trials() -> None:
-    from ncp_hpo.experiments.compare import startup_warning
+    from ncp_hpo.experiments.compare._config import startup_warning
 
     line = startup_warning(("ncp", "random", "tpe"), 10)
     assert line is not None and "\n" not in line

@@ -3,7 +3,7 @@
 Storage URLs (parsed; opened for real where that needs no network), storage error chains,
 log text with embedded URLs, ``ncp-hpo worker`` command lines, ``NCP_HPO_FAULTS`` rule
 lists, and damaged journal and SQLite files. Every input is accepted or refused with the
-documented one-line error (:class:`~ncp_hpo.runtime.storage.StorageError`, ``ValueError`` from
+documented one-line error (:class:`~ncp_hpo.runtime._storage.StorageError`, ``ValueError`` from
 the rule parser, ``ncp-hpo: error: ...`` with status 2), and no output holds the password
 planted in it. The generator is seeded (``NCP_HPO_FUZZ_SEED``, default 15), so a failure
 names the seed and the input that reproduce it.
@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from ncp_hpo.exceptions import StorageError
-from ncp_hpo.runtime.errors import is_transient, root_cause
-from ncp_hpo.runtime.faults import parse_faults
-from ncp_hpo.runtime.secrets import redact, remember_url
-from ncp_hpo.runtime.storage import _parse_rdb_url, open_storage
+from ncp_hpo.runtime._errors import is_transient, root_cause
+from ncp_hpo.runtime._faults import parse_faults
+from ncp_hpo.runtime._secrets import redact, remember_url
+from ncp_hpo.runtime._storage import _parse_rdb_url, open_storage
 
 SEED = int(os.environ.get("NCP_HPO_FUZZ_SEED", "15"))
 MARK = "Zq9x"  # every generated password starts with it: it must never be printed
@@ -215,7 +215,7 @@ def _fuzz_files(rng: random.Random, tmp: Path, n_journal: int, n_sqlite: int) ->
         except StorageError as exc:
             _clean(str(exc), url)
         except Exception as exc:  # read lazily by Optuna: must still be a storage error
-            from ncp_hpo.runtime.trial import is_storage_error
+            from ncp_hpo.runtime._trial import is_storage_error
 
             assert is_storage_error(exc) or isinstance(exc, KeyError | ValueError), (url, exc)
             _clean(root_cause(exc), url)
@@ -224,7 +224,7 @@ def _fuzz_files(rng: random.Random, tmp: Path, n_journal: int, n_sqlite: int) ->
 @pytest.fixture
 def _forget_passwords() -> Iterator[None]:
     """The thousands of passwords remembered here must not mask other tests' output."""
-    from ncp_hpo.runtime import secrets as _secrets
+    from ncp_hpo.runtime import _secrets
 
     yield
     _secrets._SECRETS.clear()

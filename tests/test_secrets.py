@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from ncp_hpo.exceptions import StorageError
-from ncp_hpo.runtime.errors import chain
-from ncp_hpo.runtime.secrets import redact, remember_url
-from ncp_hpo.runtime.storage import open_storage
+from ncp_hpo.runtime._errors import chain
+from ncp_hpo.runtime._secrets import redact, remember_url
+from ncp_hpo.runtime._storage import open_storage
 
 PW = "Pw-S3cr3t-xyz"
 URLS = [
@@ -42,7 +42,7 @@ URLS = [
 @pytest.fixture(autouse=True)
 def _forget_passwords() -> Iterator[None]:
     """Each test starts with no remembered password: masking must not rely on another's."""
-    from ncp_hpo.runtime import secrets as _secrets
+    from ncp_hpo.runtime import _secrets
 
     _secrets._SECRETS.clear()
     yield
@@ -149,7 +149,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     import optuna
 
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
     remember_url(url)

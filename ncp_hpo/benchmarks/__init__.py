@@ -2,9 +2,9 @@
 
 Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
 :mod:`ncp_hpo.benchmarks._oracle`), Optuna objectives (:class:`BenchmarkObjective`,
-:class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`), and the head-to-head
-sampler comparison behind ``ncp-hpo compare`` (:func:`run_comparison`,
-:class:`CompareConfig`, see :mod:`ncp_hpo.experiments.compare`). Two public modules hold
+:class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`). The head-to-head
+sampler comparison behind ``ncp-hpo compare`` lives in :mod:`ncp_hpo.experiments`
+(``run_comparison`` and ``CompareConfig`` still import from here). Two public modules hold
 what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each setting's neural
 predictor, trained once and cached) and :mod:`ncp_hpo.benchmarks.setting_search`
 (:func:`~ncp_hpo.benchmarks.setting_search.run_setting_search`).
@@ -28,58 +28,43 @@ from typing import TYPE_CHECKING
 
 from ncp_hpo._lazy import lazy_getattr
 from ncp_hpo.benchmarks._inventory import DataStatus, data_status
-from ncp_hpo.benchmarks._registry import (
-    SEARCH_LIST,
-    SETTINGS,
-    UPSTREAM_COMMIT,
-    UPSTREAM_REPO,
-    Resource,
-    Setting,
-    get_setting,
-)
-from ncp_hpo.benchmarks._safe_pickle import safe_load_pickle
-from ncp_hpo.benchmarks._store import (
-    FetchResult,
-    Location,
-    cache_dir,
-    fetch,
-    find_setting,
-    load_search_list,
-    resolve_path,
-    search_dirs,
-)
-from ncp_hpo.benchmarks._table import NB201_FILE_OPS, BenchmarkTable
-from ncp_hpo.exceptions import DataNotFoundError, OracleCacheWarning, UnsupportedSettingError
+from ncp_hpo.benchmarks._registry import SEARCH_LIST as SEARCH_LIST
+from ncp_hpo.benchmarks._registry import SETTINGS, Setting, get_setting
+from ncp_hpo.benchmarks._registry import UPSTREAM_COMMIT as UPSTREAM_COMMIT
+from ncp_hpo.benchmarks._registry import UPSTREAM_REPO as UPSTREAM_REPO
+from ncp_hpo.benchmarks._registry import Resource as Resource
+from ncp_hpo.benchmarks._safe_pickle import safe_load_pickle as safe_load_pickle
+from ncp_hpo.benchmarks._store import FetchResult, Location, fetch, find_setting, resolve_path
+from ncp_hpo.benchmarks._store import cache_dir as cache_dir
+from ncp_hpo.benchmarks._store import load_search_list as load_search_list
+from ncp_hpo.benchmarks._store import search_dirs as search_dirs
+from ncp_hpo.benchmarks._table import NB201_FILE_OPS as NB201_FILE_OPS
+from ncp_hpo.benchmarks._table import BenchmarkTable
+from ncp_hpo.exceptions import DataNotFoundError
+from ncp_hpo.exceptions import OracleCacheWarning as OracleCacheWarning
+from ncp_hpo.exceptions import UnsupportedSettingError as UnsupportedSettingError
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
-    from ncp_hpo.benchmarks._oracle import (
-        SurrogateOracle,
-        cached_oracles,
-        load_oracle,
-        oracle_cache_path,
-    )
-    from ncp_hpo.benchmarks._oracle_model import (
-        Fidelity,
-        OracleConfig,
-        OracleResult,
-        oracle_features,
-    )
-    from ncp_hpo.benchmarks._snapper import TableSnapper
-    from ncp_hpo.experiments.compare import (
-        CompareConfig,
-        CompareError,
-        ComparisonResult,
-        run_comparison,
-    )
+    from ncp_hpo.benchmarks._oracle import SurrogateOracle, load_oracle
+    from ncp_hpo.benchmarks._oracle import cached_oracles as cached_oracles
+    from ncp_hpo.benchmarks._oracle import oracle_cache_path as oracle_cache_path
+    from ncp_hpo.benchmarks._oracle_model import Fidelity as Fidelity
+    from ncp_hpo.benchmarks._oracle_model import OracleConfig, OracleResult
+    from ncp_hpo.benchmarks._oracle_model import oracle_features as oracle_features
+    from ncp_hpo.benchmarks._snapper import TableSnapper as TableSnapper
+    from ncp_hpo.exceptions import CompareError as CompareError
+    from ncp_hpo.experiments.compare import CompareConfig as CompareConfig
+    from ncp_hpo.experiments.compare import ComparisonResult as ComparisonResult
+    from ncp_hpo.experiments.compare import run_comparison as run_comparison
 
 # The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
 # first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
 _LAZY = {
     **dict.fromkeys(
-        ("CompareConfig", "CompareError", "ComparisonResult", "run_comparison"),
-        "ncp_hpo.experiments.compare",
+        ("CompareConfig", "ComparisonResult", "run_comparison"), "ncp_hpo.experiments.compare"
     ),
+    "CompareError": "ncp_hpo.exceptions",
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(
         ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),
@@ -96,46 +81,26 @@ _LAZY = {
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
+# Public: the names in __all__. The others imported here (``x as x``: the upstream registry
+# and file locations, the oracle's internals, the comparison's names, whose home is
+# ncp_hpo.experiments) stay importable for compatibility and ncp_hpo's own use; private.
 __all__ = [
-    "NB201_FILE_OPS",
-    "SEARCH_LIST",
     "SETTINGS",
-    "UPSTREAM_COMMIT",
-    "UPSTREAM_REPO",
     "BenchmarkObjective",
     "BenchmarkTable",
-    "CompareConfig",
-    "CompareError",
-    "ComparisonResult",
     "DataStatus",
     "FetchResult",
-    "Fidelity",
-    "Location",
     "NB201Objective",
-    "OracleCacheWarning",
     "OracleConfig",
     "OracleResult",
-    "Resource",
     "Setting",
     "SurrogateOracle",
-    "TableSnapper",
-    "UnsupportedSettingError",
-    "cache_dir",
-    "cached_oracles",
     "clear_cache",
     "data_status",
     "fetch",
-    "find_setting",
     "get_setting",
     "load_benchmark",
     "load_oracle",
-    "load_search_list",
-    "oracle_cache_path",
-    "oracle_features",
-    "resolve_path",
-    "run_comparison",
-    "safe_load_pickle",
-    "search_dirs",
 ]
 
 

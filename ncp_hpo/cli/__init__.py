@@ -82,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        from ncp_hpo.runtime.secrets import one_line
+        from ncp_hpo.runtime import one_line
 
         self.exit(2, one_line(f"ncp-hpo: error: {message} (see '{self.prog} --help')") + "\n")
 
@@ -113,12 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except NCPError as exc:
-        from ncp_hpo.runtime.secrets import one_line
+        from ncp_hpo.runtime import one_line
 
         print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
-        from ncp_hpo.runtime.secrets import one_line
+        from ncp_hpo.runtime import one_line
 
         print(one_line(f"ncp-hpo: error: {_os_error_text(exc)}"), file=sys.stderr)
         return 2

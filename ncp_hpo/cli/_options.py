@@ -114,7 +114,7 @@ TASK_HELP = "cls (top1), seg (mIoU), video (top1) or bev-det (AP50), on its embe
 
 def cpu_default(key: str) -> Any:
     """The CPU default of ``ncp-hpo study --task cls`` for ``key`` (for the help text)."""
-    from ncp_hpo.runtime.study import CPU_STUDY_DEFAULTS
+    from ncp_hpo.runtime import CPU_STUDY_DEFAULTS
 
     return CPU_STUDY_DEFAULTS["cls"][key]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["register_compare_commands"]
 
-from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS
+from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
 
 _DEFAULT_SAMPLERS = ",".join(DEFAULT_SAMPLERS)
 _ALL = ", ".join(SAMPLERS)

@@ -32,13 +32,13 @@ from ncp_hpo.cli._options import (
 )
 from ncp_hpo.cli._output import make_tracker, training_output
 from ncp_hpo.exceptions import TrainingError
-from ncp_hpo.runtime.study import PRUNERS
-from ncp_hpo.search.registry import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS, TASKS
+from ncp_hpo.runtime import PRUNERS
+from ncp_hpo.search import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS, TASKS
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-    from ncp_hpo.runtime.study import StudyConfig, StudyOutcome
+    from ncp_hpo.runtime import StudyConfig, StudyOutcome
     from ncp_hpo.tracking import MLflowTracker
 
 __all__ = ["register_study_commands"]
@@ -194,8 +194,7 @@ def _validate(args: argparse.Namespace) -> None:
 def _apply_device_defaults(args: argparse.Namespace, device: str | None) -> None:
     """Fill the options left unset with the per-device defaults (CPU: a cheaper study on
     the embedded dataset, see ``CPU_STUDY_DEFAULTS``)."""
-    from ncp_hpo.runtime.study import CPU_STUDY_DEFAULTS
-    from ncp_hpo.runtime.training import cuda_available
+    from ncp_hpo.runtime import CPU_STUDY_DEFAULTS, cuda_available
 
     on_cpu = device == "cpu" or (device is None and not cuda_available())
     defaults = CPU_STUDY_DEFAULTS.get(args.task, {}) if on_cpu and args.dataset is None else {}
@@ -222,9 +221,7 @@ def _caps(args: argparse.Namespace) -> tuple[float | None, float | None]:
 def _config(args: argparse.Namespace) -> StudyConfig:
     """The study's settings from the parsed options (checked, defaults filled)."""
     from ncp_hpo.cli.train import train_options
-    from ncp_hpo.runtime.pruning import choose_pruner
-    from ncp_hpo.runtime.study import StudyConfig
-    from ncp_hpo.runtime.training import check_dataset, check_device, parse_code
+    from ncp_hpo.runtime import StudyConfig, check_dataset, check_device, choose_pruner, parse_code
 
     _validate(args)
     device = check_device(args.device)
@@ -259,14 +256,14 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime.training import torch_threads
+    from ncp_hpo.runtime import torch_threads
 
     with training_output(verbose=args.verbose), torch_threads(args.threads):
         return _study(args)
 
 
 def _study(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime.study import open_study_storage, run_training_study
+    from ncp_hpo.runtime import open_study_storage, run_training_study
 
     config = _config(args)
     log: Callable[[str], None] = (
@@ -320,7 +317,7 @@ def _print_summary(outcome: StudyOutcome, budget: int, *, tracker: MLflowTracker
 
 
 def _table(trials: Sequence[FrozenTrial], main_metric: str) -> str:
-    from ncp_hpo.runtime.progress import human
+    from ncp_hpo.runtime import human
 
     header = ("rank", "trial", main_metric, "MACs", "params", "epochs", "time s", "code")
     rows = []

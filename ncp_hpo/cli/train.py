@@ -22,7 +22,7 @@ from ncp_hpo.cli._options import (
 )
 from ncp_hpo.cli._output import make_tracker, training_output
 from ncp_hpo.exceptions import TrainingError
-from ncp_hpo.search.registry import TASKS
+from ncp_hpo.search import TASKS
 
 __all__ = ["register_train_commands", "train_options"]
 
@@ -92,18 +92,18 @@ def train_options(args: argparse.Namespace, device: str | None) -> dict[str, Any
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime.training import torch_threads
+    from ncp_hpo.runtime import torch_threads
 
     with training_output(verbose=args.verbose), torch_threads(args.threads):
         return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime.secrets import error_line
-    from ncp_hpo.runtime.training import (
+    from ncp_hpo.runtime import (
         check_dataset,
         check_device,
         check_weights_path,
+        error_line,
         parse_code,
         save_weights,
     )
@@ -145,7 +145,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: Any, code: str, task: str) -> None:
-    from ncp_hpo.runtime.progress import human
+    from ncp_hpo.runtime import human
 
     print(f"code     {result.code or code}")
     print(

@@ -23,8 +23,8 @@ from ncp_hpo.cli._options import (
 )
 from ncp_hpo.cli._output import cli_output, make_tracker
 from ncp_hpo.exceptions import WorkerError
-from ncp_hpo.runtime.secrets import redact, remember_url
-from ncp_hpo.search.registry import OPTUNA_SAMPLERS, TASKS
+from ncp_hpo.runtime import redact, remember_url
+from ncp_hpo.search import OPTUNA_SAMPLERS, TASKS
 
 if TYPE_CHECKING:
     from ncp_hpo.runtime import ObjectiveSpec, Worker
@@ -267,7 +267,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _build_worker(args: argparse.Namespace) -> Worker:
     from ncp_hpo.runtime import Worker, open_storage
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     remember_url(args.storage)
     _check_args(args)

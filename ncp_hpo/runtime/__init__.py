@@ -1,18 +1,20 @@
 """Running studies: shared storages, workers and real-training studies.
 
-* Storage (:mod:`.storage`): :func:`open_storage` turns a ``postgresql+psycopg://``,
-  ``sqlite:///`` or ``journal:`` URL into an Optuna storage with heartbeats that rides
-  out outages (:mod:`.heartbeat`, the one place that uses Optuna's private heartbeat
-  names); :func:`open_sqlite_storage` is the plain WAL-mode SQLite storage of one machine.
-  Errors are one line: :class:`~ncp_hpo.exceptions.StorageError` names the root cause
-  (:func:`root_cause`), passwords masked by :func:`redact`.
-* Workers (:mod:`.worker`): a :class:`Worker` runs trials of one shared study until its
-  budget of COMPLETE trials is met; :func:`benchmark_objective` and
+* Storage: :func:`open_storage` turns a ``postgresql+psycopg://``, ``sqlite:///`` or
+  ``journal:`` URL into an Optuna storage with heartbeats that rides out outages (the
+  private ``_heartbeat`` module is the one place that uses Optuna's private heartbeat
+  names; journal files get a :class:`HeartbeatJournalStorage`);
+  :func:`open_sqlite_storage` is the plain WAL-mode SQLite storage of one machine. Errors
+  are one line: :class:`~ncp_hpo.exceptions.StorageError` names the root cause, passwords
+  masked by :func:`redact`.
+* Workers: a :class:`Worker` runs trials of one shared study until its budget of COMPLETE
+  trials is met (a :class:`WorkerSummary`); :func:`benchmark_objective` and
   :func:`task_objective` build what it evaluates (an :class:`ObjectiveSpec`).
-* Real-training studies (:mod:`.study`): :func:`run_training_study` runs or resumes
-  ``ncp-hpo study``.
+* Real-training studies: :func:`run_training_study` runs or resumes ``ncp-hpo study``
+  (a :class:`StudyConfig` in, a :class:`StudyOutcome` out).
 
-Names load on first use, so importing this package does not import Optuna or torch.
+The modules (``_storage``, ``_heartbeat``, ``_worker``, ``_study``, ...) are private. Names
+load on first use, so importing this package does not import Optuna or torch.
 """
 
 from __future__ import annotations
@@ -21,42 +23,33 @@ from typing import TYPE_CHECKING
 
 from ncp_hpo._lazy import lazy_getattr
 
+# Names without ``as`` are public (``__all__``); ``x as x`` marks an internal name that
+# ncp_hpo's command line and exceptions import from here, not part of the public API.
 if TYPE_CHECKING:
-    from ncp_hpo.runtime.errors import root_cause
-    from ncp_hpo.runtime.heartbeat import ResilientRDBStorage
-    from ncp_hpo.runtime.objectives import ObjectiveSpec, benchmark_objective, task_objective
-    from ncp_hpo.runtime.secrets import redact
-    from ncp_hpo.runtime.storage import (
-        HeartbeatJournalStorage,
-        open_sqlite_storage,
-        open_storage,
-    )
-    from ncp_hpo.runtime.study import StudyConfig, StudyOutcome, run_training_study
-    from ncp_hpo.runtime.worker import Worker, WorkerSummary
-
-_LAZY = {
-    "root_cause": "ncp_hpo.runtime.errors",
-    "ResilientRDBStorage": "ncp_hpo.runtime.heartbeat",
-    "ObjectiveSpec": "ncp_hpo.runtime.objectives",
-    "benchmark_objective": "ncp_hpo.runtime.objectives",
-    "task_objective": "ncp_hpo.runtime.objectives",
-    "redact": "ncp_hpo.runtime.secrets",
-    "HeartbeatJournalStorage": "ncp_hpo.runtime.storage",
-    "open_sqlite_storage": "ncp_hpo.runtime.storage",
-    "open_storage": "ncp_hpo.runtime.storage",
-    "StudyConfig": "ncp_hpo.runtime.study",
-    "StudyOutcome": "ncp_hpo.runtime.study",
-    "run_training_study": "ncp_hpo.runtime.study",
-    "Worker": "ncp_hpo.runtime.worker",
-    "WorkerSummary": "ncp_hpo.runtime.worker",
-}
-
-__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+    from ncp_hpo.runtime._objectives import ObjectiveSpec, benchmark_objective, task_objective
+    from ncp_hpo.runtime._progress import human as human
+    from ncp_hpo.runtime._pruning import choose_pruner as choose_pruner
+    from ncp_hpo.runtime._secrets import error_line as error_line
+    from ncp_hpo.runtime._secrets import one_line as one_line
+    from ncp_hpo.runtime._secrets import redact
+    from ncp_hpo.runtime._secrets import remember_url as remember_url
+    from ncp_hpo.runtime._storage import HeartbeatJournalStorage, open_sqlite_storage, open_storage
+    from ncp_hpo.runtime._study import CPU_STUDY_DEFAULTS as CPU_STUDY_DEFAULTS
+    from ncp_hpo.runtime._study import PRUNERS as PRUNERS
+    from ncp_hpo.runtime._study import StudyConfig, StudyOutcome, run_training_study
+    from ncp_hpo.runtime._study import open_study_storage as open_study_storage
+    from ncp_hpo.runtime._training import check_dataset as check_dataset
+    from ncp_hpo.runtime._training import check_device as check_device
+    from ncp_hpo.runtime._training import check_weights_path as check_weights_path
+    from ncp_hpo.runtime._training import cuda_available as cuda_available
+    from ncp_hpo.runtime._training import parse_code as parse_code
+    from ncp_hpo.runtime._training import save_weights as save_weights
+    from ncp_hpo.runtime._training import torch_threads as torch_threads
+    from ncp_hpo.runtime._worker import Worker, WorkerSummary
 
 __all__ = [
     "HeartbeatJournalStorage",
     "ObjectiveSpec",
-    "ResilientRDBStorage",
     "StudyConfig",
     "StudyOutcome",
     "Worker",
@@ -65,7 +58,42 @@ __all__ = [
     "open_sqlite_storage",
     "open_storage",
     "redact",
-    "root_cause",
     "run_training_study",
     "task_objective",
 ]
+
+_LAZY = {
+    **dict.fromkeys(
+        ("ObjectiveSpec", "benchmark_objective", "task_objective"), "ncp_hpo.runtime._objectives"
+    ),
+    **dict.fromkeys(
+        ("HeartbeatJournalStorage", "open_sqlite_storage", "open_storage"),
+        "ncp_hpo.runtime._storage",
+    ),
+    **dict.fromkeys(
+        ("StudyConfig", "StudyOutcome", "run_training_study"), "ncp_hpo.runtime._study"
+    ),
+    **dict.fromkeys(("Worker", "WorkerSummary"), "ncp_hpo.runtime._worker"),
+    "redact": "ncp_hpo.runtime._secrets",
+    # internal, for ncp_hpo's command line and exceptions (not part of the public API)
+    "human": "ncp_hpo.runtime._progress",
+    "choose_pruner": "ncp_hpo.runtime._pruning",
+    **dict.fromkeys(("error_line", "one_line", "remember_url"), "ncp_hpo.runtime._secrets"),
+    **dict.fromkeys(
+        ("CPU_STUDY_DEFAULTS", "PRUNERS", "open_study_storage"), "ncp_hpo.runtime._study"
+    ),
+    **dict.fromkeys(
+        (
+            "check_dataset",
+            "check_device",
+            "check_weights_path",
+            "cuda_available",
+            "parse_code",
+            "save_weights",
+            "torch_threads",
+        ),
+        "ncp_hpo.runtime._training",
+    ),
+}
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -1,7 +1,7 @@
 """Ax generation nodes: NCP and its baselines as an Ax ``GenerationStrategy``.
 
-:class:`ProposerNode` adapts any :class:`~ncp_hpo.search.proposers.Proposer` (plus a
-:class:`~ncp_hpo.search.surrogate.PredictorSource`) to Ax's ``ExternalGenerationNode``
+:class:`ProposerNode` adapts any :class:`~ncp_hpo.search.Proposer` (plus a
+:class:`~ncp_hpo.search.PredictorSource`) to Ax's ``ExternalGenerationNode``
 contract; :class:`NCPNode`, :class:`NetAdaptNode` and :class:`NeuralPredictorNode` are thin
 public nodes, and :func:`ncp_generation_strategy` chains Sobol initialisation with one of
 them, for ``ax.api.client.Client.set_generation_strategy``::
@@ -113,7 +113,7 @@ class ProposerNode(ExternalGenerationNode):
     """An Ax ``ExternalGenerationNode`` that proposes codes of a :class:`CodeSpace`.
 
     Before each generation Ax calls :meth:`update_generator_state`, which rebuilds a
-    :class:`~ncp_hpo.search.history.History` from the experiment (completed trials with
+    :class:`~ncp_hpo.search.History` from the experiment (completed trials with
     data, signed by the optimization config; outcome constraints as constraint columns,
     CANDIDATE/STAGED/RUNNING trials as pending) and fits the predictor. Each
     :meth:`get_next_candidate` then asks the proposer for ranked candidates and returns the

@@ -69,7 +69,7 @@ class NCPNode(ProposerNode):
 
     Args:
 {_NODE_ARGS}        **proposer_params: further arguments of
-            :class:`~ncp_hpo.search.proposers.NCPProposer`.
+            :class:`~ncp_hpo.search.NCPProposer`.
     """
 
     def __init__(

@@ -26,8 +26,7 @@ from ncp_hpo.samplers._private_apis import (
     optuna_independent_sampling_template,
     optuna_set_trial_system_attr,
 )
-from ncp_hpo.search import History, HistoryBuilder, PredictorSource, SearchEngine, code_key
-from ncp_hpo.search.engine import LazyRNG
+from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from optuna.samplers import BaseSampler
 
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.search.proposers import NetAdaptProposer, NeuralPredictorProposer, Proposer
+from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, Proposer
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]

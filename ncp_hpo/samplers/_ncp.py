@@ -10,7 +10,7 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
-from ncp_hpo.search.presets import ncp_settings
+from ncp_hpo.search import ncp_settings
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
@@ -53,7 +53,7 @@ class NCPSampler(PredictorSamplerBase):
         trajectories, the finals' one-unit neighbours and 1,000 random codes form a cached
         candidate pool; each proposal adds the neighbours of the top 4 incumbents and takes
         the best unseen candidate by the ensemble's upper confidence bound (mean + ``kappa``
-        x spread). See :class:`~ncp_hpo.search.proposers.GuidedNCPProposer`.
+        x spread). See :class:`~ncp_hpo.search.GuidedNCPProposer`.
         Measured (``benchmarks/results/nas-bench-201-ncp-dev.md``): on NAS-Bench-201 the
         two modes tie in best-found (median 47.10 at 100 trials, seeds 0..19) and guided
         costs about a tenth of paper mode per trial; on NAS-Bench-MR (surrogate oracle,

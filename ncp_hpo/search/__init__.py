@@ -1,66 +1,105 @@
-"""The search engine behind both adapters (the Optuna samplers and the Ax nodes).
+"""The search engine behind both adapters (the Optuna samplers and the Ax nodes), and the one
+registry of sampler and task names.
 
-* :mod:`.history`: the study's history as plain arrays (:class:`History`).
-* :mod:`.surrogate`: where the predictor comes from (:class:`PredictorSource`) and how its
-  outputs map to the objectives (:class:`ScoreModel`).
-* :mod:`.proposers`: the proposal rules (NCP, guided NCP, NetAdapt, neural predictor).
-* :mod:`.tradeoff`: the one FLOPs trade-off (lambda) every proposer uses.
-* :mod:`.engine`: history assembly, proposal and the choice of an unseen code.
-* :mod:`.presets`: the samplers' modes and defaults.
-* :mod:`.registry`: sampler and task names.
+Public names (``__all__``):
+
+* the registry: :func:`make_sampler` builds any sampler by name; :data:`SAMPLERS`,
+  :data:`OPTUNA_SAMPLERS`, :data:`PREDICTOR_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and
+  :data:`TASKS` are the names it and the command line accept;
+* the proposal rules (:class:`Proposer` and :class:`NCPProposer`,
+  :class:`GuidedNCPProposer`, :class:`NetAdaptProposer`, :class:`NeuralPredictorProposer`),
+  the study's history they read (:class:`History`), where the predictor comes from
+  (:class:`PredictorSource`) and how its outputs map to the objectives (:class:`ScoreModel`).
 
 Everything needed to build an Ax ``ProposerNode`` is importable from here::
 
     from ncp_hpo.search import NCPProposer, PredictorSource
     node = ProposerNode(NCPProposer(space, lam=0.1), source=PredictorSource())
+
+The modules (``_registry``, ``_proposers``, ``_history``, ``_surrogate``, ``_engine``,
+``_tradeoff``, ``_presets``, ``_sampler_params``) are private.
 """
 
 from typing import TYPE_CHECKING
 
 from ncp_hpo._lazy import lazy_getattr
 
+# Names without ``as`` are public (``__all__``); ``x as x`` marks an internal name that
+# ncp_hpo's own adapters (samplers/) import from here, not part of the public API.
 if TYPE_CHECKING:
-    from ncp_hpo.search.engine import HistoryBuilder, SearchEngine
-    from ncp_hpo.search.history import History, code_key, pareto_mask
-    from ncp_hpo.search.proposers import (
+    from ncp_hpo.search._engine import HistoryBuilder as HistoryBuilder
+    from ncp_hpo.search._engine import LazyRNG as LazyRNG
+    from ncp_hpo.search._engine import SearchEngine as SearchEngine
+    from ncp_hpo.search._history import History
+    from ncp_hpo.search._history import code_key as code_key
+    from ncp_hpo.search._presets import ncp_settings as ncp_settings
+    from ncp_hpo.search._proposers import (
         GuidedNCPProposer,
         NCPProposer,
         NetAdaptProposer,
         NeuralPredictorProposer,
         Proposer,
     )
-    from ncp_hpo.search.surrogate import PredictorSource, ScoreModel
+    from ncp_hpo.search._registry import (
+        DEFAULT_SAMPLERS,
+        OPTUNA_SAMPLERS,
+        PREDICTOR_SAMPLERS,
+        SAMPLERS,
+        TASKS,
+        make_sampler,
+    )
+    from ncp_hpo.search._surrogate import PredictorSource, ScoreModel
 
 __all__ = [
+    "DEFAULT_SAMPLERS",
+    "OPTUNA_SAMPLERS",
+    "PREDICTOR_SAMPLERS",
+    "SAMPLERS",
+    "TASKS",
     "GuidedNCPProposer",
     "History",
-    "HistoryBuilder",
     "NCPProposer",
     "NetAdaptProposer",
     "NeuralPredictorProposer",
     "PredictorSource",
     "Proposer",
     "ScoreModel",
-    "SearchEngine",
-    "code_key",
-    "pareto_mask",
+    "make_sampler",
 ]
 
-# Loaded on first use: the command line imports ``ncp_hpo.search.registry`` at start-up and
-# must not pay for torch.
+# Loaded on first use: the command line reads the registry at start-up and must not pay for
+# torch.
 _LAZY = {
-    "GuidedNCPProposer": "ncp_hpo.search.proposers",
-    "History": "ncp_hpo.search.history",
-    "HistoryBuilder": "ncp_hpo.search.engine",
-    "NCPProposer": "ncp_hpo.search.proposers",
-    "NetAdaptProposer": "ncp_hpo.search.proposers",
-    "NeuralPredictorProposer": "ncp_hpo.search.proposers",
-    "PredictorSource": "ncp_hpo.search.surrogate",
-    "Proposer": "ncp_hpo.search.proposers",
-    "ScoreModel": "ncp_hpo.search.surrogate",
-    "SearchEngine": "ncp_hpo.search.engine",
-    "code_key": "ncp_hpo.search.history",
-    "pareto_mask": "ncp_hpo.search.history",
+    **dict.fromkeys(
+        (
+            "DEFAULT_SAMPLERS",
+            "OPTUNA_SAMPLERS",
+            "PREDICTOR_SAMPLERS",
+            "SAMPLERS",
+            "TASKS",
+            "make_sampler",
+        ),
+        "ncp_hpo.search._registry",
+    ),
+    **dict.fromkeys(
+        (
+            "GuidedNCPProposer",
+            "NCPProposer",
+            "NetAdaptProposer",
+            "NeuralPredictorProposer",
+            "Proposer",
+        ),
+        "ncp_hpo.search._proposers",
+    ),
+    "History": "ncp_hpo.search._history",
+    "PredictorSource": "ncp_hpo.search._surrogate",
+    "ScoreModel": "ncp_hpo.search._surrogate",
+    # internal: the adapters' shared engine and presets
+    "HistoryBuilder": "ncp_hpo.search._engine",
+    "LazyRNG": "ncp_hpo.search._engine",
+    "SearchEngine": "ncp_hpo.search._engine",
+    "code_key": "ncp_hpo.search._history",
+    "ncp_settings": "ncp_hpo.search._presets",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -12,22 +12,22 @@ import optuna
 import pytest
 
 from ncp_hpo.cli import main
+from ncp_hpo.exceptions import CompareError
 from ncp_hpo.experiments.compare import (
     BenchmarkInfo,
     CompareConfig,
-    CompareError,
     RunRecord,
     best_so_far,
     hypervolume_2d,
-    hypervolume_history,
     paired_wilcoxon,
     pareto_front_2d,
     run_comparison,
-    study_name,
-    summarize_runs,
     summary_stat,
-    verdict,
 )
+from ncp_hpo.experiments.compare._config import study_name
+from ncp_hpo.experiments.compare._records import summarize_runs
+from ncp_hpo.experiments.compare._report import verdict
+from ncp_hpo.experiments.compare._stats import hypervolume_history
 from ncp_hpo.runtime import open_sqlite_storage
 
 NB201 = "nas-bench-201"
@@ -384,7 +384,7 @@ class _LinearPredictor:
 
 
 def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
-    from ncp_hpo.experiments.paper import netadapt_greedy
+    from ncp_hpo.experiments.paper._methods import netadapt_greedy
     from ncp_hpo.propagation import paper_start
     from ncp_hpo.spaces import MultiResolutionSpace
 
@@ -405,7 +405,7 @@ def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
 
 # -- the one Markdown table helper -----------------------------------------------------------
 def test_markdown_table_alignment_cells_and_errors() -> None:
-    from ncp_hpo.experiments.markdown import markdown_table
+    from ncp_hpo.experiments._markdown import markdown_table
 
     lines = markdown_table(["a", "b", "c"], [[1, 2.5, None], ["x", "y", "z"]], align="lr")
     assert lines == ["| a | b | c |", "|---|---:|---|", "| 1 | 2.5 | None |", "| x | y | z |"]

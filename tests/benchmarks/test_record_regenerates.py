@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ncp_hpo.exceptions import RecordError
-from ncp_hpo.experiments.record import check_record, load_record
+from ncp_hpo.experiments._record import check_record, load_record
 
 RECORD = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "nas-bench-201"
 

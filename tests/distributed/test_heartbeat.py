@@ -1,5 +1,5 @@
 """Heartbeats and storage calls through real storage errors (in-process), root causes,
-fail reasons, and the Optuna internals :mod:`ncp_hpo.runtime.heartbeat` relies on.
+fail reasons, and the Optuna internals :mod:`ncp_hpo.runtime._heartbeat` relies on.
 
 The transient error here is a real one: another SQLite connection holds an exclusive lock,
 so every access fails with ``database is locked`` until it lets go. The PostgreSQL server
@@ -22,15 +22,15 @@ from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageError, StorageUnavailableError
-from ncp_hpo.runtime.errors import is_transient, root_cause
-from ncp_hpo.runtime.heartbeat import (
+from ncp_hpo.runtime._errors import is_transient, root_cause
+from ncp_hpo.runtime._heartbeat import (
     _RETRIED,
     NOT_RETRIED,
     ResilientRDBStorage,
     TrialHeartbeat,
     trial_id,
 )
-from ncp_hpo.runtime.storage import open_storage
+from ncp_hpo.runtime._storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::optuna.exceptions.ExperimentalWarning",
@@ -100,11 +100,11 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
 
 
 def test_fail_attr_is_one_name() -> None:
-    from ncp_hpo.runtime import heartbeat, trial, worker
-    from ncp_hpo.runtime.attrs import FAIL_ATTR
+    from ncp_hpo.runtime import _heartbeat, _trial, _worker
+    from ncp_hpo.runtime._attrs import FAIL_ATTR
 
     assert FAIL_ATTR == "fail_reason"
-    assert heartbeat.FAIL_ATTR is trial.FAIL_ATTR is worker.FAIL_ATTR is FAIL_ATTR
+    assert _heartbeat.FAIL_ATTR is _trial.FAIL_ATTR is _worker.FAIL_ATTR is FAIL_ATTR
 
 
 # -- retries through a real transient error ------------------------------------------------
@@ -200,7 +200,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
     from sqlalchemy import event
 
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))

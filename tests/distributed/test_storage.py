@@ -20,8 +20,8 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageError, TrainingError, WorkerError
-from ncp_hpo.runtime.secrets import redact
-from ncp_hpo.runtime.storage import (
+from ncp_hpo.runtime._secrets import redact
+from ncp_hpo.runtime._storage import (
     HEARTBEAT_ATTR,
     HeartbeatJournalStorage,
     open_sqlite_storage,
@@ -52,7 +52,7 @@ def _dead_pid() -> int:
 
 
 def test_a_zombie_worker_counts_as_dead() -> None:
-    from ncp_hpo.runtime.storage import _alive_here, _process_start
+    from ncp_hpo.runtime._storage import _alive_here, _process_start
 
     host = socket.gethostname()
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -195,7 +195,7 @@ def test_one_objective_record_for_workers_and_studies(
     """A study keeps the objective it was created for; joining it with another one fails
     with the caller's error type, naming both objectives and the option to change."""
     from ncp_hpo.runtime import benchmark_objective
-    from ncp_hpo.runtime.objectives import ensure_study_objective
+    from ncp_hpo.runtime._objectives import ensure_study_objective
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
     study = optuna.create_study(study_name="o", directions=spec.directions)
@@ -218,7 +218,7 @@ def test_one_objective_record_for_workers_and_studies(
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
     if objective is not None:
@@ -279,7 +279,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     db = tmp_path / "s.db"
     locks: list[_Lock] = []

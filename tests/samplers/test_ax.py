@@ -33,7 +33,8 @@ from ncp_hpo.samplers import (
     count_fallback_trials,
     ncp_generation_strategy,
 )
-from ncp_hpo.search import code_key, pareto_mask
+from ncp_hpo.search import code_key
+from ncp_hpo.search._history import pareto_mask
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace, NB201Space
 
 # small online predictor fits keep the file quick

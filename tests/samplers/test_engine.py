@@ -17,7 +17,7 @@ from ncp_hpo.search import (
     PredictorSource,
     SearchEngine,
 )
-from ncp_hpo.search.tradeoff import check_lam, flops_penalty, log_flops, uses_flops
+from ncp_hpo.search._tradeoff import check_lam, flops_penalty, log_flops, uses_flops
 from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
 
 MR = MultiResolutionSpace()

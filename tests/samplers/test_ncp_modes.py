@@ -12,9 +12,9 @@ import pytest
 import ncp_hpo.propagation as propagation
 from ncp_hpo.samplers import NCPSampler
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.search.history import History
-from ncp_hpo.search.proposers import GuidedNCPProposer, NCPProposer
-from ncp_hpo.search.surrogate import PredictorSource
+from ncp_hpo.search._history import History
+from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search._surrogate import PredictorSource
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

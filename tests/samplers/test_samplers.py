@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from ncp_hpo import NeuralPredictor
 from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
-from ncp_hpo.search.history import History
+from ncp_hpo.search._history import History
 from ncp_hpo.spaces import MultiResolutionSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -16,7 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ncp_hpo.cli import main
-from ncp_hpo.runtime.pruning import make_pruner
+from ncp_hpo.runtime._pruning import make_pruner
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.tracking import PARENT_RUN_ATTR
 from ncp_hpo.trainers import TrackingWarning

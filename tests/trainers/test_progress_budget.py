@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from ncp_hpo.cli import main
-from ncp_hpo.runtime.progress import StudyProgress, format_duration
+from ncp_hpo.runtime._progress import StudyProgress, format_duration
 from ncp_hpo.trainers import OVER_BUDGET, TrainingObjective, train_code
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,40 +1,35 @@
 """Head-to-head comparison of samplers on one benchmark objective (``ncp-hpo compare``).
 
-:func:`run_comparison` runs (or resumes) one study per sampler x seed and writes the reports;
-see :mod:`ncp_hpo.experiments.compare.runner` for storage, resuming and the statistics.
+:func:`run_comparison` runs (or resumes) one study per sampler x seed and writes the reports
+(a :class:`ComparisonResult`: per-run :class:`RunRecord` rows, per-sampler
+:class:`SamplerSummary` statistics with :class:`Stat` and :class:`PairedTest` values). The
+statistics are public too: :func:`best_so_far`, :func:`summary_stat`,
+:func:`paired_wilcoxon`, :func:`pareto_front_2d`, :func:`hypervolume_2d`. The modules are
+private.
 """
 
-from ncp_hpo.exceptions import CompareError
-from ncp_hpo.experiments.compare.config import (
-    DEFAULT_BUDGETS,
-    CompareConfig,
-    startup_warning,
-    study_name,
-)
-from ncp_hpo.experiments.compare.records import (
+from ncp_hpo.experiments.compare._config import CompareConfig
+from ncp_hpo.experiments.compare._config import startup_warning as startup_warning
+from ncp_hpo.experiments.compare._records import (
     BenchmarkInfo,
     RunRecord,
     SamplerSummary,
-    summarize_runs,
 )
-from ncp_hpo.experiments.compare.report import markdown_report, verdict
-from ncp_hpo.experiments.compare.runner import ComparisonResult, run_comparison
-from ncp_hpo.experiments.compare.stats import (
+from ncp_hpo.experiments.compare._runner import ComparisonResult, run_comparison
+from ncp_hpo.experiments.compare._stats import (
     PairedTest,
     Stat,
     best_so_far,
     hypervolume_2d,
-    hypervolume_history,
     paired_wilcoxon,
     pareto_front_2d,
     summary_stat,
 )
 
+# ``startup_warning`` is imported for ncp_hpo's command line; it is not public.
 __all__ = [
-    "DEFAULT_BUDGETS",
     "BenchmarkInfo",
     "CompareConfig",
-    "CompareError",
     "ComparisonResult",
     "PairedTest",
     "RunRecord",
@@ -42,14 +37,8 @@ __all__ = [
     "Stat",
     "best_so_far",
     "hypervolume_2d",
-    "hypervolume_history",
-    "markdown_report",
     "paired_wilcoxon",
     "pareto_front_2d",
     "run_comparison",
-    "startup_warning",
-    "study_name",
-    "summarize_runs",
     "summary_stat",
-    "verdict",
 ]

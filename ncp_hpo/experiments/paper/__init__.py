@@ -1,18 +1,17 @@
 """The paper's fixed-budget comparison protocol (``ncp-hpo compare --protocol paper``):
-Tables 2-4 of the paper, on the surrogate oracle; see :mod:`.protocol`."""
+Tables 2-4 of the paper, on the surrogate oracle; see :mod:`._protocol`."""
 
-from ncp_hpo.experiments.paper.methods import netadapt_greedy
-from ncp_hpo.experiments.paper.protocol import (
-    PAPER_PROTOCOL_USES,
+from ncp_hpo.experiments.paper._protocol import (
+    PAPER_PROTOCOL_USES as PAPER_PROTOCOL_USES,
+)
+from ncp_hpo.experiments.paper._protocol import (
     PaperProtocolResult,
     run_paper_protocol,
-    unused_options,
+)
+from ncp_hpo.experiments.paper._protocol import (
+    unused_options as unused_options,
 )
 
-__all__ = [
-    "PAPER_PROTOCOL_USES",
-    "PaperProtocolResult",
-    "netadapt_greedy",
-    "run_paper_protocol",
-    "unused_options",
-]
+# ``PAPER_PROTOCOL_USES`` and ``unused_options`` are imported for ncp_hpo's command line; they
+# are not public.
+__all__ = ["PaperProtocolResult", "run_paper_protocol"]

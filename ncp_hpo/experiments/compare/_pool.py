@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.experiments.compare.studies import StudyOutcome, StudyTask
-from ncp_hpo.experiments.compare.worker import init_worker, run_task
+from ncp_hpo.experiments.compare._studies import StudyOutcome, StudyTask
+from ncp_hpo.experiments.compare._worker import init_worker, run_task
 
 if TYPE_CHECKING:
     pass

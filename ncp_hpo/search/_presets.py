@@ -1,7 +1,7 @@
 """The NCP sampler's modes: proposer, predictor and refit-schedule defaults per mode.
 
 ``"paper"`` is Algorithm 1 as published; ``"guided"`` is the ensemble-UCB variant
-(:class:`~ncp_hpo.search.proposers.GuidedNCPProposer`). Both adapters (the Optuna
+(:class:`~ncp_hpo.search._proposers.GuidedNCPProposer`). Both adapters (the Optuna
 ``NCPSampler`` and the Ax nodes) resolve their arguments here.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ncp_hpo.search.proposers import GuidedNCPProposer, NCPProposer
-from ncp_hpo.search.tradeoff import check_lam
+from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search._tradeoff import check_lam
 
 __all__ = ["NCP_MODES", "NCPSettings", "ncp_settings"]
 

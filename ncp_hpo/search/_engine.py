@@ -2,9 +2,9 @@
 
 The Optuna samplers (:mod:`ncp_hpo.samplers`) and the Ax nodes read trials from their
 framework and hand plain rows to :class:`HistoryBuilder`; :class:`SearchEngine` turns a
-:class:`~ncp_hpo.search.history.History` into ranked candidate codes (predictor from a
-:class:`~ncp_hpo.search.surrogate.PredictorSource`, ranking by a
-:class:`~ncp_hpo.search.proposers.Proposer`) and picks the first one not taken.
+:class:`~ncp_hpo.search._history.History` into ranked candidate codes (predictor from a
+:class:`~ncp_hpo.search._surrogate.PredictorSource`, ranking by a
+:class:`~ncp_hpo.search._proposers.Proposer`) and picks the first one not taken.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ncp_hpo.search.history import History, code_key
-from ncp_hpo.search.proposers import Proposer
-from ncp_hpo.search.surrogate import PredictorSource, ScoreModel
+from ncp_hpo.search._history import History, code_key
+from ncp_hpo.search._proposers import Proposer
+from ncp_hpo.search._surrogate import PredictorSource, ScoreModel
 
 if TYPE_CHECKING:
     from ncp_hpo.predictor import NeuralPredictor

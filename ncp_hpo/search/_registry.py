@@ -118,7 +118,7 @@ def make_sampler(
     Raises:
         SamplerConfigError: unknown name, unknown or ill-typed parameter.
     """
-    from ncp_hpo.search.sampler_params import SamplerParamError, check_sampler_params
+    from ncp_hpo.search._sampler_params import SamplerParamError, check_sampler_params
 
     cls, fixed = _sampler_class(name, space)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}

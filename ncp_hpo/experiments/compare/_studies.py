@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.config import GEN_ATTR, SETTINGS_ATTR
-from ncp_hpo.experiments.compare.records import RunRecord
+from ncp_hpo.experiments.compare._config import GEN_ATTR, SETTINGS_ATTR
+from ncp_hpo.experiments.compare._records import RunRecord
 from ncp_hpo.runtime import open_sqlite_storage
 
 if TYPE_CHECKING:

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo._numerics import environment_line
-from ncp_hpo.experiments.compare.provenance import git_provenance
-from ncp_hpo.experiments.compare.stats import summary_stat
-from ncp_hpo.experiments.files import jsonable, write_csv
-from ncp_hpo.experiments.markdown import markdown_table
+from ncp_hpo.experiments._files import jsonable, write_csv
+from ncp_hpo.experiments._markdown import markdown_table
+from ncp_hpo.experiments.compare._provenance import git_provenance
+from ncp_hpo.experiments.compare._stats import summary_stat
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkTable
-    from ncp_hpo.experiments.paper.protocol import PaperProtocolResult
+    from ncp_hpo.experiments.paper._protocol import PaperProtocolResult
 
 __all__ = ["SHORT", "median_rows", "write_reports"]
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.config import REFERENCE_SAMPLER
-from ncp_hpo.experiments.compare.stats import (
+from ncp_hpo.experiments._files import nan_to_none
+from ncp_hpo.experiments.compare._config import REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare._stats import (
     PairedTest,
     Stat,
     best_so_far,
@@ -21,7 +22,6 @@ from ncp_hpo.experiments.compare.stats import (
     pareto_front_2d,
     summary_stat,
 )
-from ncp_hpo.experiments.files import nan_to_none
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective

@@ -24,7 +24,7 @@ Table 2 (one setting, default ``seg``; the shape of the paper's Table 2):
   (``space.neighbors``) is scored by ``z(predicted metric) - 0.5 z(exact FLOPs)`` (``z``:
   divided by the table's standard deviations) and the best move is taken while it improves
   the score, for at most 70 steps (the protocol's own rule, not the sampler's NetAdapt
-  proposer: see :func:`~ncp_hpo.experiments.paper.methods.netadapt_greedy`). One oracle
+  proposer: see :func:`~ncp_hpo.experiments.paper._methods.netadapt_greedy`). One oracle
   evaluation.
 * the **start code** itself, for reference.
 
@@ -53,13 +53,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.experiments.paper.methods import (
+from ncp_hpo.experiments.paper._methods import (
     ncp_code,
     netadapt_greedy,
     neural_predictor_top,
     predict_main,
 )
-from ncp_hpo.experiments.paper.report import SHORT, median_rows, write_reports
+from ncp_hpo.experiments.paper._report import SHORT, median_rows, write_reports
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkTable, OracleResult, SurrogateOracle

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.config import REFERENCE_SAMPLER
-from ncp_hpo.experiments.compare.records import score_name
-from ncp_hpo.experiments.compare.stats import pareto_front_2d
+from ncp_hpo.experiments.compare._config import REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare._records import score_name
+from ncp_hpo.experiments.compare._stats import pareto_front_2d
 
 if TYPE_CHECKING:
-    from ncp_hpo.experiments.compare.runner import ComparisonResult
+    from ncp_hpo.experiments.compare._runner import ComparisonResult
 
 
 def plot_anytime(result: ComparisonResult, path: Path) -> Path:

@@ -9,8 +9,8 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo._numerics import deterministic_threads
-from ncp_hpo.experiments.compare.ax_loop import run_ax
-from ncp_hpo.experiments.compare.studies import (
+from ncp_hpo.experiments.compare._ax_loop import run_ax
+from ncp_hpo.experiments.compare._studies import (
     StudyOutcome,
     StudyTask,
     complete_trials,
@@ -20,7 +20,7 @@ from ncp_hpo.experiments.compare.studies import (
     open_study,
     quiet,
 )
-from ncp_hpo.search.registry import make_sampler
+from ncp_hpo.search import make_sampler
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.plots import plot_anytime, plot_pareto
-from ncp_hpo.experiments.compare.records import score_at
-from ncp_hpo.experiments.compare.report import markdown_report
-from ncp_hpo.experiments.files import jsonable, write_csv
+from ncp_hpo.experiments._files import jsonable, write_csv
+from ncp_hpo.experiments.compare._plots import plot_anytime, plot_pareto
+from ncp_hpo.experiments.compare._records import score_at
+from ncp_hpo.experiments.compare._report import markdown_report
 
 if TYPE_CHECKING:
-    from ncp_hpo.experiments.compare.runner import ComparisonResult
+    from ncp_hpo.experiments.compare._runner import ComparisonResult
 
 __all__ = ["run_rows", "summary_rows", "write_reports"]
 

@@ -19,7 +19,7 @@ workers finish exactly that many:
 
 With a heartbeat (``--heartbeat``, on by default) a worker that dies mid-trial leaves a
 trial that another worker marks FAILED after ``--grace`` seconds; it is queued again up to
-``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime.storage`).
+``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime._storage`).
 
 Each trial gets user attribute ``worker`` (``host:pid``); a failed one gets
 ``fail_reason``.
@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
-from ncp_hpo.runtime.attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
-from ncp_hpo.runtime.errors import root_cause
-from ncp_hpo.runtime.faults import active_faults, inject
-from ncp_hpo.runtime.heartbeat import trial_id
-from ncp_hpo.runtime.objectives import ObjectiveSpec, ensure_study_objective, run_params
-from ncp_hpo.runtime.secrets import error_line, redact
-from ncp_hpo.runtime.trial import is_storage_error, run_trial, tag_failure
+from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
+from ncp_hpo.runtime._errors import root_cause
+from ncp_hpo.runtime._faults import active_faults, inject
+from ncp_hpo.runtime._heartbeat import trial_id
+from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
+from ncp_hpo.runtime._secrets import error_line, redact
+from ncp_hpo.runtime._trial import is_storage_error, run_trial, tag_failure
 
 if TYPE_CHECKING:
     import optuna

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ncp_hpo.exceptions import NCPError, TrainingError
-from ncp_hpo.runtime.secrets import error_line
+from ncp_hpo.runtime._secrets import error_line
 
 __all__ = [
     "check_dataset",

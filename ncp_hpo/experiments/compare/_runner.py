@@ -87,11 +87,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.experiments.compare.config import FORMAT_VERSION, CompareConfig, study_name
-from ncp_hpo.experiments.compare.export import write_reports
-from ncp_hpo.experiments.compare.pool import execute, progress_bar
-from ncp_hpo.experiments.compare.provenance import OutLock, environment_info, record_call
-from ncp_hpo.experiments.compare.records import (
+from ncp_hpo.experiments._files import jsonable
+from ncp_hpo.experiments.compare._config import FORMAT_VERSION, CompareConfig, study_name
+from ncp_hpo.experiments.compare._export import write_reports
+from ncp_hpo.experiments.compare._pool import execute, progress_bar
+from ncp_hpo.experiments.compare._provenance import OutLock, environment_info, record_call
+from ncp_hpo.experiments.compare._records import (
     BenchmarkInfo,
     RunRecord,
     SamplerSummary,
@@ -99,17 +100,16 @@ from ncp_hpo.experiments.compare.records import (
     score_name,
     summarize_runs,
 )
-from ncp_hpo.experiments.compare.stats import HV_REFERENCE_POINT
-from ncp_hpo.experiments.compare.studies import (
+from ncp_hpo.experiments.compare._stats import HV_REFERENCE_POINT
+from ncp_hpo.experiments.compare._studies import (
     objective_for,
     quiet,
     read_run,
     study_path,
     study_status,
 )
-from ncp_hpo.experiments.compare.worker import StudyTask
-from ncp_hpo.experiments.files import jsonable
-from ncp_hpo.search.registry import make_sampler
+from ncp_hpo.experiments.compare._worker import StudyTask
+from ncp_hpo.search import make_sampler
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective

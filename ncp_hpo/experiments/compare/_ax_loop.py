@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.experiments.compare.config import GEN_ATTR
-from ncp_hpo.experiments.compare.studies import StudyTask, fail_stale, open_study, quiet_ax
+from ncp_hpo.experiments.compare._config import GEN_ATTR
+from ncp_hpo.experiments.compare._studies import StudyTask, fail_stale, open_study, quiet_ax
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective

@@ -14,7 +14,7 @@ from ncp_hpo._numerics import environment
 from ncp_hpo.exceptions import CompareError
 
 if TYPE_CHECKING:
-    from ncp_hpo.experiments.compare.runner import ComparisonResult
+    from ncp_hpo.experiments.compare._runner import ComparisonResult
 
 
 def environment_info() -> dict[str, str]:

@@ -7,7 +7,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 
-from ncp_hpo.search.registry import PREDICTOR_SAMPLERS
+from ncp_hpo.search import PREDICTOR_SAMPLERS
 
 __all__ = ["LastEpochGuard", "choose_pruner", "make_pruner"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ncp_hpo.predictor import NeuralPredictor
-from ncp_hpo.search.history import History
+from ncp_hpo.search._history import History
 
 __all__ = ["PredictorSource", "ScoreModel"]
 

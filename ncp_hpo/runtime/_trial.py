@@ -1,7 +1,7 @@
 """One trial of ``ncp-hpo worker``: ask, heartbeat, evaluate, tell - through storage outages.
 
 :func:`run_trial` replaces ``study.optimize(n_trials=1)`` so that the worker owns the
-parts an outage breaks (see :mod:`ncp_hpo.runtime.heartbeat`): its heartbeat thread survives
+parts an outage breaks (see :mod:`ncp_hpo.runtime._heartbeat`): its heartbeat thread survives
 storage errors, and the ``tell`` is retried until the storage is back, so a value
 computed during an outage is written, not lost. Every trial that does not end COMPLETE
 gets the user attribute ``fail_reason``, one line starting with its kind:
@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import StorageUnavailableError
-from ncp_hpo.runtime.attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
-from ncp_hpo.runtime.errors import chain
-from ncp_hpo.runtime.heartbeat import TrialHeartbeat, trial_id
-from ncp_hpo.runtime.secrets import error_line, redact
+from ncp_hpo.runtime._attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
+from ncp_hpo.runtime._errors import chain
+from ncp_hpo.runtime._heartbeat import TrialHeartbeat, trial_id
+from ncp_hpo.runtime._secrets import error_line, redact
 
 if TYPE_CHECKING:
     import optuna

@@ -9,7 +9,7 @@ heartbeat_stale_trial_callback=)``, :func:`optuna.storages.fail_stale_trials`) a
 three things, all here:
 
 * :class:`ResilientRDBStorage` retries every storage call that fails for a transient reason
-  (:func:`ncp_hpo.runtime.errors.is_transient`: the server refuses connections, restarts,
+  (:func:`ncp_hpo.runtime._errors.is_transient`: the server refuses connections, restarts,
   is out of reach, or SQLite is locked) with back-off until the storage answers or it has
   been unreachable for ``retry_window`` seconds; then it raises
   :class:`StorageUnavailableError` (one line, the root cause). A ``tell`` that finds the
@@ -50,8 +50,8 @@ from optuna.storages._heartbeat import BaseHeartbeat  # the one import of this p
 from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageUnavailableError
-from ncp_hpo.runtime.attrs import FAIL_ATTR
-from ncp_hpo.runtime.errors import is_transient, root_cause
+from ncp_hpo.runtime._attrs import FAIL_ATTR
+from ncp_hpo.runtime._errors import is_transient, root_cause
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -256,7 +256,7 @@ class _StaleCallback:
 
 
 def stale_callback(retries: int) -> _StaleCallback:
-    """The heartbeat-stale callback of the storages :func:`ncp_hpo.runtime.storage.open_storage`
+    """The heartbeat-stale callback of the storages :func:`ncp_hpo.runtime._storage.open_storage`
     opens: queues a copy of a stale trial up to ``retries`` times (0: never)."""
     return _StaleCallback(retries)
 

@@ -24,17 +24,17 @@ URLs:
     and a late beat of a process that is still alive on the checking machine is never
     stale: a saturated journal's file lock can hold a live writer back for many seconds).
 
-RDB storages are :class:`ncp_hpo.runtime.heartbeat.ResilientRDBStorage`: every call rides out a
+RDB storages are :class:`ncp_hpo.runtime._heartbeat.ResilientRDBStorage`: every call rides out a
 storage outage of up to ``retry_window`` seconds, and a trial is failed as stale only when
-two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo.runtime.heartbeat`).
+two checks ``stale_confirm`` seconds apart agree (see :mod:`ncp_hpo.runtime._heartbeat`).
 
 :func:`open_sqlite_storage` opens a plain SQLite storage in write-ahead-log mode, without
 heartbeats or retries, for the processes of one machine (``ncp-hpo compare``).
 
 Errors a user can fix (a malformed URL, a bad port, a missing database driver, a server
 that does not answer, a read-only or full database) raise :class:`StorageError` with one
-line naming the URL (password masked by :func:`ncp_hpo.runtime.secrets.redact`) and the root
-cause (:func:`ncp_hpo.runtime.errors.root_cause`).
+line naming the URL (password masked by :func:`ncp_hpo.runtime._secrets.redact`) and the root
+cause (:func:`ncp_hpo.runtime._errors.root_cause`).
 """
 
 from __future__ import annotations
@@ -53,15 +53,15 @@ from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageError
-from ncp_hpo.runtime.errors import root_cause
-from ncp_hpo.runtime.heartbeat import (
+from ncp_hpo.runtime._errors import root_cause
+from ncp_hpo.runtime._heartbeat import (
     BaseHeartbeat,
     StaleCheck,
     StorageHealth,
     stale_callback,
     trial_id,
 )
-from ncp_hpo.runtime.secrets import redact, remember_url
+from ncp_hpo.runtime._secrets import redact, remember_url
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -123,7 +123,7 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
         heartbeat_stale_trial_callback: called with each trial failed as stale (e.g.
             :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`).
         stale_confirm: seconds between the two staleness checks (see
-            :class:`ncp_hpo.runtime.heartbeat.StaleCheck`; 0: one check).
+            :class:`ncp_hpo.runtime._heartbeat.StaleCheck`; 0: one check).
     """
 
     def __init__(
@@ -252,7 +252,7 @@ def open_storage(
         connect_timeout: seconds to wait for a database server (PostgreSQL, MySQL) or for
             a SQLite lock.
         retry_window: RDB storages: seconds a call keeps retrying while the storage is
-            unreachable before it raises :class:`ncp_hpo.runtime.heartbeat.StorageUnavailableError`.
+            unreachable before it raises :class:`ncp_hpo.exceptions.StorageUnavailableError`.
         stale_confirm: seconds between the two checks that must both find a trial stale.
 
     Raises:
@@ -389,7 +389,7 @@ def _check_sqlite_file(parsed: Any, shown: str) -> None:
 def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
     import sqlalchemy.exc
 
-    from ncp_hpo.runtime.heartbeat import ResilientRDBStorage
+    from ncp_hpo.runtime._heartbeat import ResilientRDBStorage
 
     shown = redact(url)
     parsed = _parse_rdb_url(url, shown)

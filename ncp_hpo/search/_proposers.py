@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ncp_hpo.search.history import History, code_key
-from ncp_hpo.search.surrogate import ScoreModel
-from ncp_hpo.search.tradeoff import check_lam, flops_penalty, log_flops, standardize, uses_flops
+from ncp_hpo.search._history import History, code_key
+from ncp_hpo.search._surrogate import ScoreModel
+from ncp_hpo.search._tradeoff import check_lam, flops_penalty, log_flops, standardize, uses_flops
 from ncp_hpo.spaces import CodeSpace
 
 _STRATEGIES = ("continuous", "winner_takes_all")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.search.registry import DEFAULT_SAMPLERS, SAMPLERS
+from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
     pass

@@ -13,7 +13,7 @@ outcome says why (:attr:`StudyOutcome.stop_reason`).
 
 A study started here can be joined by ``ncp-hpo worker --task`` and the other way round:
 both describe the objective the same way
-(:func:`ncp_hpo.runtime.objectives.ensure_study_objective`).
+(:func:`ncp_hpo.runtime._objectives.ensure_study_objective`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import TrainingError, WorkerError
-from ncp_hpo.runtime.attrs import FAIL_ATTR
-from ncp_hpo.runtime.objectives import ObjectiveSpec, ensure_study_objective, task_objective
-from ncp_hpo.runtime.progress import StudyProgress, human
-from ncp_hpo.runtime.secrets import error_line
+from ncp_hpo.runtime._attrs import FAIL_ATTR
+from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, task_objective
+from ncp_hpo.runtime._progress import StudyProgress, human
+from ncp_hpo.runtime._secrets import error_line
 
 if TYPE_CHECKING:
     import optuna
@@ -76,12 +76,12 @@ class StudyConfig:
 
     Attributes:
         task: ``cls``, ``seg``, ``video`` or ``bev-det``.
-        sampler: a name of :data:`ncp_hpo.search.registry.OPTUNA_SAMPLERS`.
+        sampler: a name of :data:`ncp_hpo.search.OPTUNA_SAMPLERS`.
         name: the study name.
         trials: total COMPLETE + PRUNED trials of the study (a resumed study runs the rest).
         epochs: training epochs per trial (the pruner's last step).
         pruner: ``median``, ``hyperband`` or ``none``
-            (see :func:`ncp_hpo.runtime.pruning.choose_pruner`).
+            (see :func:`ncp_hpo.runtime._pruning.choose_pruner`).
         train_options: keyword arguments of :class:`~ncp_hpo.trainers.TrainingObjective`
             (dataset, batch size, image size, device, seed, ...).
         seed: training and sampler seed (a resumed study offsets the sampler's).
@@ -149,7 +149,7 @@ def open_study_storage(url: str | None) -> Any:
     again on the next resume), or an in-memory one for ``None``."""
     import optuna
 
-    from ncp_hpo.runtime.storage import open_storage
+    from ncp_hpo.runtime._storage import open_storage
 
     if url is None:
         return optuna.storages.InMemoryStorage()
@@ -315,7 +315,7 @@ def _set_sampler(
     log: Callable[[str], None],
 ) -> None:
     """Queue the codes to run first, load the prior, and give the study its sampler."""
-    from ncp_hpo.search.registry import make_sampler
+    from ncp_hpo.search import make_sampler
 
     enqueue = list(config.enqueue)
     if getattr(spec.space, "budget", None) is not None and config.sampler in ("tpe", "gp"):
@@ -330,7 +330,7 @@ def _set_sampler(
         log(f"queued {queued} code(s) to run first (--enqueue; startup codes within the budget)")
     params = dict(config.sampler_params)
     if config.prior is not None:
-        from ncp_hpo.runtime.training import load_prior
+        from ncp_hpo.runtime._training import load_prior
 
         prior: NeuralPredictor = load_prior(
             config.prior, data_dir=config.data_dir, seed=config.seed or 0, log=log
@@ -393,7 +393,7 @@ def run_training_study(
     """
     import optuna
 
-    from ncp_hpo.runtime.pruning import make_pruner
+    from ncp_hpo.runtime._pruning import make_pruner
     from ncp_hpo.trainers import TASKS as STRATEGIES
 
     spec = _spec(config, tracker)

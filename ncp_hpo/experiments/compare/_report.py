@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncp_hpo.experiments.compare.config import REFERENCE_SAMPLER
-from ncp_hpo.experiments.compare.provenance import environment_info
-from ncp_hpo.experiments.compare.records import BenchmarkInfo, SamplerSummary, score_name
-from ncp_hpo.experiments.markdown import markdown_table
-from ncp_hpo.search.registry import DEFAULT_SAMPLERS
+from ncp_hpo.experiments._markdown import markdown_table
+from ncp_hpo.experiments.compare._config import REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare._provenance import environment_info
+from ncp_hpo.experiments.compare._records import BenchmarkInfo, SamplerSummary, score_name
+from ncp_hpo.search import DEFAULT_SAMPLERS
 
 if TYPE_CHECKING:
-    from ncp_hpo.experiments.compare.runner import ComparisonResult
+    from ncp_hpo.experiments.compare._runner import ComparisonResult
 
 
 def digits(info: BenchmarkInfo) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import NCPError, WorkerError
-from ncp_hpo.runtime.attrs import OBJECTIVE_ATTR
+from ncp_hpo.runtime._attrs import OBJECTIVE_ATTR
 
 if TYPE_CHECKING:
     import optuna
