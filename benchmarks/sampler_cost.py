@@ -34,6 +34,7 @@ from ncp_hpo.samplers import NCPSampler
 _MAKERS: dict[str, Callable[[Any, int], BaseSampler]] = {
     "ncp": lambda space, seed: NCPSampler(space=space, seed=seed),  # paper mode
     "ncp-guided": lambda space, seed: NCPSampler(space=space, seed=seed, mode="guided"),
+    "ncp-local": lambda space, seed: NCPSampler(space=space, seed=seed, mode="local"),
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
     "gp": lambda space, seed: optuna.samplers.GPSampler(seed=seed),
 }

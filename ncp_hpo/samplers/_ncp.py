@@ -10,12 +10,13 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
+from ncp_hpo.samplers._ncp_local import LocalNCPProposer
 from ncp_hpo.samplers._proposers import GuidedNCPProposer, NCPProposer
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
 
-Mode = Literal["guided", "paper"]
+Mode = Literal["guided", "local", "paper"]
 
 # mode -> (proposer defaults, predictor defaults, refit schedule)
 _MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
@@ -30,6 +31,8 @@ _MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"refit_every": 1, "refit_growth": 0.3},
     ),
 }
+_MODES["local"] = _MODES["guided"]  # the guided pool plus local steps (``_ncp_local``)
+_PROPOSERS = {"paper": NCPProposer, "guided": GuidedNCPProposer, "local": LocalNCPProposer}
 
 
 class NCPSampler(PredictorSamplerBase):
@@ -107,7 +110,7 @@ class NCPSampler(PredictorSamplerBase):
         seed: int | None = None,
     ) -> None:
         if mode not in _MODES:
-            raise ValueError(f"mode must be 'guided' or 'paper', got {mode!r}")
+            raise ValueError(f"mode must be 'guided', 'local' or 'paper', got {mode!r}")
         prop, pred, sched = (dict(d) for d in _MODES[mode])
         for name, value in (("iterations", iterations), ("lr", lr), ("n_starts", n_starts)):
             if value is not None:
@@ -118,7 +121,7 @@ class NCPSampler(PredictorSamplerBase):
             sched.pop("refit_growth", None)
         if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
             raise ValueError(f"kappa must be >= 0, got {kappa}")
-        if mode == "guided":
+        if mode != "paper":
             prop["kappa"] = kappa
         if strategy not in ("continuous", "winner_takes_all"):
             raise ValueError(
@@ -134,7 +137,7 @@ class NCPSampler(PredictorSamplerBase):
         super().__init__(
             space=space,
             proposer_factory=partial(
-                GuidedNCPProposer if mode == "guided" else NCPProposer,
+                _PROPOSERS[mode],
                 lam=lam,
                 strategy=strategy,
                 **prop,

@@ -1,0 +1,163 @@
+"""NCP with local refinement around the incumbents (``NCPSampler(mode="local")``).
+
+Propagation proposes (the guided mode's cached pool: propagated codes, their trajectories
+and neighbourhoods, random codes, ranked by the ensemble's upper confidence bound); most
+proposals then take a predictor-ranked one-unit step from the best codes found so far --
+the discrete counterpart of NCP's gradient step, and NetAdapt's greedy step generalised to
+an ensemble and several incumbents. A fixed share of proposals (``explore``) skips the
+local step and takes the pool's UCB ranking, so the search keeps leaving the basin of the
+incumbent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ncp_hpo.samplers._history import History, code_key
+from ncp_hpo.samplers._proposers import GuidedNCPProposer, _unique_rows
+from ncp_hpo.samplers._surrogate import ScoreModel
+
+__all__ = ["LocalNCPProposer"]
+
+
+@dataclass
+class LocalNCPProposer(GuidedNCPProposer):
+    """Guided NCP plus a predictor-ranked local step around the incumbents.
+
+    On each proposal, with probability ``1 - explore``, the candidates start with a greedy
+    walk: from the best incumbent, its one-unit neighbours (``space.neighbors``) ranked by
+    the ensemble mean plus ``local_kappa`` x spread (standardised by the history's scores,
+    minus the FLOPs term when ``lam > 0``), then the walk moves to the best-ranked neighbour
+    and repeats, ``max_steps`` times (so an exhausted neighbourhood still yields unseen
+    codes a few moves away); walks from the next ``n_walks - 1`` incumbents follow. The
+    guided mode's UCB ranking of the propagated pool comes after (and alone on exploration
+    proposals). The base sampler takes the first unseen candidate.
+
+    Args:
+        explore: share of proposals ranked by the pool's UCB alone (``0 <= explore <= 1``).
+        local_kappa: weight of the ensemble spread inside the neighbourhoods.
+        max_steps: greedy steps walked from each start.
+        n_walks: incumbents a walk starts from, best first.
+    """
+
+    explore: float = 0.25
+    local_kappa: float = 0.0
+    max_steps: int = 4
+    n_walks: int = 2
+    walk_niche: int = 0
+    residual: bool = True
+    residual_length: float = 1.0
+    residual_noise: float = 0.1
+    residual_top: int = 256
+    _resid: np.ndarray | None = field(default=None, init=False, repr=False)
+    _per_move: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"explore must be in [0, 1], got {self.explore}")
+        if self.max_steps < 1 or self.n_walks < 1:
+            raise ValueError(
+                f"max_steps and n_walks must be >= 1, got {self.max_steps}, {self.n_walks}"
+            )
+
+    def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
+        self._fit_residuals(history, model)
+        ranked = super().propose(history, model, rng)
+        local_step = history.n > 0 and rng.random() >= self.explore
+        self.info["local"] = local_step
+        if not local_step:
+            return ranked
+        w = np.asarray(self.info["weights"], dtype=np.float64)
+        walks = [self._walk(start, history, model, w) for start in self._walk_starts(history)]
+        return np.concatenate([_round_robin(walks), ranked])
+
+    def _ucb(self, cand: dict[str, np.ndarray], history: History, w: np.ndarray) -> np.ndarray:
+        """The guided ranking; with ``residual``, the ``residual_top`` best candidates are
+        re-ranked after the kernel correction of their predicted mean (:meth:`_correction`)."""
+        util = super()._ucb(cand, history, w)
+        if not self.residual or history.n < 2 or self._resid is None:
+            return util
+        top = np.argsort(-util, kind="stable")[: self.residual_top]
+        sub = {k: v[top] for k, v in cand.items()}
+        sub["mean"] = sub["mean"] + self._correction(sub["codes"], history)
+        out = util.copy()
+        out[top] = super()._ucb(sub, history, w)
+        return out
+
+    def _fit_residuals(self, history: History, model: ScoreModel) -> None:
+        """Kernel weights of the stale predictor's residuals on the history (``n x k``).
+
+        ``r = y - mean(x)`` per objective, kernel ``exp(-moves / residual_length)`` between
+        codes (moves: differing dimensions over those one move changes), ``alpha = (K +
+        residual_noise I)^-1 r``; the correction of a code ``c`` is ``k(c, X) alpha``.
+        Refreshed on every proposal, so the ranking learns from trials the predictor has
+        not been refitted on yet."""
+        self._resid = None
+        if not self.residual or history.n < 2:
+            return
+        mean = model.member_scores(history.codes).mean(0)  # n x k
+        r = history.scores[:, : mean.shape[1]] - mean
+        kern = np.exp(-self._moves(history.codes, history.codes) / self.residual_length)
+        self._resid = np.linalg.solve(kern + self.residual_noise * np.eye(history.n), r)
+
+    def _correction(self, codes: np.ndarray, history: History) -> np.ndarray:
+        """``n x k``: the residual kernel's correction of the predicted mean of ``codes``."""
+        assert self._resid is not None
+        return np.exp(-self._moves(codes, history.codes) / self.residual_length) @ self._resid
+
+    def _moves(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``n x m``: differing dimensions between rows of ``a`` and ``b``, in moves."""
+        if self._per_move == 0:
+            c = b[0]
+            self._per_move = max(1, int(np.count_nonzero(self.space.neighbors(c)[0] != c)))
+        return (a[:, None, :] != b[None, :, :]).sum(-1) / self._per_move
+
+    def _walk_starts(self, history: History) -> np.ndarray:
+        """The best ``n_walks`` incumbents, each at least ``walk_niche`` moves from every
+        better one kept (``walk_niche = 0``: the plain top ``n_walks``)."""
+        ranked = history.incumbents(max_count=history.n if self.walk_niche else self.n_walks)
+        kept = [ranked[0]]
+        for c in ranked[1:]:
+            if len(kept) >= self.n_walks:
+                break
+            if self._moves_to(c[None], np.asarray(kept))[0] >= self.walk_niche:
+                kept.append(c)
+        return np.asarray(kept)
+
+    def _walk(
+        self, start: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
+    ) -> np.ndarray:
+        """``m x d``: the neighbourhoods a greedy walk from ``start`` passes, each ranked
+        best first, in walking order; the walk steps to the best unvisited neighbour."""
+        out: list[np.ndarray] = []
+        current, visited = start, {code_key(start)}
+        for _ in range(self.max_steps):
+            nbrs = _unique_rows(self.space.neighbors(current))
+            util = self._local_utility(nbrs, history, model, w)
+            order = np.argsort(-util, kind="stable")
+            out.append(nbrs[order])
+            nxt = next((nbrs[i] for i in order if code_key(nbrs[i]) not in visited), None)
+            if nxt is None:
+                break
+            current = nxt
+            visited.add(code_key(current))
+        return np.concatenate(out)
+
+    def _local_utility(
+        self, codes: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
+    ) -> np.ndarray:
+        """``n``: the guided ranking of ``codes`` with ``local_kappa`` as the spread weight."""
+        kappa, self.kappa = self.kappa, self.local_kappa
+        try:
+            return self._ucb(self._score(codes, model), history, w)
+        finally:
+            self.kappa = kappa
+
+
+def _round_robin(lists: list[np.ndarray]) -> np.ndarray:
+    """Rows of ``lists`` taken in turn (first of each, second of each, ...), ``sum m_i x d``."""
+    longest = max(len(x) for x in lists)
+    rows = [x[i] for i in range(longest) for x in lists if i < len(x)]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, lists[0].shape[1])
