@@ -51,6 +51,7 @@ class LocalNCPProposer(GuidedNCPProposer):
     residual_length: float = 1.0
     residual_noise: float = 0.1
     residual_top: int = 256
+    residual_max: int = 100
     _resid: np.ndarray | None = field(default=None, init=False, repr=False)
     _per_move: int = field(default=0, init=False, repr=False)
 
@@ -93,19 +94,22 @@ class LocalNCPProposer(GuidedNCPProposer):
         codes (moves: differing dimensions over those one move changes), ``alpha = (K +
         residual_noise I)^-1 r``; the correction of a code ``c`` is ``k(c, X) alpha``.
         Refreshed on every proposal, so the ranking learns from trials the predictor has
-        not been refitted on yet."""
+        not been refitted on yet; only the latest ``residual_max`` trials enter (the cost
+        stays flat as the study grows)."""
         self._resid = None
         if not self.residual or history.n < 2:
             return
-        mean = model.member_scores(history.codes).mean(0)  # n x k
-        r = history.scores[:, : mean.shape[1]] - mean
-        kern = np.exp(-self._moves(history.codes, history.codes) / self.residual_length)
-        self._resid = np.linalg.solve(kern + self.residual_noise * np.eye(history.n), r)
+        x = history.codes[-self.residual_max :]  # the latest trials (rows follow trial order)
+        mean = model.member_scores(x).mean(0)  # n x k
+        r = history.scores[-self.residual_max :, : mean.shape[1]] - mean
+        kern = np.exp(-self._moves(x, x) / self.residual_length)
+        self._resid = np.linalg.solve(kern + self.residual_noise * np.eye(len(x)), r)
 
     def _correction(self, codes: np.ndarray, history: History) -> np.ndarray:
         """``n x k``: the residual kernel's correction of the predicted mean of ``codes``."""
         assert self._resid is not None
-        return np.exp(-self._moves(codes, history.codes) / self.residual_length) @ self._resid
+        x = history.codes[-self.residual_max :]
+        return np.exp(-self._moves(codes, x) / self.residual_length) @ self._resid
 
     def _moves(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``n x m``: differing dimensions between rows of ``a`` and ``b``, in moves."""
