@@ -97,7 +97,7 @@ def test_exploration_proposals_are_the_guided_ranking(nb201) -> None:
 
 def test_residual_kernel_pulls_the_stale_mean_toward_the_trials(nb201) -> None:
     rows = np.random.default_rng(3).permutation(len(nb201))[:40]
-    hist, model = _fitted(nb201, rows[:20])  # the predictor has seen 20 trials ...
+    _, model = _fitted(nb201, rows[:20])  # the predictor has seen 20 trials ...
     later = _history(nb201, rows)  # ... the history holds 40
     prop = LocalNCPProposer(nb201.space, iterations=5)
     prop._fit_residuals(later, model)
@@ -144,9 +144,7 @@ def test_local_mode_never_leaves_a_budget() -> None:
         enforce_budget(trial, view.budget, code)
         return float(code[np.asarray(base.is_width)].sum()) / 100.0  # wider is better
 
-    sampler = make_sampler(
-        "ncp-local", space=view, seed=0, params={**FAST, "n_startup_trials": 4}
-    )
+    sampler = make_sampler("ncp-local", space=view, seed=0, params={**FAST, "n_startup_trials": 4})
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=12)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 12
