@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ncp_hpo.samplers._history import History, code_key
-from ncp_hpo.samplers._proposers import GuidedNCPProposer, _unique_rows
+from ncp_hpo.samplers._proposers import GuidedNCPProposer, objective_weights
 from ncp_hpo.samplers._surrogate import ScoreModel
 
 __all__ = ["LocalNCPProposer"]
@@ -54,6 +54,8 @@ class LocalNCPProposer(GuidedNCPProposer):
     residual_max: int = 100
     _resid: np.ndarray | None = field(default=None, init=False, repr=False)
     _per_move: int = field(default=0, init=False, repr=False)
+    _cache_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _cache: dict[bytes, dict[str, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.explore <= 1.0:
@@ -65,14 +67,18 @@ class LocalNCPProposer(GuidedNCPProposer):
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         self._fit_residuals(history, model)
-        ranked = super().propose(history, model, rng)
-        local_step = history.n > 0 and rng.random() >= self.explore
-        self.info["local"] = local_step
-        if not local_step:
-            return ranked
-        w = np.asarray(self.info["weights"], dtype=np.float64)
-        walks = [self._walk(start, history, model, w) for start in self._walk_starts(history)]
-        return np.concatenate([_round_robin(walks), ranked])
+        walks = np.empty((0, self.space.dim), dtype=np.int64)
+        if history.n > 0 and rng.random() >= self.explore:
+            w = objective_weights(len(model.outputs), rng)
+            seen = history.seen()
+            found = [self._walk(s, history, model, w, seen) for s in self._walk_starts(history)]
+            walks = _round_robin([f[0] for f in found])
+            if any(f[1] for f in found):  # an unseen code: the pool ranking is not needed
+                self.info = {"local": True, "weights": w.tolist()}
+                return walks
+        ranked = super().propose(history, model, rng)  # builds the pool after a refit
+        self.info["local"] = len(walks) > 0
+        return np.concatenate([walks, ranked])
 
     def _ucb(self, cand: dict[str, np.ndarray], history: History, w: np.ndarray) -> np.ndarray:
         """The guided ranking; with ``residual``, the ``residual_top`` best candidates are
@@ -100,7 +106,7 @@ class LocalNCPProposer(GuidedNCPProposer):
         if not self.residual or history.n < 2:
             return
         x = history.codes[-self.residual_max :]  # the latest trials (rows follow trial order)
-        mean = model.member_scores(x).mean(0)  # n x k
+        mean = self._score_cached(x, model)["mean"]  # n x k
         r = history.scores[-self.residual_max :, : mean.shape[1]] - mean
         kern = np.exp(-self._moves(x, x) / self.residual_length)
         self._resid = np.linalg.solve(kern + self.residual_noise * np.eye(len(x)), r)
@@ -118,6 +124,23 @@ class LocalNCPProposer(GuidedNCPProposer):
             self._per_move = max(1, int(np.count_nonzero(self.space.neighbors(c)[0] != c)))
         return (a[:, None, :] != b[None, :, :]).sum(-1) / self._per_move
 
+    def _score_cached(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:
+        """:meth:`_score` of ``codes`` (``n x d``), each code's row computed once per fit
+        (walks and the residual kernel revisit the same codes between refits)."""
+        key = (id(model.predictor), model.version)
+        if key != self._cache_key:
+            self._cache, self._cache_key = {}, key
+        keys = [code_key(c) for c in codes]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            new = self._score(codes[missing], model)
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = {f: v[j] for f, v in new.items() if f != "codes"}
+        rows = [self._cache[k] for k in keys]
+        out = {f: np.stack([r[f] for r in rows]) for f in rows[0]}
+        out["codes"] = codes
+        return out
+
     def _walk_starts(self, history: History) -> np.ndarray:
         """The best ``n_walks`` incumbents, each at least ``walk_niche`` moves from every
         better one kept (``walk_niche = 0``: the plain top ``n_walks``)."""
@@ -131,23 +154,35 @@ class LocalNCPProposer(GuidedNCPProposer):
         return np.asarray(kept)
 
     def _walk(
-        self, start: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
-    ) -> np.ndarray:
-        """``m x d``: the neighbourhoods a greedy walk from ``start`` passes, each ranked
-        best first, in walking order; the walk steps to the best unvisited neighbour."""
+        self,
+        start: np.ndarray,
+        history: History,
+        model: ScoreModel,
+        w: np.ndarray,
+        seen: set[bytes],
+    ) -> tuple[np.ndarray, bool]:
+        """The neighbourhoods (``m x d``) a greedy walk from ``start`` passes, each ranked
+        best first, in walking order, and whether one holds a code not in ``seen``. The
+        walk steps to the best unvisited neighbour and stops after the first neighbourhood
+        with an unseen code (nothing after it could be proposed first)."""
         out: list[np.ndarray] = []
         current, visited = start, {code_key(start)}
         for _ in range(self.max_steps):
-            nbrs = _unique_rows(self.space.neighbors(current))
+            nbrs = self.space.neighbors(current)  # distinct codes (a space guarantee)
             util = self._local_utility(nbrs, history, model, w)
             order = np.argsort(-util, kind="stable")
             out.append(nbrs[order])
-            nxt = next((nbrs[i] for i in order if code_key(nbrs[i]) not in visited), None)
+            keys = [code_key(nbrs[i]) for i in order]
+            if any(k not in seen for k in keys):
+                return np.concatenate(out), True
+            nxt = next(
+                (nbrs[i] for i, k in zip(order, keys, strict=True) if k not in visited), None
+            )
             if nxt is None:
                 break
             current = nxt
             visited.add(code_key(current))
-        return np.concatenate(out)
+        return np.concatenate(out), False
 
     def _local_utility(
         self, codes: np.ndarray, history: History, model: ScoreModel, w: np.ndarray
@@ -155,7 +190,7 @@ class LocalNCPProposer(GuidedNCPProposer):
         """``n``: the guided ranking of ``codes`` with ``local_kappa`` as the spread weight."""
         kappa, self.kappa = self.kappa, self.local_kappa
         try:
-            return self._ucb(self._score(codes, model), history, w)
+            return self._ucb(self._score_cached(codes, model), history, w)
         finally:
             self.kappa = kappa
 

@@ -70,18 +70,32 @@ def test_local_step_takes_the_predicted_best_neighbour(nb201) -> None:
     rows = np.random.default_rng(1).permutation(len(nb201))[:30]
     hist, model = _fitted(nb201, rows)
     prop = LocalNCPProposer(
-        nb201.space, explore=0.0, n_walks=1, max_steps=2, iterations=5, residual=False
+        nb201.space, explore=0.0, n_walks=1, max_steps=3, iterations=5, residual=False
     )
     cands = prop.propose(hist, model, np.random.default_rng(0))
     best = hist.incumbents(max_count=1)[0]
     nbrs = nb201.space.neighbors(best)
     mean = model.member_scores(nbrs).mean(0)[:, 0]
-    # the first |neighbours| candidates are the incumbent's neighbours, best predicted first
-    np.testing.assert_array_equal(cands[: len(nbrs)], nbrs[np.argsort(-mean, kind="stable")])
-    # the next step walks on from the best-predicted neighbour
-    step = cands[len(nbrs)]
-    assert code_key(step) in {code_key(c) for c in nb201.space.neighbors(cands[0])}
+    # the incumbent's neighbours, best predicted first; nothing else is needed
+    np.testing.assert_array_equal(cands, nbrs[np.argsort(-mean, kind="stable")])
     assert prop.info["local"] is True
+    # once the neighbourhood is taken (pending here), the walk steps to the best-predicted
+    # neighbour and offers that one's neighbourhood next
+    taken = History(
+        codes=hist.codes,
+        scores=hist.scores,
+        pending=nbrs,
+        directions=hist.directions,
+        trial_numbers=hist.trial_numbers,
+    )
+    walked = prop.propose(taken, model, np.random.default_rng(0))
+    np.testing.assert_array_equal(walked[: len(nbrs)], cands)
+    step = walked[len(nbrs) :]
+    nxt = nb201.space.neighbors(cands[0])
+    nxt_mean = model.member_scores(nxt).mean(0)[:, 0]
+    np.testing.assert_array_equal(step, nxt[np.argsort(-nxt_mean, kind="stable")])
+    seen = taken.seen()
+    assert any(code_key(c) not in seen for c in step)
 
 
 def test_exploration_proposals_are_the_guided_ranking(nb201) -> None:
@@ -90,7 +104,9 @@ def test_exploration_proposals_are_the_guided_ranking(nb201) -> None:
     local = LocalNCPProposer(nb201.space, explore=1.0, iterations=5, residual=False)
     guided = GuidedNCPProposer(nb201.space, iterations=5)
     a = local.propose(hist, model, np.random.default_rng(5))
-    b = guided.propose(hist, model, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    rng.random()  # the local proposer's coin flip (local step or exploration)
+    b = guided.propose(hist, model, rng)
     np.testing.assert_array_equal(a, b)
     assert local.info["local"] is False
 
