@@ -26,20 +26,31 @@ __all__ = ["LocalNCPProposer"]
 class LocalNCPProposer(GuidedNCPProposer):
     """Guided NCP plus a predictor-ranked local step around the incumbents.
 
-    On each proposal, with probability ``1 - explore``, the candidates start with a greedy
-    walk: from the best incumbent, its one-unit neighbours (``space.neighbors``) ranked by
-    the ensemble mean plus ``local_kappa`` x spread (standardised by the history's scores,
-    minus the FLOPs term when ``lam > 0``), then the walk moves to the best-ranked neighbour
-    and repeats, ``max_steps`` times (so an exhausted neighbourhood still yields unseen
-    codes a few moves away); walks from the next ``n_walks - 1`` incumbents follow. The
-    guided mode's UCB ranking of the propagated pool comes after (and alone on exploration
-    proposals). The base sampler takes the first unseen candidate.
+    On each proposal, with probability ``1 - explore`` (a draw from the proposal's RNG),
+    the candidates are greedy walks from the ``n_walks`` best trials: a trial's one-unit
+    neighbours (``space.neighbors``) ranked by the predicted mean plus ``local_kappa`` x
+    ensemble spread (standardised by the history's scores, minus the FLOPs term when
+    ``lam > 0``), then a step to the best-ranked unvisited neighbour, up to ``max_steps``
+    steps; a walk stops at the first neighbourhood holding an unseen code (nothing after it
+    could be proposed first). The walks' neighbourhoods are taken in turn (first of each,
+    second of each, ...). Otherwise, or when every walked code is seen, the guided mode's
+    UCB ranking of the propagated pool follows. The base sampler takes the first unseen
+    candidate.
+
+    Between predictor refits, a kernel on the predictor's residuals corrects its predicted
+    mean (:meth:`_fit_residuals`), refreshed on every proposal.
 
     Args:
         explore: share of proposals ranked by the pool's UCB alone (``0 <= explore <= 1``).
         local_kappa: weight of the ensemble spread inside the neighbourhoods.
         max_steps: greedy steps walked from each start.
         n_walks: incumbents a walk starts from, best first.
+        walk_niche: with ``> 0``, each start at least this many moves from the better ones.
+        residual: correct the predicted mean with the residual kernel.
+        residual_length: the kernel's length scale, in one-unit moves.
+        residual_noise: the kernel's nugget, relative to its unit prior variance.
+        residual_top: candidates of a ranking that are re-ranked after the correction.
+        residual_max: latest trials the kernel is fitted on.
     """
 
     explore: float = 0.25
