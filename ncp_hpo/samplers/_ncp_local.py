@@ -75,6 +75,16 @@ class LocalNCPProposer(GuidedNCPProposer):
             raise ValueError(
                 f"max_steps and n_walks must be >= 1, got {self.max_steps}, {self.n_walks}"
             )
+        if not (self.residual_length > 0 and self.residual_noise > 0):
+            raise ValueError(
+                "residual_length and residual_noise must be > 0, got "
+                f"{self.residual_length}, {self.residual_noise}"
+            )
+        if self.residual_top < 1 or self.residual_max < 2:
+            raise ValueError(
+                f"residual_top must be >= 1 and residual_max >= 2, got {self.residual_top}, "
+                f"{self.residual_max}"
+            )
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         self._fit_residuals(history, model)

@@ -64,6 +64,10 @@ def test_registry_and_mode(nb201) -> None:
         LocalNCPProposer(nb201.space, explore=1.5)
     with pytest.raises(ValueError, match="max_steps"):
         LocalNCPProposer(nb201.space, max_steps=0)
+    with pytest.raises(ValueError, match="residual_length"):
+        LocalNCPProposer(nb201.space, residual_length=0.0)
+    with pytest.raises(ValueError, match="residual_max"):
+        LocalNCPProposer(nb201.space, residual_max=1)
 
 
 def test_local_step_takes_the_predicted_best_neighbour(nb201) -> None:
