@@ -5,11 +5,12 @@ reports seeds 0..19 once. This script runs 100-trial in-memory studies (the obje
 table look-up, as in ``compare --mode exact``) and prints the median best at 25 / 50 / 100
 trials, the mean at 100, how many runs reached the table optimum, and the median CPU time
 per trial (sampler and look-up together). ``--kw`` passes NCPSampler keyword arguments
-(JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``; samplers are built by
-:func:`ncp_hpo.search.make_sampler`.
+(JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``; a key ``p_NAME`` sets a field
+of the sampler's proposer and ``s_NAME`` one of its predictor source (development only);
+samplers are built by :func:`ncp_hpo.search.make_sampler`.
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_dev_seeds.py ncp --seeds 100-119 [--kw JSON]
-    samplers: the registry's Optuna samplers (ncp, netadapt, neural-predictor, tpe, gp, ...)
+    samplers: the registry's Optuna samplers (ncp, ncp-guided, ncp-local, netadapt, ...)
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.sam
     return make_sampler(name, space=space, seed=seed, params=kw if name.startswith("ncp") else None)
 
 
+def _override(sampler: optuna.samplers.BaseSampler, fields: dict[str, Any]) -> None:
+    """Set ``p_NAME`` on the sampler's proposer and ``s_NAME`` on its predictor source."""
+    for key, value in fields.items():
+        target = getattr(sampler, "_proposer" if key.startswith("p_") else "_source")
+        if not hasattr(target, key[2:]):
+            raise SystemExit(f"--kw {key}: {type(target).__name__} has no field {key[2:]!r}")
+        setattr(target, key[2:], value)
+
+
 def run_one(task: tuple[str, dict[str, Any], int, int]) -> tuple[int, float, float, float, float]:
     """(seed, best@25, best@50, best@trials, CPU ms per trial) of one study."""
     name, kw, seed, trials = task
@@ -46,7 +56,11 @@ def run_one(task: tuple[str, dict[str, Any], int, int]) -> tuple[int, float, flo
     lookup = {
         np.asarray(c, np.int64).tobytes(): float(a) for c, a in zip(table.codes, acc, strict=True)
     }
-    study = optuna.create_study(direction="maximize", sampler=_sampler(name, space, seed, kw))
+    fields = {k: v for k, v in kw.items() if k.startswith(("p_", "s_"))}
+    own = {k: v for k, v in kw.items() if k not in fields}
+    sampler = _sampler(name, space, seed, own)
+    _override(sampler, fields)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
 
     def objective(trial: optuna.Trial) -> float:
         return lookup[np.asarray(space.suggest(trial), dtype=np.int64).tobytes()]

@@ -34,6 +34,7 @@ from ncp_hpo.samplers import NCPSampler
 _MAKERS: dict[str, Callable[[Any, int], BaseSampler]] = {
     "ncp": lambda space, seed: NCPSampler(space=space, seed=seed),  # paper mode
     "ncp-guided": lambda space, seed: NCPSampler(space=space, seed=seed, mode="guided"),
+    "ncp-local": lambda space, seed: NCPSampler(space=space, seed=seed, mode="local"),
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
     "gp": lambda space, seed: optuna.samplers.GPSampler(seed=seed),
 }
@@ -104,11 +105,12 @@ def report(costs: dict[str, np.ndarray], at: Sequence[int]) -> list[str]:
     ]
     for n in at:
         rows = {k: v for k, v in costs.items() if len(v) >= n}
+        ref = next((k for k in rows if k.startswith("ncp")), None)  # the first NCP mode listed
         for name, sec in rows.items():
             whole, recent = 1e3 * sec[:n].mean(), 1e3 * sec[n // 2 : n].mean()
             ratio = ["", ""]
-            if "ncp" in rows and name != "ncp":
-                ncp = rows["ncp"]
+            if ref is not None and not name.startswith("ncp"):
+                ncp = rows[ref]
                 ratio = [
                     f"{1e3 * ncp[:n].mean() / whole:.2f}",
                     f"{1e3 * ncp[n // 2 : n].mean() / recent:.2f}",

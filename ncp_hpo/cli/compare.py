@@ -19,10 +19,10 @@ _ALL = ", ".join(SAMPLERS)
 
 _EPILOG = f"""\
 samplers: {_ALL}
-(default: {_DEFAULT_SAMPLERS}; ncp-guided is NCPSampler(mode="guided"); gp is slow on
-NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's categorical
-edges at random; ax drives an Ax Client with ncp_generation_strategy, 10 Sobol trials
-then the NCP node).
+(default: {_DEFAULT_SAMPLERS}; ncp-guided / ncp-local are NCPSampler(mode="guided" /
+"local"); gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes' package and samples
+NAS-Bench-201's categorical edges at random; ax drives an Ax Client with
+ncp_generation_strategy, 10 Sobol trials then the NCP node).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one

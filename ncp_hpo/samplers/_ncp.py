@@ -15,7 +15,7 @@ from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
 
-Mode = Literal["guided", "paper"]
+Mode = Literal["guided", "local", "paper"]
 
 
 class NCPSampler(PredictorSamplerBase):
@@ -59,9 +59,14 @@ class NCPSampler(PredictorSamplerBase):
         costs about a tenth of paper mode per trial; on NAS-Bench-MR (surrogate oracle,
         seeds 0..9, 100 trials) guided is worse (seg 78.17 vs 78.56 mIoU, video 26.60 vs
         27.01 top-1), so paper mode stays the default.
+        ``"local"``: guided mode plus, on 3 proposals in 4, predictor-ranked greedy
+        one-unit walks from the two best trials, and a kernel on the predictor's residuals
+        refreshed on every proposal (the stale predictor learns from the latest trials).
+        See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
+        ``benchmarks/results/nas-bench-201-ncp-local.md``.
 
     Args:
-        mode: ``"paper"`` (default) or ``"guided"``.
+        mode: ``"paper"`` (default), ``"guided"`` or ``"local"``.
         strategy: ``"continuous"`` (default) or ``"winner_takes_all"`` propagation.
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).

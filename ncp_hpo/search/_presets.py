@@ -1,8 +1,9 @@
 """The NCP sampler's modes: proposer, predictor and refit-schedule defaults per mode.
 
 ``"paper"`` is Algorithm 1 as published; ``"guided"`` is the ensemble-UCB variant
-(:class:`~ncp_hpo.search._proposers.GuidedNCPProposer`). Both adapters (the Optuna
-``NCPSampler`` and the Ax nodes) resolve their arguments here.
+(:class:`~ncp_hpo.search._proposers.GuidedNCPProposer`); ``"local"`` adds predictor-ranked
+local walks from the incumbents (:class:`~ncp_hpo.search._local.LocalNCPProposer`). Both
+adapters (the Optuna ``NCPSampler`` and the Ax nodes) resolve their arguments here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ncp_hpo.search._local import LocalNCPProposer
 from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
 from ncp_hpo.search._tradeoff import check_lam
 
@@ -27,6 +29,13 @@ NCP_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"hidden": 64, "head_hidden": 32, "n_members": 5, "dropout": 0.1, "epochs": 100},
         {"refit_every": 1, "refit_growth": 0.3},
     ),
+}
+NCP_MODES["local"] = NCP_MODES["guided"]  # the guided pool plus local walks
+
+_PROPOSERS: dict[str, type[NCPProposer]] = {
+    "paper": NCPProposer,
+    "guided": GuidedNCPProposer,
+    "local": LocalNCPProposer,
 }
 
 
@@ -70,7 +79,7 @@ def ncp_settings(
             ``lam`` < 0.
     """
     if mode not in NCP_MODES:
-        raise ValueError(f"mode must be 'guided' or 'paper', got {mode!r}")
+        raise ValueError(f"mode must be 'guided', 'local' or 'paper', got {mode!r}")
     prop, pred, sched = (dict(d) for d in NCP_MODES[mode])
     for name, value in (("iterations", iterations), ("lr", lr), ("n_starts", n_starts)):
         if value is not None:
@@ -81,7 +90,7 @@ def ncp_settings(
         sched.pop("refit_growth", None)
     if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
         raise ValueError(f"kappa must be >= 0, got {kappa}")
-    if mode == "guided":
+    if mode != "paper":
         prop["kappa"] = kappa
     if strategy not in ("continuous", "winner_takes_all"):
         raise ValueError(f"strategy must be 'continuous' or 'winner_takes_all', got {strategy!r}")
@@ -90,7 +99,7 @@ def ncp_settings(
             f"iterations and n_starts must be >= 1, got {prop['iterations']}, {prop['n_starts']}"
         )
     return NCPSettings(
-        proposer=GuidedNCPProposer if mode == "guided" else NCPProposer,
+        proposer=_PROPOSERS[mode],
         proposer_params={"lam": check_lam(lam), "strategy": strategy, **prop},
         predictor_params=pred,
         refit_every=sched.pop("refit_every"),

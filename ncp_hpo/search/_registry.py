@@ -26,7 +26,13 @@ __all__ = [
     "make_sampler",
 ]
 
-PREDICTOR_SAMPLERS: tuple[str, ...] = ("ncp", "ncp-guided", "netadapt", "neural-predictor")
+PREDICTOR_SAMPLERS: tuple[str, ...] = (
+    "ncp",
+    "ncp-guided",
+    "ncp-local",
+    "netadapt",
+    "neural-predictor",
+)
 """Samplers built on the neural predictor: they take ``lam`` and a ``prior``."""
 
 OPTUNA_SAMPLERS: tuple[str, ...] = (
@@ -60,12 +66,13 @@ def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
         predictor_classes: dict[str, type] = {
             "ncp": NCPSampler,
             "ncp-guided": NCPSampler,
+            "ncp-local": NCPSampler,
             "netadapt": NetAdaptSampler,
             "neural-predictor": NeuralPredictorSampler,
         }
         fixed: dict[str, Any] = {"space": space}
-        if name == "ncp-guided":
-            fixed["mode"] = "guided"
+        if name in ("ncp-guided", "ncp-local"):
+            fixed["mode"] = name.removeprefix("ncp-")
         return predictor_classes[name], fixed
     if name == "random":
         if space is not None and space.restricted:

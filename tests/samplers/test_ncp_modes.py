@@ -136,7 +136,7 @@ def test_guided_defaults_and_bad_mode(nb201) -> None:
     s = NCPSampler(space=nb201.space, mode="guided")
     assert s.mode == "guided" and isinstance(s._proposer, GuidedNCPProposer)
     assert s._source.refit_growth > 0 and s._proposer.kappa == 2.0
-    with pytest.raises(ValueError, match="mode must be 'guided' or 'paper'"):
+    with pytest.raises(ValueError, match="mode must be 'guided', 'local' or 'paper'"):
         NCPSampler(mode="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kappa"):
         NCPSampler(kappa=-1.0)
