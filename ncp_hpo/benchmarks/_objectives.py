@@ -217,7 +217,11 @@ class BenchmarkObjective:
             return value
         if self.lam is None:
             return value, flops
-        return value - self.lam * (flops - self.flops_mean) / self.flops_std
+        from ncp_hpo.search import scalarize
+
+        return float(
+            scalarize(value, flops, lam=self.lam, mean=self.flops_mean, std=self.flops_std)
+        )
 
     def evaluate(self, code: Any, *, used: MutableSet[int] | None = None) -> dict[str, Any]:
         """Evaluate one code without Optuna.

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         make_sampler,
     )
     from ncp_hpo.search._surrogate import PredictorSource, ScoreModel
+    from ncp_hpo.search._tradeoff import scalarize as scalarize
 
 __all__ = [
     "DEFAULT_SAMPLERS",
@@ -100,6 +101,7 @@ _LAZY = {
     "SearchEngine": "ncp_hpo.search._engine",
     "code_key": "ncp_hpo.search._history",
     "ncp_settings": "ncp_hpo.search._presets",
+    "scalarize": "ncp_hpo.search._tradeoff",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -263,7 +263,10 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
         note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
     elif obj.lam is not None:
-        optimum = float((m - obj.lam * (f - obj.flops_mean) / obj.flops_std).max())
+        from ncp_hpo.search import scalarize
+
+        scores = scalarize(m, f, lam=obj.lam, mean=obj.flops_mean, std=obj.flops_std)
+        optimum = float(scores.max())
         note = f"best scalarised table value ({table.main_metric} - {obj.lam:g}*z(flops))"
     else:
         optimum = float(m.max())

@@ -55,11 +55,13 @@ def netadapt_greedy(
     history, always walks ``max_steps`` (8) steps and returns every ranked neighbour as a
     candidate list. The paper protocol needs one final code from a fixed trade-off.
     """
+    from ncp_hpo.search import scalarize
+
     main = predictor.metric_names_.index(predictor.main_metric_)
 
     def score(codes: np.ndarray) -> np.ndarray:
         pred = np.atleast_2d(predictor.predict(codes))[:, main]
-        return pred / metric_std - lam * flops_g(codes) / flops_std
+        return scalarize(pred / metric_std, flops_g(codes), lam=lam, std=flops_std)
 
     code = np.asarray(start, dtype=np.int64)
     current = float(score(code[None])[0])
