@@ -100,46 +100,20 @@ def _strip_timing(x: Any) -> Any:
     return x
 
 
-def case_compare_nb201(tmp: Path, data_dir: str | None) -> Any:
-    out = tmp / "c201"
-    _cli(
-        [
-            "compare",
-            "--benchmark",
-            "nas-bench-201",
-            "--trials",
-            "30",
-            "--seeds",
-            "2",
-            "--no-mlflow",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        data_dir,
-    )
+def _compare(tmp: Path, data_dir: str | None, benchmark: str) -> Any:
+    """``compare`` of the default samplers, 2 seeds x 30 trials: every trial of every study."""
+    out = tmp / f"compare-{benchmark}"
+    args = ["compare", "--benchmark", benchmark, "--trials", "30", "--seeds", "2"]
+    _cli([*args, "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
     return _studies(out)
+
+
+def case_compare_nb201(tmp: Path, data_dir: str | None) -> Any:
+    return _compare(tmp, data_dir, "nas-bench-201")
 
 
 def case_compare_seg(tmp: Path, data_dir: str | None) -> Any:
-    out = tmp / "cseg"
-    _cli(
-        [
-            "compare",
-            "--benchmark",
-            "seg",
-            "--trials",
-            "30",
-            "--seeds",
-            "2",
-            "--no-mlflow",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        data_dir,
-    )
-    return _studies(out)
+    return _compare(tmp, data_dir, "seg")
 
 
 def case_search(tmp: Path, data_dir: str | None) -> Any:
