@@ -29,6 +29,8 @@ Configurations (``--configs``; ``default`` is the library's default, the others 
 * ``grouped-d0.3``: ``grouped`` with dropout 0.3 instead of 0.5.
 * ``grouped-d0.7``: ``grouped`` with dropout 0.7 (on the noisier settings the best epoch
   comes early, within the warm-up: the network overfits).
+* ``grouped-lr0.003``: ``grouped`` with a peak learning rate of 0.003 instead of 0.01 (for
+  the same reason: the best epochs come before the peak).
 
 Results append to ``--out`` (JSON lines, one per fit; fits already there are skipped),
 so a run can be split or resumed; the table is printed from everything in that file.
@@ -80,6 +82,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "grouped-e3": {"metrics": "all", "heads": "grouped", "n_members": 3},
     "grouped-d0.3": {"metrics": "all", "heads": "grouped", "dropout": 0.3},
     "grouped-d0.7": {"metrics": "all", "heads": "grouped", "dropout": 0.7},
+    "grouped-lr0.003": {"metrics": "all", "heads": "grouped", "lr": 0.003},
 }
 
 
