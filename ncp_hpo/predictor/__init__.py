@@ -43,7 +43,7 @@ dropout off in the ``[flops, params]`` head; here one ``dropout`` applies to eve
 from ncp_hpo.exceptions import CheckpointError
 from ncp_hpo.predictor._codes import as_code_batch
 from ncp_hpo.predictor._estimator import NeuralPredictor, PredictorScore
-from ncp_hpo.predictor._setting import fit_setting_predictor
+from ncp_hpo.predictor._setting import fit_setting_predictor, grouped_heads
 from ncp_hpo.predictor._training import torch_threads
 
 __all__ = [
@@ -52,5 +52,6 @@ __all__ = [
     "PredictorScore",
     "as_code_batch",
     "fit_setting_predictor",
+    "grouped_heads",
     "torch_threads",
 ]

@@ -9,7 +9,32 @@ import numpy as np
 
 from ncp_hpo.predictor._estimator import NeuralPredictor
 
-__all__ = ["fit_setting_predictor"]
+__all__ = ["COST_METRICS", "fit_setting_predictor", "grouped_heads"]
+
+#: Metrics that measure a network's cost rather than its quality; they share one head.
+COST_METRICS: frozenset[str] = frozenset({"flops", "params"})
+
+
+def grouped_heads(names: Sequence[str], main: str) -> list[list[str]]:
+    """The reference's grouping of outputs into heads, as a rule for any setting.
+
+    The main metric gets a head of its own, the other quality metrics (``top5``;
+    ``mAcc`` and ``aAcc``) share one, and the cost metrics (:data:`COST_METRICS`) share
+    one; empty groups are dropped. Upstream's seg config is
+    ``[["mIoU"], ["mAcc", "aAcc"], ["flops", "params"]]``.
+
+    Args:
+        names: the learned metrics (``main`` among them).
+        main: the main metric.
+
+    Returns:
+        the heads, a partition of ``names``, main metric's head first.
+    """
+    if main not in names:
+        raise ValueError(f"main metric {main!r} is not among the metrics {list(names)}")
+    quality = [n for n in names if n != main and n not in COST_METRICS]
+    cost = [n for n in names if n != main and n in COST_METRICS]
+    return [g for g in ([main], quality, cost) if g]
 
 
 def fit_setting_predictor(
@@ -31,7 +56,8 @@ def fit_setting_predictor(
             permutation) and the predictor.
         metrics: metrics to learn. Default: the main metric and ``flops`` (the learned
             FLOPs head of the paper's propagation); ``"all"``: every metric of the table.
-        **predictor_params: passed to :class:`NeuralPredictor`.
+        **predictor_params: passed to :class:`NeuralPredictor`; ``heads="grouped"`` groups
+            the learned metrics by :func:`grouped_heads` (the reference's heads).
 
     Returns:
         ``(predictor, info)`` with ``info`` = ``{"train", "val", "test"}`` index arrays and
@@ -56,6 +82,13 @@ def fit_setting_predictor(
         perm = np.random.default_rng(seed).permutation(n)
         tr, va, te = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     y = {k: np.asarray(all_metrics[k], dtype=np.float64) for k in names}
+    if isinstance(predictor_params.get("heads"), str):
+        if predictor_params["heads"] != "grouped":
+            raise ValueError(
+                f"heads must be 'grouped', None or a list of metric groups; "
+                f"got {predictor_params['heads']!r}"
+            )
+        predictor_params["heads"] = grouped_heads(names, main)
     predictor_params.setdefault("seed", seed)
     predictor_params.setdefault("main_metric", main)
     p = NeuralPredictor(**predictor_params)
