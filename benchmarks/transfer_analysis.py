@@ -171,6 +171,8 @@ def figures(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ncp_hpo.exceptions import NCPError
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", required=True)
     ap.add_argument("--source", default="cls-50-1000")
@@ -184,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prior, info = fit_prior(args.source, args.target, args.data_dir)
         rows = rank_table(args.target, prior, args.data_dir, args.repeats)
-    except (ValueError, FileNotFoundError) as exc:
+    except (NCPError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"target {args.target}, prior {info}")

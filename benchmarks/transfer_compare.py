@@ -116,7 +116,10 @@ def _study(job: dict[str, Any]) -> list[float]:
         sampler = _variant_sampler(job["variant"], prior, job["seed"], job["startup"])
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(_OBJECTIVE[key], n_trials=job["trials"])
-    return [float(t.value) for t in study.trials]
+    values = [t.value for t in study.trials]
+    if any(v is None for v in values):
+        raise RuntimeError(f"{job['variant']} seed {job['seed']}: a trial did not complete")
+    return [float(v) for v in values if v is not None]
 
 
 def fit_prior(source: str, target: str, data_dir: str | None, seed: int = 0) -> tuple[Any, dict]:
@@ -245,6 +248,7 @@ def markdown(result: TransferResult, at: Sequence[int] = CHECKPOINTS) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ncp_hpo._numerics import environment_line
+    from ncp_hpo.exceptions import NCPError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -276,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=range(args.seeds), trials=args.trials, variants=variants,
             prior_startup=args.prior_startup, data_dir=args.data_dir, jobs=args.jobs,
         )  # fmt: skip
-    except (ValueError, FileNotFoundError) as exc:
+    except (NCPError, ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     shown = shlex.join(sys.argv[1:] if argv is None else argv)
