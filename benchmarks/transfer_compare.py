@@ -259,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--source", default="cls-50-1000")
     ap.add_argument("--mode", default="table", choices=MODES)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument(
@@ -272,12 +273,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the per-trial values here")
     args = ap.parse_args(argv)  # fmt: skip
     variants = [v for v in args.variants.split(",") if v]
-    if args.seeds < 2 or args.trials < 1 or args.jobs < 1:
-        ap.error("--seeds must be >= 2, --trials and --jobs >= 1")
+    if args.seeds < 2 or args.trials < 1 or args.jobs < 1 or args.first_seed < 0:
+        ap.error("--seeds must be >= 2, --trials and --jobs >= 1, --first-seed >= 0")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     try:
         result = run_transfer(
             target=args.target, source=args.source, mode=args.mode,
-            seeds=range(args.seeds), trials=args.trials, variants=variants,
+            seeds=seeds, trials=args.trials, variants=variants,
             prior_startup=args.prior_startup, data_dir=args.data_dir, jobs=args.jobs,
         )  # fmt: skip
     except (NCPError, ValueError, OSError, RuntimeError) as exc:
@@ -287,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"$ python benchmarks/transfer_compare.py {shown}")
     print(f"environment: {environment_line()}")
     print(f"target {args.target} ({args.mode}), source prior {result.prior_info}")
-    print(f"seeds 0..{args.seeds - 1}, {args.trials} trials; cells: median [25th, 75th] best")
+    print(f"seeds {seeds[0]}..{seeds[-1]}, {args.trials} trials; cells: median [25th, 75th] best")
     print(markdown(result))
     if args.json:
         payload = {"target": args.target, "source": args.source, "mode": args.mode,
