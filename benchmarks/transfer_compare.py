@@ -246,6 +246,25 @@ def markdown(result: TransferResult, at: Sequence[int] = CHECKPOINTS) -> str:
     return "\n".join(lines)
 
 
+def pooled(paths: Sequence[str]) -> TransferResult:
+    """The runs saved by ``--json`` in ``paths`` (same target, source and mode; disjoint
+    seed blocks) as one result with their seeds stacked in the given order."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    keys = {(r["target"], r["source"], r["mode"]) for r in runs}
+    if len(keys) != 1:
+        raise ValueError(f"--pool files differ in (target, source, mode): {sorted(keys)}")
+    variants = [v for v in runs[0]["values"] if all(v in r["values"] for r in runs)]
+    values = {
+        v: np.vstack([np.asarray(r["values"][v], dtype=float) for r in runs]) for v in variants
+    }
+    target, source, mode = keys.pop()
+    seeds = [s for r in runs for s in r.get("seeds", [])]
+    n, trials = values[variants[0]].shape
+    result = TransferResult(target, source, mode, seeds or list(range(n)), trials)
+    result.values = values
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ncp_hpo._numerics import environment_line
     from ncp_hpo.exceptions import NCPError
@@ -271,7 +290,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the per-trial values here")
+    ap.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="only print the table of these --json files, seeds stacked",
+    )
     args = ap.parse_args(argv)  # fmt: skip
+    if args.pool:
+        try:
+            result = pooled(args.pool)
+        except (ValueError, OSError, KeyError) as exc:
+            print(f"error: --pool: {exc}", file=sys.stderr)
+            return 2
+        print(f"{result.target} ({result.mode}), prior from {result.source}; pooled {args.pool}")
+        print(markdown(result))
+        return 0
     variants = [v for v in args.variants.split(",") if v]
     if args.seeds < 2 or args.trials < 1 or args.jobs < 1 or args.first_seed < 0:
         ap.error("--seeds must be >= 2, --trials and --jobs >= 1, --first-seed >= 0")
@@ -293,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown(result))
     if args.json:
         payload = {"target": args.target, "source": args.source, "mode": args.mode,
-                   "prior": result.prior_info,
+                   "prior": result.prior_info, "seeds": list(seeds),
                    "values": {v: a.tolist() for v, a in result.values.items()}}  # fmt: skip
         Path(args.json).write_text(json.dumps(payload))
     return 0
