@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,26 @@ def test_source_equal_to_target_is_refused(script: Any) -> None:
         script.run_transfer(target="seg", source="seg", seeds=[0, 1], trials=1)
     with pytest.raises(ValueError, match="mode must be one of"):
         script.run_transfer(target="seg", mode="exact", seeds=[0, 1], trials=1)
+
+
+def test_pool_stacks_seed_blocks_and_refuses_mixed_runs(
+    script: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    paths = []
+    for block, mode in ((0, "table"), (1, "table"), (2, "surrogate")):
+        values = {v: (70 + rng.random((3, 4))).tolist() for v in ("ncp", "ncp+prior")}
+        payload: dict[str, Any] = {"target": "seg", "source": "cls-50-1000", "mode": mode}
+        payload["values"] = values
+        payload["seeds"] = list(range(3 * block, 3 * block + 3))
+        paths.append(tmp_path / f"{block}.json")
+        paths[-1].write_text(json.dumps(payload))
+    result = script.pooled([str(paths[0]), str(paths[1])])
+    assert result.seeds == [0, 1, 2, 3, 4, 5] and result.values["ncp"].shape == (6, 4)
+    first = np.asarray(json.loads(paths[0].read_text())["values"]["ncp"])
+    np.testing.assert_array_equal(result.values["ncp"][:3], first)
+    assert script.main(["--target", "seg", "--pool", str(paths[0]), "--pool", str(paths[1])]) == 0
+    out = capsys.readouterr().out
+    assert "`ncp+prior`" in out and "best@20" not in out
+    assert script.main(["--target", "seg", "--pool", str(paths[0]), "--pool", str(paths[2])]) == 2
+    assert "differ in (target, source, mode)" in capsys.readouterr().err
