@@ -20,7 +20,11 @@ Prints median [IQR] best at 10 and 20 trials, paired two-sided Wilcoxon (prior v
 same seed) and wins / ties / losses::
 
     OMP_NUM_THREADS=1 nice python benchmarks/transfer_compare.py --target seg \
-        --source cls-50-1000 --mode table --seeds 10 --trials 20 --jobs 2
+        --source cls-50-1000 --mode table --seeds 20 --trials 20 --jobs 2 --json seg-table.json
+
+``--first-seed`` runs another seed block; ``--pool A.json --pool B.json`` prints the table
+of saved blocks with their seeds stacked (no new studies). Results and their reading:
+``benchmarks/results/transfer.md``.
 """
 
 from __future__ import annotations
