@@ -269,10 +269,7 @@ def pooled(paths: Sequence[str]) -> TransferResult:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from ncp_hpo._numerics import environment_line
-    from ncp_hpo.exceptions import NCPError
-
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--target",
@@ -300,7 +297,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="only print the table of these --json files, seeds stacked",
     )
-    args = ap.parse_args(argv)  # fmt: skip
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ncp_hpo._numerics import environment_line
+    from ncp_hpo.exceptions import NCPError
+
+    ap = _parser()
+    args = ap.parse_args(argv)
     if args.pool:
         try:
             result = pooled(args.pool)
