@@ -7,6 +7,34 @@ catch the whole family; the concrete classes also derive from the matching built
 
 from __future__ import annotations
 
+__all__ = [
+    "BudgetError",
+    "CheckpointError",
+    "ChecksumError",
+    "CompareError",
+    "CompareTrackingWarning",
+    "DataError",
+    "DataNotFoundError",
+    "InvalidCodeError",
+    "NCPError",
+    "NCPWarning",
+    "OracleCacheWarning",
+    "PredictorCacheWarning",
+    "PredictorNotFittedError",
+    "RecordError",
+    "SamplerConfigError",
+    "SamplerParamError",
+    "SearchError",
+    "StorageError",
+    "StorageUnavailableError",
+    "TrackingWarning",
+    "TrainingError",
+    "UnknownSettingError",
+    "UnsafePickleError",
+    "UnsupportedSettingError",
+    "WorkerError",
+]
+
 
 class NCPError(Exception):
     """Base class of all ncp_hpo errors."""
