@@ -103,8 +103,8 @@ def _strip_timing(x: Any) -> Any:
 def _compare(tmp: Path, data_dir: str | None, benchmark: str) -> Any:
     """``compare`` of the default samplers, 2 seeds x 30 trials: every trial of every study."""
     out = tmp / f"compare-{benchmark}"
-    args = ["compare", "--benchmark", benchmark, "--trials", "30", "--seeds", "2"]
-    _cli([*args, "--no-mlflow", "--quiet", "--out", str(out)], data_dir)
+    args = f"compare --benchmark {benchmark} --trials 30 --seeds 2 --no-mlflow --quiet"
+    _cli([*args.split(), "--out", str(out)], data_dir)
     return _studies(out)
 
 
@@ -118,88 +118,32 @@ def case_compare_seg(tmp: Path, data_dir: str | None) -> Any:
 
 def case_search(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "search"
-    _cli(
-        ["search", "--setting", "seg", "--no-cache", "--no-plot", "--quiet", "--out", str(out)],
-        data_dir,
-    )
+    args = "search --setting seg --no-cache --no-plot --quiet"
+    _cli([*args.split(), "--out", str(out)], data_dir)
     return _strip_timing(json.loads((out / "trajectory.json").read_text()))
 
 
 def case_paper(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "paper"
-    _cli(
-        [
-            "compare",
-            "--benchmark",
-            "seg",
-            "--protocol",
-            "paper",
-            "--seeds",
-            "1",
-            "--no-mlflow",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        data_dir,
-    )
+    args = "compare --benchmark seg --protocol paper --seeds 1 --no-mlflow --quiet"
+    _cli([*args.split(), "--out", str(out)], data_dir)
     return _strip_timing(json.loads((out / "paper_protocol.json").read_text()))
 
 
 def case_train(tmp: Path, data_dir: str | None) -> Any:
     db = tmp / "train-mlflow.db"
-    _cli(
-        [
-            "train",
-            "--task",
-            "cls",
-            "--code",
-            START_CODE,
-            "--epochs",
-            "1",
-            "--threads",
-            "1",
-            "--device",
-            "cpu",
-            "--seed",
-            "3",
-            "--quiet",
-            "--mlflow-uri",
-            f"sqlite:///{db}",
-        ],
-        data_dir,
-    )
+    args = "train --task cls --epochs 1 --threads 1 --device cpu --seed 3 --quiet"
+    _cli([*args.split(), "--code", START_CODE, "--mlflow-uri", f"sqlite:///{db}"], data_dir)
     return _mlflow_metrics(db)
 
 
 def case_study(tmp: Path, data_dir: str | None) -> Any:
     db = tmp / "study.db"
-    _cli(
-        [
-            "study",
-            "--task",
-            "cls",
-            "--trials",
-            "3",
-            "--sampler",
-            "ncp",
-            "--epochs",
-            "1",
-            "--threads",
-            "1",
-            "--device",
-            "cpu",
-            "--seed",
-            "5",
-            "--quiet",
-            "--no-mlflow",
-            "--storage",
-            f"sqlite:///{db}",
-            "--study-name",
-            "golden",
-        ],
-        data_dir,
+    args = (
+        "study --task cls --trials 3 --sampler ncp --epochs 1 --threads 1 --device cpu "
+        "--seed 5 --quiet --no-mlflow --study-name golden"
     )
+    _cli([*args.split(), "--storage", f"sqlite:///{db}"], data_dir)
     return _studies(tmp)["golden"] if db.exists() else None
 
 
