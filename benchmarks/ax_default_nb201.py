@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -33,13 +32,14 @@ BUDGETS = (10, 25, 50, 100)
 def run_seed(seed: int, trials: int) -> dict[str, object]:
     """One Ax study on the table; best-so-far at ``BUDGETS`` and seconds per trial."""
     import torch
-    from ax.api.client import Client
 
     from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.samplers import quiet_ax_logging
+
+    quiet_ax_logging()  # before Ax's first import: Ax logs every trial at INFO
+    from ax.api.client import Client
 
     torch.set_num_threads(1)
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("ax")]:
-        logging.getLogger(name).setLevel(logging.ERROR)  # Ax logs every trial at INFO
     table = load_benchmark("nas-bench-201")
     space = table.space
     acc = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
