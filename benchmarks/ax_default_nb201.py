@@ -64,24 +64,26 @@ def run_seed(seed: int, trials: int) -> dict[str, object]:
 
 
 def _wilcoxon(rows: list[dict[str, object]], runs_csv: str) -> None:
-    """Paired tests against ``ax-default`` at each budget, from a compare ``runs.csv``."""
+    """Paired tests against ``ax-default`` at each budget, from a compare ``runs.csv`` (long
+    format: one row per sampler, seed and budget, the best score so far in ``score``)."""
     from scipy.stats import wilcoxon
 
     ax = {int(r["seed"]): r for r in rows}  # type: ignore[call-overload]
-    by: dict[str, dict[int, dict[str, str]]] = {}
+    scores: dict[str, dict[tuple[int, int], float]] = {}
     with open(runs_csv) as fh:
         for r in csv.DictReader(fh):
-            by.setdefault(r["sampler"], {})[int(r["seed"])] = r
+            scores.setdefault(r["sampler"], {})[(int(r["seed"]), int(r["budget"]))] = float(
+                r["score"]
+            )
     print("| sampler | budget | median | ax-default median | W/T/L vs ax-default | p |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, seeds in by.items():
-        common = sorted(set(seeds) & set(ax))
+    for name, by in scores.items():
         for b in BUDGETS[1:]:
-            key = f"best@{b}"
-            if not common or key not in next(iter(seeds.values())):
+            common = sorted(s for s in ax if (s, b) in by and f"best@{b}" in ax[s])
+            if not common:
                 continue
-            a = np.array([float(seeds[s][key]) for s in common])
-            x = np.array([float(ax[s][key]) for s in common])  # type: ignore[arg-type]
+            a = np.array([by[(s, b)] for s in common])
+            x = np.array([float(ax[s][f"best@{b}"]) for s in common])  # type: ignore[arg-type]
             d = a - x
             w, t, lo = int((d > 1e-9).sum()), int((abs(d) <= 1e-9).sum()), int((d < -1e-9).sum())
             p = wilcoxon(a, x).pvalue if w + lo else 1.0
