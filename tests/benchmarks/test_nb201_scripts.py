@@ -64,3 +64,26 @@ def test_ax_default_strategy_runs_on_the_table(nb201: tuple[np.ndarray, np.ndarr
     assert row["seed"] == 3 and row["cpu_s_per_trial"] > 0
     assert np.any(np.isclose(acc, row["best@10"]))  # a measured accuracy
     assert "best@25" not in row  # budgets beyond the trials are not reported
+
+
+def test_encodings_count_operations_and_follow_the_paths() -> None:
+    from ncp_hpo.spaces import NB201Space
+
+    script = _load("nb201_encoding")
+    space = NB201Space()
+    code = space.decode(
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )[None].astype(float)
+    assert script.encode(code, "onehot").shape == (1, 30)
+    counts = script.encode(code, "counts")
+    assert counts.shape == (1, 35)
+    # none, skip, conv1x1, conv3x3, avg_pool: 1, 1, 1, 3, 0
+    np.testing.assert_array_equal(counts[0, 30:], [1, 1, 1, 3, 0])
+    paths = script.encode(code, "paths")
+    assert paths.shape == (1, 35 + 5 + 25 + 25 + 125)
+    # exactly one active operation sequence per path
+    assert paths[0, 35:].sum() == 4
+    # path 3->0 is the single edge e3_0 = skip_connect (op 1)
+    assert paths[0, 35 + 1] == 1
+    # path 0 -> 1 -> 3 is conv3x3 then conv3x3: index 3 * 5 + 3 of its 25 slots
+    assert paths[0, 40 + 3 * 5 + 3] == 1
