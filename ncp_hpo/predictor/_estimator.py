@@ -18,6 +18,7 @@ from torch import Tensor
 from ncp_hpo.exceptions import CheckpointError, InvalidCodeError, PredictorNotFittedError
 from ncp_hpo.predictor._checkpoint import check_tensors, read_checkpoint, write_checkpoint
 from ncp_hpo.predictor._codes import as_code_batch, fit_data, targets_to_array
+from ncp_hpo.predictor._input_map import check_input_map, expand_codes, fold_input_map
 from ncp_hpo.predictor._network import EnsembleMLP
 from ncp_hpo.predictor._params import ParamsMixin
 from ncp_hpo.predictor._training import TrainConfig, fresh_seed, torch_threads, train_module
@@ -71,6 +72,10 @@ class NeuralPredictor(ParamsMixin):
         final_div_factor: final lr = initial lr / ``final_div_factor`` (1e4, torch default).
         loss: ``"smooth_l1"`` (the paper's), ``"mse"`` or ``"l1"``, on standardised targets.
         n_members: ensemble size; ``predict(..., return_std=True)`` gives their spread.
+        input_map: optional ``f x d`` matrix of extra linear input features (e.g. NAS-Bench-
+            201's operation counts, ``NB201Space().input_features``): ``fit`` trains on the
+            codes and ``codes @ input_map.T`` and then folds them into the first layer, so
+            the fitted network still takes ``d``-dim codes (:mod:`._input_map`).
         seed: seed of the private generator (init, shuffling, dropout). ``None`` draws a
             fresh seed at each ``fit``; the one used is stored in ``seed_``.
         n_threads: torch intra-op threads used inside ``fit``/``predict`` (restored after);
@@ -112,6 +117,7 @@ class NeuralPredictor(ParamsMixin):
         final_div_factor: float = 1e4,
         loss: Literal["smooth_l1", "mse", "l1"] = "smooth_l1",
         n_members: int = 1,
+        input_map: Any | None = None,
         seed: int | None = 0,
         n_threads: int | None = 1,
         verbose: bool = False,
@@ -132,6 +138,7 @@ class NeuralPredictor(ParamsMixin):
         self.final_div_factor = final_div_factor
         self.loss = loss
         self.n_members = n_members
+        self.input_map = input_map
         self.seed = seed
         self.n_threads = n_threads
         self.verbose = verbose
@@ -215,6 +222,13 @@ class NeuralPredictor(ParamsMixin):
         main = self.main_metric if self.main_metric is not None else names[0]
         if main not in names:
             raise ValueError(f"main_metric {main!r} is not among the metrics {names}")
+        codes_np, amap = x_np, None
+        if self.input_map is not None:  # train on the codes and their extra features
+            amap = check_input_map(self.input_map, x_np.shape[1])
+            x_np = expand_codes(x_np, amap)
+            val = None if val is None else (expand_codes(val[0], amap), val[1])
+            # a warm start continues the expanded network (absent after load: start cold)
+            warm_start = warm_start and getattr(self, "expanded_module_", None) is not None
         d = x_np.shape[1]
         seed = int(self.seed) if self.seed is not None else fresh_seed()
         gen = torch.Generator().manual_seed(seed)
@@ -234,11 +248,14 @@ class NeuralPredictor(ParamsMixin):
             )
         module.eval()
         module._frozen.clear()
+        if amap is not None:
+            self.expanded_module_ = module
+            module = fold_input_map(module, amap, codes_np.mean(0), codes_np.std(0))
         self.module_ = module
         self.metric_names_ = names
         self.main_metric_ = main
         self.heads_ = heads
-        self.n_features_in_ = d
+        self.n_features_in_ = codes_np.shape[1]
         self.seed_: int | None = seed
         self.history_ = {"train_loss": history.train_loss, "val_mae": history.val_mae}
         self.best_epoch_ = best_epoch
@@ -289,8 +306,9 @@ class NeuralPredictor(ParamsMixin):
     def _warm_module(
         self, d: int, names: list[str], head_of_metric: list[int], y: np.ndarray
     ) -> EnsembleMLP:
-        module = copy.deepcopy(self._check_fitted("fit(warm_start=True)"))
-        if d != self.n_features_in_:
+        base = self._check_fitted("fit(warm_start=True)")
+        module = copy.deepcopy(self.expanded_module_ if self.input_map is not None else base)
+        if d != module.w1.shape[1]:
             raise ValueError(
                 f"warm_start needs codes with d = {self.n_features_in_} like the first fit; got {d}"
             )
@@ -433,6 +451,8 @@ class NeuralPredictor(ParamsMixin):
         for k in ("metric_names", "heads"):
             if params[k] is not None:
                 params[k] = json.loads(json.dumps(params[k]))
+        if params["input_map"] is not None:
+            params["input_map"] = np.asarray(params["input_map"], dtype=np.float64).tolist()
         return {
             "params": params,
             "metric_names_": self.metric_names_,

@@ -114,7 +114,11 @@ class NCPSampler(PredictorSamplerBase):
             prior=prior,
             online=online,
             refit_every=settings.refit_every,
-            predictor_params={**settings.predictor_params, **(predictor_params or {})},
+            predictor_params={
+                **settings.predictor_params,
+                **_input_map(settings.input_features, space),
+                **(predictor_params or {}),
+            },
             source_params=settings.source_params,
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
@@ -122,3 +126,9 @@ class NCPSampler(PredictorSamplerBase):
             seed=seed,
         )
         self.mode = mode
+
+
+def _input_map(wanted: bool, space: CodeSpace | None) -> dict[str, Any]:
+    """``{"input_map": space.input_features}`` when the mode wants it and the space has any."""
+    features = space.input_features if wanted and space is not None else None
+    return {} if features is None else {"input_map": features}

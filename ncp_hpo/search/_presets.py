@@ -30,7 +30,13 @@ NCP_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"refit_every": 1, "refit_growth": 0.3},
     ),
 }
-NCP_MODES["local"] = NCP_MODES["guided"]  # the guided pool plus local walks
+# the guided pool plus local walks; the online predictor also learns from the space's
+# input features (NAS-Bench-201's operation counts; none on the multi-resolution space)
+NCP_MODES["local"] = (
+    NCP_MODES["guided"][0],
+    NCP_MODES["guided"][1],
+    {**NCP_MODES["guided"][2], "input_features": True},
+)
 
 _PROPOSERS: dict[str, type[NCPProposer]] = {
     "paper": NCPProposer,
@@ -49,6 +55,8 @@ class NCPSettings:
         predictor_params: defaults of the online predictor (user values override them).
         refit_every: refit after this many new completed trials.
         source_params: the rest of the refit schedule (``refit_growth``).
+        input_features: give the online predictor the space's ``input_features`` as its
+            ``input_map`` (where the space has any).
     """
 
     proposer: type[NCPProposer]
@@ -56,6 +64,7 @@ class NCPSettings:
     predictor_params: dict[str, Any]
     refit_every: int
     source_params: dict[str, Any]
+    input_features: bool = False
 
 
 def ncp_settings(
@@ -103,5 +112,6 @@ def ncp_settings(
         proposer_params={"lam": check_lam(lam), "strategy": strategy, **prop},
         predictor_params=pred,
         refit_every=sched.pop("refit_every"),
+        input_features=bool(sched.pop("input_features", False)),
         source_params=sched,
     )

@@ -65,6 +65,14 @@ class CodeSpace(ABC):
         return None
 
     @property
+    def input_features(self) -> np.ndarray | None:
+        """Extra linear features of a code that a predictor learns from more easily than
+        from the code alone, as an ``f x d`` matrix (``codes @ input_features.T``), or
+        ``None``. ``NCPSampler(mode="local")`` passes it as the online predictor's
+        ``input_map``."""
+        return None
+
+    @property
     def restricted(self) -> bool:
         """Whether only some valid codes are admissible (e.g. a compute budget); such a
         space draws the startup codes of a search itself (:meth:`sample`)."""

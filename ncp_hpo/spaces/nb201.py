@@ -131,6 +131,13 @@ class NB201Space(CodeSpace):
         """One-hot edges: snap to the nearest operation every 10 iterations."""
         return 10
 
+    @property
+    def input_features(self) -> np.ndarray:
+        """The 5 operation counts of a cell (``5 x 30``: row ``j`` sums slot ``j`` of every
+        edge). A small online predictor ranks cells better with them
+        (``benchmarks/nb201_encoding.py``)."""
+        return np.tile(np.eye(NUM_OPS), NUM_EDGES)
+
     @staticmethod
     def from_indices(indices: Any) -> np.ndarray:
         """Op indices (``6`` or ``n x 6``, values 0..4 into :data:`OPS`) -> one-hot code(s)."""
