@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 MR_SETTINGS_LOCAL = ("cls-50-1000", "cls-50-100", "cls-10-1000", "seg", "seg-4x", "video")
 
@@ -21,3 +26,14 @@ def files_under(root: Path) -> list[str]:
     if not root.exists():
         return []
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` as module ``name`` (registered in ``sys.modules``, so
+    its dataclasses and process pools work; pop it again when done)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

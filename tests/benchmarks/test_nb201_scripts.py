@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from _helpers import load_script
 
 from ncp_hpo import load_benchmark
-
-ROOT = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -38,7 +25,7 @@ def test_paper_protocol_returns_table_cells_within_the_budget(
     nb201: tuple[np.ndarray, np.ndarray],
 ) -> None:
     acc, mflops = nb201
-    script = _load("nb201_paper_protocol")
+    script = load_script("nb201_paper_protocol")
     row = script.run_seed((0, 200, script.BUDGET))
     assert (row["seed"], row["labelled"]) == (0, 200)
     methods = [k for k in row if k not in ("seed", "labelled")]
@@ -59,7 +46,7 @@ def test_paper_protocol_returns_table_cells_within_the_budget(
 def test_ax_default_strategy_runs_on_the_table(nb201: tuple[np.ndarray, np.ndarray]) -> None:
     pytest.importorskip("ax")
     acc, _ = nb201
-    script = _load("ax_default_nb201")
+    script = load_script("ax_default_nb201")
     row = script.run_seed(3, 10)
     assert row["seed"] == 3 and row["cpu_s_per_trial"] > 0
     assert np.any(np.isclose(acc, row["best@10"]))  # a measured accuracy
@@ -69,7 +56,7 @@ def test_ax_default_strategy_runs_on_the_table(nb201: tuple[np.ndarray, np.ndarr
 def test_encodings_count_operations_and_follow_the_paths() -> None:
     from ncp_hpo.spaces import NB201Space
 
-    script = _load("nb201_encoding")
+    script = load_script("nb201_encoding")
     space = NB201Space()
     code = space.decode(
         "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"

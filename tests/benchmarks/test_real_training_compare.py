@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "real_training_compare.py"
+from _helpers import load_script
 
 
 @pytest.fixture
 def runner():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("real_training_compare", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_training_compare"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("real_training_compare")
     sys.modules.pop("real_training_compare", None)
 
 

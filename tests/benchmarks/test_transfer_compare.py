@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,21 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import load_script
 
 from ncp_hpo import load_benchmark
 from ncp_hpo.predictor import fit_setting_predictor
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer_compare.py"
-
 
 @pytest.fixture
 def script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("transfer_compare", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["transfer_compare"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("transfer_compare")
     sys.modules.pop("transfer_compare", None)
 
 
