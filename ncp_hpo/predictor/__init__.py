@@ -3,7 +3,8 @@
 :class:`NeuralPredictor` is the estimator (``fit`` / ``predict`` / ``score`` / ``save`` /
 ``load``); :func:`fit_setting_predictor` fits it on a benchmark setting the paper's way.
 Modules: ``_estimator`` (the class), ``_network`` (the ensemble MLP), ``_training`` (the
-loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes), ``_setting``.
+loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes), ``_setting``;
+:func:`recalibrate` (``_transfer``) re-scales a fitted predictor's output to a new task.
 
 :class:`NeuralPredictor` is a small multi-head MLP with a scikit-learn-like interface:
 ``fit`` / ``predict`` / ``score`` / ``get_params`` / ``set_params`` / ``save`` / ``load``.
@@ -45,6 +46,7 @@ from ncp_hpo.predictor._codes import as_code_batch
 from ncp_hpo.predictor._estimator import NeuralPredictor, PredictorScore
 from ncp_hpo.predictor._setting import fit_setting_predictor, grouped_heads
 from ncp_hpo.predictor._training import torch_threads
+from ncp_hpo.predictor._transfer import recalibrate
 
 __all__ = [
     "CheckpointError",
@@ -53,5 +55,6 @@ __all__ = [
     "as_code_batch",
     "fit_setting_predictor",
     "grouped_heads",
+    "recalibrate",
     "torch_threads",
 ]

@@ -6,9 +6,12 @@
   signed so that higher is better), refitted every ``refit_every`` new trials (or, with
   ``refit_growth``, every ``max(refit_every, refit_growth * n)`` new trials, so the gap
   grows with the history) and warm-started from the previous fit.
-* both: the prior is fine-tuned on the study's trials (cross-task transfer). Its main
-  metric head learns the study's objective 0; its other heads are fine-tuned toward their
-  own current predictions, so they stay what they were (a warm start needs every head).
+* both: the prior is fine-tuned on the study's trials (cross-task transfer). Each fine-tune
+  starts again from the prior: its main metric is first re-scaled to the study's objective 0
+  (:func:`~ncp_hpo.predictor.recalibrate`: ``a * prediction + b`` by least squares,
+  ``a >= 0``, which keeps its ranking), then its main metric head learns objective 0 and
+  its other heads are fine-tuned toward their own current predictions, so they stay what
+  they were (a warm start needs every head).
 
 The cache is only a warm start: the training data always comes from the storage.
 """
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ncp_hpo.predictor import NeuralPredictor
+from ncp_hpo.predictor import NeuralPredictor, recalibrate
 from ncp_hpo.search._history import History
 
 __all__ = ["PredictorSource", "ScoreModel"]
@@ -168,8 +171,9 @@ class PredictorSource:
             if warm:
                 p.set_params(epochs=self.refit_epochs)
             return p.fit(history.codes, targets, warm_start=warm)
-        base = self._cached if warm else copy.deepcopy(self.prior)
-        assert base is not None
+        # restart from the prior each time: chained fine-tunes on a few trials would drift
+        base = copy.deepcopy(self.prior)
+        recalibrate(base, history.codes, history.scores[:, 0])
         targets = base.predict(history.codes, as_dict=True)
         targets[base.main_metric_] = history.scores[:, 0]
         base.set_params(seed=seed, epochs=self.fine_tune_epochs)
