@@ -75,41 +75,63 @@ def _history(codes: np.ndarray, values: np.ndarray) -> object:
     return rows.build()
 
 
-def test_fine_tuned_prior_keeps_its_ranking_on_a_task_in_other_units(
+def test_a_fine_tune_after_recalibrate_keeps_the_ranking_a_plain_one_loses(
     prior: NeuralPredictor,
 ) -> None:
-    """The target is the source's function in other units: the fine-tuned prior must still
-    rank unseen codes as the prior does (an uncalibrated fine-tune on 6 codes chases the
-    offset through the whole network)."""
+    """The target is the source's function in other units. 100 epochs on 6 codes from the
+    re-scaled prior keep its ranking of unseen codes; the same fine-tune without the
+    re-scaling chases the offset through the whole network and ranks them at chance."""
     x, y = _task(seed=3, n=300)
     target = 20.0 + 0.05 * y
     seen, rest = slice(0, 6), slice(6, None)
+    taus = []
+    for rescale in (True, False):
+        p = copy.deepcopy(prior)
+        if rescale:
+            recalibrate(p, x[seen], target[seen])
+        t = p.predict(x[seen], as_dict=True)
+        t["acc"] = target[seen]
+        p.set_params(seed=0, epochs=100).fit(x[seen], t, warm_start=True)
+        pred = p.predict(x[rest], as_dict=True)["acc"]
+        taus.append(kendalltau(pred, target[rest]).statistic)
+    assert taus[0] > 0.6 and taus[0] > taus[1] + 0.3, taus
+
+
+def _run_source(source: PredictorSource, x: np.ndarray, y: np.ndarray, n: int) -> list:
+    """The score model after each of trials 2..n, as a sequential study sees them."""
+    return [source.model(_history(x[:k], y[:k]), seed=0) for k in range(2, n + 1)]
+
+
+def test_a_prior_that_ranks_the_task_is_kept_in_the_tasks_units(
+    prior: NeuralPredictor,
+) -> None:
+    x, y = _task(seed=5, n=300)
+    target = 20.0 + 0.05 * y
     source = PredictorSource(prior=prior)
-    model = source.model(_history(x[seen], target[seen]), seed=0)
-    assert model is not None
-    tuned = model.scores(x[rest])[:, 0]
-    tau = kendalltau(tuned, target[rest]).statistic
-    # the same 100 epochs without the re-scaling (the earlier fine-tune) rank at chance
-    plain = copy.deepcopy(prior).set_params(seed=0, epochs=100)
-    t = plain.predict(x[seen], as_dict=True)
-    t["acc"] = target[seen]
-    plain.fit(x[seen], t, warm_start=True)
-    plain_tau = kendalltau(plain.predict(x[rest], as_dict=True)["acc"], target[rest]).statistic
-    assert tau > 0.6 and tau > plain_tau + 0.3, (tau, plain_tau)
-    # the predictions are in the target's units
-    assert np.median(np.abs(tuned - target[rest])) < 0.5 * np.std(target[rest])
-    # the prior itself is not modified
-    np.testing.assert_array_equal(
-        source.prior.predict(x[:5]),
-        prior.predict(x[:5]),  # type: ignore[union-attr]
-    )
+    models = _run_source(source, x, target, 12)
+    assert source.transfer is not None
+    n, tau_prior, tau_tuned = source.transfer.evidence()
+    assert n == 10  # trials 3..12, each scored before it was learned from
+    assert tau_prior >= tau_tuned
+    final = models[-1].scores(x[12:])[:, 0]
+    raw = prior.predict(x[12:], as_dict=True)["acc"]
+    np.testing.assert_allclose(np.corrcoef(final, raw)[0, 1], 1.0, atol=1e-6)  # affine
+    assert np.median(np.abs(final - target[12:])) < 0.5 * np.std(target[12:])
+    np.testing.assert_array_equal(source.prior.predict(x[:5]), prior.predict(x[:5]))  # type: ignore[union-attr]
 
 
-def test_each_fine_tune_restarts_from_the_prior(prior: NeuralPredictor) -> None:
-    x, y = _task(seed=4, n=40)
-    chained = PredictorSource(prior=prior)
-    chained.model(_history(x[:5], y[:5]), seed=0)
-    a = chained.model(_history(x[:6], y[:6]), seed=0)
-    b = PredictorSource(prior=prior).model(_history(x[:6], y[:6]), seed=0)
-    assert a is not None and b is not None and a.version == 2
-    np.testing.assert_array_equal(a.scores(x), b.scores(x))
+def test_a_prior_that_ranks_the_task_backwards_gives_way_to_the_fine_tune(
+    prior: NeuralPredictor,
+) -> None:
+    x, y = _task(seed=6, n=300)
+    target = -y  # the new task prefers what the source task does not
+    source = PredictorSource(prior=prior)
+    models = _run_source(source, x, target, 20)
+    assert source.transfer is not None
+    n, tau_prior, tau_tuned = source.transfer.evidence()
+    assert n == 18 and tau_prior < 0 < tau_tuned
+    early = models[4].scores(x[20:])[:, 0]  # 6 trials, 4 scored: still the (flat) prior
+    raw = prior.predict(x[20:], as_dict=True)["acc"]
+    assert np.corrcoef(early, raw)[0, 1] > 0.999
+    final = models[-1].scores(x[20:])[:, 0]
+    assert kendalltau(final, target[20:]).statistic > 0.3

@@ -54,7 +54,8 @@ _NODE_ARGS = """
             experiment must be configured with ``space.ax_parameters()``.
         lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
         prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
-        online: fit a predictor on the experiment's completed trials (fine-tune the prior).
+        online: fit a predictor on the experiment's completed trials (with a prior: re-scale
+            and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
         refit_every: refit after this many new completed trials.
         predictor_params: keyword arguments of the online ``NeuralPredictor``.
         seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the

@@ -21,8 +21,12 @@ __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
 _COMMON_ARGS = """
         space: the code space whose parameters the objective suggests with
             ``space.suggest(trial)`` (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`).
-        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial.
-        online: fit a predictor on the study's completed trials (fine-tune the prior if given).
+        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
+            (cross-task transfer; its main metric stands for objective 0).
+        online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
+            to the study's objective and fine-tune a copy after every trial; the fine-tune
+            takes over once it predicts the trials it had not seen better than the prior
+            (:class:`~ncp_hpo.search.PredictorSource`). ``False`` keeps the prior as it is.
         lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
         refit_every: refit the online predictor after this many new completed trials.
         predictor_params: keyword arguments of the online ``NeuralPredictor``.

@@ -6,26 +6,28 @@
   signed so that higher is better), refitted every ``refit_every`` new trials (or, with
   ``refit_growth``, every ``max(refit_every, refit_growth * n)`` new trials, so the gap
   grows with the history) and warm-started from the previous fit.
-* both: the prior is fine-tuned on the study's trials (cross-task transfer). Each fine-tune
-  starts again from the prior: its main metric is first re-scaled to the study's objective 0
-  (:func:`~ncp_hpo.predictor.recalibrate`: ``a * prediction + b`` by least squares,
-  ``a >= 0``, which keeps its ranking), then its main metric head learns objective 0 and
-  its other heads are fine-tuned toward their own current predictions, so they stay what
-  they were (a warm start needs every head).
+* both: cross-task transfer (:class:`~ncp_hpo.search._transfer.PriorTransfer`). The prior
+  is re-scaled to the study's objective 0 (:func:`~ncp_hpo.predictor.recalibrate`:
+  ``a * prediction + b`` by least squares, ``a >= 0``, which keeps its ranking) and a copy
+  is fine-tuned on the study's trials, starting again from the prior each time: its main
+  metric head learns objective 0, its other heads are fine-tuned toward their own current
+  predictions, so they stay what they were (a warm start needs every head). The sampler
+  proposes with the fine-tune once it predicts the trials it had not yet seen better than
+  the prior does (Kendall tau, >= 5 trials), with the re-scaled prior until then.
 
 The cache is only a warm start: the training data always comes from the storage.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ncp_hpo.predictor import NeuralPredictor, recalibrate
+from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.search._history import History
+from ncp_hpo.search._transfer import PriorTransfer
 
 __all__ = ["PredictorSource", "ScoreModel"]
 
@@ -127,6 +129,9 @@ class PredictorSource:
         self.predictor_params = dict(predictor_params or {})
         self.fine_tune_epochs = fine_tune_epochs
         self.refit_epochs = refit_epochs
+        self.transfer = (
+            PriorTransfer(prior, epochs=fine_tune_epochs) if prior is not None and online else None
+        )
         self._cached: NeuralPredictor | None = None
         self._cached_n = -1
         self.n_fits = 0  # fits run by this instance (each one is a new ``version``)
@@ -171,10 +176,5 @@ class PredictorSource:
             if warm:
                 p.set_params(epochs=self.refit_epochs)
             return p.fit(history.codes, targets, warm_start=warm)
-        # restart from the prior each time: chained fine-tunes on a few trials would drift
-        base = copy.deepcopy(self.prior)
-        recalibrate(base, history.codes, history.scores[:, 0])
-        targets = base.predict(history.codes, as_dict=True)
-        targets[base.main_metric_] = history.scores[:, 0]
-        base.set_params(seed=seed, epochs=self.fine_tune_epochs)
-        return base.fit(history.codes, targets, warm_start=True)
+        assert self.transfer is not None
+        return self.transfer.update(history, seed)

@@ -79,3 +79,23 @@ def test_pool_stacks_seed_blocks_and_refuses_mixed_runs(
     assert "`ncp+prior`" in out and "best@20" not in out
     assert script.main(["--target", "seg", "--pool", str(paths[0]), "--pool", str(paths[2])]) == 2
     assert "differ in (target, source, mode)" in capsys.readouterr().err
+
+
+def test_analysis_ranks_scratch_and_both_fine_tunes(shared_data_dir: Path) -> None:
+    analysis = load_script("transfer_analysis")
+    try:
+        data = str(shared_data_dir)
+        prior, _ = fit_setting_predictor(load_benchmark("cls-50-1000", data), seed=0, epochs=20)
+        rows = analysis.rank_table("seg", prior, data, repeats=2, ks=(5,))
+    finally:
+        sys.modules.pop("transfer_analysis", None)
+        sys.modules.pop("transfer_compare", None)
+    names = [r["predictor"] for r in rows]
+    assert names == [
+        "prior (no fine-tune)",
+        "scratch",
+        "prior fine-tuned",
+        "prior re-scaled + fine-tuned",
+    ]
+    assert rows[0]["k"] == 0 and all(r["k"] == 5 for r in rows[1:])
+    assert all(-1.0 <= r["kendall"] <= 1.0 and -1.0 <= r["spearman"] <= 1.0 for r in rows)
