@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_compare import fit_prior
+from transfer_compare import _variant_sampler, fit_prior
 
 KS = (5, 10, 20)
 
@@ -86,6 +86,30 @@ def rank_table(
                 {"predictor": name, "k": k, "kendall": float(a[:, 0].mean()),
                  "spearman": float(a[:, 1].mean()), "kendall_sd": float(a[:, 0].std())}
             )  # fmt: skip
+    return rows
+
+
+def takeover(
+    target: str, prior: Any, data_dir: str | None, mode: str, seeds: Sequence[int], trials: int
+) -> list[dict[str, Any]]:
+    """Per seed of ``NCPSampler(prior=prior)`` (paper mode, as ``ncp+prior``): the trial
+    count at which its fine-tune first replaced the re-scaled prior (``None``: never) and
+    whether the fine-tune was in use after the last trial."""
+    import optuna
+
+    from ncp_hpo._numerics import deterministic_threads
+    from ncp_hpo.benchmarks import BenchmarkObjective
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    objective = BenchmarkObjective(target, mode=mode, data_dir=data_dir)
+    rows = []
+    for seed in seeds:
+        with deterministic_threads(1):
+            sampler = _variant_sampler("ncp+prior", prior, seed, None)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study.optimize(objective, n_trials=trials)
+        t = sampler._source.transfer
+        rows.append({"seed": seed, "takeover_n": t.takeover_n, "at_end": t.using_fine_tune})
     return rows
 
 
@@ -189,6 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=".")
+    ap.add_argument(
+        "--takeover",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run ncp+prior on seeds 0..N-1 (--trials, --mode) and report when its "
+        "fine-tune replaced the prior",
+    )
+    ap.add_argument("--mode", default="table", choices=("table", "surrogate"))
+    ap.add_argument("--trials", type=int, default=20)
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['predictor']} | {r['k']} | {r['kendall']:.3f} | {r['spearman']:.3f} |")
     print(f"prior's top table codes: {prior_top(args.target, prior, args.data_dir)}")
+    if args.takeover:
+        seeds = range(args.takeover)
+        rows_t = takeover(args.target, prior, args.data_dir, args.mode, seeds, args.trials)
+        taken = sorted(r["takeover_n"] for r in rows_t if r["takeover_n"] is not None)
+        print(
+            f"ncp+prior ({args.mode}, {args.trials} trials, seeds 0..{args.takeover - 1}): "
+            f"the fine-tune took over on {len(taken)} of {len(rows_t)} seeds "
+            f"(at {taken} completed trials), in use after the last trial on "
+            f"{sum(r['at_end'] for r in rows_t)}"
+        )
     figures(args.target, rows, None, out)
     for path in args.runs:
         runs = json.loads(Path(path).read_text())

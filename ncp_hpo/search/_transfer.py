@@ -41,6 +41,11 @@ def _tau(pred: np.ndarray, y: np.ndarray) -> float:
 class PriorTransfer:
     """Re-scales and fine-tunes ``prior`` on a study; picks the one that predicts better.
 
+    The choice is made again at every update (on a few trials either may lead for a while).
+    ``takeover_n`` is the number of completed trials at the first update that chose the
+    fine-tune (``None`` while the prior has been kept); ``using_fine_tune`` is the last
+    update's choice.
+
     Args:
         prior: a fitted :class:`~ncp_hpo.predictor.NeuralPredictor` (not modified); its
             main metric stands for the study's objective 0 (signed, higher is better).
@@ -53,6 +58,8 @@ class PriorTransfer:
         self.prior = prior
         self.epochs = epochs
         self.min_evidence = min_evidence
+        self.takeover_n: int | None = None  # trials seen when the fine-tune first took over
+        self.using_fine_tune = False  # the last update's choice
         self._tuned: NeuralPredictor | None = None
         self._scored: set[bytes] = set()
         # per scored trial: (prior's prediction, the then-current fine-tune's, value)
@@ -77,7 +84,12 @@ class PriorTransfer:
         tuned.set_params(seed=seed, epochs=self.epochs)
         self._tuned = tuned.fit(history.codes, targets, warm_start=True)
         n, tau_prior, tau_tuned = self.evidence()
-        return self._tuned if n >= self.min_evidence and tau_tuned > tau_prior else calibrated
+        self.using_fine_tune = n >= self.min_evidence and tau_tuned > tau_prior
+        if not self.using_fine_tune:
+            return calibrated
+        if self.takeover_n is None:
+            self.takeover_n = history.n
+        return self._tuned
 
     def _score_new(self, history: History) -> None:
         keys = [c.tobytes() for c in history.codes]
