@@ -5,7 +5,8 @@
 The NCP prior is the paper's predictor fitted on the NAS-Bench-MR cls-50-1000 table
 (ImageNet-50 top-1 of 2,500 trained codes; the data comes from ``--data-dir``,
 ``NCP_HPO_DATA`` or the user cache, see ``ncp-hpo data fetch``). NCP propagates codes
-through it and fine-tunes it on the digits trials as they finish, so the search transfers
+through it, re-scales it to the digits accuracy and fine-tunes a copy on the trials as they
+finish (used once it predicts new trials better than the prior), so the search transfers
 from ImageNet to this task. ``--lam`` trades accuracy for FLOPs.
 
 Each trial trains for real (``digits-cls``: 8x8 scans upsampled, scaled down here to run in

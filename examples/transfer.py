@@ -1,5 +1,7 @@
 """Cross-task transfer: a predictor fitted on classification (cls-50-1000) is the prior of
-an NCP search on segmentation (seg), fine-tuned on the seg trials as they complete.
+an NCP search on segmentation (seg). The sampler re-scales it to mIoU and fine-tunes a copy
+on the seg trials as they complete; the fine-tune takes over once it predicts new trials
+better than the prior.
 
     python examples/transfer.py [--trials 30]
 
