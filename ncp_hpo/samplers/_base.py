@@ -93,7 +93,8 @@ class PredictorSamplerBase(BaseSampler):
         self._rng = LazyRNG(seed)
         self._lock = threading.RLock()  # one instance is shared by n_jobs threads
         self.last_proposal_info: dict[str, Any] = {}
-        self._codes: dict[tuple[Any, ...], np.ndarray | None] = {}  # params -> code memo
+        # params -> (code, code_key(code)), or None where the params decode to no code
+        self._codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = {}
 
     @property
     def space(self) -> CodeSpace:
@@ -232,23 +233,32 @@ class PredictorSamplerBase(BaseSampler):
         return rows.build()
 
     def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
-        """The code of a trial: its params, or (unfinished/failed) its published proposal.
+        """The code of a trial: its params, or (unfinished/failed) its published proposal."""
+        entry = self._trial_entry(t)
+        return None if entry is None else entry[0]
+
+    def _trial_entry(self, t: FrozenTrial) -> tuple[np.ndarray, bytes] | None:
+        """``(code, code_key(code))`` of a trial, or ``None`` (see :meth:`_trial_code`).
 
         Decoded codes are memoised on the parameter values (a pure function of them), so
         rebuilding the history costs a dictionary look-up per trial.
         """
-        if all(n in t.params for n in self._param_names):
-            key = tuple(t.params[n] for n in self._param_names)
-            if key not in self._codes:
-                try:
-                    self._codes[key] = self._space.from_params(t.params)
-                except InvalidCodeError:
-                    self._codes[key] = None  # e.g. an objective that used a narrower range
-            return self._codes[key]
-        raw = t.system_attrs.get(_PROPOSAL_ATTR)
-        if raw is not None and t.state != TrialState.COMPLETE:
-            return np.asarray(json.loads(raw), dtype=np.int64)
-        return None
+        params = t.params
+        try:
+            key = tuple([params[n] for n in self._param_names])
+        except KeyError:
+            raw = t.system_attrs.get(_PROPOSAL_ATTR)
+            if raw is not None and t.state != TrialState.COMPLETE:
+                code = np.asarray(json.loads(raw), dtype=np.int64)
+                return code, code_key(code)
+            return None
+        if key not in self._codes:
+            try:
+                code = self._space.from_params(params)
+                self._codes[key] = (code, code_key(code))
+            except InvalidCodeError:
+                self._codes[key] = None  # e.g. an objective that used a narrower range
+        return self._codes[key]
 
     # -- proposal ---------------------------------------------------------------------------
     def _propose(self, history: History, rng: np.random.Generator) -> np.ndarray:
@@ -284,8 +294,8 @@ class PredictorSamplerBase(BaseSampler):
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
                 )
                 if t.number != trial.number
-                and (c := self._trial_code(t)) is not None
-                and code_key(c) == key
+                and (e := self._trial_entry(t)) is not None
+                and e[1] == key
             ]
             if not rivals:
                 return code, rank
