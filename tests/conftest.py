@@ -1,7 +1,8 @@
 """Shared fixtures.
 
 The benchmark files are never committed: tests read them from ``../shared/nas-bench-mr``
-beside the checkout (as CI lays it out), or from ``NCP_HPO_TEST_DATA`` when set.
+beside the checkout (as CI lays it out), or from ``NCP_HPO_TEST_DATA`` or the library's
+own ``NCP_HPO_DATA`` when set.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shared_data_dir() -> Path | None:
-    env = os.environ.get("NCP_HPO_TEST_DATA")
-    candidates = [Path(env)] if env else []
+    envs = (os.environ.get(k) for k in ("NCP_HPO_TEST_DATA", "NCP_HPO_DATA"))
+    candidates = [Path(e) for e in envs if e]
     candidates.append(REPO_ROOT.parent / "shared" / "nas-bench-mr")
     for c in candidates:
         if (c / "seg" / "trainval.pkl").is_file():
@@ -36,5 +37,7 @@ def shared_data_dir() -> Path:
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("benchmark data not found beside the checkout (../shared/nas-bench-mr)")
-        pytest.skip("benchmark data not found (../shared/nas-bench-mr or NCP_HPO_TEST_DATA)")
+        pytest.skip(
+            "benchmark data not found (../shared/nas-bench-mr, NCP_HPO_TEST_DATA or NCP_HPO_DATA)"
+        )
     return path
