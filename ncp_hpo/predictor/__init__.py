@@ -3,7 +3,8 @@
 :class:`NeuralPredictor` is the estimator (``fit`` / ``predict`` / ``score`` / ``save`` /
 ``load``); :func:`fit_setting_predictor` fits it on a benchmark setting the paper's way.
 Modules: ``_estimator`` (the class), ``_network`` (the ensemble MLP), ``_training`` (the
-loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes), ``_setting``;
+loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes and heads),
+``_score`` (:class:`PredictorScore`), ``_setting``;
 :func:`recalibrate` (``_transfer``) re-scales a fitted predictor's output to a new task.
 
 :class:`NeuralPredictor` is a small multi-head MLP with a scikit-learn-like interface:
@@ -43,7 +44,8 @@ dropout off in the ``[flops, params]`` head; here one ``dropout`` applies to eve
 
 from ncp_hpo.exceptions import CheckpointError
 from ncp_hpo.predictor._codes import as_code_batch
-from ncp_hpo.predictor._estimator import NeuralPredictor, PredictorScore
+from ncp_hpo.predictor._estimator import NeuralPredictor
+from ncp_hpo.predictor._score import PredictorScore
 from ncp_hpo.predictor._setting import fit_setting_predictor, grouped_heads
 from ncp_hpo.predictor._training import torch_threads
 from ncp_hpo.predictor._transfer import recalibrate

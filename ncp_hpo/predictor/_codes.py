@@ -160,3 +160,25 @@ def fit_data(
         )
     yv_np, _ = targets_to_array(val_targets, len(xv_np), names, name="val_targets")
     return x_np, y_np, names, (xv_np, yv_np)
+
+
+def resolve_heads(
+    heads: Sequence[Sequence[str]] | None, names: list[str]
+) -> tuple[list[list[str]], list[int]]:
+    """The metric groups (one head each) and each metric's head index.
+
+    ``None`` gives one head per metric; otherwise ``heads`` must partition ``names``.
+
+    Raises:
+        ValueError: ``heads`` is not a partition of ``names`` into non-empty groups.
+    """
+    if heads is None:
+        return [[n] for n in names], list(range(len(names)))
+    groups = [list(g) for g in heads]
+    flat = [n for g in groups for n in g]
+    if sorted(flat) != sorted(names) or len(flat) != len(set(flat)) or any(not g for g in groups):
+        raise ValueError(
+            f"heads must partition the metrics {names} into non-empty groups; got {groups}"
+        )
+    head_of = {n: i for i, g in enumerate(groups) for n in g}
+    return groups, [head_of[n] for n in names]

@@ -7,7 +7,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,35 +16,14 @@ from torch import Tensor
 
 from ncp_hpo.exceptions import CheckpointError, InvalidCodeError, PredictorNotFittedError
 from ncp_hpo.predictor._checkpoint import check_tensors, read_checkpoint, write_checkpoint
-from ncp_hpo.predictor._codes import as_code_batch, fit_data, targets_to_array
+from ncp_hpo.predictor._codes import as_code_batch, fit_data, resolve_heads, targets_to_array
 from ncp_hpo.predictor._input_map import check_input_map, expand_codes, fold_input_map
 from ncp_hpo.predictor._network import EnsembleMLP
 from ncp_hpo.predictor._params import ParamsMixin
+from ncp_hpo.predictor._score import PredictorScore
 from ncp_hpo.predictor._training import TrainConfig, fresh_seed, torch_threads, train_module
 
-__all__ = ["NeuralPredictor", "PredictorScore"]
-
-
-@dataclass(frozen=True)
-class PredictorScore:
-    """Held-out fidelity of a predictor (:meth:`NeuralPredictor.score`).
-
-    Attributes:
-        mae: mean absolute error per metric, in the metric's original units.
-        metric: the main metric the rank correlations are computed on.
-        kendall_tau: Kendall's tau between predicted and true main metric.
-        spearman_rho: Spearman's rho between predicted and true main metric.
-        n: number of codes scored.
-    """
-
-    mae: dict[str, float]
-    metric: str
-    kendall_tau: float
-    spearman_rho: float
-    n: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["NeuralPredictor"]
 
 
 class NeuralPredictor(ParamsMixin):
@@ -218,7 +196,7 @@ class NeuralPredictor(ParamsMixin):
         """
         self._validate_params()
         x_np, y_np, names, val = fit_data(codes, targets, val_codes, val_targets, self.metric_names)
-        heads, head_of_metric = self._resolve_heads(names)
+        heads, head_of_metric = resolve_heads(self.heads, names)
         main = self.main_metric if self.main_metric is not None else names[0]
         if main not in names:
             raise ValueError(f"main_metric {main!r} is not among the metrics {names}")
@@ -286,22 +264,6 @@ class NeuralPredictor(ParamsMixin):
             loss=str(self.loss),
             verbose=bool(self.verbose),
         )
-
-    def _resolve_heads(self, names: list[str]) -> tuple[list[list[str]], list[int]]:
-        if self.heads is None:
-            return [[n] for n in names], list(range(len(names)))
-        heads = [list(g) for g in self.heads]
-        flat = [n for g in heads for n in g]
-        if (
-            sorted(flat) != sorted(names)
-            or len(flat) != len(set(flat))
-            or any(not g for g in heads)
-        ):
-            raise ValueError(
-                f"heads must partition the metrics {names} into non-empty groups; got {heads}"
-            )
-        head_of = {n: i for i, g in enumerate(heads) for n in g}
-        return heads, [head_of[n] for n in names]
 
     def _warm_module(
         self, d: int, names: list[str], head_of_metric: list[int], y: np.ndarray
@@ -429,21 +391,11 @@ class NeuralPredictor(ParamsMixin):
         ``targets`` must hold every metric the predictor was fitted on (same format as
         ``fit``; extra dict keys are ignored).
         """
-        from scipy import stats
-
         self._check_fitted("score")
         x, _ = as_code_batch(codes, self.n_features_in_)
         y, _ = targets_to_array(targets, x.shape[0], self.metric_names_)
         pred = np.atleast_2d(self.predict(x))
-        mae = {
-            k: float(np.abs(pred[:, j] - y[:, j]).mean()) for j, k in enumerate(self.metric_names_)
-        }
-        j = self.metric_index(self.main_metric_)
-        tau = float(stats.kendalltau(pred[:, j], y[:, j]).statistic)
-        rho = float(stats.spearmanr(pred[:, j], y[:, j]).statistic)
-        return PredictorScore(
-            mae=mae, metric=self.main_metric_, kendall_tau=tau, spearman_rho=rho, n=len(y)
-        )
+        return PredictorScore.of(pred, y, self.metric_names_, self.main_metric_)
 
     # -- save / load ----------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
