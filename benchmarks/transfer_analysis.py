@@ -52,7 +52,7 @@ def rank_table(
 ) -> list[dict[str, Any]]:
     """Rows ``{predictor, k, kendall, spearman}`` (mean over ``repeats``; k = 0: the prior)."""
     from ncp_hpo import load_benchmark
-    from ncp_hpo.predictor import NeuralPredictor, recalibrate
+    from ncp_hpo.predictor import NeuralPredictor, fine_tune, recalibrate
     from ncp_hpo.search import ncp_settings
 
     table = load_benchmark(target, data_dir)
@@ -72,13 +72,10 @@ def rank_table(
                 ("prior fine-tuned", False),
                 ("prior re-scaled + fine-tuned", True),
             ):
-                tuned = copy.deepcopy(prior)
+                start = copy.deepcopy(prior)
                 if rescale:
-                    recalibrate(tuned, codes[fit], y[fit])
-                targets = tuned.predict(codes[fit], as_dict=True)
-                targets[tuned.main_metric_] = y[fit]
-                tuned.set_params(seed=r, epochs=100)
-                tuned.fit(codes[fit], targets, warm_start=True)
+                    recalibrate(start, codes[fit], y[fit])
+                tuned = fine_tune(start, codes[fit], y[fit], epochs=100, seed=r)
                 acc.setdefault(name, []).append(_rank(_main_pred(tuned, codes[rest]), y[rest]))
         for name, vals in acc.items():
             a = np.asarray(vals)

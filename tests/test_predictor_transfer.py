@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from ncp_hpo.predictor import NeuralPredictor, recalibrate
+from ncp_hpo.predictor import NeuralPredictor, fine_tune, recalibrate
 from ncp_hpo.search import HistoryBuilder, PredictorSource
 from ncp_hpo.spaces import NB201Space
 
@@ -89,10 +89,10 @@ def test_a_fine_tune_after_recalibrate_keeps_the_ranking_a_plain_one_loses(
         p = copy.deepcopy(prior)
         if rescale:
             recalibrate(p, x[seen], target[seen])
-        t = p.predict(x[seen], as_dict=True)
-        t["acc"] = target[seen]
-        p.set_params(seed=0, epochs=100).fit(x[seen], t, warm_start=True)
-        pred = p.predict(x[rest], as_dict=True)["acc"]
+        before = p.predict(x[rest])
+        tuned = fine_tune(p, x[seen], target[seen], epochs=100, seed=0)
+        np.testing.assert_array_equal(p.predict(x[rest]), before)  # fine_tune copies
+        pred = tuned.predict(x[rest], as_dict=True)["acc"]
         taus.append(kendalltau(pred, target[rest]).statistic)
     assert taus[0] > 0.6 and taus[0] > taus[1] + 0.3, taus
 

@@ -5,7 +5,8 @@
 Modules: ``_estimator`` (the class), ``_network`` (the ensemble MLP), ``_training`` (the
 loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes and heads),
 ``_score`` (:class:`PredictorScore`), ``_setting``;
-:func:`recalibrate` (``_transfer``) re-scales a fitted predictor's output to a new task.
+:func:`recalibrate` and :func:`fine_tune` (``_transfer``) carry a fitted predictor over to a
+new task.
 
 :class:`NeuralPredictor` is a small multi-head MLP with a scikit-learn-like interface:
 ``fit`` / ``predict`` / ``score`` / ``get_params`` / ``set_params`` / ``save`` / ``load``.
@@ -48,13 +49,14 @@ from ncp_hpo.predictor._estimator import NeuralPredictor
 from ncp_hpo.predictor._score import PredictorScore
 from ncp_hpo.predictor._setting import fit_setting_predictor, grouped_heads
 from ncp_hpo.predictor._training import torch_threads
-from ncp_hpo.predictor._transfer import recalibrate
+from ncp_hpo.predictor._transfer import fine_tune, recalibrate
 
 __all__ = [
     "CheckpointError",
     "NeuralPredictor",
     "PredictorScore",
     "as_code_batch",
+    "fine_tune",
     "fit_setting_predictor",
     "grouped_heads",
     "recalibrate",

@@ -14,6 +14,7 @@ new task's codes well into one that ranks them backwards
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 if TYPE_CHECKING:
     from ncp_hpo.predictor._estimator import NeuralPredictor
 
-__all__ = ["recalibrate"]
+__all__ = ["fine_tune", "recalibrate"]
 
 # the smallest slope kept, relative to std(values) / std(prediction): a prior that ranks the
 # codes backwards is flattened (its ranking is ignored) rather than inverted
@@ -73,3 +74,22 @@ def recalibrate(
             m.target_mean[idx] = a * m.target_mean[idx] + b
             m.target_std[idx] = a * m.target_std[idx]
     return a, b
+
+
+def fine_tune(
+    predictor: NeuralPredictor, codes: Any, values: Any, *, epochs: int, seed: int
+) -> NeuralPredictor:
+    """A copy of the fitted ``predictor`` fine-tuned toward a new task (``predictor`` is
+    not modified).
+
+    Its main metric learns ``values`` (``n``, one per code of ``codes``, ``n x d``); its
+    other outputs are trained toward their own current predictions, so they stay what
+    they were (a warm start needs every output). ``epochs`` warm-started epochs, seeded
+    with ``seed``. Call :func:`recalibrate` on the predictor first when ``values`` are in
+    other units than its main metric.
+    """
+    tuned = copy.deepcopy(predictor)
+    targets = tuned.predict(codes, as_dict=True)
+    targets[tuned.main_metric_] = np.asarray(values, dtype=np.float64).reshape(-1)
+    tuned.set_params(seed=seed, epochs=epochs)
+    return tuned.fit(codes, targets, warm_start=True)

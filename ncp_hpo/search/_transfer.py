@@ -24,8 +24,8 @@ import copy
 
 import numpy as np
 
-from ncp_hpo.predictor import NeuralPredictor, recalibrate
-from ncp_hpo.search._history import History
+from ncp_hpo.predictor import NeuralPredictor, fine_tune, recalibrate
+from ncp_hpo.search._history import History, code_key
 
 __all__ = ["PriorTransfer"]
 
@@ -78,11 +78,7 @@ class PriorTransfer:
         y = history.scores[:, 0]
         calibrated = copy.deepcopy(self.prior)
         recalibrate(calibrated, history.codes, y)
-        tuned = copy.deepcopy(calibrated)
-        targets = tuned.predict(history.codes, as_dict=True)
-        targets[tuned.main_metric_] = y
-        tuned.set_params(seed=seed, epochs=self.epochs)
-        self._tuned = tuned.fit(history.codes, targets, warm_start=True)
+        self._tuned = fine_tune(calibrated, history.codes, y, epochs=self.epochs, seed=seed)
         n, tau_prior, tau_tuned = self.evidence()
         self.using_fine_tune = n >= self.min_evidence and tau_tuned > tau_prior
         if not self.using_fine_tune:
@@ -92,7 +88,7 @@ class PriorTransfer:
         return self._tuned
 
     def _score_new(self, history: History) -> None:
-        keys = [c.tobytes() for c in history.codes]
+        keys = [code_key(c) for c in history.codes]
         new = [i for i, k in enumerate(keys) if k not in self._scored]
         if self._tuned is not None and new:
             main = self.prior.main_metric_
