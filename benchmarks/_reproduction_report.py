@@ -310,7 +310,10 @@ def _quality_shortfalls(q: dict[str, Any]) -> list[str]:
         "Table 6): " + "; ".join(items) + ". Where ours is higher, the paper's number is "
         "not reproduced by this predictor and training recipe; the paper does not give "
         "its split seeds, and REFERENCE-FIGURES.md measured the upstream code at 0.752 on "
-        "seg with its own 80/20 split."
+        "seg with its own 80/20 split. The upstream code itself, rerun on these tables "
+        "with its own split and protocol, misses Table 6 on five of the six settings by "
+        'similar margins (`benchmarks/results/predictor-mae.md`, section "The reference '
+        "implementation's own figures\")."
     )
     return out
 
