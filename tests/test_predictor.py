@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -266,6 +267,11 @@ def test_ensemble_mean_and_spread() -> None:
     np.testing.assert_allclose(frozen.detach().numpy(), mean, rtol=1e-5)
     sub = p.forward_standardized(z, outputs=[1]) * p.target_std_[1] + p.target_mean_[1]
     np.testing.assert_allclose(sub[:, 0].detach().numpy(), mean[:, 1], rtol=1e-5)
+    # an empty batch gives empty arrays and no warning (torch warns on std over 0 elements)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty_mean, empty_std = p.predict(x[:0], return_std=True)
+    assert empty_mean.shape == empty_std.shape == (0, 2)
 
 
 def test_warm_start_keeps_the_function_then_trains() -> None:

@@ -373,7 +373,8 @@ class NeuralPredictor(ParamsMixin):
         with torch_threads(self.n_threads), torch.no_grad():
             out = module(self.standardize(x)) * module.target_std + module.target_mean  # E x n x m
             mean = out.mean(0)
-            std = out.std(0, correction=1) if out.shape[0] > 1 else torch.zeros_like(mean)
+            spread = out.shape[0] > 1 and out.shape[1] > 0  # an empty batch has no spread
+            std = out.std(0, correction=1) if spread else torch.zeros_like(mean)
         mean_np, std_np = mean.double().numpy(), std.double().numpy()
         if single:
             mean_np, std_np = mean_np[0], std_np[0]
