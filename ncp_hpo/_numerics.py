@@ -5,12 +5,15 @@ Predictor-based samplers take many discrete decisions (which code to propose) fr
 point scores, so a last-bit difference in a matrix product can change a whole study. Three
 things of the machine change those bits, and this module pins each of them:
 
-* **CPU math paths.** PyTorch picks its vector kernels by CPU (``AVX512`` here, ``AVX2``
-  elsewhere) and MKL picks its own code path by CPU vendor and ISA. On x86-64 with AVX2,
-  :func:`pin_cpu_math` sets ``ATEN_CPU_CAPABILITY=avx2`` and ``MKL_CBWR=AVX2`` (MKL's
-  conditional numerical reproducibility) so every such CPU runs the same kernels. Both are
-  read when torch loads, so it must run before ``import torch``; the ``ncp-hpo`` command does
-  it first thing. Values the user set are kept.
+* **CPU math paths.** Three libraries inside torch pick their kernels by CPU: ATen its vector
+  kernels (``AVX512`` or ``AVX2``), MKL its BLAS code path (by vendor and ISA), and oneDNN its
+  JIT convolution kernels (``jit:avx512_core`` or ``jit:avx2``: one epoch of the same network
+  on the same data ends at another top-1 under each). On x86-64 with AVX2,
+  :func:`pin_cpu_math` sets ``ATEN_CPU_CAPABILITY=avx2``, ``MKL_CBWR=AVX2`` (MKL's
+  conditional numerical reproducibility) and ``ONEDNN_MAX_CPU_ISA=AVX2`` so every such CPU,
+  with AVX-512 or without, runs the same kernels. They are read when torch loads or first
+  runs a kernel, so it must run before ``import torch``; the ``ncp-hpo`` command does it
+  first thing. Values the user set are kept.
 * **Thread counts.** A reduction split over N threads sums in another order.
   :func:`deterministic_threads` runs a block with one torch thread and one BLAS/OpenMP thread.
 * **State from the machine or a cache.** Studies never read a cache; the report says which
@@ -26,7 +29,11 @@ import sys
 from collections.abc import Iterator
 from importlib import metadata
 
-PINNED_ENV: dict[str, str] = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+PINNED_ENV: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
 """Environment variables :func:`pin_cpu_math` sets (unless already set) on x86-64 + AVX2."""
 
 STUDY_THREADS = 1
@@ -60,7 +67,7 @@ def _cpu_has_avx2() -> bool:
 
 
 def pin_cpu_math() -> dict[str, str]:
-    """Pin torch's and MKL's CPU code paths (see the module docstring).
+    """Pin the CPU code paths of ATen, MKL and oneDNN (see the module docstring).
 
     Returns:
         the variables this call set (empty when the CPU has no AVX2, the user set them
@@ -116,6 +123,7 @@ def environment() -> dict[str, str]:
 
     env["torch cpu capability"] = torch.backends.cpu.get_cpu_capability()
     env["MKL_CBWR"] = os.environ.get("MKL_CBWR", "unset")
+    env["ONEDNN_MAX_CPU_ISA"] = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
     env["cpus"] = str(os.cpu_count())
     return env
 
