@@ -28,6 +28,7 @@ import platform
 import sys
 from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 
 PINNED_ENV: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
@@ -106,6 +107,34 @@ def _version(dist: str) -> str | None:
         return None
 
 
+LOCK_FILE = "requirements/lock.txt"
+"""The locked test and benchmark environment, relative to a checkout's root."""
+
+
+def lock_status(root: Path | None = None) -> str:
+    """Whether the installed packages are those of the checkout's lock file.
+
+    Returns:
+        ``"requirements/lock.txt"`` when every locked package that is installed has its locked
+        version; ``"differs from requirements/lock.txt: optuna 5.1.0 (locked 5.0.0), ..."``
+        otherwise; ``"no lock file"`` outside a checkout (an installed wheel).
+    """
+    root = root if root is not None else Path(__file__).resolve().parents[1]
+    try:
+        text = (root / LOCK_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return "no lock file"
+    differs = []
+    for line in text.splitlines():
+        name, sep, locked = line.split("#", 1)[0].strip().partition("==")
+        if not sep:
+            continue
+        installed = _version(name)
+        if installed is not None and installed.split("+", 1)[0] != locked.strip():
+            differs.append(f"{name} {installed} (locked {locked.strip()})")
+    return f"differs from {LOCK_FILE}: {', '.join(differs)}" if differs else LOCK_FILE
+
+
 def environment() -> dict[str, str]:
     """What produced a result: Python, ncp-hpo and library versions, the CPU math settings
     and thread counts. Keys are short names (``torch``, ``sklearn``, ``ax``, ...)."""
@@ -125,6 +154,7 @@ def environment() -> dict[str, str]:
     env["MKL_CBWR"] = os.environ.get("MKL_CBWR", "unset")
     env["ONEDNN_MAX_CPU_ISA"] = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
     env["cpus"] = str(os.cpu_count())
+    env["lock"] = lock_status()
     return env
 
 

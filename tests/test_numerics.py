@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,30 @@ def test_a_users_setting_is_kept() -> None:
     assert "capability DEFAULT" in out
     conv_lines = [ln for ln in out.splitlines() if ln.startswith("onednn_verbose") and "conv" in ln]
     assert all("avx2" not in ln and "avx512" not in ln for ln in conv_lines), conv_lines
+
+
+def test_lock_status_names_what_differs(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    from ncp_hpo._numerics import LOCK_FILE, lock_status
+
+    assert lock_status(tmp_path) == "no lock file"
+    lock = tmp_path / LOCK_FILE
+    lock.parent.mkdir(parents=True)
+    numpy_version = metadata.version("numpy")
+    lock.write_text(f"# header\nnumpy=={numpy_version}\nnot-installed-dist==1.0\n")
+    assert lock_status(tmp_path) == LOCK_FILE
+    lock.write_text("numpy==0.0.1  # pinned\n")
+    assert lock_status(tmp_path) == (
+        f"differs from {LOCK_FILE}: numpy {numpy_version} (locked 0.0.1)"
+    )
+
+
+def test_the_checkouts_lock_pins_the_record_versions() -> None:
+    """The lock names the versions the records name (optuna 5.0.0, torch 2.13.0)."""
+    from ncp_hpo._numerics import LOCK_FILE
+
+    text = (Path(__file__).resolve().parents[1] / LOCK_FILE).read_text()
+    pins = dict(ln.split("==") for ln in text.splitlines() if "==" in ln and not ln.startswith("#"))
+    assert pins["optuna"] == "5.0.0"
+    assert pins["torch"] == "2.13.0"
