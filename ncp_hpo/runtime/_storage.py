@@ -294,7 +294,9 @@ def _open_journal(
     callback: Callable[[optuna.Study, FrozenTrial], None] | None,
     stale_confirm: float,
 ) -> BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    from ncp_hpo.runtime._journal import repair_torn_tail
 
     shown = redact(url)
     raw = url[len("journal:") :]
@@ -310,7 +312,9 @@ def _open_journal(
             raise StorageError(f"journal storage {shown!r}: {path} is a directory, not a log file")
         if not path.parent.is_dir():
             raise StorageError(f"journal storage {shown!r}: folder {path.parent} does not exist")
-        backend = JournalFileBackend(str(path))
+        lock = JournalFileSymlinkLock(str(path))  # the backend's default lock
+        repair_torn_tail(path, lock)  # before anyone appends onto a cut-off record
+        backend = JournalFileBackend(str(path), lock_obj=lock)
         if heartbeat is None:
             return JournalStorage(backend)
         return HeartbeatJournalStorage(
