@@ -1,9 +1,10 @@
 """Fault injection for testing workers: ``NCP_HPO_FAULTS`` (a testing aid, not a feature).
 
 The ``ncp-hpo worker`` objective consults this module once per trial, after the trial's
-code is suggested and before it is evaluated. With the environment variable unset (the
-normal case) nothing happens. The variable holds comma-separated rules ``ACTION@TRIAL`` or
-``ACTION@TRIAL:ARG``, where ``TRIAL`` is a trial number or ``*`` (every trial):
+code is suggested and before it is evaluated (``stall`` rules: when the trial has been
+created). With the environment variable unset (the normal case) nothing happens. The
+variable holds comma-separated rules ``ACTION@TRIAL`` or ``ACTION@TRIAL:ARG``, where
+``TRIAL`` is a trial number or ``*`` (every trial):
 
 ``sleep@3:60``
     trial 3 sleeps 60 s before its evaluation (so a test can kill the worker mid-trial);
@@ -12,7 +13,10 @@ normal case) nothing happens. The variable holds comma-separated rules ``ACTION@
 ``nan@7``
     trial 7 returns NaN (Optuna marks it FAILED);
 ``exit@9``
-    the worker process running trial 9 dies at once (``os._exit(137)``, like SIGKILL).
+    the worker process running trial 9 dies at once (``os._exit(137)``, like SIGKILL);
+``stall@4:30``
+    trial 4's worker stalls 30 s right after the storage has created the trial, before
+    its code is suggested (so a test can stop or kill the worker between the two).
 
 A retried trial has a new number, so a rule fires once per original trial.
 """
@@ -23,10 +27,10 @@ import os
 import time
 from dataclasses import dataclass
 
-__all__ = ["ENV_VAR", "Fault", "InjectedFault", "parse_faults"]
+__all__ = ["ENV_VAR", "Fault", "InjectedFault", "parse_faults", "stall"]
 
 ENV_VAR = "NCP_HPO_FAULTS"
-_ACTIONS = ("sleep", "raise", "nan", "exit")
+_ACTIONS = ("sleep", "raise", "nan", "exit", "stall")
 
 
 class InjectedFault(RuntimeError):
@@ -87,3 +91,10 @@ def inject(faults: tuple[Fault, ...], number: int) -> bool:
         elif f.action == "nan":
             nan = True
     return nan
+
+
+def stall(faults: tuple[Fault, ...], number: int) -> None:
+    """Apply the ``stall`` rules for trial ``number`` (the trial has just been created)."""
+    for f in faults:
+        if f.action == "stall" and f.matches(number):
+            time.sleep(f.arg)

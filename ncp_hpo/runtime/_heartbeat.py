@@ -41,17 +41,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat  # the one import of this private module
 from optuna.trial import TrialState
 
-from ncp_hpo.exceptions import StorageUnavailableError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
-from ncp_hpo.runtime._errors import is_transient, root_cause
+from ncp_hpo.runtime._liveness import (
+    HEARTBEAT_ATTR,
+    STARTED_ATTR,
+    mark_age,
+    notify_running,
+    start_mark,
+)
+from ncp_hpo.runtime._retry import StorageHealth, call_with_retry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -69,9 +76,6 @@ __all__ = [
     "trial_id",
 ]
 
-T = TypeVar("T")
-_MAX_PAUSE = 2.0  # seconds between retries at most: the storage is used soon after it is back
-
 
 def trial_id(trial: Any) -> int:
     """The storage id of ``trial`` (a :class:`~optuna.trial.Trial` or
@@ -80,113 +84,37 @@ def trial_id(trial: Any) -> int:
     return int(trial._trial_id)
 
 
-class StorageHealth:
-    """What one process saw of its storage: outages, their length, the last error.
-
-    Shared by the main thread and the heartbeat thread (thread-safe). Times are
-    ``time.monotonic()`` seconds.
-    """
-
-    def __init__(self, *, retry_window: float) -> None:
-        self.retry_window = retry_window
-        self._lock = threading.Lock()
-        self.down_since: float | None = None
-        self.last_error = ""
-        self.outages = 0
-        self.errors = 0
-        self.longest_outage_s = 0.0
-        # called with ("unreachable", cause) and ("back", duration), from any thread
-        self.listener: Callable[[str, str], None] | None = None
-
-    def ok(self) -> None:
-        if self.down_since is None:  # the common case, without the lock
-            return
-        with self._lock:
-            if self.down_since is None:
-                return
-            lasted = time.monotonic() - self.down_since
-            self.longest_outage_s = max(self.longest_outage_s, lasted)
-            self.down_since = None
-        self._tell("back", f"after {lasted:.1f} s")
-
-    def failed(self, exc: BaseException) -> None:
-        cause = root_cause(exc)
-        with self._lock:
-            self.errors += 1
-            self.last_error = cause
-            new = self.down_since is None
-            if new:
-                self.down_since = time.monotonic()
-                self.outages += 1
-        if new:
-            self._tell("unreachable", f"{cause}; retrying for up to {self.retry_window:g} s")
-
-    def _tell(self, event: str, detail: str) -> None:
-        if self.listener is not None:
-            try:
-                self.listener(event, detail)
-            except Exception:  # a log line never costs the storage call
-                pass
-
-    def down_for(self) -> float:
-        """Seconds since the storage last answered after an error (0 while it answers)."""
-        with self._lock:
-            return 0.0 if self.down_since is None else time.monotonic() - self.down_since
-
-    def expired(self) -> bool:
-        return self.down_for() >= self.retry_window
-
-
-_local = threading.local()
-
-
-def call_with_retry(health: StorageHealth, fn: Callable[[], T]) -> T:
-    """``fn()``, retried with back-off while it fails for a transient reason, until the
-    storage has been unreachable for ``health.retry_window`` seconds (then
-    :class:`StorageUnavailableError`). Calls nested in a retried call are not retried again.
-    Errors that are not transient (``KeyError``, ``UpdateFinishedTrialError``, a refused
-    password) pass through unchanged."""
-    if getattr(_local, "depth", 0):
-        return fn()
-    _local.depth = 1
-    pause = 0.1
-    try:
-        while True:
-            try:
-                result = fn()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                health.failed(exc)
-                if health.expired():
-                    raise StorageUnavailableError(
-                        f"the storage was unreachable for {health.down_for():.0f} s "
-                        f"(retry window {health.retry_window:g} s): {health.last_error}"
-                    ) from exc
-                time.sleep(min(pause, max(0.0, health.retry_window - health.down_for())))
-                pause = min(_MAX_PAUSE, pause * 2)
-                continue
-            health.ok()
-            return result
-    finally:
-        _local.depth = 0
-
-
 class StaleCheck:
     """Mixin for a heartbeat storage: stale only when stale in two checks ``confirm`` s
-    apart, and ``fail_reason`` recorded before the trial is failed.
+    apart, ``fail_reason`` recorded before the trial is failed, and every trial started
+    RUNNING through the storage marked (:mod:`ncp_hpo.runtime._liveness`), so that a trial
+    whose worker died before its first beat is failed too.
 
-    The class it is mixed into sets ``stale_confirm_s`` and implements
-    ``_stale_candidates(study_id)`` (its plain staleness test).
+    The class it is mixed into sets ``stale_confirm_s``, implements
+    ``_stale_candidates(study_id)`` (its plain staleness test: trial id to fail reason)
+    and ``_grace_s()``, and calls :meth:`_template`/:meth:`_started` around its trial
+    creation and :meth:`_before_running` before a trial is set RUNNING.
     """
 
     stale_confirm_s: float = 3.0
 
-    def _stale_candidates(self, study_id: int) -> list[int]:
+    def _stale_candidates(self, study_id: int) -> dict[int, str]:
         raise NotImplementedError
 
     def _grace_s(self) -> float:
         raise NotImplementedError
+
+    def _stale_reason(self) -> str:
+        return (
+            f"stale heartbeat: no beat for more than {self._grace_s():g} s "
+            "(worker killed, stalled or cut off from the storage)"
+        )
+
+    def _unbeaten_reason(self) -> str:
+        return (
+            f"stale heartbeat: no beat since the trial started more than {self._grace_s():g} s "
+            "ago (worker killed or cut off before its first beat)"
+        )
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         first = self._stale_candidates(study_id)
@@ -194,21 +122,56 @@ class StaleCheck:
             return []
         if self.stale_confirm_s > 0:
             time.sleep(self.stale_confirm_s)
-            again = set(self._stale_candidates(study_id))
-            first = [t for t in first if t in again]
-        reason = (
-            f"stale heartbeat: no beat for more than {self._grace_s():g} s "
-            "(worker killed, stalled or cut off from the storage)"
-        )
+            again = self._stale_candidates(study_id)
+            first = {t: again[t] for t in first if t in again}
         marked = []
         storage: Any = self
-        for trial_id in first:
+        for trial_id, reason in first.items():
             try:
                 storage.set_trial_user_attr(trial_id, FAIL_ATTR, reason)
             except UpdateFinishedTrialError:
                 continue  # finished meanwhile (or failed by another worker)
             marked.append(trial_id)
         return marked
+
+    # -- trials started through this storage ------------------------------------------------
+    def _beats(self) -> bool:
+        storage: Any = self
+        return bool(storage.get_heartbeat_interval())
+
+    def _template(self, template_trial: FrozenTrial | None) -> FrozenTrial | None:
+        """The template to create a trial with: with heartbeats on, a plain new trial
+        (``None``) becomes a RUNNING one that carries the start mark, written in the same
+        operation."""
+        if template_trial is not None or not self._beats():
+            return template_trial
+        return optuna.trial.FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={STARTED_ATTR: start_mark()},
+            intermediate_values={},
+            trial_id=-1,
+        )
+
+    @staticmethod
+    def _started(template_trial: FrozenTrial | None, trial_id: int) -> None:
+        """After a trial was created: a new RUNNING trial's id goes to this thread's
+        :func:`~ncp_hpo.runtime._liveness.on_running` listener."""
+        if template_trial is None:
+            notify_running(trial_id)
+
+    def _before_running(self, trial_id: int) -> None:
+        """Before a queued (WAITING) trial is set RUNNING: mark it, so that it is failed if
+        this process dies between the transition and its first beat."""
+        storage: Any = self
+        if self._beats() and storage.get_trial(trial_id).state == TrialState.WAITING:
+            storage.set_trial_system_attr(trial_id, STARTED_ATTR, start_mark())
 
 
 class _StaleCallback:
@@ -248,7 +211,11 @@ class _StaleCallback:
                 user_attrs={
                     k: v for k, v in trial.user_attrs.items() if k not in (FAIL_ATTR, "worker")
                 },
-                system_attrs=trial.system_attrs,
+                system_attrs={  # the copy is a new trial: it has neither started nor beaten
+                    k: v
+                    for k, v in trial.system_attrs.items()
+                    if k not in (STARTED_ATTR, HEARTBEAT_ATTR)
+                },
                 intermediate_values=trial.intermediate_values,
                 trial_id=trial_id(trial),
             )
@@ -289,13 +256,13 @@ _RETRIED = (
     "get_trial_system_attrs",
     # private methods optuna.storages._CachedStorage (the wrapper Optuna puts around every
     # RDBStorage) calls instead of the public ones; pinned by test_heartbeat.py
-    "_create_new_trial",
     "_get_trials",
     "_set_trial_param",
     "_get_best_trial_id",
 )
 # not retried: no database access, or retried with care below (set_trial_state_values,
-# _get_stale_trial_ids), or beaten by TrialHeartbeat's own loop (record_heartbeat)
+# _create_new_trial, _get_stale_trial_ids), or beaten by TrialHeartbeat's own loop
+# (record_heartbeat)
 NOT_RETRIED = (
     "check_trial_is_updatable",
     "get_heartbeat_interval",
@@ -364,9 +331,44 @@ class ResilientRDBStorage(StaleCheck, optuna.storages.RDBStorage):
     def _grace_s(self) -> float:
         return float(self.grace_period or 2 * (self.heartbeat_interval or 0))
 
-    def _stale_candidates(self, study_id: int) -> list[int]:
+    def _stale_candidates(self, study_id: int) -> dict[int, str]:
         base = optuna.storages.RDBStorage._get_stale_trial_ids
-        return call_with_retry(self.health, lambda: base(self, study_id))
+        ids = call_with_retry(self.health, lambda: base(self, study_id))
+        stale = dict.fromkeys(ids, self._stale_reason())
+        for unbeaten in call_with_retry(self.health, lambda: self._unbeaten(study_id)):
+            stale.setdefault(unbeaten, self._unbeaten_reason())
+        return stale
+
+    def _unbeaten(self, study_id: int) -> list[int]:
+        """RUNNING trials started through a heartbeat storage longer than the grace period
+        ago that never recorded a heartbeat (Optuna's own check skips them)."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        grace, now = self._grace_s(), time.time()
+        old = []
+        for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            age = mark_age(t.system_attrs, now)
+            if age is not None and age[0] > grace:
+                old.append(trial_id(t))
+        if not old:
+            return []
+        beats = models.TrialHeartbeatModel
+        with _create_scoped_session(self.scoped_session) as session:
+            rows = session.query(beats.trial_id).filter(beats.trial_id.in_(old)).all()
+        beaten = {row[0] for row in rows}
+        return [t for t in old if t not in beaten]
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        """Retried; a new RUNNING trial is created with the start mark (one transaction)
+        and its id told to this thread's ``on_running`` listener."""
+        base = optuna.storages.RDBStorage._create_new_trial
+        template = self._template(template_trial)
+        frozen = call_with_retry(self.health, lambda: base(self, study_id, template))
+        self._started(template_trial, trial_id(frozen))
+        return frozen
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -390,7 +392,12 @@ class ResilientRDBStorage(StaleCheck, optuna.storages.RDBStorage):
                         return True
                 raise
 
-        return call_with_retry(self.health, once)
+        if state == TrialState.RUNNING:
+            self._before_running(trial_id)
+        done = call_with_retry(self.health, once)
+        if done and state == TrialState.RUNNING:
+            notify_running(trial_id)
+        return done
 
 
 for _name in _RETRIED:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,9 +60,15 @@ from ncp_hpo.runtime._heartbeat import (
     stale_callback,
     trial_id,
 )
+from ncp_hpo.runtime._liveness import HEARTBEAT_ATTR, mark_age, notify_running
+from ncp_hpo.runtime._liveness import HOST as _HOST
+from ncp_hpo.runtime._liveness import alive_here as _alive_here
+from ncp_hpo.runtime._liveness import process_start as _process_start
 from ncp_hpo.runtime._secrets import redact, remember_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
@@ -75,7 +80,6 @@ __all__ = [
     "open_storage",
 ]
 
-HEARTBEAT_ATTR = "ncp_hpo:heartbeat"
 _DRIVER_HINTS = {
     # SQLAlchemy 2.1 reads postgresql:// as postgresql+psycopg:// (psycopg 3), 2.0 as psycopg2
     "postgresql": "pip install 'ncp-hpo[postgres]' (psycopg 3) and write postgresql+psycopg://",
@@ -162,15 +166,18 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the trial finished between two beats
 
-    def _stale_candidates(self, study_id: int) -> list[int]:
-        grace = self.grace_period or 2 * self.heartbeat_interval
+    def _stale_candidates(self, study_id: int) -> dict[int, str]:
+        grace = self._grace_s()
         now = time.time()
-        stale = []
+        stale = {}
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             beat = t.system_attrs.get(HEARTBEAT_ATTR)
-            # [trial_id, time, host, pid, start]: a retried trial inherits its predecessor's
-            # system attributes, so a beat recorded for another trial id is not this trial's
+            # [trial_id, time, host, pid, start]: a beat recorded for another trial id (a
+            # retried trial's predecessor) is not this trial's
             if not (isinstance(beat, list) and len(beat) == 5 and beat[0] == trial_id(t)):
+                started = mark_age(t.system_attrs, now)  # never beat: its age, if marked
+                if started is not None and started[0] > grace and not started[1]:
+                    stale[trial_id(t)] = self._unbeaten_reason()
                 continue
             if not isinstance(beat[1], int | float) or now - float(beat[1]) <= grace:
                 continue
@@ -178,8 +185,25 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
                 # a live worker on this machine whose beats are late: the journal's file
                 # lock can starve a writer for many seconds when the log is saturated
                 continue
-            stale.append(trial_id(t))
+            stale[trial_id(t)] = self._stale_reason()
         return stale
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        """A new RUNNING trial is created with the start mark (one journal record) and its
+        id told to this thread's ``on_running`` listener."""
+        created = super().create_new_trial(study_id, self._template(template_trial))
+        self._started(template_trial, created)
+        return created
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state == TrialState.RUNNING:
+            self._before_running(trial_id)
+        done = super().set_trial_state_values(trial_id, state, values)
+        if done and state == TrialState.RUNNING:
+            notify_running(trial_id)
+        return done
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
@@ -188,46 +212,6 @@ class HeartbeatJournalStorage(StaleCheck, JournalStorage, BaseHeartbeat):
         self,
     ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
         return self.heartbeat_stale_trial_callback
-
-
-_HOST = socket.gethostname()
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (Linux), else ``None``."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _process_start(pid: int) -> int | None:
-    """Start time of process ``pid`` in clock ticks since boot (Linux), to tell a live
-    process from a later one that reused its pid; ``None`` where unknown."""
-    fields = _proc_stat(pid)
-    try:
-        return int(fields[19]) if fields else None
-    except (ValueError, IndexError):
-        return None
-
-
-def _alive_here(host: object, pid: object, start: object) -> bool:
-    """Whether the worker that wrote a beat is a live process on this machine (a zombie,
-    killed but not yet reaped by its parent, is dead)."""
-    if host != _HOST or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        pass
-    fields = _proc_stat(pid)
-    if fields is None:
-        return True  # no /proc: trust kill(pid, 0)
-    if fields[0] in ("Z", "X"):
-        return False
-    return start is None or _process_start(pid) == start
 
 
 def open_storage(

@@ -8,7 +8,10 @@ gets the user attribute ``fail_reason``, one line starting with its kind:
 
 ``objective error: TYPE: message``   the objective raised
 ``objective returned nan`` (or ``inf``, a wrong count of values)   not a usable result
-``interrupted (SIGTERM or Ctrl-C)``   the worker was stopped during the trial
+``interrupted (SIGTERM or Ctrl-C)``   the worker was stopped during the trial (from the
+                                      moment the storage created it)
+``worker error: TYPE: message``       the sampler or the worker failed before the
+                                      objective ran
 ``over budget: ...``                  PRUNED unevaluated at the budget's edge
 ``stale heartbeat: ...``              set by the worker that failed it (the trial's worker
                                       was killed, stalled or cut off past ``--grace``)
@@ -29,9 +32,12 @@ from ncp_hpo.exceptions import StorageUnavailableError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
 from ncp_hpo.runtime._errors import chain
 from ncp_hpo.runtime._heartbeat import TrialHeartbeat, trial_id
+from ncp_hpo.runtime._liveness import on_running
 from ncp_hpo.runtime._secrets import error_line, redact
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -105,10 +111,12 @@ def run_trial(
 ) -> tuple[FrozenTrial, bool]:
     """Run one trial of ``study`` (``storage`` is the study's raw storage).
 
-    Returns the finished trial and whether another worker finished it first (failed it
-    as stale: this worker stalled or was cut off past the grace period). Raises storage
-    errors (:func:`is_storage_error`; the trial is left to the heartbeat mechanism) and,
-    after the trial is told FAIL, ``KeyboardInterrupt``.
+    The trial's heartbeat starts the moment the storage has created it (or popped it from
+    the queue), before anything else is done with it. Returns the finished trial and
+    whether another worker finished it first (failed it as stale: this worker stalled or
+    was cut off past the grace period). Raises storage errors (:func:`is_storage_error`;
+    the trial is left to the heartbeat mechanism) and, after the trial is told FAIL,
+    ``KeyboardInterrupt`` and any other error raised before the objective ran.
     """
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
@@ -116,15 +124,13 @@ def run_trial(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental; "heartbeat ... with Study.optimize"
         fail_stale_trials(study)
-        trial = study.ask()
-    if on_start is not None:
-        on_start(trial)
-    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
-    health = getattr(storage, "health", None)
-    beat: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if interval and health is not None:
-        beat = TrialHeartbeat(storage, trial_id(trial), interval=interval, health=health)
-    with beat:
+    with _Started(study, storage) as started:
+        with on_running(started.begin), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trial = study.ask()
+        started.begin(trial_id(trial))  # a storage that does not tell (no heartbeat)
+        if on_start is not None:
+            on_start(trial)
         values, state, reason, interrupt = _evaluate(trial, objective, len(study.directions))
         if storage.get_trial(trial_id(trial)).state.is_finished():
             frozen = storage.get_trial(trial_id(trial))
@@ -144,6 +150,63 @@ def run_trial(
     if interrupt is not None:
         raise interrupt
     return frozen, elsewhere
+
+
+class _Started:
+    """The trial this worker started: its heartbeat from the moment it exists, and, when
+    the worker is stopped (SIGTERM, Ctrl-C) or fails before the objective has run, the
+    trial told FAIL with its ``fail_reason`` (a storage error leaves it to the heartbeat
+    mechanism: the storage cannot take the write)."""
+
+    def __init__(self, study: optuna.Study, storage: Any) -> None:
+        self.study = study
+        self.storage = storage
+        self.trial_id: int | None = None
+        self.beat: TrialHeartbeat | None = None
+
+    def begin(self, started: int) -> None:
+        if self.trial_id is not None:
+            return
+        self.trial_id = started
+        beats = hasattr(self.storage, "record_heartbeat")
+        interval = self.storage.get_heartbeat_interval() if beats else None
+        health = getattr(self.storage, "health", None)
+        if interval and health is not None:
+            self.beat = TrialHeartbeat(self.storage, started, interval=interval, health=health)
+            self.beat.__enter__()
+
+    def __enter__(self) -> _Started:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is not None and self.trial_id is not None and not is_storage_error(exc):
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                self._fail(INTERRUPTED if interrupted else f"worker error: {error_line(exc)}")
+        finally:
+            if self.beat is not None:
+                self.beat.__exit__(None, None, None)
+
+    def _fail(self, reason: str) -> None:
+        """Tell the trial FAIL with ``reason`` unless it is finished (best effort)."""
+        from optuna.trial import TrialState
+
+        assert self.trial_id is not None
+        try:
+            frozen = self.storage.get_trial(self.trial_id)
+            if frozen.state.is_finished():
+                return  # the objective's interrupt was told FAIL already
+            self.storage.set_trial_user_attr(self.trial_id, FAIL_ATTR, reason)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception:  # the storage is gone: the stale check fails it later
+            pass
 
 
 def tag_failure(

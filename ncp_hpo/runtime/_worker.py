@@ -19,7 +19,11 @@ workers finish exactly that many:
 
 With a heartbeat (``--heartbeat``, on by default) a worker that dies mid-trial leaves a
 trial that another worker marks FAILED after ``--grace`` seconds; it is queued again up to
-``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime._storage`).
+``--retries`` times with the same parameters (see :mod:`ncp_hpo.runtime._storage`). The
+trial's heartbeat starts the moment the storage has created it, and a trial whose worker
+died before its first beat is failed the same way (:mod:`ncp_hpo.runtime._liveness`). A
+worker stopped by SIGTERM or Ctrl-C fails its own trial (``interrupted``), from the moment
+the trial exists.
 
 Each trial gets user attribute ``worker`` (``host:pid``); a failed one gets
 ``fail_reason``.
@@ -38,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from ncp_hpo.runtime._errors import root_cause
-from ncp_hpo.runtime._faults import active_faults, inject
+from ncp_hpo.runtime._faults import active_faults, inject, stall
 from ncp_hpo.runtime._heartbeat import trial_id
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
 from ncp_hpo.runtime._secrets import error_line, redact
@@ -266,6 +270,8 @@ class Worker:
     def _on_start(self, trial: optuna.trial.Trial) -> None:
         self._current = trial_id(trial)
         trial.set_user_attr(WORKER_ATTR, self.worker_id)
+        if self._faults:
+            stall(self._faults, trial.number)
 
     def _on_storage(self, event: str, detail: str) -> None:
         self._emit(f"storage {event}: {detail}")

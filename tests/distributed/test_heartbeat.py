@@ -71,12 +71,19 @@ def test_optuna_internals_this_package_relies_on_are_still_there(tmp_path: Path)
     assert abstract <= set(_RETRIED) | set(NOT_RETRIED), abstract - set(_RETRIED) - set(NOT_RETRIED)
     # the private RDBStorage methods Optuna's _CachedStorage calls are retried too
     called = set(re.findall(r"self\._backend\.(\w+)", inspect.getsource(_cached_storage)))
-    own = {"_get_stale_trial_ids"}  # ResilientRDBStorage's StaleCheck retries it
+    own = {"_get_stale_trial_ids", "_create_new_trial"}  # ResilientRDBStorage retries them
     assert called <= set(_RETRIED) | set(NOT_RETRIED) | own, called - set(_RETRIED) - own
-    for name in (*_RETRIED, "record_heartbeat", "_get_stale_trial_ids"):
+    for name in (*_RETRIED, *own, "record_heartbeat"):
         assert callable(getattr(RDBStorage, name)), name
     params = list(inspect.signature(RDBStorage._get_stale_trial_ids).parameters)
     assert params == ["self", "study_id"]
+    params = list(inspect.signature(RDBStorage._create_new_trial).parameters)
+    assert params == ["self", "study_id", "template_trial"]
+    # the heartbeat table a trial that never beat has no row in (ResilientRDBStorage._unbeaten)
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    assert callable(_create_scoped_session) and models.TrialHeartbeatModel.trial_id is not None
     # Optuna wraps an RDBStorage subclass in _CachedStorage, which calls those methods
     storage = _storage(tmp_path / "s.db", heartbeat=1, grace=1, stale_confirm=0)
     wrapped = optuna.storages.get_storage(storage)

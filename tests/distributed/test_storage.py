@@ -94,7 +94,9 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
     study = optuna.create_study(study_name=study_name, storage=storage)
     try:
         dead = _stale_trial(study)
-        alive = study.ask()  # never beat (a plain study.optimize elsewhere): never failed
+        # a trial of a process without heartbeats (a plain study.optimize): never failed
+        plain = optuna.load_study(study_name=study_name, storage=open_storage(url, heartbeat=0))
+        alive = plain.ask()
         time.sleep(2.2)
         fail_stale_trials(study)
         fail_stale_trials(study)  # idempotent: one failure, one retry
@@ -117,7 +119,7 @@ def test_stale_trial_is_failed_and_retried_up_to_the_limit(url: str, study_name:
         fail_stale_trials(study)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         assert states.count(TrialState.WAITING) == 0  # max_retry=1: not queued a second time
-        study.tell(alive, 1.0)
+        plain.tell(alive, 1.0)
     finally:
         if url.startswith("postgresql"):
             optuna.delete_study(study_name=study_name, storage=url)
