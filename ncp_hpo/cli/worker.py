@@ -348,7 +348,7 @@ def _tracker(args: argparse.Namespace) -> MLflowTracker | None:
     if not ok:  # like `study`: one warning, and the trials still run (kept in the storage)
         print(
             redact(
-                f"warning: MLflow tracking at {args.mlflow_uri} is unreachable "
+                f"warning: MLflow tracking at {tracker.resolved_uri} is unreachable "
                 f"({tracker.last_error}); trials run and are kept in the Optuna storage only"
             ),
             file=sys.stderr,

@@ -1,24 +1,42 @@
-"""Keeping storage passwords out of every message: :func:`redact`, the one redaction function.
+"""Keeping passwords out of every message: :func:`redact`, the one redaction function.
 
-Every error, log line, warning, MLflow tag and report that can hold a storage URL passes
-through :func:`redact` (the CLI's error printer, the worker's log lines, the storage
-errors). It masks a password two ways, so that no URL shape leaks one:
+Every error, log line, warning, MLflow tag and report that can hold a storage URL, a
+tracking URI or an error chain passes through :func:`redact` (the CLI's error printer, the
+worker's log lines, the storage errors, the MLflow tracker's warnings and records). It
+masks a secret three ways, so that no URL shape leaks one:
 
-* by shape: in any word of the form ``[SCHEME:][//]USER:PASSWORD@HOST...`` (with or
-  without ``://``, e.g. the malformed ``postgres//user:pw@host/db``) the part between the
-  first ``:`` after the user and the last ``@`` becomes ``***``;
-* by value: passwords of the URLs handed to :func:`remember_url` (the storage opener and
-  the CLI call it) are replaced wherever they appear, also percent-decoded, so a password
-  that contains spaces, quotes or ``@`` is masked inside any text.
+* by shape, userinfo: in any word of the form ``[SCHEME:][//]USER:PASSWORD@HOST...`` (with
+  or without ``://``, e.g. the malformed ``postgres//user:pw@host/db``) the part between
+  the first ``:`` after the user and the last ``@`` becomes ``***``;
+* by shape, parameters: the value of every ``KEY=VALUE`` that starts a word or follows
+  ``?``, ``&`` or ``;`` (a query string, a libpq conninfo, an environment listing) and
+  every quoted ``KEY: 'VALUE'`` / ``KEY='VALUE'`` (a dict's repr), where ``KEY``,
+  percent-decoded, names a secret (``password``, ``passwd``, ``pwd``, ``sslpassword``,
+  ``token``, ``access_token``, ``api_key``, ``secret``, ... see :data:`SECRET_KEY`);
+* by value: the passwords and secret parameters of the URLs handed to :func:`remember_url`
+  (the storage opener, the CLI and the MLflow tracker call it) are replaced wherever they
+  appear, also percent-decoded, so a secret that contains spaces, quotes or ``@`` is
+  masked inside any text.
+
+:func:`split_userinfo` takes the credentials out of a URI for the code that must use them
+(the MLflow tracker sends them as MLflow's own credential settings, never in a host name).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus, urlsplit
 
-__all__ = ["MASK", "error_line", "one_line", "redact", "remember_url"]
+__all__ = [
+    "MASK",
+    "SECRET_KEY",
+    "error_line",
+    "one_line",
+    "redact",
+    "remember_url",
+    "split_userinfo",
+]
 
 MASK = "***"
 _SECRETS: set[str] = set()
@@ -28,6 +46,14 @@ _WORD = re.compile(r"""[^\s'"`<>]+""")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:?//")
 _MIN_PIECE = 6  # a piece of a password between two "@" (shorter ones mask ordinary words)
 _MIN_SECRET = 3  # shorter "passwords" would mask ordinary text (a port's digits, a word)
+# a parameter name that holds a secret (matched percent-decoded, any case); masking a
+# harmless one (a key file's path) costs nothing
+SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential|auth|sig", re.IGNORECASE)
+# KEY=VALUE at a word's start or after "?", "&" or ";"; the value runs to the next "&"
+# (SQLAlchemy keeps ";" and "#" in a query value)
+_PARAM = re.compile(r"(?:^|(?<=[?&;]))([^=&;?#]+)=([^&]*)")
+# 'KEY': 'VALUE' or KEY="VALUE" (a dict's repr, a quoted conninfo value)
+_QUOTED = re.compile(r"""([\w%.\-]+)['"]?\s*[=:]\s*(['"])(.*?)\2""")
 
 
 def _after_scheme(word: str, at: int) -> int:
@@ -51,31 +77,94 @@ def _credentials(word: str) -> tuple[int, int] | None:
     return colon + 1, at
 
 
+def _secret_key(key: str) -> bool:
+    """Whether parameter name ``key`` (percent-encoded, maybe more than once) names a secret."""
+    for _ in range(3):
+        if SECRET_KEY.search(key):
+            return True
+        decoded = unquote_plus(key)
+        if decoded == key:
+            return False
+        key = decoded
+    return bool(SECRET_KEY.search(key))
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    key, value = match.group(1), match.group(2)
+    if value and value != MASK and _secret_key(key):
+        return f"{key}={MASK}"
+    return match.group(0)
+
+
+def _mask_quoted(match: re.Match[str]) -> str:
+    if not match.group(3) or not _secret_key(match.group(1)):
+        return match.group(0)
+    start, end = match.span(3)
+    whole = match.group(0)
+    base = match.start(0)
+    return whole[: start - base] + MASK + whole[end - base :]
+
+
 def _mask_word(match: re.Match[str]) -> str:
     word = match.group(0)
     span = _credentials(word)
-    if span is None:
-        return word
-    return word[: span[0]] + MASK + word[span[1] :]
+    if span is not None:
+        word = word[: span[0]] + MASK + word[span[1] :]
+    if "=" in word:
+        word = _PARAM.sub(_mask_param, word)
+    return word
+
+
+def _param_secrets(text: str) -> set[str]:
+    """The values of secret parameters in ``text`` (a URL, a conninfo), as written."""
+    return {m.group(2) for m in _PARAM.finditer(text) if m.group(2) and _secret_key(m.group(1))}
+
+
+def split_userinfo(uri: str) -> tuple[str, str | None, str | None]:
+    """``(uri without userinfo, user, password)`` of a ``SCHEME://[USER[:PASSWORD]@]HOST...``
+    URI, user and password percent-decoded (``None`` where absent); any other string is
+    returned whole. The host is what follows the authority's last ``@``, as urllib and
+    urllib3 (under ``requests``) read it, so a name lookup never sees the credentials."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri, None, None
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if 0 <= found < end:
+            end = found
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not at:
+        return uri, None, None
+    user, colon, password = userinfo.partition(":")
+    return (
+        f"{scheme}://{hostport}{rest[end:]}",
+        unquote(user),
+        unquote(password) if colon else None,
+    )
 
 
 def remember_url(url: object) -> None:
-    """Remember the password of ``url`` (any shape), so :func:`redact` masks it anywhere."""
+    """Remember the password and secret parameters of ``url`` (any shape), so
+    :func:`redact` masks them anywhere."""
     if not isinstance(url, str):
         return
     text = url.strip()
+    pieces = _param_secrets(text)
     at = text.rfind("@")
-    if at <= 0:
-        return
-    creds = text[_after_scheme(text, at) : at]
-    _, colon, password = creds.partition(":")
-    if not colon:
-        return
-    # a parser may split "pw@rt@host" elsewhere than at the last "@": long pieces too
-    pieces = {password, *(p for p in password.split("@") if len(p) >= _MIN_PIECE)}
+    if at > 0:
+        creds = text[_after_scheme(text, at) : at]
+        _, colon, password = creds.partition(":")
+        if colon:
+            # a parser may split "pw@rt@host" elsewhere than at the last "@": long pieces too
+            pieces |= {password, *(p for p in password.split("@") if len(p) >= _MIN_PIECE)}
+        try:  # where urllib splits it (the authority ends at the first "/", "?" or "#")
+            pieces.add(urlsplit(text).password or "")
+        except ValueError:
+            pass
     with _LOCK:
         for piece in pieces:
-            for secret in (piece, unquote(piece)):
+            for secret in (piece, unquote(piece), unquote_plus(piece)):
                 if len(secret) >= _MIN_SECRET:
                     _SECRETS.add(secret)
 
@@ -87,8 +176,11 @@ def one_line(text: object) -> str:
 
 
 def redact(text: object) -> str:
-    """``str(text)`` with every storage password replaced by ``***`` (see the module doc)."""
-    out = _WORD.sub(_mask_word, str(text))
+    """``str(text)`` with every password and secret replaced by ``***`` (see the module doc)."""
+    out = str(text)
+    if "'" in out or '"' in out:
+        out = _QUOTED.sub(_mask_quoted, out)
+    out = _WORD.sub(_mask_word, out)
     with _LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:

@@ -28,8 +28,9 @@ resolved output folder and the benchmark) and its children whose logged history 
 many steps as the study has trials; other children are deleted and logged again.
 
 Tracking URI: ``uri`` or MLflow's default (``MLFLOW_TRACKING_URI``, else the local
-``sqlite:///mlflow.db`` store in the working directory). An ``http(s)`` URI is probed first
-(``GET <uri>/health``, 3 s). If the probe or any MLflow call fails, one
+``sqlite:///mlflow.db`` store in the working directory); credentials in an ``http(s)`` URI
+are handled by :mod:`ncp_hpo.tracking._connect` (never shown). An ``http(s)`` URI is probed
+first (``GET <uri>/health``, 3 s). If the probe or any MLflow call fails, one
 :class:`CompareTrackingWarning` says so and the comparison's files are still written.
 """
 
@@ -40,15 +41,15 @@ import hashlib
 import math
 import os
 import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import CompareTrackingWarning
+from ncp_hpo.runtime._secrets import redact
+from ncp_hpo.tracking._connect import mlflow_client, probe_health
 from ncp_hpo.tracking._context import experiment_id as _experiment_id
 from ncp_hpo.tracking._context import run_tags
 
@@ -77,22 +78,14 @@ _BATCH = 1000
 _NO_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
-def _probe(uri: str, timeout: float = 3.0) -> None:
-    """Raise if an ``http(s)`` tracking server does not answer ``/health``."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
-        if resp.status >= 400:  # pragma: no cover - urlopen raises on 4xx/5xx
-            raise OSError(f"HTTP {resp.status}")
-
-
 def _client(uri: str | None) -> tuple[MlflowClient, str]:
+    """A client for ``uri`` (probed first when ``http(s)``) and the resolved URI (with its
+    credentials: for :func:`mlflow_client` only, never shown)."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    resolved = uri or mlflow.get_tracking_uri()
-    _probe(resolved)
-    return MlflowClient(tracking_uri=resolved), resolved
+    resolved = uri or str(mlflow.get_tracking_uri())
+    probe_health(resolved, 3.0)
+    return mlflow_client(resolved), resolved
 
 
 def _batches(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
@@ -154,7 +147,7 @@ def _parent(client: MlflowClient, exp_id: str, config: CompareConfig, info: Benc
 class LiveTarget:
     """Where the studies of a comparison log their child runs (picklable for workers)."""
 
-    uri: str
+    uri: str = field(repr=False)  # may hold credentials: never shown
     experiment_id: str
     parent_id: str
 
@@ -172,8 +165,10 @@ def open_comparison(
         return LiveTarget(resolved, exp_id, parent_id)
     except Exception as exc:
         warnings.warn(
-            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
-            f"{config.out_dir}",
+            redact(
+                f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
+                f"{config.out_dir}"
+            ),
             CompareTrackingWarning,
             stacklevel=2,
         )
@@ -196,10 +191,8 @@ def _no_run_urls() -> Iterator[None]:
 
 def end_comparison(target: LiveTarget, status: str) -> None:
     """End the parent run of a comparison that stopped before its summary was logged."""
-    from mlflow.tracking import MlflowClient
-
     with contextlib.suppress(Exception):
-        MlflowClient(tracking_uri=target.uri).set_terminated(target.parent_id, status)
+        mlflow_client(target.uri).set_terminated(target.parent_id, status)
 
 
 class LiveStudyRun:
@@ -216,9 +209,8 @@ class LiveStudyRun:
         self, target: LiveTarget, *, study_name: str, params: Mapping[str, Any], maximize: bool
     ) -> None:
         from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
 
-        self._client = MlflowClient(tracking_uri=target.uri)
+        self._client = mlflow_client(target.uri)
         self._maximize = maximize
         self._best: float | None = None
         self.steps = 0
@@ -285,8 +277,10 @@ class LiveStudyRun:
             fn(self.run_id)
         except Exception as exc:  # tracking never costs a trial
             warnings.warn(
-                f"MLflow live logging stopped ({type(exc).__name__}: {exc}); the study goes "
-                "on and is logged when the comparison ends",
+                redact(
+                    f"MLflow live logging stopped ({type(exc).__name__}: {exc}); the study "
+                    "goes on and is logged when the comparison ends"
+                ),
                 CompareTrackingWarning,
                 stacklevel=2,
             )
@@ -302,8 +296,10 @@ def log_comparison(
         return _log(result, uri, experiment)
     except Exception as exc:  # tracking never costs the results
         warnings.warn(
-            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
-            f"{result.config.out_dir}",
+            redact(
+                f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are in "
+                f"{result.config.out_dir}"
+            ),
             CompareTrackingWarning,
             stacklevel=2,
         )
@@ -444,7 +440,9 @@ def log_files_run(
         return str(rid)
     except Exception as exc:
         warnings.warn(
-            f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are on disk",
+            redact(
+                f"MLflow tracking unavailable ({type(exc).__name__}: {exc}); results are on disk"
+            ),
             CompareTrackingWarning,
             stacklevel=2,
         )

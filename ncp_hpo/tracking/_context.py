@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo.runtime._secrets import redact
+from ncp_hpo.tracking._connect import is_http, shown_uri
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -29,11 +32,11 @@ LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 def ui_url(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
     """A link into MLflow's UI on its "Model training" pages.
 
-    ``uri`` is the tracking URI: an ``http(s)`` server is linked directly; for a local store
-    the link is where ``mlflow ui`` serves it. Without ``experiment_id`` the link is the
-    experiment list; with ``run_id`` too, the run's page.
+    ``uri`` is the tracking URI: an ``http(s)`` server is linked directly (credentials in
+    the URI left out); for a local store the link is where ``mlflow ui`` serves it. Without
+    ``experiment_id`` the link is the experiment list; with ``run_id`` too, the run's page.
     """
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    base = shown_uri(uri).rstrip("/") if is_http(uri) else LOCAL_UI
     path = "/#/experiments"
     if experiment_id is not None:
         path += f"/{experiment_id}"
@@ -78,7 +81,8 @@ def _context_tags() -> dict[str, str]:
     try:
         from mlflow.tracking.context.registry import resolve_tags
 
-        tags = {str(k): str(v) for k, v in resolve_tags().items()}
+        # redacted: a git remote's URL may hold a token (``mlflow.source.git.repoURL``)
+        tags = {str(k): redact(v) for k, v in resolve_tags().items()}
     except Exception:  # a registry plug-in failed: run without context tags
         tags = {}
     if GIT_COMMIT_TAG not in tags:  # the console script is no git file; the package may be

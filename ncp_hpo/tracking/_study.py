@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo.tracking._connect import shown_uri
 from ncp_hpo.tracking._context import ui_url
 from ncp_hpo.tracking._training import MLflowTracker, TrialRun
 
@@ -138,7 +139,9 @@ def log_study_outcome(
 
 
 def tracking_hint(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
-    """How to look at the runs of ``uri`` (links open MLflow's "Model training" pages)."""
+    """How to look at the runs of ``uri`` (links open MLflow's "Model training" pages;
+    credentials in ``uri`` are left out)."""
+    uri = shown_uri(uri)
     if uri.startswith(("http://", "https://")):
         return f"open {ui_url(uri, experiment_id, run_id)}"
     if uri.startswith("databricks"):

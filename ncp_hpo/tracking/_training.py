@@ -23,7 +23,11 @@ The study's parent run is found by its tags (``ncp_hpo.role=study``, ``ncp_hpo.s
 or created on first use, so a resumed study keeps adding children to the same parent.
 
 Tracking URI: ``None`` uses MLflow's default (``MLFLOW_TRACKING_URI``, else the local
-``sqlite:///mlflow.db`` store in the working directory); any URI MLflow accepts works.
+``sqlite:///mlflow.db`` store in the working directory); any URI MLflow accepts works. An
+``http(s)://USER:PASSWORD@HOST:PORT`` URI works too: its credentials go to MLflow as
+``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` and in the health check's
+basic-auth header, never into a host name, a message or a record
+(:mod:`ncp_hpo.tracking._connect`).
 
 **Unreachable servers never cost a trial.** Before each trial run an ``http(s)`` URI is
 probed with ``GET <uri>/health`` (``probe_timeout`` seconds, no retries). If that or any
@@ -42,8 +46,6 @@ import math
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +53,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import NCPWarning, TrackingWarning
+from ncp_hpo.runtime._secrets import redact, remember_url
+from ncp_hpo.tracking._connect import is_http, mlflow_client, probe_health, shown_uri
 from ncp_hpo.tracking._context import run_tags
 
 if TYPE_CHECKING:
@@ -195,7 +199,9 @@ class MLflowTracker:
     :func:`ncp_hpo.trainers.train_code` does this for you when given ``tracker=``.
 
     Args:
-        tracking_uri: any MLflow tracking URI; ``None`` is MLflow's default.
+        tracking_uri: any MLflow tracking URI; ``None`` is MLflow's default. Credentials in
+            an ``http(s)`` URI's userinfo are used, never shown (attribute ``tracking_uri``
+            holds the URI without them).
         experiment: experiment name (created if missing).
         parent_run_name: name of the parent run when no study name is known (standalone
             trials are grouped under it); ``None`` leaves such runs top-level.
@@ -214,7 +220,9 @@ class MLflowTracker:
         log_architecture: bool = True,
         probe_timeout: float = 2.0,
     ) -> None:
-        self.tracking_uri = tracking_uri
+        remember_url(tracking_uri)
+        self._uri = tracking_uri  # as given, credentials included: for connecting only
+        self.tracking_uri = None if tracking_uri is None else shown_uri(tracking_uri)
         self.experiment = experiment
         self.parent_run_name = parent_run_name
         self.log_model = log_model
@@ -234,21 +242,27 @@ class MLflowTracker:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = mlflow_client(self._uri)
         return self._client
+
+    def _connect_uri(self) -> str:
+        """The URI to connect to, credentials included (never shown)."""
+        if self._uri is not None:
+            return self._uri
+        import mlflow
+
+        uri = str(mlflow.get_tracking_uri())
+        remember_url(uri)
+        return uri
 
     @property
     def resolved_uri(self) -> str:
-        """The tracking URI in use (MLflow's default when none was given)."""
-        if self.tracking_uri is not None:
-            return self.tracking_uri
-        import mlflow
-
-        return str(mlflow.get_tracking_uri())
+        """The tracking URI in use (MLflow's default when none was given), as shown and
+        recorded: without userinfo, other secrets masked."""
+        return shown_uri(self._connect_uri())
 
     def _unavailable(self, reason: str) -> None:
+        reason = redact(reason)
         self.last_error = reason
         with self._lock:
             if self.warned:
@@ -264,16 +278,11 @@ class MLflowTracker:
 
     def reachable(self) -> bool:
         """Probe the tracking store: ``GET /health`` for HTTP(S), else open the experiment."""
-        uri = self.resolved_uri
-        if uri.startswith(("http://", "https://")):
+        uri = self._connect_uri()
+        if is_http(uri):
             try:
-                with urllib.request.urlopen(
-                    uri.rstrip("/") + "/health", timeout=self.probe_timeout
-                ) as resp:
-                    if resp.status != 200:
-                        self._unavailable(f"GET /health answered {resp.status}")
-                        return False
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+                probe_health(uri, self.probe_timeout)
+            except (OSError, ValueError) as exc:
                 self._unavailable(f"GET /health: {exc}")
                 return False
         try:
