@@ -162,11 +162,20 @@ def remember_url(url: object) -> None:
             pieces.add(urlsplit(text).password or "")
         except ValueError:
             pass
+    forms = {f for piece in pieces for f in _forms(piece) if len(f) >= _MIN_SECRET}
     with _LOCK:
-        for piece in pieces:
-            for secret in (piece, unquote(piece), unquote_plus(piece)):
-                if len(secret) >= _MIN_SECRET:
-                    _SECRETS.add(secret)
+        _SECRETS.update(forms)
+
+
+def _forms(piece: str) -> set[str]:
+    """``piece`` as a message may show it: as written, percent-decoded, with its blanks
+    collapsed (one-line messages) and escaped as in a ``repr``."""
+    decoded = {piece, unquote(piece), unquote_plus(piece)}
+    out = set(decoded)
+    for d in decoded:
+        out.add(" ".join(d.split()))
+        out.add(repr(d)[1:-1])
+    return out
 
 
 def one_line(text: object) -> str:

@@ -133,7 +133,7 @@ def _parent(client: MlflowClient, exp_id: str, config: CompareConfig, info: Benc
         filter_string=f"tags.`{ROLE_TAG}` = 'compare' and tags.`{KEY_TAG}` = '{key}'",
         max_results=100,
     )
-    wanted = _parent_params(config, info)
+    wanted = {k: redact(v) for k, v in _parent_params(config, info).items()}  # as logged
     reuse = [r for r in found if r.data.params == wanted]
     if reuse:
         return str(reuse[0].info.run_id)
@@ -227,7 +227,7 @@ class LiveStudyRun:
             target.experiment_id, run_name=study_name, tags=run_tags(tags)
         )
         self.run_id: str | None = str(run.info.run_id)
-        self._client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self._client.log_batch(self.run_id, params=[Param(k, redact(v)) for k, v in params.items()])
 
     def replay(self, trials: Iterable[Any]) -> None:
         """Log already finished trials (a resumed study), in trial-number order."""
@@ -392,7 +392,7 @@ def _new_child(client: MlflowClient, exp_id: str, parent_id: str, study_name: st
 def _child_params(sampler: str, seed: int, cfg: CompareConfig, info: BenchmarkInfo) -> list[Any]:
     from mlflow.entities import Param
 
-    return [Param(k, str(v)) for k, v in child_params(sampler, seed, cfg, info).items()]
+    return [Param(k, redact(v)) for k, v in child_params(sampler, seed, cfg, info).items()]
 
 
 def child_params(
@@ -431,7 +431,7 @@ def log_files_run(
         rid = run.info.run_id
         client.log_batch(
             rid,
-            params=[Param(k, str(v)) for k, v in params.items()],
+            params=[Param(k, redact(v)) for k, v in params.items()],
             metrics=_metrics(metrics, int(time.time() * 1000)),
         )
         for path in files.values():

@@ -70,9 +70,10 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 
 def run_tags(tags: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """``tags`` plus the run-context tags (user, source, git commit); ``tags`` win."""
+    """``tags`` plus the run-context tags (user, source, git commit); ``tags`` win. Values
+    are redacted (:func:`ncp_hpo.runtime._secrets.redact`)."""
     out = dict(_context_tags())
-    out.update({str(k): str(v) for k, v in (tags or {}).items()})
+    out.update({str(k): redact(v) for k, v in (tags or {}).items()})
     return out
 
 

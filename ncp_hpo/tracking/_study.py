@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo.runtime._secrets import redact
 from ncp_hpo.tracking._connect import shown_uri
 from ncp_hpo.tracking._context import ui_url
 from ncp_hpo.tracking._training import MLflowTracker, TrialRun
@@ -101,7 +102,7 @@ class StudyParentRun:
     def _log_settings(self, run_id: str) -> None:
         from mlflow.entities import Param
 
-        params = [Param(k, str(v)) for k, v in self.settings.items() if v is not None]
+        params = [Param(k, redact(v)) for k, v in self.settings.items() if v is not None]
         assert self.tracker is not None
         try:
             self.tracker.client.log_batch(run_id, params=params)

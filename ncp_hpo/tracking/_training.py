@@ -134,7 +134,7 @@ class TrialRun:
             "setting tags",
             self._tracker.client.log_batch,
             self.run_id,
-            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+            tags=[RunTag(k, redact(v)) for k, v in tags.items()],
         )
 
     def log_result(self, result: TrainResult, *, task: str | None = None) -> None:
@@ -462,7 +462,7 @@ class MLflowTracker:
         if sampler is not None:
             values["sampler"] = sampler
         values.update(params or {})
-        plist = [Param(str(k), str(v)[:6000]) for k, v in values.items()]
+        plist = [Param(str(k), redact(v)[:6000]) for k, v in values.items()]
         for i in range(0, len(plist), 100):
             self.client.log_batch(run.info.run_id, params=plist[i : i + 100])
         return str(run.info.run_id)
