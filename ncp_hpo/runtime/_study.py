@@ -84,7 +84,7 @@ class StudyConfig:
             (see :func:`ncp_hpo.runtime._pruning.choose_pruner`).
         train_options: keyword arguments of :class:`~ncp_hpo.trainers.TrainingObjective`
             (dataset, batch size, image size, device, seed, ...).
-        seed: training and sampler seed (a resumed study offsets the sampler's).
+        seed: training and sampler seed (a resumed study continues the sampler's stream).
         prior: a NAS-Bench-MR setting or a saved predictor, for the predictor samplers.
         data_dir: where the prior's setting is looked up.
         lam: FLOPs penalty of the predictor samplers' proposals.
@@ -338,15 +338,21 @@ def _set_sampler(
         params["prior"] = prior
     if config.lam is not None:
         params["lam"] = config.lam
-    # a resumed seeded study must not replay the random draws of its first run
-    seed = None if config.seed is None else config.seed + before
     study.sampler = make_sampler(
         config.sampler,
         space=spec.space,
-        seed=seed,
+        seed=config.seed,
         startup_trials=config.startup_trials,
         params=params,
     )
+    if before and config.seed is not None:
+        # a resumed seeded study goes on as if never stopped: the sampler is taken through
+        # the stored trials first (its random stream and fitted predictors advance)
+        from ncp_hpo.search._replay import replay_sampler
+
+        message = replay_sampler(study.sampler, study).message(config.name)
+        if message:
+            log(f"warning: {message}")
 
 
 def _objective(spec: ObjectiveSpec, progress: StudyProgress) -> Callable[[optuna.trial.Trial], Any]:

@@ -22,6 +22,7 @@ __all__ = [
     "ax_set_pausing_criteria",
     "optuna_independent_sampling_template",
     "optuna_set_trial_system_attr",
+    "optuna_study_id",
 ]
 
 
@@ -38,6 +39,13 @@ def optuna_set_trial_system_attr(study: Study, trial: FrozenTrial, key: str, val
     """Write a system attribute of a running trial from a sampler, as Optuna's own
     samplers do (a sampler gets a ``FrozenTrial``, which has no public setter)."""
     study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def optuna_study_id(study: Study) -> int:
+    """The storage's id of ``study``. Optuna's ``IntersectionSearchSpace`` (TPE, CMA-ES,
+    NSGA-II, GP) binds a sampler to the first study id it sees, so a sampler replayed in
+    another storage must meet the same id there (:mod:`ncp_hpo.search._replay`)."""
+    return int(study._study_id)
 
 
 def ax_generator_key(generator_run: Any) -> str | None:

@@ -295,6 +295,32 @@ def test_resume_runs_only_missing_trials_and_fails_stale_running(
         run_comparison(CompareConfig(NB201, trials=10, objective="metric+flops", **cfg))
 
 
+def test_resumed_compare_matches_an_uninterrupted_one(
+    shared_data_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 26 (5): a 12-then-14-trial resume gives the trials of a 14-trial run (the
+    samplers' random streams and NCP's fitted predictor go on, not restart at the seed)."""
+    cfg: dict[str, Any] = {
+        "samplers": ("ncp", "tpe", "random"),
+        "seeds": 1,
+        "data_dir": shared_data_dir,
+        "progress": False,
+    }
+    run_comparison(CompareConfig(NB201, trials=12, out=tmp_path / "resumed", **cfg))
+    resumed = run_comparison(CompareConfig(NB201, trials=14, out=tmp_path / "resumed", **cfg))
+    straight = run_comparison(CompareConfig(NB201, trials=14, out=tmp_path / "straight", **cfg))
+    assert resumed.studies["resumed"] == 3
+    dirs = ("resumed", "straight")
+    for s in cfg["samplers"]:
+        name = study_name(NB201, s, 0)
+        a, b = (_complete(tmp_path / d / "studies" / f"{name}.db", name) for d in dirs)
+        assert [(t.params, t.values) for t in a] == [(t.params, t.values) for t in b], s
+        assert len(a) == 14
+    for r, u in zip(resumed.runs, straight.runs, strict=True):
+        np.testing.assert_array_equal(r.values, u.values)
+        assert r.codes == u.codes
+
+
 def test_ax_loop_records_trials_in_a_study_and_resumes(
     shared_data_dir: Path, tmp_path: Path
 ) -> None:

@@ -30,6 +30,13 @@ def test_optuna_trial_system_attr_is_written_through_the_storage() -> None:
     assert study.trials[0].system_attrs["ncp:test"] == [1, 2]
 
 
+def test_optuna_study_id_is_the_storage_id() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="a")
+    study = optuna.create_study(storage=storage, study_name="b")
+    assert private.optuna_study_id(study) == storage.get_study_id_from_name("b") == 1
+
+
 def test_ax_private_names() -> None:
     pytest.importorskip("ax")
     from ax.api.client import Client

@@ -166,6 +166,25 @@ def test_study_with_unreachable_mlflow_warns_once_and_completes(
     assert "MLflow: parent run" not in capsys.readouterr().out
 
 
+def test_study_resumed_matches_an_uninterrupted_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26 (5): the same seed gives the same trials whether the study stopped or not."""
+
+    def trials(db: str, *budgets: int) -> list[tuple[dict, list[float] | None]]:
+        storage = f"sqlite:///{tmp_path / db}"
+        for n in budgets:
+            argv = ["study", "--task", "cls", "--sampler", "random", "--trials", str(n), *SMALL]
+            assert main([*argv, "--storage", storage, "--study-name", "s", "--no-mlflow"]) == 0
+        study = optuna.load_study(study_name="s", storage=storage)
+        return [(t.params, t.values) for t in study.trials]
+
+    resumed = trials("resumed.db", 2, 4)
+    assert "resuming with 2 of 4" in capsys.readouterr().out
+    assert resumed == trials("straight.db", 4)  # params and values, trial by trial
+    assert len(resumed) == 4
+
+
 def test_study_ncp_with_a_saved_prior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A saved predictor as prior: NCP proposes from trial 0 (no random startup)."""
     from ncp_hpo.predictor import NeuralPredictor

@@ -103,6 +103,17 @@ def _live_run(task: StudyTask, obj: BenchmarkObjective) -> LiveStudyRun | None:
         return None
 
 
+def _resume_state(sampler: Any, study: Any) -> None:
+    """Bring a fresh sampler to the state it would have after the study's stored trials
+    (a resumed study then continues exactly as an uninterrupted one)."""
+    from ncp_hpo.exceptions import NCPWarning
+    from ncp_hpo.search._replay import replay_sampler
+
+    message = replay_sampler(sampler, study).message(study.study_name)
+    if message:
+        warnings.warn(message, NCPWarning, stacklevel=2)
+
+
 def _run_study(
     task: StudyTask, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None
 ) -> int:
@@ -113,8 +124,10 @@ def _run_study(
             warnings.filterwarnings("ignore", module=r"ax(\.|$)")
             ran = run_ax(task, obj, queue, live)
     else:
-        study = open_study(task, make_sampler(task.sampler, space=obj.space, seed=task.seed))
+        sampler = make_sampler(task.sampler, space=obj.space, seed=task.seed)
+        study = open_study(task, sampler)
         fail_stale(study)
+        _resume_state(sampler, study)
         callbacks: list[Any] = [] if live is None else [live]
         if live is not None:
             live.replay(complete_trials(study))
