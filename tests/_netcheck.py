@@ -17,6 +17,13 @@ from typing import Any
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def observed_lookups(*, block_others: bool = True) -> Iterator[list[str]]:
     """Record every host ``socket.getaddrinfo`` is asked for (the name lookup of any HTTP

@@ -50,8 +50,9 @@ _MIN_SECRET = 3  # shorter "passwords" would mask ordinary text (a port's digits
 # harmless one (a key file's path) costs nothing
 SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential|auth|sig", re.IGNORECASE)
 # KEY=VALUE at a word's start or after "?", "&" or ";"; the value runs to the next "&"
-# (SQLAlchemy keeps ";" and "#" in a query value)
-_PARAM = re.compile(r"(?:^|(?<=[?&;]))([^=&;?#]+)=([^&]*)")
+# (SQLAlchemy keeps ";" and "#" in a query value). A lookahead, so that a harmless match
+# ("s=://h/?token=x") does not hide the ones inside it.
+_PARAM = re.compile(r"(?:^|(?<=[?&;]))(?=([^=&;?#]+)=([^&]*))")
 # 'KEY': 'VALUE' or KEY="VALUE" (a dict's repr, a quoted conninfo value)
 _QUOTED = re.compile(r"""([\w%.\-]+)['"]?\s*[=:]\s*(['"])(.*?)\2""")
 
@@ -89,11 +90,18 @@ def _secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key))
 
 
-def _mask_param(match: re.Match[str]) -> str:
-    key, value = match.group(1), match.group(2)
-    if value and value != MASK and _secret_key(key):
-        return f"{key}={MASK}"
-    return match.group(0)
+def _mask_params(word: str) -> str:
+    """``word`` with the value of every secret ``KEY=VALUE`` masked."""
+    out: list[str] = []
+    last = 0
+    for match in _PARAM.finditer(word):
+        start, end = match.span(2)
+        value = match.group(2)
+        if start < last or not value or value == MASK or not _secret_key(match.group(1)):
+            continue  # harmless, or inside a value masked already
+        out += [word[last:start], MASK]
+        last = end
+    return "".join([*out, word[last:]])
 
 
 def _mask_quoted(match: re.Match[str]) -> str:
@@ -111,7 +119,7 @@ def _mask_word(match: re.Match[str]) -> str:
     if span is not None:
         word = word[: span[0]] + MASK + word[span[1] :]
     if "=" in word:
-        word = _PARAM.sub(_mask_param, word)
+        word = _mask_params(word)
     return word
 
 
@@ -187,15 +195,15 @@ def one_line(text: object) -> str:
 def redact(text: object) -> str:
     """``str(text)`` with every password and secret replaced by ``***`` (see the module doc)."""
     out = str(text)
-    if "'" in out or '"' in out:
-        out = _QUOTED.sub(_mask_quoted, out)
-    out = _WORD.sub(_mask_word, out)
+    # remembered values first: masking by shape could cut a secret into pieces
     with _LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
         if secret in out:
             out = out.replace(secret, MASK)
-    return out
+    if "'" in out or '"' in out:
+        out = _QUOTED.sub(_mask_quoted, out)
+    return _WORD.sub(_mask_word, out)
 
 
 def error_line(exc: BaseException) -> str:

@@ -19,12 +19,13 @@ MLflow's own settings send them:
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ncp_hpo.runtime._secrets import redact, remember_url, split_userinfo
+from ncp_hpo.runtime._secrets import error_line, redact, remember_url, split_userinfo
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -69,7 +70,9 @@ def mlflow_client(uri: str | None) -> MlflowClient:
 
 def probe_health(uri: str, timeout: float) -> None:
     """Raise ``OSError`` (``ValueError`` for a malformed URI) unless the ``http(s)`` server
-    of ``uri`` answers ``GET /health`` with 200; other URIs pass. Messages are redacted."""
+    of ``uri`` answers ``GET /health`` with 200; other URIs pass. Messages are redacted
+    ``Type: message`` lines (``http.client`` errors, e.g. a blank in the path, become
+    ``OSError`` too)."""
     if not is_http(uri):
         return
     remember_url(uri)
@@ -78,10 +81,10 @@ def probe_health(uri: str, timeout: float) -> None:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             if resp.status != 200:
                 raise OSError(f"answered {resp.status}")
-    except OSError as exc:  # URLError and HTTPError too
-        raise OSError(redact(exc)) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, InvalidURL
+        raise OSError(redact(error_line(exc))) from None
     except ValueError as exc:
-        raise ValueError(redact(exc)) from None
+        raise ValueError(error_line(exc)) from None
 
 
 def _health_request(uri: str) -> urllib.request.Request:
