@@ -122,8 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(one_line(f"ncp-hpo: error: {_os_error_text(exc)}"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ncp-hpo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line (what stopped, how to resume)
+        from ncp_hpo.runtime import one_line
+
+        print(one_line(f"ncp-hpo: interrupted{f': {exc}' if str(exc) else ''}"), file=sys.stderr)
         return 130
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +326,50 @@ def test_resumed_compare_matches_an_uninterrupted_one(
     for r, u in zip(resumed.runs, straight.runs, strict=True):
         np.testing.assert_array_equal(r.values, u.values)
         assert r.codes == u.codes
+
+
+def _all_trials(studies: Path) -> list[optuna.trial.FrozenTrial]:
+    trials = []
+    for db in sorted(studies.glob("*.db")):
+        with contextlib.suppress(Exception):  # a study being created
+            trials += _complete(db, db.stem)
+    return trials
+
+
+@pytest.mark.parametrize("jobs", [2, 1])
+def test_ctrl_c_stops_every_job_at_once_without_a_traceback(
+    jobs: int, shared_data_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 26 (6): Ctrl-C (SIGINT to the process group, as a terminal sends it) starts no
+    further trial or study, lets the running trials end, says how to resume, exits 130."""
+    out = tmp_path / "cmp"
+    argv = [sys.executable, "-m", "ncp_hpo.cli", "compare", "--benchmark", NB201,
+            "--samplers", "random,tpe", "--trials", "5000", "--seeds", "2", "--jobs", str(jobs),
+            "--out", str(out), "--data-dir", str(shared_data_dir), "--no-mlflow",
+            "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_all_trials(out / "studies")) < 10 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.3)
+        signalled = datetime.now()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("ncp-hpo: interrupted: ") and "same command again" in err
+    trials = _all_trials(out / "studies")
+    assert 10 <= len(trials) < 2000
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # ran to the end
+    # none started after the signal (a grace for its delivery: a trial the process was
+    # creating at that instant)
+    late = [t.number for t in trials if t.datetime_start > signalled + timedelta(seconds=0.25)]
+    assert not late
+    assert not (out / "compare.lock").exists() and not (out / "summary.csv").exists()
 
 
 def test_ax_loop_records_trials_in_a_study_and_resumes(

@@ -6,7 +6,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.experiments.compare._config import GEN_ATTR
-from ncp_hpo.experiments.compare._studies import StudyTask, fail_stale, open_study, quiet_ax
+from ncp_hpo.experiments.compare._studies import (
+    StudyTask,
+    fail_stale,
+    open_study,
+    quiet_ax,
+    stop_requested,
+)
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective
@@ -44,7 +50,7 @@ def run_ax(
     ran = 0
     misses = 0
     last_error = "no trial generated"
-    while len(done) + ran < task.trials:
+    while len(done) + ran < task.trials and not stop_requested():
         if misses >= 3 * task.trials:
             raise RuntimeError(f"Ax stopped after {len(done) + ran} trials: {last_error}")
         t0 = time.perf_counter()

@@ -191,6 +191,8 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     Raises:
         CompareError: settings that differ from the studies already in ``out``, a busy
             ``out``, an unusable sampler.
+        KeyboardInterrupt: Ctrl-C stopped the studies (after their running trials; the
+            message says how to resume). No reports are written then.
         UnknownSettingError, DataNotFoundError: unknown or missing benchmark.
     """
     from ncp_hpo.benchmarks import get_setting
@@ -218,11 +220,11 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
             )
         try:
             return _run_locked(config, obj, info, settings, data_dir, live, t_start)
-        except BaseException:
+        except BaseException as exc:
             if live is not None:
                 from ncp_hpo.tracking import end_comparison
 
-                end_comparison(live, "FAILED")
+                end_comparison(live, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
 
 
@@ -304,6 +306,12 @@ def _run_locked(
     with progress_bar(remaining, config.progress, f"compare {config.benchmark}") as update:
         outcomes = execute(tasks, config.jobs, update)
     run_seconds = time.perf_counter() - t_run
+    if any(o.interrupted for o in outcomes):
+        raise KeyboardInterrupt(
+            f"compare stopped after {sum(o.ran for o in outcomes)} new trial(s): no trial "
+            f"started after Ctrl-C and every finished one is kept in {out / 'studies'}; run "
+            "the same command again (same --out) to resume"
+        )
     for o in outcomes:
         if o.error:
             errors[o.name] = o.error

@@ -46,12 +46,45 @@ class StudyTask:
 
 @dataclass(frozen=True)
 class StudyOutcome:
-    """What running a :class:`StudyTask` did (``error``: the exception, one line)."""
+    """What running a :class:`StudyTask` did (``error``: the exception, one line;
+    ``interrupted``: stopped by Ctrl-C before its budget)."""
 
     name: str
     ran: int  # trials run in this call
     seconds: float
     error: str | None = None
+    interrupted: bool = False
+
+
+# -- stopping on Ctrl-C: no trial starts once asked, the running ones end normally --------
+_STOP_FLAG = False  # set by a SIGINT handler (a plain bool: safe inside a signal handler)
+_STOP_EVENT: Any = None  # a multiprocessing Event the parent sets for its workers
+
+
+def request_stop() -> None:
+    """Ask the studies of this process to stop after their running trials."""
+    global _STOP_FLAG
+    _STOP_FLAG = True
+
+
+def watch_stop(event: Any) -> None:
+    """Reset the stop request; ``event`` (or None): the parent's stop event to watch too."""
+    global _STOP_FLAG, _STOP_EVENT
+    _STOP_FLAG, _STOP_EVENT = False, event
+
+
+def on_sigint(signum: int, frame: Any) -> None:
+    """SIGINT handler: the first Ctrl-C asks to stop after the running trials, a second
+    one stops at once (``KeyboardInterrupt``)."""
+    global _STOP_FLAG
+    if _STOP_FLAG:
+        raise KeyboardInterrupt
+    _STOP_FLAG = True
+
+
+def stop_requested() -> bool:
+    """Whether Ctrl-C asked the studies to stop (checked after every trial)."""
+    return _STOP_FLAG or (_STOP_EVENT is not None and _STOP_EVENT.is_set())
 
 
 # per process: one objective per settings (a surrogate oracle loads once per worker)

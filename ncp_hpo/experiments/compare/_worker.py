@@ -17,8 +17,11 @@ from ncp_hpo.experiments.compare._studies import (
     fail_stale,
     n_complete,
     objective_for,
+    on_sigint,
     open_study,
     quiet,
+    stop_requested,
+    watch_stop,
 )
 from ncp_hpo.search import make_sampler
 
@@ -31,15 +34,23 @@ if TYPE_CHECKING:
 _WORKER_QUEUE: Any = None
 
 
-def init_worker(queue: Any = None, parent_pid: int | None = None) -> None:
-    """Worker set-up: one torch thread, quiet libraries, the progress queue, and a watchdog
-    that ends the worker when the parent process is gone (killed runs leave no orphans)."""
+def init_worker(queue: Any = None, parent_pid: int | None = None, stop: Any = None) -> None:
+    """Worker set-up: one torch thread, quiet libraries, the progress queue, Ctrl-C (and
+    the parent's ``stop`` event) ending the studies after their running trials, and a
+    watchdog that ends the worker when the parent process is gone (killed runs leave no
+    orphans)."""
+    import signal
     import threading
 
     import torch
 
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
+    watch_stop(stop)
+    # the parent spawned this process with SIGINT blocked: a Ctrl-C that came meanwhile is
+    # pending and arrives here, once the handler that stops cleanly is in place
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     torch.set_num_threads(1)
     quiet()
     if parent_pid is not None:
@@ -59,6 +70,8 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     ran = 0
     if queue is None:
         queue = _WORKER_QUEUE
+    if stop_requested():  # Ctrl-C before this study started: it does not start
+        return StudyOutcome(task.name, 0, 0.0, interrupted=True)
     live = None
     try:
         with deterministic_threads():
@@ -75,9 +88,10 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
         if live is not None:
             live.close("KILLED")
         raise
+    stopped = stop_requested()
     if live is not None:
-        live.close("FINISHED")
-    return StudyOutcome(task.name, ran, time.perf_counter() - t0)
+        live.close("KILLED" if stopped else "FINISHED")
+    return StudyOutcome(task.name, ran, time.perf_counter() - t0, interrupted=stopped)
 
 
 def _live_run(task: StudyTask, obj: BenchmarkObjective) -> LiveStudyRun | None:
@@ -132,16 +146,18 @@ def _run_study(
         if live is not None:
             live.replay(complete_trials(study))
 
-        def _tick(_study: Any, trial: Any) -> None:
+        def _tick(study_: Any, trial: Any) -> None:
             from optuna.trial import TrialState
 
             if trial.state == TrialState.COMPLETE and queue is not None:
                 queue.put(1)
+            if stop_requested():  # Ctrl-C: no further trial starts
+                study_.stop()
 
         callbacks.append(_tick)
         for _ in range(3):  # failed trials are retried, a bounded number of times
             remaining = task.trials - n_complete(study)
-            if remaining <= 0:
+            if remaining <= 0 or stop_requested():
                 break
             before = n_complete(study)
             study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
