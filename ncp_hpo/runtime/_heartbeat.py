@@ -32,7 +32,9 @@ class that makes a storage a heartbeat storage), a trial's storage id ``_trial_i
 (:func:`trial_id`), ``_get_stale_trial_ids`` (the
 method :func:`~optuna.storages.fail_stale_trials` calls), ``record_heartbeat``, and the
 private ``RDBStorage`` methods Optuna's ``_CachedStorage`` calls (``_create_new_trial``,
-``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``).
+``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``), and, to find the trials
+that never beat, ``optuna.storages._rdb.models.TrialHeartbeatModel`` and
+``_create_scoped_session``.
 ``tests/distributed/test_heartbeat.py`` fails if the Optuna in use changes them.
 """
 

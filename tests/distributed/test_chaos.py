@@ -4,8 +4,11 @@ The server is the one ``.ci/postgres.sh`` starts (``NCP_HPO_TEST_PG_CTL`` is its
 ``pg_ctl``): ``pg_ctl stop -m fast`` drops every connection and refuses new ones (a real
 outage on loopback), ``pg_ctl start`` brings it back on the same data directory and port.
 
-* an outage shorter than ``--grace`` in the middle of a multi-worker run: no COMPLETE trial
-  lost, no healthy trial failed, exactly the budget, no code evaluated twice;
+* an outage longer than ``--grace`` in the middle of a multi-worker run, with trials that
+  outlast it: no COMPLETE trial lost, no healthy trial failed (so every heartbeat thread
+  beat again after the outage: one that died on its first failed write, as Optuna's
+  does, leaves its trial stale past the second check), exactly the budget, no code
+  evaluated twice;
 * an outage longer than ``--storage-retry``: every worker stops with one line (status 2),
   and a worker started after the server is back finishes the study (the trials left
   RUNNING are failed as stale and queued again with the same code).
@@ -105,7 +108,7 @@ def _start(
     )
 
 
-def test_outage_shorter_than_grace_fails_no_healthy_trial(
+def test_outage_longer_than_grace_fails_no_healthy_trial(
     postgres_url: str,
     pg_ctl: list[str],
     drop_studies: list[str],
@@ -114,7 +117,12 @@ def test_outage_shorter_than_grace_fails_no_healthy_trial(
     tmp_path: Path,
     record_property,
 ) -> None:
-    budget, n, outage, grace = 9, 3, 4.0, 5
+    # The outage (6 s) is twice the grace period. Trials take 3 s, except trials 3, 4 and
+    # 5 (the ones running when the server stops), which take 12, 18 and 24 s: when trial
+    # 3 ends after the outage, its worker checks the others, still running, and finds
+    # their last beat older than the grace period; only a heartbeat thread that survived
+    # the outage has beaten again by the second check, 3 s later.
+    budget, n, outage, grace = 9, 3, 6.0, 3
     drop_studies.append(study_name)
     workers = _start(
         n,
@@ -123,7 +131,7 @@ def test_outage_shorter_than_grace_fails_no_healthy_trial(
         shared_data_dir,
         tmp_path,
         budget,
-        faults="sleep@*:3",  # every trial takes 3 s after its code is chosen
+        faults="sleep@*:3,sleep@3:9,sleep@4:15,sleep@5:21",
         extra=("--grace", str(grace), "--storage-retry", "40"),
     )
     try:
@@ -138,6 +146,7 @@ def test_outage_shorter_than_grace_fails_no_healthy_trial(
         workers.kill()
         _pg(pg_ctl, "start")
     assert codes == [0] * n, workers.tail()
+    assert down > grace and live == {3, 4, 5}, (down, live)  # the case described above
     a = audit(load(study_name, postgres_url))
     complete = {t.number for t in a.complete}
     assert before <= complete, "a COMPLETE trial was lost"
