@@ -1,12 +1,17 @@
-"""Seeded fuzzing of everything a worker reads before it runs a trial (> 10,000 inputs).
+"""Seeded fuzzing of everything a worker reads before it runs a trial (>= 10,000 inputs,
+each counted only once its checks ran).
 
-Storage URLs (parsed; opened for real where that needs no network), storage error chains,
-log text with embedded URLs, ``ncp-hpo worker`` command lines, ``NCP_HPO_FAULTS`` rule
-lists, and damaged journal and SQLite files. Every input is accepted or refused with the
-documented one-line error (:class:`~ncp_hpo.runtime._storage.StorageError`, ``ValueError`` from
-the rule parser, ``ncp-hpo: error: ...`` with status 2), and no output holds the password
-planted in it. The generator is seeded (``NCP_HPO_FUZZ_SEED``, default 15), so a failure
-names the seed and the input that reproduce it.
+Storage URLs (parsed; opened for real where that needs no network; passwords in the
+userinfo and in the query string, raw and percent-encoded, repeated), storage error
+chains, log text with embedded URLs, ``ncp-hpo worker`` command lines (the storage URL
+also from ``NCP_HPO_STORAGE``), ``NCP_HPO_FAULTS`` rule lists, and damaged journal and
+SQLite files. Every input is accepted or refused with the documented one-line error
+(:class:`~ncp_hpo.exceptions.StorageError`, ``ValueError`` from the rule parser,
+``ncp-hpo: error: ...`` with status 2), and no output holds the password planted in it,
+nor does a name lookup: the host a database driver would look up is checked, and
+``socket.getaddrinfo`` is observed (lookups of anything but loopback refused). The
+generator is seeded (``NCP_HPO_FUZZ_SEED``, default 15), so a failure names the seed and
+the input that reproduce it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import io
 import os
 import random
 import string
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote_plus
 
 import pytest
+from _netcheck import observed_lookups
 
-from ncp_hpo.exceptions import StorageError
+from ncp_hpo.exceptions import StorageError, StorageUnavailableError
+from ncp_hpo.runtime import _secrets
 from ncp_hpo.runtime._errors import is_transient, root_cause
 from ncp_hpo.runtime._faults import parse_faults
 from ncp_hpo.runtime._secrets import redact, remember_url
@@ -42,8 +51,12 @@ def _password(rng: random.Random, chars: str = _JUNK) -> str:
     return MARK + _text(rng, 12, chars)
 
 
+_QUERY_KEYS = ["password", "passwd", "pwd", "sslpassword", "PASSWORD", "pass%77ord"]
+
+
 def _url(rng: random.Random) -> tuple[str, str]:
-    """A storage URL of a random shape (and its password)."""
+    """A storage URL of a random shape (and its password: in the userinfo, the query
+    string, both or neither)."""
     pw = _password(rng)
     schemes = ["postgresql", "postgresql+psycopg", "postgres", "mysql+pymysql", "sqlite"]
     scheme = rng.choice([*schemes, "journal", "nosuch", "", _text(rng, 6)])
@@ -52,29 +65,50 @@ def _url(rng: random.Random) -> tuple[str, str]:
     host = rng.choice(["127.0.0.1", "db-host", "", "[::1]", _text(rng, 8)])
     port = rng.choice(["", ":5432", ":abc", ":-1", ":99999", ":" + _text(rng, 4)])
     db = rng.choice(["/db", "", "/", "/" + _text(rng, 6), "/db?sslmode=x"])
-    creds = f"{user}:{pw}@" if rng.random() < 0.85 else f"{user}@"
+    where = rng.random()
+    creds = f"{user}:{pw}@" if where < 0.6 else rng.choice([f"{user}@", ""])
+    if 0.6 <= where < 0.9 or where < 0.1:  # the password as a query parameter
+        value = pw if rng.random() < 0.5 else quote(pw, safe="")
+        param = f"{rng.choice(_QUERY_KEYS)}={value}"
+        params = [param, *(["sslmode=require"] if rng.random() < 0.5 else [])]
+        params += [param] if rng.random() < 0.2 else []  # repeated
+        rng.shuffle(params)
+        db = db.split("?")[0] + "?" + "&".join(params) + rng.choice(["", "", "#frag"])
     return f"{scheme}{sep}{creds}{host}{port}{db}", pw
 
 
+def _no_mark(text: str, where: str) -> None:
+    assert MARK not in text and MARK not in unquote_plus(text), (SEED, where, text)
+
+
 def _clean(text: str, where: str) -> None:
-    assert MARK not in text, (SEED, where, text)
+    """No password, one line (a message)."""
+    _no_mark(text, where)
     assert "\n" not in text.strip(), (SEED, where, text)
 
 
-def _record(record_property: Any, counts: dict[str, int]) -> None:
-    total = sum(counts.values())
-    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+def _fresh() -> None:
+    """Forget remembered passwords: each input is masked by what its own handling remembers
+    (and redaction stays fast)."""
+    _secrets._SECRETS.clear()
+
+
+def _record(record_property: Any, checked: Counter[str]) -> None:
+    total = sum(checked.values())
+    detail = ", ".join(f"{k} {v}" for k, v in checked.items())
     record_property("ncp_summary", f"storage/CLI fuzz (seed {SEED}): {total} inputs ({detail})")
-    assert total >= 10_000
+    assert total >= 10_000, checked
 
 
-def _fuzz_urls(rng: random.Random, tmp: Path, n: int) -> None:
+def _fuzz_urls(rng: random.Random, tmp: Path, n: int, checked: Counter[str]) -> None:
     """Parse every URL; open for real those that need no network (SQLite, journal)."""
     for i in range(n):
+        _fresh()
         url, pw = _url(rng)
         if rng.random() < 0.1:
             url = _text(rng, 40) + (f":{pw}@" if rng.random() < 0.5 else "")
         remember_url(url)  # as the CLI and open_storage do
+        _no_mark(redact(url), url)
         kind = url.strip().split(":", 1)[0]
         try:
             if kind in ("sqlite", "journal") and rng.random() < 0.2:
@@ -82,12 +116,15 @@ def _fuzz_urls(rng: random.Random, tmp: Path, n: int) -> None:
                 remember_url(local)
                 open_storage(local, heartbeat=rng.choice([None, 1]), connect_timeout=1)
             elif "://" in url and not kind.startswith(("sqlite", "journal")):
-                _parse_rdb_url(url.strip(), redact(url))
+                parsed = _parse_rdb_url(url.strip(), redact(url))
+                # the name a driver would look up (libpq's lookup is not Python's)
+                assert MARK not in (parsed.host or ""), (SEED, url, parsed.host)
             else:
                 open_storage(url, heartbeat=None, connect_timeout=1)
         except StorageError as exc:
             _clean(str(exc), url)
             assert exc.__context__ is None or MARK not in str(exc.__context__), url
+        checked["urls"] += 1
 
 
 class _Link(Exception):
@@ -99,7 +136,9 @@ def _chain(rng: random.Random) -> BaseException:
     from sqlalchemy.exc import OperationalError
 
     pw = _password(rng, _SAFE)
-    remember_url(f"postgresql://u:{pw}@h/db")
+    remember_url(
+        rng.choice([f"postgresql://u:{pw}@h/db", f"postgresql://u@h/db?password={quote(pw)}"])
+    )
     msgs = [
         "connection refused",
         "password authentication failed for user",
@@ -109,6 +148,9 @@ def _chain(rng: random.Random) -> BaseException:
         "server closed the connection unexpectedly",
         "database is locked",
         f"could not connect to postgresql://u:{pw}@h/db",
+        f"could not connect to postgresql://u@h/db?sslmode=x&password={quote(pw)}",
+        f"invalid connection option: host=h password={pw} dbname=d",
+        f"connect() got {{'password': '{pw}', 'host': 'h'}}",
         _text(rng, 60),
     ]
     inner: BaseException = rng.choice([_Link, OSError, ValueError])(rng.choice(msgs))
@@ -158,11 +200,11 @@ def _fuzz_argv(rng: random.Random) -> list[str]:
     return argv
 
 
-def _fuzz_cli(rng: random.Random, tmp: Path, n_parse: int, n_run: int) -> None:
+def _fuzz_cli(rng: random.Random, tmp: Path, n: tuple[int, int], checked: Counter[str]) -> None:
     from ncp_hpo.cli import build_parser, main
 
     parser = build_parser()
-    for _ in range(n_parse):
+    for _ in range(n[0]):
         argv = _fuzz_argv(rng)
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -173,30 +215,61 @@ def _fuzz_cli(rng: random.Random, tmp: Path, n_parse: int, n_run: int) -> None:
                 lines = err.getvalue().strip().splitlines()
                 # (not startswith "ncp-hpo": a URL like ":ncp@host" makes "ncp" a password)
                 assert len(lines) == 1 and ": error: " in lines[0], (SEED, argv, lines)
-    for _ in range(n_run):  # the whole command: validation, then storage (none opens)
+        checked["command lines"] += 1
+    for _ in range(n[1]):  # the whole command: validation, then storage (none opens)
+        _fresh()
         url, _ = _url(rng)
         if "://" not in url or url.startswith(("sqlite", "journal")):
             url = f"nosuch://u:{MARK}pw@host/db"
         storage = rng.choice([url, f"sqlite:///{tmp}/none/s.db", f"journal:{tmp}/none/j.log"])
-        argv = [*_fuzz_argv(rng), "--storage", storage]
+        argv = _fuzz_argv(rng)
+        if rng.random() < 0.3:  # from the environment
+            os.environ["NCP_HPO_STORAGE"] = storage.replace("\x00", "")
+        else:
+            argv += ["--storage", storage]
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 code = main(argv)
             except SystemExit as exc:
                 code = int(exc.code or 0)
+        os.environ.pop("NCP_HPO_STORAGE", None)
         lines = err.getvalue().strip().splitlines()
         assert code == 2 and len(lines) == 1, (SEED, argv, err.getvalue())
         _clean(out.getvalue() + err.getvalue(), repr(argv))
+        checked["whole commands"] += 1
 
 
-def _fuzz_files(rng: random.Random, tmp: Path, n_journal: int, n_sqlite: int) -> None:
+def _fuzz_log_texts(rng: random.Random, n: int, checked: Counter[str]) -> None:
+    """URLs quoted in log text: masked by their shape alone where the password is in one
+    (userinfo, or a query parameter, with no blank or quote), else once remembered."""
+    for _ in range(n):
+        _fresh()
+        url, pw = _url(rng)
+        text = f"{_text(rng, 10)} '{url}' {_text(rng, 10)}"
+        raw = not any(c in pw for c in " \t\n'\"`<>")
+        userinfo = ":" + pw + "@" in url
+        plain = f"={pw}" in url
+        shaped = (
+            (not userinfo or (raw and "//" in url))
+            and (not plain or (raw and "&" not in pw))
+            and (userinfo or plain or "=" + quote(pw, safe="") in url)
+        )
+        if not shaped:
+            remember_url(url)  # as the storage opener and the CLI do
+        _no_mark(redact(text), url)
+        checked["log texts"] += 1
+
+
+def _fuzz_files(rng: random.Random, tmp: Path, n: int, checked: Counter[str]) -> None:
+    """Damaged journal and SQLite files: read fine, or refused with the project's own
+    storage errors (raised on open or on the first read), nothing else."""
     valid = tmp / "valid.log"
     import optuna
 
     optuna.create_study(study_name="s", storage=open_storage(f"journal:{valid}"))
     good = valid.read_bytes()
-    for i in range(n_journal + n_sqlite):
+    for i in range(n):
         if rng.random() < 0.5:  # damaged copy of a real file
             data = bytearray(good)
             for _ in range(rng.randint(1, 8)):
@@ -205,55 +278,21 @@ def _fuzz_files(rng: random.Random, tmp: Path, n_journal: int, n_sqlite: int) ->
             data = data[: rng.randint(0, len(data))]
         else:
             data = bytearray(rng.randbytes(rng.randint(0, 300)))
-        is_journal = i < n_journal
+        is_journal = i < n // 2
         path = tmp / (f"j{i}.log" if is_journal else f"d{i}.db")
         path.write_bytes(bytes(data))
         url = f"journal:{path}" if is_journal else f"sqlite:///{path}"
         try:
             storage = open_storage(url, heartbeat=None, connect_timeout=1)
             optuna.get_all_study_summaries(storage)
-        except StorageError as exc:
+        except (StorageError, StorageUnavailableError) as exc:
             _clean(str(exc), url)
-        except Exception as exc:  # read lazily by Optuna: must still be a storage error
-            from ncp_hpo.runtime._trial import is_storage_error
-
-            assert is_storage_error(exc) or isinstance(exc, KeyError | ValueError), (url, exc)
-            _clean(root_cause(exc), url)
+        # anything else (KeyError, ValueError, a driver's error) fails the test, input named
+        checked["files"] += 1
 
 
-@pytest.fixture
-def _forget_passwords() -> Iterator[None]:
-    """The thousands of passwords remembered here must not mask other tests' output."""
-    from ncp_hpo.runtime import _secrets
-
-    yield
-    _secrets._SECRETS.clear()
-
-
-@pytest.mark.filterwarnings("ignore")
-@pytest.mark.usefixtures("_forget_passwords")
-def test_fuzz_storage_inputs(
-    tmp_path: Path, record_property: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # "journal:u:pw@host" is a file name relative to here
-    monkeypatch.delenv("NCP_HPO_STORAGE", raising=False)
-    rng = random.Random(SEED)
-    counts = {"urls": 3000, "error chains": 2000, "log texts": 3000, "command lines": 2000}
-    counts.update({"whole commands": 150, "fault rules": 1000, "files": 300})
-    _fuzz_urls(rng, tmp_path, counts["urls"])
-    for _ in range(counts["error chains"]):
-        exc = _chain(rng)
-        _clean(root_cause(exc), "root_cause")
-        assert isinstance(is_transient(exc), bool)
-    for _ in range(counts["log texts"]):
-        url, pw = _url(rng)
-        if ":" + pw + "@" in url and "//" in url:  # a URL's shape: masked without memory
-            pre, post = _text(rng, 10), _text(rng, 10)
-            shown = redact(f"{pre} '{url}' {post}")
-            safe = not any(c in pw for c in " \t\n'\"`<>")
-            assert not safe or MARK not in shown, (SEED, url, shown)
-    _fuzz_cli(rng, tmp_path, counts["command lines"], counts["whole commands"])
-    for _ in range(counts["fault rules"]):
+def _fuzz_faults(rng: random.Random, n: int, checked: Counter[str]) -> None:
+    for _ in range(n):
         rules = ",".join(
             rng.choice(["sleep", "raise", "nan", "exit", "boom", ""])
             + rng.choice(["@", "", "@@"])
@@ -265,5 +304,36 @@ def test_fuzz_storage_inputs(
             parse_faults(rules)
         except ValueError as exc:
             assert "\n" not in str(exc) and "NCP_HPO_FAULTS" in str(exc)
-    _fuzz_files(rng, tmp_path, counts["files"] // 2, counts["files"] // 2)
-    _record(record_property, counts)
+        checked["fault rules"] += 1
+
+
+@pytest.fixture
+def _forget_passwords() -> Iterator[None]:
+    """The passwords remembered here must not mask other tests' output."""
+    yield
+    _secrets._SECRETS.clear()
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.usefixtures("_forget_passwords")
+def test_fuzz_storage_inputs(
+    tmp_path: Path, record_property: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # "journal:u:pw@host" is a file name relative to here
+    monkeypatch.delenv("NCP_HPO_STORAGE", raising=False)  # set and removed below; restored
+    rng = random.Random(SEED)
+    checked: Counter[str] = Counter()
+    with observed_lookups() as hosts:
+        _fuzz_urls(rng, tmp_path, 3000, checked)
+        for _ in range(2000):
+            _fresh()
+            exc = _chain(rng)
+            _clean(root_cause(exc), "root_cause")
+            assert isinstance(is_transient(exc), bool)
+            checked["error chains"] += 1
+        _fuzz_log_texts(rng, 3000, checked)
+        _fuzz_cli(rng, tmp_path, (2000, 150), checked)
+        _fuzz_faults(rng, 1000, checked)
+        _fuzz_files(rng, tmp_path, 300, checked)
+    _no_mark(" ".join(hosts), "name lookups")
+    _record(record_property, checked)

@@ -1,6 +1,7 @@
-"""No storage password in any output: malformed URLs with passwords fed to the CLI (in
-process and the real entry point) and to the library; stdout, stderr and every exception
-in the chain are searched for the password, plain and percent-decoded."""
+"""No storage password in any output: malformed URLs with passwords (in the userinfo or
+the query string) fed to the CLI (in process and the real entry point) and to the library;
+stdout, stderr and every exception in the chain are searched for the password, plain and
+percent-decoded."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ URLS = [
     f"journal:user:{PW}@/no/such/folder/x.log",
     f"postgresql+psycopg://user:{PW}@127.0.0.1:9/db?sslmode=bogus",
     f" postgresql+psycopg://user:{PW} spaced@127.0.0.1:9/db ",
+    f"postgresql+psycopg://user@127.0.0.1:9/db?password={PW}",  # in the query string
+    f"postgresql+psycopg://user@127.0.0.1:9/db?sslmode=disable&pass%77ord={PW}",
+    f"nosuchdb://user@host/db?sslpassword={PW}&sslpassword={PW}",
+    f"postgresql+psycopg://user@127.0.0.1:9/db?password=a@{PW}:1/x",  # '@' in the query
 ]
 
 

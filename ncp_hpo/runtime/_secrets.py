@@ -164,8 +164,10 @@ def remember_url(url: object) -> None:
         creds = text[_after_scheme(text, at) : at]
         _, colon, password = creds.partition(":")
         if colon:
-            # a parser may split "pw@rt@host" elsewhere than at the last "@": long pieces too
-            pieces |= {password, *(p for p in password.split("@") if len(p) >= _MIN_PIECE)}
+            # a parser may split "pw@rt@host" elsewhere than at the last "@", and a file
+            # path at a "/" (a journal's folder): long pieces too, and the password's start
+            parts = re.split(r"[@/]", password)
+            pieces |= {password, parts[0], *(p for p in parts if len(p) >= _MIN_PIECE)}
         try:  # where urllib splits it (the authority ends at the first "/", "?" or "#")
             pieces.add(urlsplit(text).password or "")
         except ValueError:

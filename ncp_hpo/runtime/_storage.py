@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import JournalStorage
@@ -290,7 +291,7 @@ def _open_journal(
         raise StorageError(
             f"journal storage URL {shown!r} has no file path; e.g. journal:study.log"
         )
-    path = Path(raw).expanduser()
+    path = _local_path(raw, shown)
     try:
         if path.is_dir():
             raise StorageError(f"journal storage {shown!r}: {path} is a directory, not a log file")
@@ -349,7 +350,32 @@ def _parse_rdb_url(url: str, shown: str) -> Any:
         raise StorageError(f"malformed storage URL {shown!r}; {_MALFORMED}") from None
     if port is not None and not 1 <= port <= 65535:
         raise StorageError(f"storage {shown!r}: bad port {port}, expected 1 to 65535")
+    if (parsed.host or "").lower() != _authority_host(url):
+        # e.g. SQLAlchemy ends a password at its first "@": the rest would be the host
+        raise StorageError(
+            f"storage {shown!r}: ambiguous host; percent-encode '@', '/', ':', '?' and '#' "
+            "in the user name and password (e.g. '@' as %40)"
+        )
     return parsed
+
+
+def _authority_host(url: str) -> str:
+    """The host of ``url`` as the URL standard reads it (after the authority's last "@"),
+    lower case; SQLAlchemy's reading must agree, so that no piece of a password or a
+    query string is handed to a name lookup."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return "\0"  # malformed (an unclosed "["): agrees with nothing
+
+
+def _local_path(raw: str, shown: str) -> Path:
+    """``raw`` as a path, ``~`` expanded; :class:`StorageError` for an unknown ``~user`` or
+    a NUL byte."""
+    try:
+        return Path(raw).expanduser()
+    except (RuntimeError, ValueError) as exc:
+        raise StorageError(f"storage {shown!r}: bad file path: {_first_line(exc)}") from None
 
 
 def _check_sqlite_file(parsed: Any, shown: str) -> None:
@@ -358,7 +384,7 @@ def _check_sqlite_file(parsed: Any, shown: str) -> None:
             f"storage {shown!r} is in memory; workers share a study only through a file or "
             "a server (sqlite:///FILE, postgresql://..., journal:FILE)"
         )
-    path = Path(parsed.database).expanduser()
+    path = _local_path(parsed.database, shown)
     folder = path.parent
     if not folder.is_dir():
         raise StorageError(f"storage {shown!r}: folder {folder} does not exist")
