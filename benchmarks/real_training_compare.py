@@ -42,6 +42,10 @@ from typing import Any
 
 import numpy as np
 
+from ncp_hpo._numerics import environment_line, pin_cpu_math
+
+pin_cpu_math()  # before torch loads, as the ncp-hpo command does (workers inherit it)
+
 SAMPLERS = ("ncp", "ncp-prior", "tpe", "random")
 PRIOR_SETTING = "cls-50-1000"
 
@@ -204,6 +208,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         f"Settings: {json.dumps(_settings(args))}; seeds {seeds}; "
         f"{args.trials} trained trials per study (codes refused for the budget are not "
         f"counted); wall time of this call {wall / 60:.1f} min.",
+        "",
+        f"Environment: {environment_line()}.",
         "",
         "## Best top-1 (%) after N trained trials: median [IQR] over seeds",
         "",
