@@ -20,7 +20,7 @@ import random
 import string
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -128,7 +128,7 @@ def _mlflow_error(uri: str) -> BaseException:
     return outer
 
 
-def _check_tracker(uri: str, must_reach: bool) -> None:
+def _check_tracker(uri: str, must_reach: bool, checked: Counter[str]) -> None:
     tracker = MLflowTracker(uri, probe_timeout=5)
     _clean(uri, repr(tracker), tracker.tracking_uri, tracker.resolved_uri, ui_url(uri, "1", "r"))
     _clean(uri, tracking_hint(uri, "1"))
@@ -150,18 +150,20 @@ def _check_tracker(uri: str, must_reach: bool) -> None:
     assert not is_http(uri) or split_userinfo(clean) == (clean, None, None), (SEED, uri)
     for name in (USER_ENV, PASSWORD_ENV):  # where MLflow reads them: set, never shown
         os.environ.pop(name, None)
+    checked["tracking URIs"] += 1
 
 
-def _check_env(uri: str) -> None:
+def _check_env(uri: str, checked: Counter[str]) -> None:
     """The same URI as MLflow's default (``MLFLOW_TRACKING_URI``)."""
     value = uri.replace("\x00", "")
     os.environ["MLFLOW_TRACKING_URI"] = value
     tracker = MLflowTracker()
     _clean(value, tracker.resolved_uri, repr(tracker))
     del os.environ["MLFLOW_TRACKING_URI"]
+    checked["environment variables"] += 1
 
 
-def _check_text(rng: random.Random) -> None:
+def _check_text(rng: random.Random, checked: Counter[str]) -> None:
     """A message holding a secret in a shape masked without remembering it."""
     secret = _secret(rng, _SAFE.replace("&", ""))
     key = rng.choice([*SECRET_KEYS, "PGPASSWORD", "MLFLOW_TRACKING_PASSWORD", "db_password"])
@@ -175,6 +177,7 @@ def _check_text(rng: random.Random) -> None:
     ]
     text = f"{_text(rng, 10)} {rng.choice(shapes)} {_text(rng, 10)}"
     _clean(text, redact(text), one_line(text))
+    checked["messages"] += 1
 
 
 @pytest.fixture
@@ -186,26 +189,20 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _run(rng: random.Random, server: AuthServer, closed: int, hosts: list[str]) -> Counter[str]:
-    """Generate and check :data:`N_INPUTS` inputs; count each once its checks ran."""
+    """Draw :data:`N_INPUTS` inputs (a tracking URI may also be checked as an environment
+    variable: one more input) and check them; each check counts its input at its end."""
     checked: Counter[str] = Counter()
-
-    def tracking() -> None:
-        uri, must_reach = _tracking_uri(rng, (server.port, closed))
-        _check_tracker(uri, must_reach)
-        if rng.random() < 0.2:
-            _check_env(uri)
-            checked["environment variables"] += 1
-
-    kinds: list[tuple[str, float, Callable[[], None]]]
-    kinds = [("tracking URIs", 0.75, tracking), ("messages", 1.0, lambda: _check_text(rng))]
-    while sum(checked.values()) < N_INPUTS:
+    for _ in range(N_INPUTS):
         _secrets._SECRETS.clear()  # each input is masked by what its own handling remembers
-        draw = rng.random()
-        name, _, check = next(k for k in kinds if draw < k[1])
-        check()
-        _clean(f"lookups of {name}", *hosts)  # no secret reached a name lookup
+        if rng.random() < 0.75:
+            uri, must_reach = _tracking_uri(rng, (server.port, closed))
+            _check_tracker(uri, must_reach, checked)
+            if rng.random() < 0.2:
+                _check_env(uri, checked)
+        else:
+            _check_text(rng, checked)
+        _clean("name lookups", *hosts)  # no secret reached a name lookup
         hosts.clear()
-        checked[name] += 1
     return checked
 
 
