@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -924,3 +925,108 @@ def test_worker_with_an_unreachable_mlflow_warns_once_and_runs(
     assert "secret" not in err
     study = optuna.load_study(study_name="s", storage=storage)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
+
+
+# -- issue 26 (7): bad input that used to end in a traceback or a flood of warnings --------
+@pytest.mark.parametrize(
+    ("option", "value", "needles"),
+    [
+        ("--trials", "0", ["--trials must be an integer >= 1, got 0"]),
+        ("--seeds", "1000000000", ["--seeds must be an integer from 1 to 10,000", "1000000000"]),
+    ],
+)
+def test_compare_refuses_impossible_counts_in_one_line(
+    option: str, value: str, needles: list[str], tmp_path: Path, capsys: Any
+) -> None:
+    """``--trials 0`` was a KeyError traceback, ``--seeds 1000000000`` a MemoryError."""
+    argv = ["compare", "--benchmark", "nas-bench-201", "--out", str(tmp_path / "out"),
+            "--no-mlflow", option, value]  # fmt: skip
+    code, _, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+    paper = ["compare", "--benchmark", "seg", "--protocol", "paper", "--seeds", "1000000000"]
+    code, _, err = _cli([*paper, "--out", str(tmp_path / "paper"), "--no-mlflow"], capsys)
+    _assert_one_line_error(code, err, "--seeds must be an integer from 1 to 10,000")
+
+
+_READ_ONLY_MID_RUN = """
+import subprocess, sys
+from ncp_hpo.cli import main
+from ncp_hpo.experiments.compare import _pool
+run_task, calls = _pool.run_task, []
+def run_task_then_lock(task, queue=None):  # the folder turns read-only after one study
+    if calls:
+        subprocess.run(["chmod", "-R", "a-w", sys.argv[1]], check=True)
+    calls.append(task.name)
+    return run_task(task, queue)
+_pool.run_task = run_task_then_lock
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_output_folder_made_read_only_mid_run_names_the_cause(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    """The error named ``compare.lock`` (its removal failed while the real error was in
+    flight); it must name the folder and the cause, and lose no finished trial."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop the capability that allows it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        prefix = ["setpriv", "--bounding-set=-dac_override"]
+    out = tmp_path / "out"
+    argv = ["compare", "--benchmark", "nas-bench-201", "--samplers", "random", "--trials",
+            "4", "--seeds", "2", "--jobs", "1", "--out", str(out), "--data-dir",
+            str(shared_data_dir), "--no-mlflow", "--quiet"]  # fmt: skip
+    run = subprocess.run(
+        [*prefix, sys.executable, "-c", _READ_ONLY_MID_RUN, str(out), *argv],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    subprocess.run(["chmod", "-R", "u+w", str(out)], check=True)
+    _assert_one_line_error(run.returncode, run.stderr, str(out), "permission denied", "kept in")
+    assert "compare.lock" not in run.stderr
+    study = optuna.load_study(
+        study_name="nas-bench-201-random-seed0",
+        storage=f"sqlite:///{out / 'studies' / 'nas-bench-201-random-seed0.db'}",
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4  # nothing lost
+    from ncp_hpo.cli import main
+
+    assert main(argv) == 0 and (out / "summary.csv").is_file()  # writable again: it finishes
+
+
+def test_a_prior_that_is_a_path_is_a_type_error_naming_the_fix() -> None:
+    from ncp_hpo import NCPSampler
+    from ncp_hpo.samplers import NetAdaptSampler
+
+    with pytest.raises(TypeError, match=r"NeuralPredictor\.load\('file\.pt'\)") as info:
+        NCPSampler(prior="file.pt")  # type: ignore[arg-type]
+    _one_line(info.value)
+    with pytest.raises(TypeError, match="prior must be a fitted NeuralPredictor or None, got int"):
+        NetAdaptSampler(prior=3)  # type: ignore[arg-type]
+
+
+class _TwoCodes(NB201Space):
+    """A space whose sampler can reach two codes only (the rest never comes up)."""
+
+    def sample(self, n: int, seed: Any = None) -> np.ndarray:
+        two = self.from_indices(np.array([[0] * 6, [1] * 6]))
+        return two[np.random.default_rng(seed).integers(2, size=n)]
+
+
+def test_an_exhausted_space_warns_once_per_study() -> None:
+    """It warned 8 times for every repeated trial."""
+    from ncp_hpo.exceptions import NCPWarning
+    from ncp_hpo.samplers import SpaceRandomSampler
+
+    space = _TwoCodes()
+    sampler = SpaceRandomSampler(space=space, seed=0)
+    for name in ("a", "b"):
+        study = optuna.create_study(study_name=name, sampler=sampler)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            study.optimize(lambda t: float(space.suggest(t).sum()), n_trials=6)
+        mine = [w for w in caught if issubclass(w.category, NCPWarning)]
+        assert len(caught) == len(mine) == 1, [str(w.message) for w in caught]
+        assert f"study {name!r} was already evaluated" in str(mine[0].message)
+        assert len({str(t.params) for t in study.trials}) == 2  # it did repeat

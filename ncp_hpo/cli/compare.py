@@ -206,11 +206,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if s.strip()
     )
     trials = 100 if args.trials is None else args.trials
-    from ncp_hpo.experiments.compare import startup_warning
-
-    warning = startup_warning(samplers, trials)
-    if warning:
-        print(warning, file=sys.stderr)
     config = CompareConfig(
         benchmark=args.benchmark,
         samplers=samplers,
@@ -227,8 +222,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         mlflow_uri=args.mlflow_uri,
         mlflow_experiment=args.mlflow_experiment,
         progress=not args.quiet,
-    )
-    from ncp_hpo.experiments.compare import run_comparison
+    )  # checks every option first: one-line errors
+    from ncp_hpo.experiments.compare import run_comparison, startup_warning
+
+    warning = startup_warning(samplers, trials)
+    if warning:
+        print(warning, file=sys.stderr)
 
     result = run_comparison(config)
     if not args.quiet:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from ncp_hpo.exceptions import InvalidCodeError
+from ncp_hpo.exceptions import InvalidCodeError, NCPWarning
 from ncp_hpo.samplers._private_apis import (
     optuna_independent_sampling_template,
     optuna_set_trial_system_attr,
 )
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
+from ncp_hpo.search._engine import REPEATED
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ class PredictorSamplerBase(BaseSampler):
         self.last_proposal_info: dict[str, Any] = {}
         # params -> (code, code_key(code)), or None where the params decode to no code
         self._codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = {}
+        self._warned_repeating: set[str] = set()  # studies told that codes repeat
 
     @property
     def space(self) -> CodeSpace:
@@ -298,6 +301,22 @@ class PredictorSamplerBase(BaseSampler):
                 and e[1] == key
             ]
             if not rivals:
-                return code, rank
+                break
             extra.add(key)
+        if rank == REPEATED:
+            self._warn_repeating(study, trial)
         return code, rank
+
+    def _warn_repeating(self, study: Study, trial: FrozenTrial) -> None:
+        """One warning per study when no unseen code is left to propose."""
+        with self._lock:
+            if study.study_name in self._warned_repeating:
+                return
+            self._warned_repeating.add(study.study_name)
+        warnings.warn(
+            f"{type(self).__name__}: every code it tried for trial {trial.number} of study "
+            f"{study.study_name!r} was already evaluated, so it repeats one; the space may "
+            "be exhausted (warned once per study; stop the study or widen the space)",
+            NCPWarning,
+            stacklevel=2,
+        )

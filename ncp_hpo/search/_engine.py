@@ -9,7 +9,6 @@ framework and hand plain rows to :class:`HistoryBuilder`; :class:`SearchEngine` 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,10 @@ if TYPE_CHECKING:
     from ncp_hpo.predictor import NeuralPredictor
     from ncp_hpo.spaces import CodeSpace
 
-__all__ = ["HistoryBuilder", "LazyRNG", "SearchEngine", "check_prior"]
+__all__ = ["REPEATED", "HistoryBuilder", "LazyRNG", "SearchEngine", "check_prior"]
+
+REPEATED = -2
+"""The rank :meth:`SearchEngine.first_unseen` gives a code that repeats an evaluated one."""
 
 
 class LazyRNG:
@@ -44,7 +46,11 @@ class LazyRNG:
 
 
 def check_prior(prior: NeuralPredictor | None, space: CodeSpace) -> None:
-    """Raise ``ValueError`` unless ``prior`` is ``None`` or fitted on ``space``'s codes."""
+    """Raise ``ValueError`` unless ``prior`` is ``None`` or fitted on ``space``'s codes
+    (``TypeError`` when it is not a predictor at all)."""
+    from ncp_hpo.search._surrogate import check_prior_type
+
+    check_prior_type(prior)
     if prior is None:
         return
     if not prior.is_fitted:
@@ -157,7 +163,8 @@ class SearchEngine:
         tries: int = 100,
     ) -> tuple[np.ndarray, int]:
         """First candidate the space allows and not in ``seen``, else a random unseen code
-        (rank ``-1``; a warning when even ``tries`` random draws were all taken)."""
+        (rank ``-1``), else, when even ``tries`` random draws were all taken, a random code
+        that repeats one (rank :data:`REPEATED`; the caller warns, once per study)."""
         cands = np.asarray(candidates, dtype=np.int64).reshape(-1, self.space.dim)
         ok = self.space.admissible(cands) if len(cands) else np.ones(0, dtype=bool)
         for rank, c in enumerate(cands):
@@ -167,5 +174,4 @@ class SearchEngine:
             c = self.space.sample(1, seed=rng)[0]
             if code_key(c) not in seen:
                 return c, -1
-        warnings.warn("every proposed code was already evaluated; repeating one", stacklevel=3)
-        return self.space.sample(1, seed=rng)[0], -1
+        return self.space.sample(1, seed=rng)[0], REPEATED

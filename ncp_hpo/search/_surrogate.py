@@ -20,6 +20,7 @@ The cache is only a warm start: the training data always comes from the storage.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,21 @@ class ScoreModel:
         return out.double().numpy() * np.asarray(self.sign)
 
 
+def check_prior_type(prior: object) -> None:
+    """Raise ``TypeError`` unless ``prior`` is ``None`` or a :class:`NeuralPredictor` (a
+    path is not loaded implicitly: the message says how)."""
+    if prior is None or isinstance(prior, NeuralPredictor):
+        return
+    hint = (
+        f"; load a saved one first: prior=NeuralPredictor.load({str(prior)!r})"
+        if isinstance(prior, (str, os.PathLike))
+        else ""
+    )
+    raise TypeError(
+        f"prior must be a fitted NeuralPredictor or None, got {type(prior).__name__}{hint}"
+    )
+
+
 class PredictorSource:
     """Builds (and caches, as a warm start) the predictor a sampler proposes with.
 
@@ -113,6 +129,7 @@ class PredictorSource:
         fine_tune_epochs: int = 100,
         refit_epochs: int = 50,
     ) -> None:
+        check_prior_type(prior)
         if prior is not None and not prior.is_fitted:
             raise ValueError("prior must be a fitted NeuralPredictor (call fit or load first)")
         if prior is None and not online:

@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUDGETS",
+    "MAX_SEEDS",
     "REFERENCE_SAMPLER",
     "STARTUP_TRIALS",
     "CompareConfig",
+    "check_seeds",
     "startup_warning",
     "study_name",
 ]
@@ -27,6 +29,9 @@ DEFAULT_BUDGETS: tuple[int, ...] = (10, 25, 50, 100)
 
 REFERENCE_SAMPLER = "ncp"
 """The sampler every other one is tested against."""
+
+MAX_SEEDS = 10_000
+"""Most seeds a comparison runs (one study file per sampler x seed)."""
 
 SETTINGS_ATTR = "compare:settings"
 GEN_ATTR = "compare:gen_s"
@@ -88,11 +93,11 @@ class CompareConfig:
             raise CompareError(f"sampler {dup[0]!r} appears twice in --samplers")
         for name, v, lo in (
             ("trials", self.trials, 1),
-            ("seeds", self.seeds, 1),
             ("jobs", self.jobs, 1),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise CompareError(f"--{name} must be an integer >= {lo}, got {v!r}")
+        check_seeds(self.seeds)
         if self.objective not in ("metric", "metric+flops"):
             raise CompareError(
                 f"--objective must be 'metric' or 'metric+flops', got {self.objective!r}"
@@ -137,6 +142,15 @@ class CompareConfig:
         }
 
 
+def check_seeds(seeds: object) -> None:
+    """Raise :class:`CompareError` unless ``seeds`` is an int from 1 to :data:`MAX_SEEDS`."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise CompareError(
+            f"--seeds must be an integer from 1 to {MAX_SEEDS:,} (one study per sampler and "
+            f"seed), got {seeds!r}"
+        )
+
+
 def study_name(benchmark: str, sampler: str, seed: int) -> str:
     """``<benchmark>-<sampler>-seed<k>``: the study (and SQLite file) of one sampler x seed."""
     return f"{benchmark}-{sampler}-seed{seed}"
@@ -158,7 +172,7 @@ itself."""
 
 def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
     """One line when ``trials`` leaves some samplers no trial past their random start-up."""
-    within = [s for s in samplers if trials <= STARTUP_TRIALS.get(s, 0)]
+    within = [s for s in samplers if s in STARTUP_TRIALS and trials <= STARTUP_TRIALS[s]]
     if not within:
         return None
     counts = ", ".join(f"{s} {STARTUP_TRIALS[s]}" for s in within)

@@ -63,15 +63,30 @@ class OutLock:
                     ) from None
                 self.path.unlink(missing_ok=True)
                 continue
+            except OSError as exc:  # e.g. a read-only folder: say so, not "compare.lock"
+                raise CompareError(
+                    f"cannot write to the output folder {self.path.parent} "
+                    f"({exc.strerror or exc}); --out must be a writable folder"
+                ) from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
             self.held = True
             return self
         raise CompareError(f"could not lock {self.path}")  # pragma: no cover
 
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if not self.held:
+            return
+        try:
             self.path.unlink(missing_ok=True)
+        except OSError as err:
+            if exc_type is not None:
+                return  # the error in flight says what went wrong (e.g. the folder's mode)
+            raise CompareError(
+                f"the output folder {self.path.parent} is no longer writable "
+                f"({err.strerror or err}): the results are written but {self.path.name} "
+                "stays; delete it once the folder is writable again"
+            ) from None
 
 
 def _read_pid(path: Path) -> int | None:

@@ -336,8 +336,11 @@ def _run_locked(
         run_seconds=run_seconds,
     )
     result.elapsed_s = time.perf_counter() - t_start
-    result.calls = record_call(out, result, remaining)
-    result.files = write_reports(result, out)
+    try:
+        result.calls = record_call(out, result, remaining)
+        result.files = write_reports(result, out)
+    except OSError as exc:  # e.g. the folder was made read-only meanwhile: the cause
+        raise CompareError(_unwritable(out, exc, errors)) from None
     if config.mlflow:
         from ncp_hpo.tracking import log_comparison
 
@@ -349,3 +352,19 @@ def _run_locked(
 
             result.mlflow_url = ui_url(live.uri, live.experiment_id, result.mlflow_run_id)
     return result
+
+
+def _unwritable(out: Path, exc: OSError, errors: dict[str, str]) -> str:
+    """The one-line error of a comparison whose reports could not be written."""
+    where = Path(exc.filename).name if exc.filename else out
+    failed = (
+        f"; {len(errors)} stud{'y' if len(errors) == 1 else 'ies'} stopped early (first: "
+        f"{next(iter(errors))}: {next(iter(errors.values()))})"
+        if errors
+        else ""
+    )
+    return (
+        f"cannot write the reports to the output folder {out} ({where}: "
+        f"{exc.strerror or exc}){failed}; every finished trial is kept in {out / 'studies'}: "
+        "make the folder writable and run the same command again to finish"
+    )

@@ -81,9 +81,7 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     except Exception as exc:  # reported by the parent; other studies go on
         if live is not None:
             live.close("FAILED")
-        return StudyOutcome(
-            task.name, ran, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
-        )
+        return StudyOutcome(task.name, ran, time.perf_counter() - t0, _error_text(exc))
     except BaseException:
         if live is not None:
             live.close("KILLED")
@@ -92,6 +90,15 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     if live is not None:
         live.close("KILLED" if stopped else "FINISHED")
     return StudyOutcome(task.name, ran, time.perf_counter() - t0, interrupted=stopped)
+
+
+def _error_text(exc: Exception) -> str:
+    """``Type: message`` on one line; a database error by its driver's own words (SQLite's
+    "attempt to write a readonly database", not SQLAlchemy's statement dump)."""
+    from ncp_hpo.runtime import error_line
+
+    orig = getattr(exc, "orig", None)
+    return error_line(orig if isinstance(orig, Exception) else exc)
 
 
 def _live_run(task: StudyTask, obj: BenchmarkObjective) -> LiveStudyRun | None:

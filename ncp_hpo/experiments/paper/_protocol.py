@@ -164,7 +164,7 @@ def run_paper_protocol(
 
     Raises:
         CompareError: ``benchmark`` is not a NAS-Bench-MR setting (NAS-Bench-201 has no
-            paper start code), or ``seeds < 1``.
+            paper start code), or ``seeds`` outside 1 .. 10,000.
         DataNotFoundError: ``benchmark``'s file is missing.
     """
     from ncp_hpo.benchmarks import get_setting
@@ -175,8 +175,9 @@ def run_paper_protocol(
             "--protocol paper needs a NAS-Bench-MR setting (seg, cls-50-1000, video, ...): "
             "NAS-Bench-201 has no paper start code"
         )
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise CompareError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    from ncp_hpo.experiments.compare._config import check_seeds
+
+    check_seeds(seeds)
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
