@@ -27,7 +27,8 @@ ncp_generation_strategy, 10 Sobol trials then the NCP node).
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one
 Optuna SQLite study per sampler x seed). Rerunning with the same --out resumes: finished
-studies are skipped, unfinished ones continue to --trials.
+studies are skipped, unfinished ones continue to --trials with the trials an uninterrupted
+run would have had. Ctrl-C stops cleanly (running trials end, none starts; exit 130).
 
 --protocol paper runs the paper's fixed-budget protocol instead (Table 2: NCP continuous and
 winner-takes-all at lambda 0.3/0.5/0.7 from the paper's start code vs random search, neural

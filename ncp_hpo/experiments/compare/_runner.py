@@ -27,7 +27,14 @@ with the default rollback journal. A rerun with the same ``--out``:
 * marks trials left RUNNING by a killed run as FAIL (they are never counted) and continues
   the study until it holds ``trials`` COMPLETE trials;
 * refuses to mix settings: each study records its benchmark, mode, objective and lambda,
-  and a rerun with other values is an error (use another ``--out``).
+  and a rerun with other values is an error (use another ``--out``);
+* continues each sampler where it stopped: the fresh sampler is first taken through the
+  stored trials (:mod:`ncp_hpo.search._replay`), so a resumed study gets the trials an
+  uninterrupted one gets (a trial a killed run left RUNNING counts as failed, though).
+
+Ctrl-C (SIGINT) stops a run cleanly: no trial or study starts after it, the running trials
+end normally, no report is written, and ``KeyboardInterrupt`` says how to resume (the
+command line prints it as one line and exits 130). A second Ctrl-C stops at once.
 
 One ``compare`` process at a time may use an ``--out`` folder (``<out>/compare.lock``
 holds its pid; a lock left by a dead process is taken over).
