@@ -146,7 +146,7 @@ def _add_study_options(s: argparse.ArgumentParser) -> None:
         "--seed",
         type=int,
         metavar="N",
-        help="training seed and sampler seed (a resumed study offsets the sampler's)",
+        help="training seed and sampler seed (a resumed study continues the sampler's stream)",
     )
     s.add_argument(
         "--enqueue",
