@@ -13,6 +13,7 @@ from typing import Any
 from ncp_hpo.experiments.compare._studies import (
     StudyOutcome,
     StudyTask,
+    mask_sigint,
     on_sigint,
     stop_requested,
     watch_stop,
@@ -97,11 +98,11 @@ def _execute_pool(
     try:
         # workers start with SIGINT blocked (inherited) until their handler is installed:
         # a Ctrl-C while they import is handled there, not a traceback
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        mask_sigint(True)
         try:
             futures = [pool.submit(run_task, t) for t in tasks]
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            mask_sigint(False)
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

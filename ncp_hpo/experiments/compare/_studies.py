@@ -82,6 +82,15 @@ def on_sigint(signum: int, frame: Any) -> None:
     _STOP_FLAG = True
 
 
+def mask_sigint(block: bool) -> None:
+    """Block (hold pending) or unblock SIGINT in this thread; threads and processes started
+    meanwhile inherit the mask (a no-op where the platform has no signal masks)."""
+    import signal
+
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK if block else signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def stop_requested() -> bool:
     """Whether Ctrl-C asked the studies to stop (checked after every trial)."""
     return _STOP_FLAG or (_STOP_EVENT is not None and _STOP_EVENT.is_set())

@@ -15,6 +15,7 @@ from ncp_hpo.experiments.compare._studies import (
     StudyTask,
     complete_trials,
     fail_stale,
+    mask_sigint,
     n_complete,
     objective_for,
     on_sigint,
@@ -50,7 +51,7 @@ def init_worker(queue: Any = None, parent_pid: int | None = None, stop: Any = No
     # the parent spawned this process with SIGINT blocked: a Ctrl-C that came meanwhile is
     # pending and arrives here, once the handler that stops cleanly is in place
     signal.signal(signal.SIGINT, on_sigint)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    mask_sigint(False)
     torch.set_num_threads(1)
     quiet()
     if parent_pid is not None:
