@@ -34,13 +34,15 @@ RECORD = HERE / "results" / "golden.json"
 START_CODE = "64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64"
 
 
-def _cli(args: list[str], data_dir: str | None) -> None:
+def _cli(args: list[str], data_dir: str | None, tmp: Path) -> None:
+    """Run one ``ncp-hpo`` command in ``tmp`` (MLflow's default artifact folder ``./mlruns``
+    lands there, not in the caller's folder)."""
     env = dict(os.environ)
     if data_dir:
-        env["NCP_HPO_DATA"] = data_dir
+        env["NCP_HPO_DATA"] = str(Path(data_dir).resolve())
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [sys.executable, "-m", "ncp_hpo.cli", *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(args)}\n{proc.stderr[-3000:]}")
 
@@ -104,7 +106,7 @@ def _compare(tmp: Path, data_dir: str | None, benchmark: str) -> Any:
     """``compare`` of the default samplers, 2 seeds x 30 trials: every trial of every study."""
     out = tmp / f"compare-{benchmark}"
     args = f"compare --benchmark {benchmark} --trials 30 --seeds 2 --no-mlflow --quiet"
-    _cli([*args.split(), "--out", str(out)], data_dir)
+    _cli([*args.split(), "--out", str(out)], data_dir, tmp)
     return _studies(out)
 
 
@@ -119,21 +121,21 @@ def case_compare_seg(tmp: Path, data_dir: str | None) -> Any:
 def case_search(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "search"
     args = "search --setting seg --no-cache --no-plot --quiet"
-    _cli([*args.split(), "--out", str(out)], data_dir)
+    _cli([*args.split(), "--out", str(out)], data_dir, tmp)
     return _strip_timing(json.loads((out / "trajectory.json").read_text()))
 
 
 def case_paper(tmp: Path, data_dir: str | None) -> Any:
     out = tmp / "paper"
     args = "compare --benchmark seg --protocol paper --seeds 1 --no-mlflow --quiet"
-    _cli([*args.split(), "--out", str(out)], data_dir)
+    _cli([*args.split(), "--out", str(out)], data_dir, tmp)
     return _strip_timing(json.loads((out / "paper_protocol.json").read_text()))
 
 
 def case_train(tmp: Path, data_dir: str | None) -> Any:
     db = tmp / "train-mlflow.db"
     args = "train --task cls --epochs 1 --threads 1 --device cpu --seed 3 --quiet"
-    _cli([*args.split(), "--code", START_CODE, "--mlflow-uri", f"sqlite:///{db}"], data_dir)
+    _cli([*args.split(), "--code", START_CODE, "--mlflow-uri", f"sqlite:///{db}"], data_dir, tmp)
     return _mlflow_metrics(db)
 
 
@@ -143,7 +145,7 @@ def case_study(tmp: Path, data_dir: str | None) -> Any:
         "study --task cls --trials 3 --sampler ncp --epochs 1 --threads 1 --device cpu "
         "--seed 5 --quiet --no-mlflow --study-name golden"
     )
-    _cli([*args.split(), "--storage", f"sqlite:///{db}"], data_dir)
+    _cli([*args.split(), "--storage", f"sqlite:///{db}"], data_dir, tmp)
     return _studies(tmp)["golden"] if db.exists() else None
 
 
