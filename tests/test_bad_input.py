@@ -687,7 +687,7 @@ def sqlite_url(tmp_path: Path) -> str:
         ([*W, "--storage", "x", *NB201, "--poll", "nan"], ["--poll"]),
         ([*W, "--storage", "x", *NB201, "--sampler", "smac"], ["--sampler", "smac"]),
         ([*W, "--storage", "x", *NB201, "--objective", "speed"], ["--objective"]),
-        ([*W, "--storage", "x", *NB201, "--sampler-param", "iterations"], ["KEY=VALUE"]),
+        ([*W, "--storage", "x", *NB201, "--sampler-param", "iterations"], ["NAME=VALUE"]),
         ([*W, "--storage", "x", *NB201, "--lam", "-1"], ["--lam"]),
         ([*W, "--storage", "x", "--task", "detection"], ["--task"]),
         (["data", "info"], ["setting"]),

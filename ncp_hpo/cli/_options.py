@@ -74,11 +74,11 @@ def non_negative_float(text: str) -> float:
 
 
 def key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a Python name as KEY and VALUE in JSON (else a bare string)."""
+    """``NAME=VALUE`` with a Python name as NAME and VALUE in JSON (else a bare string)."""
     key, eq, raw = text.partition("=")
     if not eq or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE with a Python name as KEY, got {text!r}"
+            f"expected NAME=VALUE with a Python name as NAME, got {text!r}"
         )
     try:
         value = json.loads(raw)

@@ -111,7 +111,7 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
         type=key_value,
         action="append",
         default=[],
-        metavar="KEY=VALUE",
+        metavar="NAME=VALUE",
         help="extra sampler argument, VALUE in JSON (repeatable), e.g. iterations=20",
     )
     s.add_argument(

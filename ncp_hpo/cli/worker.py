@@ -115,7 +115,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         type=key_value,
         action="append",
         default=[],
-        metavar="KEY=VALUE",
+        metavar="NAME=VALUE",
         help="extra sampler argument, VALUE in JSON (repeatable), e.g. iterations=20 or "
         "predictor_params='{\"epochs\": 60}'",
     )

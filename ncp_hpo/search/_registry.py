@@ -119,7 +119,7 @@ def make_sampler(
             search it; Optuna's own samplers see the distributions the objective suggests).
         seed: the sampler's seed.
         startup_trials: ``n_startup_trials`` for samplers that have one.
-        params: further constructor arguments (``--sampler-param KEY=VALUE``), checked
+        params: further constructor arguments (``--sampler-param NAME=VALUE``), checked
             against the constructor's annotations.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Check ``--sampler-param KEY=VALUE`` values against the sampler's constructor.
+"""Check ``--sampler-param NAME=VALUE`` values against the sampler's constructor.
 
 The command line passes JSON values; a wrong type or an out-of-range value gets a one-line
 message naming the parameter, the expected type and the allowed range, instead of whatever
