@@ -53,7 +53,7 @@ from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
 from ncp_hpo.exceptions import StorageError
-from ncp_hpo.runtime._errors import root_cause
+from ncp_hpo.runtime._errors import chain, root_cause
 from ncp_hpo.runtime._heartbeat import (
     BaseHeartbeat,
     StaleCheck,
@@ -328,6 +328,21 @@ class _RDBOptions(NamedTuple):
     stale_confirm: float
 
 
+_SCHEMA_RACE_TRIES = 3
+# PostgreSQL: unique_violation, duplicate_object, duplicate_table
+_DUPLICATE_SQLSTATES = frozenset({"23505", "42710", "42P07"})
+
+
+def _schema_race(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised while opening a database) is a duplicate made by another
+    process creating Optuna's schema at the same moment."""
+    for e in chain(exc):
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if code in _DUPLICATE_SQLSTATES or "already exists" in str(e):
+            return True
+    return False
+
+
 _MALFORMED = "expected postgresql+psycopg://USER:PW@HOST:PORT/DB, sqlite:///FILE or journal:FILE"
 
 
@@ -422,7 +437,7 @@ def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
 
     from optuna.exceptions import ExperimentalWarning
 
-    try:
+    def build() -> ResilientRDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             return ResilientRDBStorage(
@@ -434,6 +449,18 @@ def _open_rdb(url: str, opts: _RDBOptions) -> BaseStorage:
                 retry_window=opts.retry_window,
                 stale_confirm=opts.stale_confirm,
             )
+
+    try:
+        for attempt in range(_SCHEMA_RACE_TRIES):
+            try:
+                return build()
+            except sqlalchemy.exc.DBAPIError as exc:
+                # workers started together on an empty database all create Optuna's tables
+                # and types; the losers of that race hit a duplicate: they exist now
+                if attempt == _SCHEMA_RACE_TRIES - 1 or not _schema_race(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
     except sqlalchemy.exc.NoSuchModuleError:
         raise StorageError(
             f"storage {shown!r}: SQLAlchemy has no dialect {redact(parsed.drivername)!r}"
