@@ -16,7 +16,11 @@ variable holds comma-separated rules ``ACTION@TRIAL`` or ``ACTION@TRIAL:ARG``, w
     the worker process running trial 9 dies at once (``os._exit(137)``, like SIGKILL);
 ``stall@4:30``
     trial 4's worker stalls 30 s right after the storage has created the trial, before
-    its code is suggested (so a test can stop or kill the worker between the two).
+    its code is suggested (so a test can stop or kill the worker between the two; the
+    trial's heartbeat runs meanwhile);
+``nobeat@4:2``
+    trial 4's first heartbeat is written 2 s late (so a kill in those 2 s lands after the
+    trial exists and before its first beat; keep it under ``--grace``).
 
 A retried trial has a new number, so a rule fires once per original trial.
 """
@@ -27,10 +31,10 @@ import os
 import time
 from dataclasses import dataclass
 
-__all__ = ["ENV_VAR", "Fault", "InjectedFault", "parse_faults", "stall"]
+__all__ = ["ENV_VAR", "Fault", "InjectedFault", "first_beat_delay", "parse_faults", "stall"]
 
 ENV_VAR = "NCP_HPO_FAULTS"
-_ACTIONS = ("sleep", "raise", "nan", "exit", "stall")
+_ACTIONS = ("sleep", "raise", "nan", "exit", "stall", "nobeat")
 
 
 class InjectedFault(RuntimeError):
@@ -98,3 +102,8 @@ def stall(faults: tuple[Fault, ...], number: int) -> None:
     for f in faults:
         if f.action == "stall" and f.matches(number):
             time.sleep(f.arg)
+
+
+def first_beat_delay(faults: tuple[Fault, ...], number: int) -> float:
+    """Seconds the ``nobeat`` rules hold back trial ``number``'s first heartbeat."""
+    return sum(f.arg for f in faults if f.action == "nobeat" and f.matches(number))

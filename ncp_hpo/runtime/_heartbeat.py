@@ -415,15 +415,23 @@ class TrialHeartbeat:
         trial_id: the trial's storage id.
         interval: seconds between beats.
         health: where failures and recoveries are recorded.
+        delay: seconds before the first beat (0; fault injection only: ``nobeat``).
     """
 
     def __init__(
-        self, storage: Any, trial_id: int, *, interval: float, health: StorageHealth
+        self,
+        storage: Any,
+        trial_id: int,
+        *,
+        interval: float,
+        health: StorageHealth,
+        delay: float = 0.0,
     ) -> None:
         self.storage = storage
         self.trial_id = trial_id
         self.interval = interval
         self.health = health
+        self.delay = delay
         self.beats = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -443,6 +451,8 @@ class TrialHeartbeat:
         self._thread.join(timeout=self.interval + 30.0)
 
     def _run(self) -> None:
+        if self.delay > 0 and self._stop.wait(self.delay):
+            return
         while not self._stop.is_set():
             try:
                 self.storage.record_heartbeat(self.trial_id)

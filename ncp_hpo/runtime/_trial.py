@@ -108,6 +108,7 @@ def run_trial(
     *,
     storage: Any,
     on_start: Callable[[optuna.trial.Trial], None] | None = None,
+    beat_delay: Callable[[int], float] | None = None,
 ) -> tuple[FrozenTrial, bool]:
     """Run one trial of ``study`` (``storage`` is the study's raw storage).
 
@@ -117,6 +118,7 @@ def run_trial(
     was cut off past the grace period). Raises storage errors (:func:`is_storage_error`;
     the trial is left to the heartbeat mechanism) and, after the trial is told FAIL,
     ``KeyboardInterrupt`` and any other error raised before the objective ran.
+    ``beat_delay(trial_id)`` (fault injection only) holds back the first beat.
     """
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
@@ -124,7 +126,7 @@ def run_trial(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental; "heartbeat ... with Study.optimize"
         fail_stale_trials(study)
-    with _Started(study, storage) as started:
+    with _Started(study, storage, beat_delay) as started:
         with on_running(started.begin), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trial = study.ask()
@@ -158,9 +160,12 @@ class _Started:
     trial told FAIL with its ``fail_reason`` (a storage error leaves it to the heartbeat
     mechanism: the storage cannot take the write)."""
 
-    def __init__(self, study: optuna.Study, storage: Any) -> None:
+    def __init__(
+        self, study: optuna.Study, storage: Any, delay: Callable[[int], float] | None = None
+    ) -> None:
         self.study = study
         self.storage = storage
+        self.delay = delay
         self.trial_id: int | None = None
         self.beat: TrialHeartbeat | None = None
 
@@ -172,7 +177,10 @@ class _Started:
         interval = self.storage.get_heartbeat_interval() if beats else None
         health = getattr(self.storage, "health", None)
         if interval and health is not None:
-            self.beat = TrialHeartbeat(self.storage, started, interval=interval, health=health)
+            delay = self.delay(started) if self.delay is not None else 0.0
+            self.beat = TrialHeartbeat(
+                self.storage, started, interval=interval, health=health, delay=delay
+            )
             self.beat.__enter__()
 
     def __enter__(self) -> _Started:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from ncp_hpo.runtime._errors import root_cause
-from ncp_hpo.runtime._faults import active_faults, inject, stall
+from ncp_hpo.runtime._faults import active_faults, first_beat_delay, inject, stall
 from ncp_hpo.runtime._heartbeat import trial_id
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
 from ncp_hpo.runtime._secrets import error_line, redact
@@ -159,7 +159,11 @@ class Worker:
                     if not self._may_start(study, start):
                         break
                     frozen, elsewhere = run_trial(
-                        study, self._objective, storage=self.storage, on_start=self._on_start
+                        study,
+                        self._objective,
+                        storage=self.storage,
+                        on_start=self._on_start,
+                        beat_delay=self._beat_delay if self._faults else None,
                     )
                     errors_in_row = 0
                 except Exception as exc:
@@ -272,6 +276,12 @@ class Worker:
         trial.set_user_attr(WORKER_ATTR, self.worker_id)
         if self._faults:
             stall(self._faults, trial.number)
+
+    def _beat_delay(self, started: int) -> float:
+        """Fault injection (``nobeat``): seconds the first beat of trial id ``started`` waits."""
+        if not any(f.action == "nobeat" for f in self._faults):
+            return 0.0
+        return first_beat_delay(self._faults, self.storage.get_trial_number_from_id(started))
 
     def _on_storage(self, event: str, detail: str) -> None:
         self._emit(f"storage {event}: {detail}")
