@@ -41,14 +41,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _pg_study import pg as _pg  # benchmarks/, next to this script
+from _pg_study import read_trials as _trials
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _pg(ctl: list[str], action: str) -> None:
-    args = ["stop", "-m", "fast", "-w"] if action == "stop" else ["start", "-w"]
-    running = subprocess.run([*ctl, "status"], capture_output=True).returncode == 0
-    if running == (action == "stop"):
-        subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=120)
 
 
 def _workers(n: int, study: str, a: argparse.Namespace, faults: str, seed0: int) -> list[Any]:
@@ -67,18 +63,6 @@ def _workers(n: int, study: str, a: argparse.Namespace, faults: str, seed0: int)
             )
         )
     return procs
-
-
-def _trials(study: str, storage: str) -> list[Any]:
-    import optuna
-
-    from ncp_hpo.runtime import open_storage
-
-    try:
-        s = optuna.load_study(study_name=study, storage=open_storage(storage, heartbeat=None))
-    except Exception:
-        return []
-    return s.get_trials(deepcopy=False)
 
 
 def _wait_running(
