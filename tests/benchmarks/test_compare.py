@@ -403,8 +403,12 @@ def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_p
         assert np.all(np.diff(r.scores) >= 0) and r.scores[-1] <= res.info.optimum + 1e-12
 
 
-def test_mlflow_round_trip_and_unreachable_server(shared_data_dir: Path, tmp_path: Path) -> None:
+def test_mlflow_round_trip_and_unreachable_server(
+    shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # a SQLite tracking store puts artifacts in ./mlruns
 
     from ncp_hpo.tracking import CompareTrackingWarning, log_comparison
 
