@@ -1,4 +1,4 @@
-"""``ncp-hpo data`` sub-commands: ``fetch``, ``list`` and ``info``.
+"""``ncp-hpo data`` sub-commands: ``fetch``, ``list``, ``info`` and ``proxies``.
 
 Registered by :func:`register_data_commands`; each handler returns an exit code and raises
 :class:`~ncp_hpo.exceptions.NCPError` subclasses for user errors (printed as one line by
@@ -14,13 +14,15 @@ __all__ = ["register_data_commands"]
 
 
 def register_data_commands(subparsers: Any) -> None:
-    """Add ``data {fetch,list,info}`` to the top-level ``subparsers``."""
+    """Add ``data {fetch,list,info,proxies}`` to the top-level ``subparsers``."""
     data = subparsers.add_parser(
         "data",
         help="fetch, list and inspect the benchmark tables",
-        description="Benchmark data (NAS-Bench-MR, NAS-Bench-201): fetch, list, info.",
+        description="Benchmark data (NAS-Bench-MR, NAS-Bench-201): fetch, list, info, and "
+        "the zero-cost proxy tables.",
         epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data fetch --from DIR\n"
-        "  ncp-hpo data info seg --oracle\n",
+        "  ncp-hpo data info seg --oracle\n"
+        "  ncp-hpo data proxies --benchmark nas-bench-201 --jobs 2\n",
     )
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: _usage(data))
@@ -76,6 +78,46 @@ def register_data_commands(subparsers: Any) -> None:
         help="fit (once, then cached) the default surrogate oracle and show its fidelity",
     )
     p.set_defaults(func=_cmd_info)
+    _register_proxies(sub)
+
+
+def _register_proxies(sub: Any) -> None:
+    p = sub.add_parser(
+        "proxies",
+        help="precompute a zero-cost proxy score for every code of a table (cached)",
+        description=(
+            "Score every code of a benchmark table on its untrained network with a data-free "
+            "zero-cost proxy (synflow) and cache the scores with a checksum in the user "
+            "cache (NCP_HPO_CACHE) under zerocost/. Codes already cached are not scored "
+            "again. Read them with ncp_hpo.zerocost.load_scores(benchmark, proxy)."
+        ),
+        epilog="examples:\n  ncp-hpo data proxies --benchmark nas-bench-201 --jobs 2\n"
+        "  ncp-hpo data proxies --benchmark seg --proxy synflow --force\n",
+    )
+    p.add_argument(
+        "--benchmark", required=True, metavar="SETTING", help="a name from 'ncp-hpo data list'"
+    )
+    p.add_argument("--proxy", default="synflow", choices=("synflow",), help="the proxy")
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes (1 thread each)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="also search DIR first for the table")
+    p.add_argument("--force", action="store_true", help="rescore everything (replace the cache)")
+    p.set_defaults(func=_cmd_proxies)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -171,3 +213,46 @@ def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
             f"fit {o.fit_seconds:.1f}s; metrics {', '.join(o.metrics)}"
         )
         print(f"    {o.path}")
+
+
+def _cmd_proxies(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from ncp_hpo.zerocost import score_table
+
+    marks: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        tenth = 10 * done // total
+        if not marks or tenth > marks[-1]:
+            marks.append(tenth)
+            print(f"  {done}/{total} codes scored", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    table = score_table(
+        args.benchmark,
+        args.proxy,
+        jobs=args.jobs,
+        force=args.force,
+        progress=progress,
+        data_dir=args.data_dir,
+    )
+    wall = time.perf_counter() - t0
+    finite = table.scores[table.scores < float("inf")]
+    print(
+        f"{table.benchmark} {table.proxy}: {len(table)} codes, wall {wall:.1f} s "
+        f"(jobs {args.jobs}), median {1e3 * float(_median(table.seconds)):.1f} ms per code"
+    )
+    print(
+        f"scores: min {finite.min():.4g}  max {finite.max():.4g}  "
+        f"non-finite {len(table) - len(finite)}"
+    )
+    print(f"cache: {table.path}")
+    return 0
+
+
+def _median(values: Any) -> float:
+    import numpy as np
+
+    return float(np.median(values)) if len(values) else float("nan")
