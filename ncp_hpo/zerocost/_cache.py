@@ -7,7 +7,8 @@ Files, in ``<cache_dir()>/zerocost/`` (``NCP_HPO_CACHE`` overrides the user cach
   written with numpy's plain array format and read with ``allow_pickle=False``;
 * ``<benchmark>.<proxy>.json``: the proxy, :data:`PROXY_VERSION`, the scored network, the
   initialisation seed, the torch and numpy versions, the row count, the SHA-256 of the codes
-  array and the SHA-256 of the ``.npz`` file.
+  array, the SHA-256 of the ``.npz`` file, and ``last_run`` (codes scored, worker
+  processes and wall seconds of the call that last added codes).
 
 A table is read only when the ``.npz`` matches its recorded SHA-256 and the version is the
 current one; anything else raises :class:`ProxyCacheError` naming the file and the command
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +129,7 @@ def _sha256_codes(codes: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(codes, dtype="<i8").tobytes()).hexdigest()
 
 
-def _meta(table: ScoreTable, target: Target, npz_sha: str) -> dict[str, Any]:
+def _meta(table: ScoreTable, target: Target, npz_sha: str, run: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     return {
@@ -143,10 +145,13 @@ def _meta(table: ScoreTable, target: Target, npz_sha: str) -> dict[str, Any]:
         "codes_sha256": _sha256_codes(table.codes),
         "npz_sha256": npz_sha,
         "seconds_total": float(table.seconds.sum()),
+        "last_run": run,
     }
 
 
-def _write(table: ScoreTable, target: Target, cache: str | Path | None) -> ScoreTable:
+def _write(
+    table: ScoreTable, target: Target, cache: str | Path | None, run: dict[str, Any]
+) -> ScoreTable:
     npz, meta = cache_paths(table.benchmark, table.proxy, cache)
     npz.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=npz.parent, suffix=".npz.tmp")
@@ -155,7 +160,7 @@ def _write(table: ScoreTable, target: Target, cache: str | Path | None) -> Score
         np.savez(fh, codes=table.codes, scores=table.scores, seconds=table.seconds)
     digest = _sha256_file(Path(tmp))
     os.replace(tmp, npz)
-    text = json.dumps(_meta(table, target, digest), indent=2) + "\n"
+    text = json.dumps(_meta(table, target, digest, run), indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=npz.parent, suffix=".json.tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -310,7 +315,9 @@ def score_table(
         old = load_scores(name, proxy, cache=cache)
     missing = wanted[np.isnan(old.lookup(wanted))] if len(old) else wanted
     if len(missing):
+        t0 = time.perf_counter()
         scores, seconds = _computed(target, proxy, missing, jobs, progress)
+        run = {"scored": len(missing), "jobs": jobs, "wall_seconds": time.perf_counter() - t0}
         merged = np.concatenate([old.codes, missing])
         order = np.argsort(_row_keys(merged), kind="stable")
         table = ScoreTable(
@@ -320,6 +327,6 @@ def score_table(
             np.concatenate([old.scores, scores])[order],
             np.concatenate([old.seconds, seconds])[order],
         )
-        old = _write(table, target, cache)
+        old = _write(table, target, cache, run)
     keep = np.searchsorted(old._keys, _row_keys(wanted))
     return ScoreTable(name, proxy, old.codes[keep], old.scores[keep], old.seconds[keep], old.path)
