@@ -46,7 +46,7 @@ from ncp_hpo._numerics import environment_line, pin_cpu_math
 
 pin_cpu_math()  # before torch loads, as the ncp-hpo command does (workers inherit it)
 
-SAMPLERS = ("ncp", "ncp-prior", "tpe", "random")
+SAMPLERS = ("ncp", "ncp-prior", "ncp-paper", "ncp-paper-prior", "tpe", "random")
 PRIOR_SETTING = "cls-50-1000"
 
 
@@ -100,13 +100,11 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     )
     space = obj.space
     params: dict[str, Any] = {}
-    if name == "ncp-prior":
+    if name.endswith("-prior"):  # ncp-prior, ncp-paper-prior: the sampler with the prior
         from ncp_hpo.predictor import NeuralPredictor
 
         params["prior"] = NeuralPredictor.load(job["prior"])
-    sampler = make_sampler(
-        "ncp" if name == "ncp-prior" else name, space=space, seed=seed, params=params
-    )
+    sampler = make_sampler(name.removesuffix("-prior"), space=space, seed=seed, params=params)
     storage = f"sqlite:///{job['path']}"
     study = optuna.create_study(
         study_name=job["study"],
@@ -313,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     (out / "studies").mkdir(parents=True, exist_ok=True)
     prior = None
-    if "ncp-prior" in args.samplers:
+    if any(s.endswith("-prior") for s in args.samplers):
         _prior(out, args.data_dir or os.environ.get("NCP_HPO_DATA"))
         prior = str(out / "prior-cls-50-1000.safetensors")
     jobs = [

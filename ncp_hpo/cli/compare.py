@@ -19,9 +19,10 @@ _ALL = ", ".join(SAMPLERS)
 
 _EPILOG = f"""\
 samplers: {_ALL}
-(default: {_DEFAULT_SAMPLERS}; ncp-guided / ncp-local are NCPSampler(mode="guided" /
-"local"); gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes' package and samples
-NAS-Bench-201's categorical edges at random; ax drives an Ax Client with
+(default: {_DEFAULT_SAMPLERS}; ncp is NCPSampler's default, its "local" mode;
+ncp-paper / ncp-guided / ncp-local are NCPSampler(mode="paper" / "guided" / "local");
+gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's
+categorical edges at random; ax drives an Ax Client with
 ncp_generation_strategy, 10 Sobol trials then the NCP node).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png

@@ -85,10 +85,13 @@ def check_record(
             f"asked for {seeds} x {trials}"
         )
     recorded = {(r["sampler"], int(r["seed"])): r for r in data["runs"]}
+    # ``ncp`` is the default configuration of the record's time (paper mode before 0.2.0)
+    ncp_as = f"ncp-{cfg.get('ncp_mode', 'paper')}"
+    label = {ncp_as: "ncp"} if "ncp" in names and ncp_as not in names else {}
     result = run_comparison(
         CompareConfig(
             cfg["benchmark"],
-            samplers=names,
+            samplers=tuple(ncp_as if n == "ncp" and label else n for n in names),
             trials=trials,
             seeds=seeds,
             objective=cfg["objective"],
@@ -102,7 +105,7 @@ def check_record(
     )
     check = RecordCheck(compared=[], trials=trials, record_environment=data.get("environment", {}))
     for run in result.runs:
-        key = (run.sampler, run.seed)
+        key = (label.get(run.sampler, run.sampler), run.seed)
         rec = recorded.get(key)
         if rec is None:
             raise RecordError(f"the record has no study for sampler {key[0]!r}, seed {key[1]}")

@@ -19,7 +19,8 @@ from ncp_hpo.samplers._private_apis import (
     ax_generation_node_name,
     ax_generator_key,
 )
-from ncp_hpo.search import NCPProposer, NetAdaptProposer, NeuralPredictorProposer, PredictorSource
+from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, PredictorSource
+from ncp_hpo.search._presets import NCP_DEFAULT_MODE, Mode, ncp_settings
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -42,10 +43,15 @@ def _source(
     online: bool,
     refit_every: int,
     predictor_params: dict[str, Any] | None,
+    source_params: dict[str, Any] | None = None,
 ) -> PredictorSource:
     params = {"n_threads": 1, **(predictor_params or {})}
     return PredictorSource(
-        prior=prior, online=online, refit_every=refit_every, predictor_params=params
+        prior=prior,
+        online=online,
+        refit_every=refit_every,
+        predictor_params=params,
+        **(source_params or {}),
     )
 
 
@@ -66,21 +72,26 @@ _NODE_ARGS = """
 
 
 class NCPNode(ProposerNode):
-    __doc__ = f"""Network Coding Propagation (paper Algorithm 1) as an Ax generation node.
+    __doc__ = f"""Network Coding Propagation as an Ax generation node, in the modes of
+    :class:`~ncp_hpo.NCPSampler` (the same defaults: ``mode="local"``).
 
     Args:
-{_NODE_ARGS}        **proposer_params: further arguments of
-            :class:`~ncp_hpo.search.NCPProposer`.
+        mode: ``"local"`` (default), ``"guided"`` or ``"paper"`` (Algorithm 1 as published).
+{_NODE_ARGS}        refit_every: refit after at least this many new completed trials (default: the
+            mode's).
+        **proposer_params: further arguments of the mode's proposer (``iterations``,
+            ``lr``, ``n_starts``, ``kappa``, ``strategy``).
     """
 
     def __init__(
         self,
         space: CodeSpace | None = None,
         *,
+        mode: Mode = NCP_DEFAULT_MODE,
         lam: float = 0.0,
         prior: NeuralPredictor | None = None,
         online: bool = True,
-        refit_every: int = 1,
+        refit_every: int | None = None,
         predictor_params: dict[str, Any] | None = None,
         seed: int | None = None,
         max_pending: int | None = None,
@@ -88,13 +99,18 @@ class NCPNode(ProposerNode):
         **proposer_params: Any,
     ) -> None:
         space = space if space is not None else MultiResolutionSpace()
+        settings = ncp_settings(
+            mode, lam=lam, refit_every=refit_every, fine_tune=prior is not None, **proposer_params
+        )
+        params = settings.predictor_kwargs(space, predictor_params)
         super().__init__(
-            NCPProposer(space, lam=lam, **proposer_params),
-            source=_source(prior, online, refit_every, predictor_params),
+            settings.proposer(space, **settings.proposer_params),
+            source=_source(prior, online, settings.refit_every, params, settings.source_params),
             name=name,
             seed=seed,
             max_pending=max_pending,
         )
+        self.mode = mode
 
 
 class NetAdaptNode(ProposerNode):

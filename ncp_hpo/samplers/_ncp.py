@@ -10,12 +10,10 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
-from ncp_hpo.search import ncp_settings
+from ncp_hpo.search._presets import NCP_DEFAULT_MODE, Mode, ncp_settings
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
-
-Mode = Literal["guided", "local", "paper"]
 
 
 class NCPSampler(PredictorSamplerBase):
@@ -44,9 +42,14 @@ class NCPSampler(PredictorSamplerBase):
         >>> # study.optimize(lambda t: accuracy_of(space.suggest(t)), n_trials=100)
 
     Modes:
-        ``"paper"`` (default): the paper's Algorithm 1 as published: one predictor (paper
-        architecture) refitted after every trial, 32 codes propagated 70 iterations per
-        proposal, the best predicted final proposed.
+        ``"local"`` (default): the guided mode below plus, on 3 proposals in 4,
+        predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
+        predictor's residuals refreshed on every proposal (the stale predictor learns from
+        the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
+        ``benchmarks/results/nas-bench-201-ncp-local.md``. The default since 0.2.0: on
+        NAS-Bench-201 (exact table, 100 trials, 20 held-out seeds) it beat paper mode
+        (median 47.10 against 46.77, p = 0.0014) at about a tenth of its time per trial; on
+        NAS-Bench-MR table mode it ties paper mode (no difference significant, p >= 0.37).
         ``"guided"``: the predictor is a 5-member ensemble (64/32 units), refitted
         (warm-started) once ``max(1, 0.3 n)`` new trials completed since the fit on ``n``;
         after each fit, 16 codes are propagated for 30 iterations and the finals, their
@@ -54,19 +57,13 @@ class NCPSampler(PredictorSamplerBase):
         candidate pool; each proposal adds the neighbours of the top 4 incumbents and takes
         the best unseen candidate by the ensemble's upper confidence bound (mean + ``kappa``
         x spread). See :class:`~ncp_hpo.search.GuidedNCPProposer`.
-        Measured (``benchmarks/results/nas-bench-201-ncp-dev.md``): on NAS-Bench-201 the
-        two modes tie in best-found (median 47.10 at 100 trials, seeds 0..19) and guided
-        costs about a tenth of paper mode per trial; on NAS-Bench-MR (surrogate oracle,
-        seeds 0..9, 100 trials) guided is worse (seg 78.17 vs 78.56 mIoU, video 26.60 vs
-        27.01 top-1), so paper mode stays the default.
-        ``"local"``: guided mode plus, on 3 proposals in 4, predictor-ranked greedy
-        one-unit walks from the two best trials, and a kernel on the predictor's residuals
-        refreshed on every proposal (the stale predictor learns from the latest trials).
-        See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
-        ``benchmarks/results/nas-bench-201-ncp-local.md``.
+        ``"paper"``: the paper's Algorithm 1 as published: one predictor (paper
+        architecture) refitted after every trial, 32 codes propagated 70 iterations per
+        proposal, the best predicted final proposed (``ncp-paper`` in the commands; the
+        reproduction records of Tables 2-4 use it).
 
     Args:
-        mode: ``"paper"`` (default), ``"guided"`` or ``"local"``.
+        mode: ``"local"`` (default), ``"guided"`` or ``"paper"``.
         strategy: ``"continuous"`` (default) or ``"winner_takes_all"`` propagation.
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).
@@ -84,7 +81,7 @@ class NCPSampler(PredictorSamplerBase):
         prior: NeuralPredictor | None = None,
         online: bool = True,
         lam: float = 0.0,
-        mode: Mode = "paper",
+        mode: Mode = NCP_DEFAULT_MODE,
         strategy: Literal["continuous", "winner_takes_all"] = "continuous",
         iterations: int | None = None,
         lr: float | None = None,
@@ -114,11 +111,7 @@ class NCPSampler(PredictorSamplerBase):
             prior=prior,
             online=online,
             refit_every=settings.refit_every,
-            predictor_params={
-                **settings.predictor_params,
-                **_input_map(settings.input_features, space),
-                **(predictor_params or {}),
-            },
+            predictor_params=settings.predictor_kwargs(space, predictor_params),
             source_params=settings.source_params,
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
@@ -126,9 +119,3 @@ class NCPSampler(PredictorSamplerBase):
             seed=seed,
         )
         self.mode = mode
-
-
-def _input_map(wanted: bool, space: CodeSpace | None) -> dict[str, Any]:
-    """``{"input_map": space.input_features}`` when the mode wants it and the space has any."""
-    features = space.input_features if wanted and space is not None else None
-    return {} if features is None else {"input_map": features}

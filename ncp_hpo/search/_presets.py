@@ -9,13 +9,23 @@ adapters (the Optuna ``NCPSampler`` and the Ax nodes) resolve their arguments he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ncp_hpo.search._local import LocalNCPProposer
 from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
 from ncp_hpo.search._tradeoff import check_lam
 
-__all__ = ["NCP_MODES", "NCPSettings", "ncp_settings"]
+if TYPE_CHECKING:
+    from ncp_hpo.spaces import CodeSpace
+
+__all__ = ["NCP_DEFAULT_MODE", "NCP_MODES", "Mode", "NCPSettings", "ncp_settings"]
+
+Mode = Literal["guided", "local", "paper"]
+"""The NCP sampler's modes."""
+
+NCP_DEFAULT_MODE: Final = "local"
+"""The mode ``NCPSampler()``, the Ax node and the ``ncp`` name run (``"paper"`` before
+0.2.0: records from then name it, see :func:`ncp_hpo.experiments._record.check_record`)."""
 
 # mode -> (proposer defaults, predictor defaults, refit schedule)
 NCP_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
@@ -65,6 +75,19 @@ class NCPSettings:
     refit_every: int
     source_params: dict[str, Any]
     input_features: bool = False
+
+    def predictor_kwargs(
+        self, space: CodeSpace | None, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The online predictor's keyword arguments on ``space``: the mode's defaults, the
+        space's ``input_features`` as ``input_map`` (where the mode wants them and the space
+        has any), then the user's ``overrides``."""
+        features = space.input_features if self.input_features and space is not None else None
+        return {
+            **self.predictor_params,
+            **({} if features is None else {"input_map": features}),
+            **(overrides or {}),
+        }
 
 
 def ncp_settings(

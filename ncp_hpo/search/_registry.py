@@ -28,12 +28,15 @@ __all__ = [
 
 PREDICTOR_SAMPLERS: tuple[str, ...] = (
     "ncp",
+    "ncp-paper",
     "ncp-guided",
     "ncp-local",
     "netadapt",
     "neural-predictor",
 )
-"""Samplers built on the neural predictor: they take ``lam`` and a ``prior``."""
+"""Samplers built on the neural predictor: they take ``lam`` and a ``prior``. ``ncp`` is
+``NCPSampler``'s default configuration (its ``"local"`` mode); ``ncp-paper``, ``ncp-guided``
+and ``ncp-local`` name one mode each."""
 
 OPTUNA_SAMPLERS: tuple[str, ...] = (
     *PREDICTOR_SAMPLERS,
@@ -65,13 +68,14 @@ def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
 
         predictor_classes: dict[str, type] = {
             "ncp": NCPSampler,
+            "ncp-paper": NCPSampler,
             "ncp-guided": NCPSampler,
             "ncp-local": NCPSampler,
             "netadapt": NetAdaptSampler,
             "neural-predictor": NeuralPredictorSampler,
         }
         fixed: dict[str, Any] = {"space": space}
-        if name in ("ncp-guided", "ncp-local"):
+        if name in ("ncp-paper", "ncp-guided", "ncp-local"):
             fixed["mode"] = name.removeprefix("ncp-")
         return predictor_classes[name], fixed
     if name == "random":

@@ -132,7 +132,7 @@ def test_paper_mode_is_the_papers_algorithm(nb201) -> None:
 
 
 def test_guided_defaults_and_bad_mode(nb201) -> None:
-    assert NCPSampler(space=nb201.space).mode == "paper"  # the default
+    assert NCPSampler(space=nb201.space).mode == "local"  # the default since 0.2.0
     s = NCPSampler(space=nb201.space, mode="guided")
     assert s.mode == "guided" and isinstance(s._proposer, GuidedNCPProposer)
     assert s._source.refit_growth > 0 and s._proposer.kappa == 2.0
@@ -140,3 +140,25 @@ def test_guided_defaults_and_bad_mode(nb201) -> None:
         NCPSampler(mode="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kappa"):
         NCPSampler(kappa=-1.0)
+
+
+def test_every_adapter_and_name_gets_the_same_default(nb201) -> None:
+    """``NCPSampler()``, the Ax node and the ``ncp`` name are one configuration (local
+    mode); ``ncp-paper`` is Algorithm 1 as published."""
+    from ncp_hpo.samplers import NCPNode
+    from ncp_hpo.search import make_sampler
+    from ncp_hpo.search._local import LocalNCPProposer
+
+    by_name = make_sampler("ncp", space=nb201.space, seed=0)
+    node = NCPNode(nb201.space, seed=0)
+    for proposer, source in ((by_name._proposer, by_name._source), (node.proposer, node.source)):
+        assert type(proposer) is LocalNCPProposer and proposer.kappa == 2.0
+        assert source.refit_growth == pytest.approx(0.3)
+        assert source.predictor_params["n_members"] == 5
+        assert source.predictor_params["input_map"].shape[1] == nb201.space.dim  # op counts
+    paper = make_sampler("ncp-paper", space=nb201.space, seed=0)
+    assert type(paper._proposer) is NCPProposer and paper._source.refit_growth == 0
+    paper_node = NCPNode(nb201.space, mode="paper")
+    assert type(paper_node.proposer) is NCPProposer and paper_node.proposer.iterations == 70
+    with pytest.raises(ValueError, match="mode must be"):
+        NCPNode(nb201.space, mode="fast")  # type: ignore[arg-type]

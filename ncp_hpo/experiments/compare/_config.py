@@ -158,6 +158,9 @@ def study_name(benchmark: str, sampler: str, seed: int) -> str:
 
 STARTUP_TRIALS: dict[str, int] = {
     "ncp": 10,
+    "ncp-paper": 10,
+    "ncp-guided": 10,
+    "ncp-local": 10,
     "netadapt": 10,
     "neural-predictor": 10,
     "tpe": 10,

@@ -117,6 +117,7 @@ from ncp_hpo.experiments.compare._studies import (
 )
 from ncp_hpo.experiments.compare._worker import StudyTask
 from ncp_hpo.search import make_sampler
+from ncp_hpo.search._presets import NCP_DEFAULT_MODE
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective
@@ -129,7 +130,9 @@ _COST = {
     "gp": 6.0,
     "ax": 4.0,
     "neural-predictor": 2.0,
-    "ncp-guided": 2.0,
+    "ncp-paper": 3.0,
+    "ncp-guided": 1.0,
+    "ncp-local": 1.0,
     "ncp": 1.0,
     "netadapt": 1.5,
 }
@@ -172,6 +175,7 @@ class ComparisonResult:
         # folder names only: records are shared, absolute paths of this machine are not
         cfg["out"] = Path(self.config.out_dir).name
         cfg["data_dir"] = None if self.config.data_dir is None else Path(self.config.data_dir).name
+        cfg["ncp_mode"] = NCP_DEFAULT_MODE  # what ``ncp`` ran (records before 0.2.0: paper)
         return {
             "format": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
