@@ -30,10 +30,16 @@ def _shared_data_dir() -> Path | None:
     return None
 
 
+_SHARED = _shared_data_dir()
+# the library's own lookup must not find the data unasked (``study --prior auto`` would fit a
+# prior): every test behaves as on CI, where NCP_HPO_DATA is unset; tests pass the folder
+os.environ.pop("NCP_HPO_DATA", None)
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The directory holding the upstream NAS-Bench-MR files (``<setting>/trainval.pkl``)."""
-    path = _shared_data_dir()
+    path = _SHARED
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("benchmark data not found beside the checkout (../shared/nas-bench-mr)")

@@ -13,6 +13,7 @@ again (same ``--storage`` and ``--study-name``) runs only the missing trials.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -48,7 +49,7 @@ TOP_K = 5
 _EPILOG = """\
 examples:
   ncp-hpo study --task cls --trials 20 --storage sqlite:///study.db --study-name digits-ncp
-  ncp-hpo study --task cls --sampler ncp --prior cls-50-1000 --trials 20 --epochs 3
+  ncp-hpo study --task cls --sampler ncp --prior none --trials 20 --epochs 3
   ncp-hpo study --task seg --sampler tpe --trials 30 --pruner hyperband --quiet
   ncp-hpo study --task cls --trials 20 --sampler-param iterations=20 --log-models
 """
@@ -85,9 +86,12 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--sampler", choices=OPTUNA_SAMPLERS, default="ncp", help="search algorithm")
     s.add_argument(
         "--prior",
-        metavar="SETTING|PATH",
+        metavar="auto|none|SETTING|PATH",
+        default="auto",
         help="predictor prior for ncp/netadapt/neural-predictor: a NAS-Bench-MR setting "
-        "(e.g. cls-50-1000; fitted now) or a saved NeuralPredictor (.safetensors)",
+        "(e.g. cls-50-1000; fitted on first use, then cached) or a saved NeuralPredictor "
+        "(.safetensors); auto (default): the task's setting (cls: cls-50-1000, seg: seg, "
+        "video: video) when its data are found; none: no prior",
     )
     s.add_argument(
         "--data-dir",
@@ -177,7 +181,7 @@ def _add_budget_options(s: argparse.ArgumentParser) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.prior is not None and args.sampler not in PREDICTOR_SAMPLERS:
+    if args.prior not in ("auto", "none") and args.sampler not in PREDICTOR_SAMPLERS:
         raise TrainingError(
             f"--prior applies to the {', '.join(PREDICTOR_SAMPLERS)} samplers, not {args.sampler}"
         )
@@ -185,8 +189,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise TrainingError(
             f"--lam applies to the {', '.join(PREDICTOR_SAMPLERS)} samplers, not {args.sampler}"
         )
-    if args.data_dir is not None and args.prior is None:
-        raise TrainingError("--data-dir is where --prior SETTING is looked up; add --prior")
+    if args.data_dir is not None and args.prior == "none":
+        raise TrainingError("--data-dir is where the prior's setting is looked up; --prior is none")
     if args.study_name is not None and not args.study_name.strip():
         raise TrainingError("--study-name must not be empty")
 
@@ -263,12 +267,16 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime import open_study_storage, run_training_study
+    from ncp_hpo.runtime import open_study_storage, resolve_prior, run_training_study
 
     config = _config(args)
     log: Callable[[str], None] = (
         (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     )
+    prior = resolve_prior(
+        config.prior, task=config.task, sampler=config.sampler, data_dir=args.data_dir, log=log
+    )
+    config = dataclasses.replace(config, prior=prior)
     storage = open_study_storage(args.storage)
     if args.storage is None:
         log("storage: in memory (pass --storage sqlite:///FILE to keep and resume the study)")

@@ -38,11 +38,13 @@ if TYPE_CHECKING:
     from ncp_hpo.runtime._study import PRUNERS as PRUNERS
     from ncp_hpo.runtime._study import StudyConfig, StudyOutcome, run_training_study
     from ncp_hpo.runtime._study import open_study_storage as open_study_storage
+    from ncp_hpo.runtime._training import TASK_PRIORS as TASK_PRIORS
     from ncp_hpo.runtime._training import check_dataset as check_dataset
     from ncp_hpo.runtime._training import check_device as check_device
     from ncp_hpo.runtime._training import check_weights_path as check_weights_path
     from ncp_hpo.runtime._training import cuda_available as cuda_available
     from ncp_hpo.runtime._training import parse_code as parse_code
+    from ncp_hpo.runtime._training import resolve_prior as resolve_prior
     from ncp_hpo.runtime._training import save_weights as save_weights
     from ncp_hpo.runtime._training import torch_threads as torch_threads
     from ncp_hpo.runtime._worker import Worker, WorkerSummary
@@ -89,7 +91,9 @@ _LAZY = {
             "check_weights_path",
             "cuda_available",
             "parse_code",
+            "resolve_prior",
             "save_weights",
+            "TASK_PRIORS",
             "torch_threads",
         ),
         "ncp_hpo.runtime._training",

@@ -18,12 +18,14 @@ from ncp_hpo.exceptions import NCPError, TrainingError
 from ncp_hpo.runtime._secrets import error_line
 
 __all__ = [
+    "TASK_PRIORS",
     "check_dataset",
     "check_device",
     "check_weights_path",
     "cuda_available",
     "load_prior",
     "parse_code",
+    "resolve_prior",
     "save_weights",
     "torch_threads",
 ]
@@ -129,10 +131,50 @@ def save_weights(result: Any, path: Path, *, task: str) -> None:
         raise TrainingError(f"--save-weights {path}: {error_line(exc)}") from None
 
 
+TASK_PRIORS: dict[str, str] = {"cls": "cls-50-1000", "seg": "seg", "video": "video"}
+"""The NAS-Bench-MR setting whose predictor ``study`` starts each task from by default
+(``--prior auto``). ``bev-det`` has no NAS-Bench-MR setting, so it starts without one."""
+
+
+def resolve_prior(
+    spec: str | None,
+    *,
+    task: str,
+    sampler: str,
+    data_dir: str | None,
+    log: Callable[[str], None],
+) -> str | None:
+    """The prior a ``study`` uses: ``spec`` itself, ``None`` for ``"none"``, and for
+    ``"auto"`` (the default) the task's :data:`TASK_PRIORS` setting when ``sampler`` takes
+    a prior and the setting's data are found (one log line says why not otherwise)."""
+    from ncp_hpo.search import PREDICTOR_SAMPLERS
+
+    if spec is None or spec == "none":
+        return None
+    if spec != "auto":
+        return spec
+    setting = TASK_PRIORS.get(task)
+    if sampler not in PREDICTOR_SAMPLERS:
+        return None
+    if setting is None:
+        log(f"prior: none (no NAS-Bench-MR setting for task {task})")
+        return None
+    from ncp_hpo.benchmarks import find_setting
+
+    if find_setting(setting, data_dir) is None:
+        log(
+            f"prior: none ({setting} data not found; 'ncp-hpo data fetch {setting}' gets "
+            "it, --prior none silences this)"
+        )
+        return None
+    return setting
+
+
 def load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[str], None]) -> Any:
-    """A fitted :class:`~ncp_hpo.predictor.NeuralPredictor`: loaded from a file, or fitted
-    on the NAS-Bench-MR setting ``spec``."""
-    from ncp_hpo.predictor import NeuralPredictor, fit_setting_predictor
+    """A fitted :class:`~ncp_hpo.predictor.NeuralPredictor`: loaded from a file, or the
+    NAS-Bench-MR setting ``spec``'s predictor (trained once, then read from the user cache:
+    :func:`ncp_hpo.benchmarks.predictors.setting_predictor`)."""
+    from ncp_hpo.predictor import NeuralPredictor
 
     path = Path(spec).expanduser()
     if path.suffix == ".safetensors" or path.exists() or os.sep in spec:
@@ -142,20 +184,22 @@ def load_prior(spec: str, *, data_dir: str | None, seed: int, log: Callable[[str
         log(f"prior: predictor loaded from {path}")
         return predictor
     from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.benchmarks.predictors import setting_predictor
 
     table = load_benchmark(spec, data_dir)  # unknown / missing / corrupt: NCPError, one line
     t0 = time.perf_counter()
-    predictor, info = fit_setting_predictor(table, seed=seed)
+    predictor, record = setting_predictor(table, seed=seed)
     # the validation split (500 codes): the test split is only what 2,000 + 500 leave over
-    score = info.get("val_score") or info.get("test_score")
+    score = record.val_score or record.test_score
     fidelity = (
-        f"; held-out Spearman {score.spearman_rho:.3f}, Kendall {score.kendall_tau:.3f} "
-        f"on {score.n} codes"
+        f"; held-out Spearman {score['spearman_rho']:.3f}, Kendall {score['kendall_tau']:.3f} "
+        f"on {score['n']} codes"
         if score is not None
         else ""
     )
+    how = "read from the cache" if record.cached else "fitted"
     log(
-        f"prior: predictor fitted on {spec} ({len(table.codes)} codes) in "
+        f"prior: {spec} predictor ({len(table.codes)} codes) {how} in "
         f"{time.perf_counter() - t0:.1f} s{fidelity}"
     )
     return predictor

@@ -209,6 +209,61 @@ def test_study_ncp_with_a_saved_prior(tmp_path: Path, capsys: pytest.CaptureFixt
     assert all("ncp:proposal" in t.system_attrs for t in study.trials)  # proposed by NCP
 
 
+def test_study_starts_from_the_tasks_prior_by_default(
+    tmp_path: Path,
+    shared_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--prior auto`` (the default): cls starts from the cls-50-1000 predictor, fitted on
+    first use and read from the cache after; NCP proposes from trial 0."""
+    monkeypatch.setenv("NCP_HPO_CACHE", str(tmp_path / "cache"))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["study", "--task", "cls", "--trials", "1", "--storage", storage, *SMALL]
+    argv += ["--no-mlflow", "--data-dir", str(shared_data_dir), "--max-gflops", "0.002"]
+    argv += ["--sampler-param", "iterations=5", "--sampler-param", "n_starts=4"]
+    assert main([*argv, "--study-name", "a"]) == 0
+    first = capsys.readouterr().out
+    assert "prior: cls-50-1000 predictor (" in first and ") fitted in" in first
+    assert "held-out Spearman" in first
+    assert main([*argv, "--study-name", "b"]) == 0
+    assert ") read from the cache in" in capsys.readouterr().out
+    for name in ("a", "b"):
+        (trial,) = optuna.load_study(study_name=name, storage=storage).trials
+        assert (
+            trial.state == optuna.trial.TrialState.COMPLETE and "ncp:proposal" in trial.system_attrs
+        )
+    # --prior none: the random start-up; without the data: one line says why, no prior
+    no_data = [a for a in argv if a not in ("--data-dir", str(shared_data_dir))]
+    assert main([*no_data, "--study-name", "c", "--prior", "none"]) == 0
+    assert "prior:" not in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="c", storage=storage).trials) == 1
+    assert main([*no_data, "--study-name", "d"]) == 0
+    assert "prior: none (cls-50-1000 data not found; 'ncp-hpo data fetch cls-50-1000'" in (
+        capsys.readouterr().out
+    )
+
+
+def test_resolve_prior_rules(shared_data_dir: Path) -> None:
+    from ncp_hpo.runtime import TASK_PRIORS, resolve_prior
+
+    lines: list[str] = []
+    data = str(shared_data_dir)
+
+    def res(spec: str, task: str = "cls", sampler: str = "ncp") -> str | None:
+        return resolve_prior(spec, task=task, sampler=sampler, data_dir=data, log=lines.append)
+
+    assert [res("auto", t) for t in ("cls", "seg", "video")] == [
+        TASK_PRIORS[t] for t in ("cls", "seg", "video")
+    ]
+    assert res("auto", "bev-det") is None and lines == [
+        "prior: none (no NAS-Bench-MR setting for task bev-det)"
+    ]
+    assert res("auto", sampler="tpe") is None and res("none") is None
+    assert res("video") == "video" and res("my.safetensors") == "my.safetensors"
+    assert len(lines) == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
