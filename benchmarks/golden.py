@@ -192,6 +192,9 @@ def main() -> int:
     record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     failed = 0
     with tempfile.TemporaryDirectory(prefix="ncp-golden-") as tmp:
+        # an empty user cache, as in the tests: no cached score table, oracle or predictor
+        # decides anything (e.g. NCP's zero-cost warm start needs a score table)
+        os.environ["NCP_HPO_CACHE"] = str(Path(tmp) / "user-cache")
         for name in names:
             t0 = time.perf_counter()
             (Path(tmp) / name).mkdir()

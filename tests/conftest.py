@@ -8,6 +8,7 @@ own ``NCP_HPO_DATA`` when set.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,9 @@ _SHARED = _shared_data_dir()
 # the library's own lookup must not find the data unasked (``study --prior auto`` would fit a
 # prior): every test behaves as on CI, where NCP_HPO_DATA is unset; tests pass the folder
 os.environ.pop("NCP_HPO_DATA", None)
+# nor the user's cache: a cached zero-cost score table turns on NCP's warm start, so every
+# test starts from an empty cache of its own (tests that need one set NCP_HPO_CACHE)
+os.environ["NCP_HPO_CACHE"] = tempfile.mkdtemp(prefix="ncp-hpo-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ncp_hpo.predictor import NeuralPredictor
     from ncp_hpo.search import Proposer
+    from ncp_hpo.search._warm_start import ZeroCostWarmStart
 
 __all__ = ["PredictorSamplerBase"]
 
@@ -69,6 +70,7 @@ class PredictorSamplerBase(BaseSampler):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
         source_params: dict[str, Any] | None = None,
+        warm_start: ZeroCostWarmStart | None = None,
     ) -> None:
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
@@ -90,6 +92,8 @@ class PredictorSamplerBase(BaseSampler):
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         self._param_names = tuple(self._space.optuna_distributions())
         self._n_startup_trials = n_startup_trials
+        self._warm_start = warm_start
+        self._warm_codes: np.ndarray | None = None  # the ranked pool, built on first use
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
         self._rng = LazyRNG(seed)
@@ -128,28 +132,47 @@ class PredictorSamplerBase(BaseSampler):
     def _always_relative(self) -> bool:
         """True when proposals are possible before any trial (with a prior), or when a
         budget-restricted space draws the startup codes."""
-        return self._source.prior is not None or self._space.restricted
+        return self._source.prior is not None or self._draws_startup()
+
+    def _draws_startup(self) -> bool:
+        """Whether the sampler draws the start-up codes itself (a budget-restricted space,
+        or a zero-cost warm start) instead of leaving them to the independent sampler."""
+        return self._space.restricted or self._warm_start is not None
+
+    @property
+    def warm_start(self) -> ZeroCostWarmStart | None:
+        """The zero-cost warm start of the start-up trials (``None``: random start-up)."""
+        return self._warm_start
+
+    def _startup_candidates(self) -> np.ndarray:
+        """The warm start's ranked pool (seeded once per sampler), or no candidates (a
+        random unseen code)."""
+        if self._warm_start is None:
+            return np.empty((0, self._space.dim), dtype=np.int64)
+        if self._warm_codes is None:
+            seed = self._rng.seed
+            if seed is None:
+                seed = int(self._rng.rng.integers(2**32))
+            self._warm_codes = self._warm_start.ranked_pool(self._space, seed)
+        return self._warm_codes
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not search_space or any(n not in search_space for n in self._param_names):
             return {}
-        # a budget-restricted space draws its startup codes itself: never over the budget
-        restricted = self._space.restricted
-        if self._n_complete(study) < self._n_startup_trials and not restricted:
+        # a budget-restricted space (never over the budget) or a warm start draws the
+        # start-up codes here
+        own_startup = self._draws_startup()
+        if self._n_complete(study) < self._n_startup_trials and not own_startup:
             return {}
         with self._lock:  # threads: read the history only once the previous claim is written
             history = self._history(study, exclude=trial.number)
             startup = history.n < self._n_startup_trials
-            if startup and not restricted:
+            if startup and not own_startup:
                 return {}
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
-            candidates = (
-                np.empty((0, self._space.dim), dtype=np.int64)  # a random unseen code
-                if startup
-                else self._propose(history, rng)
-            )
+            candidates = self._startup_candidates() if startup else self._propose(history, rng)
             code, rank = self._claim(study, trial, candidates, history, rng)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
         params = self._space.to_params(code)

@@ -11,6 +11,7 @@ from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
 from ncp_hpo.search._presets import NCP_DEFAULT_MODE, Mode, ncp_settings
+from ncp_hpo.search._warm_start import ZeroCostWarmStart, resolve_warm_start
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NCPSampler"]
@@ -72,6 +73,11 @@ class NCPSampler(PredictorSamplerBase):
             the predicted mean alone).
         refit_every: refit after at least this many new completed trials (guided mode also
             waits for ``0.3 n`` of them).
+        warm_start: how the start-up trials are chosen: ``"auto"`` (default) ranks a random
+            pool of 1,000 codes by a zero-cost proxy and takes the best (NAS-Bench-201's
+            synflow table, once ``ncp-hpo data proxies --benchmark nas-bench-201`` has built
+            it; paper mode and the other spaces start at random); a
+            :class:`~ncp_hpo.search.ZeroCostWarmStart`; or ``None`` (random start-up).
 {_COMMON_ARGS}"""
 
     def __init__(
@@ -93,6 +99,7 @@ class NCPSampler(PredictorSamplerBase):
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         seed: int | None = None,
+        warm_start: ZeroCostWarmStart | Literal["auto"] | None = "auto",
     ) -> None:
         settings = ncp_settings(
             mode,
@@ -117,5 +124,6 @@ class NCPSampler(PredictorSamplerBase):
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
+            warm_start=resolve_warm_start(warm_start, mode=mode, space=space),
         )
         self.mode = mode

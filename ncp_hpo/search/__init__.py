@@ -9,7 +9,9 @@ Public names (``__all__``):
 * the proposal rules (:class:`Proposer` and :class:`NCPProposer`,
   :class:`GuidedNCPProposer`, :class:`NetAdaptProposer`, :class:`NeuralPredictorProposer`),
   the study's history they read (:class:`History`), where the predictor comes from
-  (:class:`PredictorSource`) and how its outputs map to the objectives (:class:`ScoreModel`).
+  (:class:`PredictorSource`) and how its outputs map to the objectives (:class:`ScoreModel`);
+* the zero-cost warm start of the start-up trials (:class:`ZeroCostWarmStart`,
+  :func:`warm_start_codes`: the same codes for a baseline's study).
 
 Everything needed to build an Ax ``ProposerNode`` is importable from here::
 
@@ -17,7 +19,7 @@ Everything needed to build an Ax ``ProposerNode`` is importable from here::
     node = ProposerNode(NCPProposer(space, lam=0.1), source=PredictorSource())
 
 The modules (``_registry``, ``_proposers``, ``_history``, ``_surrogate``, ``_engine``,
-``_tradeoff``, ``_presets``, ``_sampler_params``) are private.
+``_tradeoff``, ``_presets``, ``_sampler_params``, ``_warm_start``) are private.
 """
 
 from typing import TYPE_CHECKING
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     )
     from ncp_hpo.search._surrogate import PredictorSource, ScoreModel
     from ncp_hpo.search._tradeoff import scalarize as scalarize
+    from ncp_hpo.search._warm_start import ZeroCostWarmStart, warm_start_codes
 
 __all__ = [
     "DEFAULT_SAMPLERS",
@@ -65,7 +68,9 @@ __all__ = [
     "PredictorSource",
     "Proposer",
     "ScoreModel",
+    "ZeroCostWarmStart",
     "make_sampler",
+    "warm_start_codes",
 ]
 
 # Loaded on first use: the command line reads the registry at start-up and must not pay for
@@ -95,6 +100,7 @@ _LAZY = {
     "History": "ncp_hpo.search._history",
     "PredictorSource": "ncp_hpo.search._surrogate",
     "ScoreModel": "ncp_hpo.search._surrogate",
+    **dict.fromkeys(("ZeroCostWarmStart", "warm_start_codes"), "ncp_hpo.search._warm_start"),
     # internal: the adapters' shared engine and presets
     "HistoryBuilder": "ncp_hpo.search._engine",
     "LazyRNG": "ncp_hpo.search._engine",

@@ -494,3 +494,27 @@ def test_markdown_table_alignment_cells_and_errors() -> None:
         markdown_table(["a"], [], align="c")
     with pytest.raises(ValueError, match="row 0 has 1 cells"):
         markdown_table(["a", "b"], [["only"]])
+
+
+def test_zero_cost_rows_start_from_ncps_warm_start_codes(
+    shared_data_dir: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    """``tpe+zc`` and ``random+zc`` enqueue the codes NCP's warm start proposes first; without
+    a score table ``+zc`` is one clear error before any study runs."""
+    from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.zerocost import score_table
+
+    cfg: dict[str, Any] = dict(trials=11, seeds=1, data_dir=shared_data_dir, progress=False)
+    with pytest.raises(CompareError, match=r"\+zc needs a zero-cost score table.*data proxies"):
+        run_comparison(CompareConfig(NB201, samplers=("tpe+zc",), out=tmp_path / "a", **cfg))
+    with pytest.raises(CompareError, match="ax\\+zc: Ax's strategy takes no enqueued codes"):
+        CompareConfig(NB201, samplers=("ax+zc",), out=tmp_path / "b", **cfg)
+    space = load_benchmark(NB201, shared_data_dir).space
+    score_table(NB201, "synflow", space.sample(40, seed=0))  # a small table in the test cache
+    res = run_comparison(
+        CompareConfig(NB201, samplers=("ncp", "tpe+zc", "random+zc"), out=tmp_path / "c", **cfg)
+    )
+    first = {r.sampler: [list(c) for c in r.codes[:10]] for r in res.runs}
+    assert first["ncp"] == first["tpe+zc"] == first["random+zc"]
+    assert res.warm_start == "ZeroCostWarmStart(synflow (nas-bench-201), pool_size=1000)"
+    assert "Zero-cost warm start of `ncp`" in (tmp_path / "c" / "summary.md").read_text()

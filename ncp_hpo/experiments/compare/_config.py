@@ -11,6 +11,8 @@ from ncp_hpo.exceptions import CompareError
 from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     pass
 
 __all__ = [
@@ -81,11 +83,15 @@ class CompareConfig:
     def __post_init__(self) -> None:
         samplers = tuple(s.strip() for s in self.samplers if s.strip())
         object.__setattr__(self, "samplers", samplers)
-        unknown = [s for s in samplers if s not in SAMPLERS]
+        unknown = [s for s in samplers if base_sampler(s) not in SAMPLERS]
         if unknown:
             raise CompareError(
                 f"unknown sampler {unknown[0]!r} in --samplers; choose from {', '.join(SAMPLERS)}"
+                f", each optionally with {WARM_START_SUFFIX} (the zero-cost warm-start codes "
+                "enqueued)"
             )
+        if "ax" + WARM_START_SUFFIX in samplers:
+            raise CompareError(f"ax{WARM_START_SUFFIX}: Ax's strategy takes no enqueued codes")
         if not samplers:
             raise CompareError("--samplers is empty; choose from " + ", ".join(SAMPLERS))
         dup = sorted({s for s in samplers if samplers.count(s) > 1})
@@ -156,6 +162,17 @@ def study_name(benchmark: str, sampler: str, seed: int) -> str:
     return f"{benchmark}-{sampler}-seed{seed}"
 
 
+WARM_START_SUFFIX = "+zc"
+"""``<sampler>+zc`` in ``--samplers``: the sampler's study starts with the zero-cost
+warm-start codes of its seed enqueued (:func:`ncp_hpo.search.warm_start_codes`: the codes
+NCP's own warm start takes), so a table shows what the proxy alone buys."""
+
+
+def base_sampler(name: str) -> str:
+    """The registry name of a ``--samplers`` entry (``tpe+zc`` -> ``tpe``)."""
+    return name.removesuffix(WARM_START_SUFFIX)
+
+
 STARTUP_TRIALS: dict[str, int] = {
     "ncp": 10,
     "ncp-paper": 10,
@@ -184,3 +201,24 @@ def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
         f"{counts}: these samplers will not leave random sampling; use --trials > "
         f"{max(STARTUP_TRIALS[s] for s in within)}"
     )
+
+
+def compare_warm_start_codes(space: Any, sampler: str, seed: int) -> np.ndarray:
+    """The zero-cost warm-start codes a ``<sampler>+zc`` study of ``seed`` starts with: as
+    many as ``sampler``'s random start-up trials (10 for ``random``), the ones NCP's own
+    warm start proposes first (``n x d``).
+
+    Raises:
+        CompareError: the space has no zero-cost table (NAS-Bench-201's is built by
+            ``ncp-hpo data proxies --benchmark nas-bench-201``).
+    """
+    from ncp_hpo.search import warm_start_codes
+    from ncp_hpo.search._warm_start import auto_warm_start
+
+    warm = auto_warm_start(space)
+    if warm is None:
+        raise CompareError(
+            f"{WARM_START_SUFFIX} needs a zero-cost score table for this space: only "
+            "nas-bench-201 has one, built by 'ncp-hpo data proxies --benchmark nas-bench-201'"
+        )
+    return warm_start_codes(warm, space, STARTUP_TRIALS.get(sampler, 10), seed=seed)

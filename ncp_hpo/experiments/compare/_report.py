@@ -82,6 +82,12 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         )
     if info.fidelity:
         lines.append(f"- Surrogate oracle fidelity: {_fidelity_text(info.fidelity)}.")
+    lines.append(
+        f"- Zero-cost warm start of `ncp`'s start-up trials (and the codes `+zc` rows enqueue): "
+        f"{result.warm_start}."
+        if result.warm_start
+        else "- Zero-cost warm start: none (no score table for this space; random start-up)."
+    )
     return lines
 
 

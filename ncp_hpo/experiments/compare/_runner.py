@@ -95,7 +95,13 @@ from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import CompareError
 from ncp_hpo.experiments._files import jsonable
-from ncp_hpo.experiments.compare._config import FORMAT_VERSION, CompareConfig, study_name
+from ncp_hpo.experiments.compare._config import (
+    FORMAT_VERSION,
+    CompareConfig,
+    base_sampler,
+    compare_warm_start_codes,
+    study_name,
+)
 from ncp_hpo.experiments.compare._export import write_reports
 from ncp_hpo.experiments.compare._pool import execute, progress_bar
 from ncp_hpo.experiments.compare._provenance import OutLock, environment_info, record_call
@@ -169,6 +175,7 @@ class ComparisonResult:
     mlflow_url: str | None = None
     run_seconds: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
+    warm_start: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         cfg = dataclasses.asdict(self.config)
@@ -176,6 +183,7 @@ class ComparisonResult:
         cfg["out"] = Path(self.config.out_dir).name
         cfg["data_dir"] = None if self.config.data_dir is None else Path(self.config.data_dir).name
         cfg["ncp_mode"] = NCP_DEFAULT_MODE  # what ``ncp`` ran (records before 0.2.0: paper)
+        cfg["warm_start"] = self.warm_start  # the zero-cost warm start ``ncp`` and ``+zc`` used
         return {
             "format": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -214,8 +222,11 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     data_dir = None if config.data_dir is None else str(Path(config.data_dir).resolve())
     # load (and, in surrogate mode, fit or read the cached oracle) once before any worker
     obj = objective_for(config.benchmark, config.mode, config.objective, config.lam, data_dir)
-    if "cmaes" in config.samplers:
+    if "cmaes" in map(base_sampler, config.samplers):
         make_sampler("cmaes", space=obj.space, seed=0)  # fails early without 'cmaes'
+    zc = [s for s in config.samplers if s != base_sampler(s)]
+    if zc:  # fails early without the zero-cost table
+        compare_warm_start_codes(obj.space, base_sampler(zc[0]), 0)
     info = benchmark_info(obj)
     settings = config.settings(obj.mode)
     out = config.out_dir
@@ -345,6 +356,7 @@ def _run_locked(
         studies=counts,
         errors=errors,
         run_seconds=run_seconds,
+        warm_start=_warm_start_name(obj.space),
     )
     result.elapsed_s = time.perf_counter() - t_start
     try:
@@ -379,3 +391,11 @@ def _unwritable(out: Path, exc: OSError, errors: dict[str, str]) -> str:
         f"{exc.strerror or exc}){failed}; every finished trial is kept in {out / 'studies'}: "
         "make the folder writable and run the same command again to finish"
     )
+
+
+def _warm_start_name(space: Any) -> str | None:
+    """The zero-cost warm start NCP's default takes on ``space`` (``None``: random)."""
+    from ncp_hpo.search._warm_start import auto_warm_start
+
+    warm = auto_warm_start(space)
+    return None if warm is None else repr(warm)

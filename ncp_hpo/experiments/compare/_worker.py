@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ncp_hpo._numerics import deterministic_threads
 from ncp_hpo.experiments.compare._ax_loop import run_ax
+from ncp_hpo.experiments.compare._config import base_sampler, compare_warm_start_codes
 from ncp_hpo.experiments.compare._studies import (
     StudyOutcome,
     StudyTask,
@@ -146,9 +147,12 @@ def _run_study(
             warnings.filterwarnings("ignore", module=r"ax(\.|$)")
             ran = run_ax(task, obj, queue, live)
     else:
-        sampler = make_sampler(task.sampler, space=obj.space, seed=task.seed)
+        sampler = make_sampler(base_sampler(task.sampler), space=obj.space, seed=task.seed)
         study = open_study(task, sampler)
         fail_stale(study)
+        if task.sampler != base_sampler(task.sampler) and not study.trials:
+            for code in compare_warm_start_codes(obj.space, base_sampler(task.sampler), task.seed):
+                study.enqueue_trial(obj.space.to_params(code))
         _resume_state(sampler, study)
         callbacks: list[Any] = [] if live is None else [live]
         if live is not None:

@@ -1,0 +1,126 @@
+"""Zero-cost warm start: a predictor sampler's start-up codes ranked by a zero-cost proxy.
+
+Without a warm start, the first ``n_startup_trials`` codes of a study are drawn at random.
+With one, a seeded random pool of ``pool_size`` codes (within the space's budget, if any)
+is scored by a zero-cost proxy of each code's untrained network
+(:mod:`ncp_hpo.zerocost`; synflow by default) and the start-up trials take the pool's best
+unseen codes, best first. On NAS-Bench-201 the synflow score has Spearman 0.75 with the
+table accuracy (``benchmarks/results/zerocost-proxies.md``).
+
+The pool depends only on the space, the pool size and the seed, so the same codes can be
+enqueued in a baseline's study (:func:`warm_start_codes`): ``compare`` does so for its
+``<sampler>+zc`` rows, the fair comparison of what the proxy alone buys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ncp_hpo.spaces import CodeSpace
+
+__all__ = ["ZeroCostWarmStart", "auto_warm_start", "resolve_warm_start", "warm_start_codes"]
+
+DEFAULT_POOL_SIZE = 1000
+"""Codes scored per warm start."""
+
+
+class ZeroCostWarmStart:
+    """Start-up codes: the best of a random pool by a zero-cost score.
+
+    Args:
+        benchmark: score with the cached table of :func:`ncp_hpo.zerocost.load_scores`
+            (e.g. ``"nas-bench-201"``; built once by ``ncp-hpo data proxies``).
+        proxy: the proxy of that table (``"synflow"``).
+        scorer: instead of ``benchmark``, any function from an ``n x d`` array of codes to
+            ``n`` scores (higher is better; NaN ranks last).
+        pool_size: random codes scored.
+
+    Raises:
+        ValueError: neither or both of ``benchmark`` and ``scorer``; ``pool_size`` < 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        benchmark: str | None = None,
+        proxy: str = "synflow",
+        scorer: Callable[[np.ndarray], Any] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        if (benchmark is None) == (scorer is None):
+            raise ValueError("give exactly one of benchmark= (a cached score table) or scorer=")
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        self.benchmark = benchmark
+        self.proxy = proxy
+        self.pool_size = pool_size
+        self._scorer = scorer
+
+    @property
+    def name(self) -> str:
+        """``"<proxy> (<benchmark>)"``, or ``"custom"`` for a scorer."""
+        return "custom" if self.benchmark is None else f"{self.proxy} ({self.benchmark})"
+
+    def scores(self, codes: np.ndarray) -> np.ndarray:
+        """The zero-cost score of each row of ``codes`` (``n x d``) -> ``n`` floats."""
+        if self._scorer is None:
+            from ncp_hpo.zerocost import load_scores
+
+            assert self.benchmark is not None
+            self._scorer = load_scores(self.benchmark, self.proxy).lookup
+        out = np.asarray(self._scorer(codes), dtype=np.float64).reshape(-1)
+        if out.shape != (len(codes),):
+            raise ValueError(f"the scorer gave {out.shape[0]} scores for {len(codes)} codes")
+        return out
+
+    def ranked_pool(self, space: CodeSpace, seed: int) -> np.ndarray:
+        """The pool's distinct codes, best score first (``m x d``, ``m <= pool_size``)."""
+        pool = np.unique(np.asarray(space.sample(self.pool_size, seed=seed)), axis=0)
+        scores = self.scores(pool)
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        return pool[np.argsort(-scores, kind="stable")]
+
+    def __repr__(self) -> str:
+        return f"ZeroCostWarmStart({self.name}, pool_size={self.pool_size})"
+
+
+def warm_start_codes(
+    warm_start: ZeroCostWarmStart, space: CodeSpace, n: int, *, seed: int
+) -> np.ndarray:
+    """The first ``n`` start-up codes a sampler with ``warm_start`` and ``seed`` proposes on an
+    empty study (``n x d``): what a baseline's study is given to enqueue."""
+    return warm_start.ranked_pool(space, seed)[:n]
+
+
+def auto_warm_start(space: CodeSpace) -> ZeroCostWarmStart | None:
+    """The default warm start on ``space``: NAS-Bench-201's synflow table when it is in the
+    user cache (``ncp-hpo data proxies --benchmark nas-bench-201`` builds it), else ``None``.
+    The multi-resolution space scores differ by task, so it has no default."""
+    from ncp_hpo.spaces import NB201Space
+
+    if not isinstance(space, NB201Space):
+        return None
+    from ncp_hpo.zerocost._cache import cache_paths
+
+    npz, meta = cache_paths("nas-bench-201", "synflow")
+    if not (npz.is_file() and meta.is_file()):
+        return None
+    return ZeroCostWarmStart(benchmark="nas-bench-201", proxy="synflow")
+
+
+def resolve_warm_start(
+    warm_start: ZeroCostWarmStart | Literal["auto"] | None, *, mode: str, space: CodeSpace | None
+) -> ZeroCostWarmStart | None:
+    """An NCP sampler's warm start: ``"auto"`` is :func:`auto_warm_start` except in paper
+    mode (Algorithm 1 as published starts at random); other values are kept."""
+    if warm_start != "auto":
+        if warm_start is not None and not isinstance(warm_start, ZeroCostWarmStart):
+            raise TypeError(
+                f"warm_start must be 'auto', None or a ZeroCostWarmStart, got {warm_start!r}"
+            )
+        return warm_start
+    return None if mode == "paper" or space is None else auto_warm_start(space)

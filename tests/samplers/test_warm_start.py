@@ -1,0 +1,90 @@
+"""The zero-cost warm start of NCP's start-up trials (``ncp_hpo.search.ZeroCostWarmStart``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from ncp_hpo import NCPSampler
+from ncp_hpo.search import ZeroCostWarmStart, warm_start_codes
+from ncp_hpo.search._warm_start import auto_warm_start
+from ncp_hpo.spaces import NB201Space
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _codes(study: optuna.Study, space: NB201Space) -> np.ndarray:
+    return np.array([space.from_params(t.params) for t in study.trials])
+
+
+def _flops_scorer(space: NB201Space):  # the exact cost: a zero-cost signal with no network
+    return lambda codes: np.array([space.flops(c) for c in codes])
+
+
+def test_start_up_trials_are_the_pools_best_in_order(nb201) -> None:
+    space = nb201.space
+    warm = ZeroCostWarmStart(scorer=_flops_scorer(space), pool_size=200)
+    study = optuna.create_study(
+        direction="maximize", sampler=NCPSampler(space=space, seed=3, warm_start=warm)
+    )
+    study.optimize(lambda t: nb201.query(space.suggest(t))["Acc"], n_trials=10)
+    got = _codes(study, space)
+    np.testing.assert_array_equal(got, warm_start_codes(warm, space, 10, seed=3))
+    flops = [space.flops(c) for c in got]
+    assert flops == sorted(flops, reverse=True)  # best score first
+    pool = space.sample(200, seed=3)
+    assert min(flops) >= np.sort([space.flops(c) for c in pool])[-10]  # the pool's top 10
+
+
+def test_a_warm_start_raises_the_best_of_the_first_ten(nb201) -> None:
+    """Ranked by FLOPs (Spearman 0.69 with the accuracy), the first 10 trials beat 10 random
+    ones on every one of 5 seeds."""
+    space = nb201.space
+    warm = ZeroCostWarmStart(scorer=_flops_scorer(space), pool_size=500)
+    for seed in range(5):
+        best = []
+        for ws in (warm, None):
+            study = optuna.create_study(
+                direction="maximize", sampler=NCPSampler(space=space, seed=seed, warm_start=ws)
+            )
+            study.optimize(lambda t: nb201.query(space.suggest(t))["Acc"], n_trials=10)
+            best.append(study.best_value)
+        assert best[0] > best[1], (seed, best)
+
+
+def test_auto_uses_the_cached_table_and_paper_mode_stays_random(
+    nb201, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ncp_hpo.zerocost import score_table
+
+    monkeypatch.setenv("NCP_HPO_CACHE", str(tmp_path))
+    space = nb201.space
+    assert auto_warm_start(space) is None and NCPSampler(space=space).warm_start is None
+    codes = space.sample(12, seed=0)
+    table = score_table("nas-bench-201", "synflow", codes)
+    warm = auto_warm_start(space)
+    assert warm is not None and warm.name == "synflow (nas-bench-201)"
+    np.testing.assert_array_equal(warm.scores(codes), table.lookup(codes))
+    others = [c for c in space.sample(50, seed=99) if c.tolist() not in codes.tolist()]
+    assert np.isnan(warm.scores(np.array(others[:3]))).all()  # not in the table: ranked last
+    assert NCPSampler(space=space).warm_start is not None
+    assert NCPSampler(space=space, mode="paper").warm_start is None
+    assert NCPSampler(space=space, warm_start=None).warm_start is None
+    assert auto_warm_start(NCPSampler().space) is None  # the multi-resolution space: none
+
+
+def test_bad_warm_start_arguments_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="exactly one of benchmark"):
+        ZeroCostWarmStart()
+    with pytest.raises(ValueError, match="exactly one of benchmark"):
+        ZeroCostWarmStart(benchmark="nas-bench-201", scorer=lambda c: c.sum(1))
+    with pytest.raises(ValueError, match="pool_size must be an int >= 1"):
+        ZeroCostWarmStart(scorer=lambda c: c.sum(1), pool_size=0)
+    with pytest.raises(TypeError, match="warm_start must be 'auto', None or a ZeroCostWarmStart"):
+        NCPSampler(space=NB201Space(), warm_start="synflow")  # type: ignore[arg-type]
+    bad = ZeroCostWarmStart(scorer=lambda c: np.zeros(3), pool_size=10)
+    with pytest.raises(ValueError, match="the scorer gave 3 scores for"):
+        bad.ranked_pool(NB201Space(), 0)
