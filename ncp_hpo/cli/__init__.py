@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import textwrap
 from collections.abc import Sequence
-from typing import Any
 
 from ncp_hpo import __version__
 from ncp_hpo._numerics import pin_cpu_math
+from ncp_hpo.cli._parser import HelpFormatter, Parser, add_command_group
 from ncp_hpo.exceptions import NCPError
 
 # (module, registrar) pairs; each registrar adds sub-parsers with ``set_defaults(func=...)``.
@@ -30,7 +29,14 @@ _REGISTRARS: tuple[tuple[str, str], ...] = (
 )
 
 
+__all__ = ["HelpFormatter", "build_parser", "main"]
+
 _EPILOG = """\
+one grammar for every command: options are spelled in full (no abbreviations; a typo is
+named with the closest option); --quiet prints only the result (no progress bars, no
+informational lines; warnings and errors still go to stderr); a trial process uses one
+torch thread (--threads N asks for more): parallelism comes from --jobs and workers.
+
 examples:
   ncp-hpo data list
   ncp-hpo search --setting seg
@@ -40,55 +46,8 @@ examples:
 """
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """One help style for every sub-command.
-
-    Defaults are shown one way, ``(default: X)`` at the end of the help: added here for
-    literal defaults, written by hand (same words) where the default is described. Text
-    paragraphs are wrapped; a paragraph with indented lines (examples) is kept as written.
-    """
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if text is argparse.SUPPRESS or "(default" in text or not action.option_strings:
-            return action.help
-        if action.default in (None, False, True, argparse.SUPPRESS) or action.default == []:
-            return action.help
-        return f"{text} (default: %(default)s)"
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        out = []
-        for para in text.strip("\n").split("\n\n"):
-            lines = para.splitlines()
-            if any(line.startswith(" ") for line in lines) or lines[0].endswith(":"):
-                out.append("\n".join(indent + line for line in lines))
-            else:
-                out.append(
-                    textwrap.fill(
-                        " ".join(lines), width, initial_indent=indent, subsequent_indent=indent
-                    )
-                )
-        return "\n\n".join(out)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse parser with :class:`HelpFormatter` and one-line usage errors.
-
-    Every error, from argparse or from a handler, reads ``ncp-hpo: error: ...`` and exits 2.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["formatter_class"] = HelpFormatter
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        from ncp_hpo.runtime import one_line
-
-        self.exit(2, one_line(f"ncp-hpo: error: {message} (see '{self.prog} --help')") + "\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="ncp-hpo",
         description="Network Coding Propagation (NCP) architecture search for Optuna and Ax.",
         epilog=_EPILOG,
@@ -96,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"ncp-hpo {__version__}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = add_command_group(parser, dest="command", metavar="COMMAND")
     for module_name, func_name in _REGISTRARS:
         getattr(importlib.import_module(module_name), func_name)(sub)
     return parser
@@ -106,12 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_math()  # before anything imports torch: results depend on code, seeds, versions
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
     try:
-        return int(func(args) or 0)
+        return int(args.func(args) or 0)
     except NCPError as exc:
         from ncp_hpo.runtime import one_line
 

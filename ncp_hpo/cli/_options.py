@@ -12,8 +12,13 @@ import json
 import math
 from typing import Any
 
+from ncp_hpo._numerics import STUDY_THREADS
+
 __all__ = [
+    "QUIET_HELP",
     "TASK_HELP",
+    "add_quiet_option",
+    "add_threads_option",
     "add_tracking_options",
     "add_training_options",
     "cap_arg",
@@ -174,17 +179,33 @@ def add_training_options(
         metavar="DEVICE",
         help="cpu, cuda, cuda:N or auto (default: auto, CUDA when available)",
     )
-    g.add_argument(
-        "--threads",
-        type=positive_int,
-        metavar="N",
-        help="CPU threads of torch; 1 is fastest when processes share cores (default: torch's)",
-    )
+    add_threads_option(g)
     g.add_argument(
         "--amp",
         choices=("auto", "bf16", "fp16", "off"),
         default="auto",
         help="mixed precision; auto: bf16 on CUDA where supported, off on the CPU",
+    )
+
+
+QUIET_HELP = "print only the result: no progress bars, no informational lines"
+
+
+def add_quiet_option(p: argparse.ArgumentParser | Any) -> None:
+    """``--quiet``, one meaning on every command (see ``ncp-hpo --help``): only the result
+    lines on stdout; warnings and errors still go to stderr."""
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def add_threads_option(p: argparse.ArgumentParser | Any) -> None:
+    """``--threads``: torch threads per process, 1 unless asked (issue 23)."""
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=STUDY_THREADS,
+        metavar="N",
+        help=f"torch threads per process (default: {STUDY_THREADS}; parallelism comes from "
+        "--jobs/workers)",
     )
 
 

@@ -10,9 +10,10 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["register_compare_commands"]
-
+from ncp_hpo.cli._options import add_quiet_option
 from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
+
+__all__ = ["register_compare_commands"]
 
 _DEFAULT_SAMPLERS = ",".join(DEFAULT_SAMPLERS)
 _ALL = ", ".join(SAMPLERS)
@@ -143,7 +144,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         default="optuna",
         help="optuna: the study loop; paper: the paper's Table 2-4 protocol",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary print")
+    add_quiet_option(p)
 
 
 def _default_jobs() -> int:
@@ -200,7 +201,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             )
         if not args.quiet:
             print(res.files["table2_md"].read_text())
-            print(f"written: {', '.join(str(p) for p in res.files.values())}")
+        print(f"written: {', '.join(str(p) for p in res.files.values())}")
         return 0
     samplers = tuple(
         s.strip()
@@ -234,9 +235,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = run_comparison(config)
     if not args.quiet:
         print(result.files["markdown"].read_text())
-        print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
-        if result.mlflow_url:
-            print(f"MLflow: {result.mlflow_url}")
+    print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
+    if result.mlflow_url and not args.quiet:
+        print(f"MLflow: {result.mlflow_url}")
     if result.errors:
         for name, err in result.errors.items():
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ncp_hpo.cli._options import add_quiet_option
+from ncp_hpo.cli._parser import add_command_group
+
 __all__ = ["register_data_commands"]
 
 
@@ -24,8 +27,7 @@ def register_data_commands(subparsers: Any) -> None:
         "  ncp-hpo data info seg --oracle\n"
         "  ncp-hpo data proxies --benchmark nas-bench-201 --jobs 2\n",
     )
-    sub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    data.set_defaults(func=lambda args: _usage(data))
+    sub = add_command_group(data, dest="data_command", metavar="ACTION")
 
     p = sub.add_parser(
         "fetch",
@@ -52,6 +54,7 @@ def register_data_commands(subparsers: Any) -> None:
     p.add_argument(
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="download timeout"
     )
+    add_quiet_option(p)
     p.set_defaults(func=_cmd_fetch)
 
     p = sub.add_parser(
@@ -61,6 +64,7 @@ def register_data_commands(subparsers: Any) -> None:
         epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data list --data-dir ./nas-bench-mr\n",
     )
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first")
+    add_quiet_option(p)
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser(
@@ -77,6 +81,7 @@ def register_data_commands(subparsers: Any) -> None:
         action="store_true",
         help="fit (once, then cached) the default surrogate oracle and show its fidelity",
     )
+    add_quiet_option(p)
     p.set_defaults(func=_cmd_info)
     _register_proxies(sub)
 
@@ -107,6 +112,7 @@ def _register_proxies(sub: Any) -> None:
     )
     p.add_argument("--data-dir", metavar="DIR", help="also search DIR first for the table")
     p.add_argument("--force", action="store_true", help="rescore everything (replace the cache)")
+    add_quiet_option(p)
     p.set_defaults(func=_cmd_proxies)
 
 
@@ -120,11 +126,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import cache_dir, fetch
 
@@ -132,7 +133,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         check = "sha256 verified" if r.verified else "UNVERIFIED (no pinned checksum)"
         print(f"{r.name:<14} {r.action:<10} {r.rows:>6} rows  {check}  -> {r.path}")
 
-    print(f"cache: {cache_dir()}")
+    if not args.quiet:
+        print(f"cache: {cache_dir()}")
     fetch(
         args.settings or None,
         source=args.source,
@@ -147,7 +149,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from ncp_hpo.benchmarks import data_status, search_dirs
 
-    print("search order: " + "; ".join(f"{o}={p}" for o, p in search_dirs(args.data_dir)))
+    if not args.quiet:
+        dirs = search_dirs(args.data_dir)
+        print("search order: " + "; ".join(f"{o}={p}" for o, p in dirs))
     header = ("SETTING", "AVAILABLE", "ROWS", "CHECKSUM")
     rows = [(s.name, s.where, s.rows, s.check) for s in data_status(data_dir=args.data_dir)]
     widths = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
@@ -179,11 +183,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for m, v in table.metrics.items():
         unit = table.units.get(m, "")
         print(f"  {m:<8} min {v.min():10.4g}  mean {v.mean():10.4g}  max {v.max():10.4g}  {unit}")
-    _print_oracle(table, fit=args.oracle, data_dir=args.data_dir)
+    _print_oracle(table, fit=args.oracle, data_dir=args.data_dir, quiet=args.quiet)
     return 0
 
 
-def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
+def _print_oracle(table: Any, *, fit: bool, data_dir: str | None, quiet: bool) -> None:
     """The ``surrogate oracle`` lines of ``data info``: fidelity of the cached oracles."""
     import sys
 
@@ -193,7 +197,8 @@ def _print_oracle(table: Any, *, fit: bool, data_dir: str | None) -> None:
         print("surrogate oracle: none (complete table: every code is evaluated exactly)")
         return
     if fit:
-        print("fitting the surrogate oracle (once; cached) ...", file=sys.stderr, flush=True)
+        if not quiet:
+            print("fitting the surrogate oracle (once; cached) ...", file=sys.stderr, flush=True)
         load_oracle(table)
     oracles = cached_oracles(table)
     if not oracles:
@@ -224,6 +229,8 @@ def _cmd_proxies(args: argparse.Namespace) -> int:
     marks: list[int] = []
 
     def progress(done: int, total: int) -> None:
+        if args.quiet:
+            return
         tenth = 10 * done // total
         if not marks or tenth > marks[-1]:
             marks.append(tenth)

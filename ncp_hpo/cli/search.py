@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ncp_hpo.cli._options import QUIET_HELP
 from ncp_hpo.exceptions import NCPWarning, SearchError
 
 __all__ = ["register_search_commands"]
@@ -116,7 +117,7 @@ def register_search_commands(subparsers: Any) -> None:
         help="do not fit/use the surrogate oracle for codes outside the table",
     )
     p.add_argument("--no-plot", action="store_true", help="skip trajectory.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     # deprecated spelling of --quiet, kept working but hidden from the help
     p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_search)
@@ -152,7 +153,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         oracle=not args.no_oracle,
     )
     with _one_line_warnings():
-        outcome = run_setting_search(request, progress=not args.quiet, log=print)
+        outcome = run_setting_search(
+            request, progress=not args.quiet, log=(lambda s: None) if args.quiet else print
+        )
     print(outcome.report())
     written = outcome.write(Path(args.out or f"ncp-search-{args.setting}"), plot=not args.no_plot)
     print(f"\nwrote {', '.join(str(p) for p in written)}")

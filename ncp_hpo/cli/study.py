@@ -16,11 +16,13 @@ import argparse
 import dataclasses
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.cli._options import (
     TASK_HELP,
+    add_quiet_option,
     add_tracking_options,
     add_training_options,
     cap_arg,
@@ -74,9 +76,7 @@ def register_study_commands(subparsers: Any) -> None:
     _add_budget_options(s)
     add_tracking_options(s, experiment_help="MLflow experiment (default: the study name)")
     s.add_argument("--log-models", action="store_true", help="log every trial's weights to MLflow")
-    s.add_argument(
-        "--quiet", action="store_true", help="print only the summary (no progress, no trial lines)"
-    )
+    add_quiet_option(s)
     s.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
     s.set_defaults(func=_cmd_study)
 
@@ -90,8 +90,8 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
         default="auto",
         help="predictor prior for ncp/netadapt/neural-predictor: a NAS-Bench-MR setting "
         "(e.g. cls-50-1000; fitted on first use, then cached) or a saved NeuralPredictor "
-        "(.safetensors); auto (default): the task's setting (cls: cls-50-1000, seg: seg, "
-        "video: video) when its data are found; none: no prior",
+        "(.safetensors); auto: the task's setting (cls: cls-50-1000, seg: seg, video: video) "
+        "when its data are found; none: no prior (default: auto)",
     )
     s.add_argument(
         "--data-dir",
@@ -277,6 +277,9 @@ def _study(args: argparse.Namespace) -> int:
         config.prior, task=config.task, sampler=config.sampler, data_dir=args.data_dir, log=log
     )
     config = dataclasses.replace(config, prior=prior)
+    warning = _startup_warning(config)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     storage = open_study_storage(args.storage)
     if args.storage is None:
         log("storage: in memory (pass --storage sqlite:///FILE to keep and resume the study)")
@@ -295,6 +298,17 @@ def _study(args: argparse.Namespace) -> int:
     if outcome.stop_reason:
         raise TrainingError(outcome.stop_reason)
     return 0
+
+
+def _startup_warning(config: StudyConfig) -> str | None:
+    """compare's one-line warning when ``--trials`` ends within the sampler's random start-up
+    trials; none when a prior, ``--enqueue`` codes or an explicit start-up count decide."""
+    from ncp_hpo.experiments.compare import startup_warning
+
+    explicit = config.startup_trials is not None or "n_startup_trials" in config.sampler_params
+    if config.prior is not None or config.enqueue or explicit:
+        return None
+    return startup_warning((config.sampler,), config.trials)
 
 
 def _print_summary(outcome: StudyOutcome, budget: int, *, tracker: MLflowTracker | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ncp_hpo.cli._options import (
     TASK_HELP,
+    add_quiet_option,
     add_tracking_options,
     add_training_options,
 )
@@ -69,7 +70,7 @@ def register_train_commands(subparsers: Any) -> None:
         help="save the trained state_dict (torch.save; safetensors for a .safetensors PATH)",
     )
     add_tracking_options(t, experiment_help="MLflow experiment (default: ncp-hpo)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(t)
     t.add_argument("--verbose", action="store_true", help="tracebacks and library logs")
     t.set_defaults(func=_cmd_train)
 

@@ -15,6 +15,8 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.cli._options import (
+    add_quiet_option,
+    add_threads_option,
     key_value,
     non_negative_float,
     non_negative_int,
@@ -56,7 +58,8 @@ def register_worker_commands(subparsers: Any) -> None:
     _add_search_options(p)
     _add_resilience_options(p)
     _add_training_options(p)
-    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    add_threads_option(p)
+    add_quiet_option(p)
     p.add_argument("--verbose", action="store_true", help="Optuna's logs, with tracebacks")
     p.set_defaults(func=_cmd_worker)
 
@@ -225,7 +228,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    with cli_output(verbose=args.verbose):
+    from ncp_hpo.runtime import torch_threads
+
+    with cli_output(verbose=args.verbose), torch_threads(args.threads):
         previous = signal.signal(signal.SIGTERM, _sigterm)
         try:
             worker = _build_worker(args)

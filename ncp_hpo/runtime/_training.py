@@ -88,19 +88,17 @@ def check_dataset(task: str, opts: Mapping[str, Any]) -> None:
 
 
 @contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` for the block (nothing when ``n`` is ``None``)."""
-    if n is None:
-        yield
-        return
-    import torch
+def torch_threads(n: int | None = None) -> Iterator[None]:
+    """Run the block with ``n`` torch (and BLAS/OpenMP) threads, then restore the counts.
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    ``None`` is the thread policy of every trial process: one thread
+    (:data:`ncp_hpo._numerics.STUDY_THREADS`); parallelism comes from ``--jobs`` and
+    workers, not from threads competing for the same cores.
+    """
+    from ncp_hpo._numerics import STUDY_THREADS, deterministic_threads
+
+    with deterministic_threads(STUDY_THREADS if n is None else n):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def check_weights_path(path: Path) -> None:
