@@ -6,7 +6,10 @@
   study's parent run, kept across resumes, and its outcome.
 * :func:`open_comparison`, :class:`LiveStudyRun`, :func:`log_comparison`
   (:mod:`._comparison`): ``ncp-hpo compare`` logged live, a parent run per comparison and a
-  child per sampler x seed.
+  child per sampler x seed; who won, readable without a click (:mod:`._verdict`): the
+  parent's description (verdict line and summary table) and ``winner``/``verdict`` tags,
+  ``<sampler> seed <k>`` child runs with a ``best`` metric, and one top-level
+  ``<sampler> (median of N seeds)`` summary run per sampler.
 * What every run shares (:mod:`._context`):
 
   - experiments carry ``mlflow.experimentKind = custom_model_development`` ("Model

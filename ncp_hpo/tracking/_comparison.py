@@ -16,12 +16,16 @@ What is logged:
   (``<sampler>.best_at_<b>``), median regret and median wall time per trial, and the oracle
   fidelity (``oracle.spearman`` ...) in surrogate mode; artifacts: ``summary.md``,
   ``summary.csv``, ``runs.csv``, ``results.json`` and the PNG plots.
-* a **child run** per sampler x seed (tag ``mlflow.parentRunId``, run name = the study
-  name); params: sampler, seed, budget, lambda, benchmark, objective, mode; metrics: the
-  score after every trial (``best_so_far``, or ``hypervolume`` for two objectives, with
-  ``step`` = trial index), each trial's objective value(s) (``value`` / ``value_<i>``),
-  and the final figures (``final.best``, ``final.regret``, ``final.wall_s_per_trial``,
-  ``final.n_complete``). Metrics go in ``log_batch`` calls of up to 1,000.
+* a **child run** per sampler x seed (tag ``mlflow.parentRunId``, tags ``sampler``,
+  ``seed``, run name ``<sampler> seed <k>``); params: sampler, seed, budget, lambda,
+  benchmark, objective, mode; metrics: the score after every trial (``best_so_far``, or
+  ``hypervolume`` for two objectives, with ``step`` = trial index), each trial's objective
+  value(s) (``value`` / ``value_<i>``), and the final figures (``best``, ``final.best``,
+  ``final.regret``, ``final.wall_s_per_trial``, ``final.n_complete``). Metrics go in
+  ``log_batch`` calls of up to 1,000.
+* who won (:mod:`ncp_hpo.tracking._verdict`): the parent's description (verdict line and
+  summary table), tags ``winner`` and ``verdict``, metrics ``<sampler>.median_best``; one
+  top-level summary run per sampler (``ncp_hpo.kind=sampler-summary``).
 
 A rerun reuses the parent (found by the tag ``ncp_hpo.compare_key``, a hash of the
 resolved output folder and the benchmark) and its children whose logged history has as
@@ -52,12 +56,18 @@ from ncp_hpo.runtime._secrets import redact
 from ncp_hpo.tracking._connect import mlflow_client, probe_health
 from ncp_hpo.tracking._context import experiment_id as _experiment_id
 from ncp_hpo.tracking._context import run_tags
+from ncp_hpo.tracking._verdict import child_run_name, log_sampler_summaries, parent_outcome
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.experiments.compare import BenchmarkInfo, CompareConfig, ComparisonResult
+    from ncp_hpo.experiments.compare import (
+        BenchmarkInfo,
+        CompareConfig,
+        ComparisonResult,
+        RunRecord,
+    )
 
 __all__ = [
     "LiveStudyRun",
@@ -222,10 +232,13 @@ class LiveStudyRun:
         )
         for run in earlier:  # its history is logged again, from the study
             self._client.delete_run(run.info.run_id)
-        tags = {PARENT_TAG: target.parent_id, STUDY_TAG: study_name, ROLE_TAG: "compare-study"}
-        run = self._client.create_run(
-            target.experiment_id, run_name=study_name, tags=run_tags(tags)
+        tags = _child_tags(target.parent_id, study_name, params.get("sampler"), params.get("seed"))
+        name = (
+            child_run_name(params["sampler"], params["seed"])
+            if "sampler" in params and "seed" in params
+            else study_name
         )
+        run = self._client.create_run(target.experiment_id, run_name=name, tags=run_tags(tags))
         self.run_id: str | None = str(run.info.run_id)
         self._client.log_batch(self.run_id, params=[Param(k, redact(v)) for k, v in params.items()])
 
@@ -307,13 +320,31 @@ def log_comparison(
 
 
 def _log(result: ComparisonResult, uri: str | None, experiment: str) -> str:
-    from mlflow.entities import RunTag
-
     client, _ = _client(uri)
     exp_id = _experiment_id(client, experiment)
+    parent_id = _parent(client, exp_id, result.config, result.info)
+    _log_parent_summary(client, parent_id, result)
+    children = {
+        r.data.tags.get(STUDY_TAG): r
+        for r in client.search_runs(
+            [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=5000
+        )
+    }
+    for run in result.runs:
+        _log_child(client, exp_id, parent_id, result, run, children.get(run.study_name))
+    with _no_run_urls():
+        log_sampler_summaries(client, exp_id, parent_id, result)
+    for path in result.files.values():
+        client.log_artifact(parent_id, str(path))
+    client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")
+    return parent_id
+
+
+def _log_parent_summary(client: MlflowClient, parent_id: str, result: ComparisonResult) -> None:
+    """The parent's metrics (medians per budget ...), its verdict tags and description."""
+    from mlflow.entities import RunTag
+
     cfg, info = result.config, result.info
-    now = int(time.time() * 1000)
-    parent_id = _parent(client, exp_id, cfg, info)
     summary: dict[str, Any] = {}
     for s, summ in result.summaries.items():
         for b, st in summ.budgets.items():
@@ -328,65 +359,78 @@ def _log(result: ComparisonResult, uri: str | None, experiment: str) -> str:
         for k in ("spearman", "kendall", "mae", "rmse"):
             summary[f"oracle.{k}"] = info.fidelity.get(k)
     summary["elapsed_s"] = result.elapsed_s
-    for chunk in _batches(_metrics(summary, now)):
+    tags, medians = parent_outcome(result)
+    summary |= medians
+    for chunk in _batches(_metrics(summary, int(time.time() * 1000))):
         client.log_batch(parent_id, metrics=chunk)
-    client.set_tag(parent_id, "ncp_hpo.optimum", str(info.optimum))
+    tags["ncp_hpo.optimum"] = str(info.optimum)
+    client.log_batch(parent_id, tags=[RunTag(k, redact(v)) for k, v in tags.items()])
 
-    children = {
-        r.data.tags.get(STUDY_TAG): r
-        for r in client.search_runs(
-            [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=5000
-        )
-    }
+
+def _log_child(
+    client: MlflowClient,
+    exp_id: str,
+    parent_id: str,
+    result: ComparisonResult,
+    run: RunRecord,
+    prev: Any,
+) -> None:
+    """Complete the child run of ``run`` (``prev``: the run found for its study, if any)."""
+    from mlflow.entities import RunTag
+
+    cfg, info = result.config, result.info
+    now = int(time.time() * 1000)
     score_name = "hypervolume" if info.n_objectives == 2 else "best_so_far"
-    for run in result.runs:
-        prev = children.get(run.study_name)
-        # a child logged live holds the whole history: add only what it could not know
-        live = prev is not None and prev.data.tags.get(STEPS_TAG) == str(run.n)
-        logged: Mapping[str, Any] = prev.data.metrics if live and prev is not None else {}
-        if live and prev is not None:
-            cid = prev.info.run_id
-        else:
-            if prev is not None:
-                client.delete_run(prev.info.run_id)
-            cid = _new_child(client, exp_id, parent_id, run.study_name)
-            client.log_batch(cid, params=_child_params(run.sampler, run.seed, cfg, info))
-        mets: list[Any] = []
-        for i in range(run.n):
-            vals: dict[str, Any] = {}
-            if score_name not in logged:
-                vals[score_name] = float(run.scores[i])
-            if not live and run.values.shape[1] == 1:
-                vals["value"] = float(run.values[i, 0])
-            elif not live:
-                vals |= {f"value_{j}": float(v) for j, v in enumerate(run.values[i])}
-            mets += _metrics(vals, run.timestamps_ms[i] or now, step=i)
-        if "final.n_complete" not in logged:
-            final = {
-                "final.best": float(run.scores[-1]) if run.n else float("nan"),
-                "final.regret": (info.optimum - float(run.scores[-1]))
-                if info.optimum is not None and run.n
-                else float("nan"),
-                "final.wall_s_per_trial": float(_median(run.wall_s)),
-                "final.n_complete": float(run.n),
-                "final.n_failed": float(run.n_failed),
-            }
-            mets += _metrics(final, now, step=max(run.n - 1, 0))
-        for chunk in _batches(mets):
-            client.log_batch(cid, metrics=chunk)
-        if not live:
-            client.log_batch(cid, tags=[RunTag(STEPS_TAG, str(run.n))])
-            with _no_run_urls():
-                client.set_terminated(cid, "FINISHED")
-    for path in result.files.values():
-        client.log_artifact(parent_id, str(path))
-    client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")
-    return parent_id
+    # a child logged live holds the whole history: add only what it could not know
+    live = prev is not None and prev.data.tags.get(STEPS_TAG) == str(run.n)
+    logged: Mapping[str, Any] = prev.data.metrics if live else {}
+    if live:
+        cid = prev.info.run_id
+    else:
+        if prev is not None:
+            client.delete_run(prev.info.run_id)
+        cid = _new_child(client, exp_id, parent_id, run)
+        client.log_batch(cid, params=_child_params(run.sampler, run.seed, cfg, info))
+    mets: list[Any] = []
+    for i in range(run.n):
+        vals: dict[str, Any] = {}
+        if score_name not in logged:
+            vals[score_name] = float(run.scores[i])
+        if not live and run.values.shape[1] == 1:
+            vals["value"] = float(run.values[i, 0])
+        elif not live:
+            vals |= {f"value_{j}": float(v) for j, v in enumerate(run.values[i])}
+        mets += _metrics(vals, run.timestamps_ms[i] or now, step=i)
+    best = float(run.scores[-1]) if run.n else float("nan")
+    final = {
+        "best": best,  # the runs table's column: the best found, not the last trial's value
+        "final.best": best,
+        "final.regret": info.optimum - best if info.optimum is not None else float("nan"),
+        "final.wall_s_per_trial": float(_median(run.wall_s)),
+        "final.n_complete": float(run.n),
+        "final.n_failed": float(run.n_failed),
+    }
+    final = {k: v for k, v in final.items() if k not in logged}
+    mets += _metrics(final, now, step=max(run.n - 1, 0))
+    for chunk in _batches(mets):
+        client.log_batch(cid, metrics=chunk)
+    if not live:
+        client.log_batch(cid, tags=[RunTag(STEPS_TAG, str(run.n))])
+        with _no_run_urls():
+            client.set_terminated(cid, "FINISHED")
 
 
-def _new_child(client: MlflowClient, exp_id: str, parent_id: str, study_name: str) -> str:
+def _child_tags(parent_id: str, study_name: str, sampler: Any, seed: Any) -> dict[str, Any]:
     tags = {PARENT_TAG: parent_id, STUDY_TAG: study_name, ROLE_TAG: "compare-study"}
-    return str(client.create_run(exp_id, run_name=study_name, tags=run_tags(tags)).info.run_id)
+    if sampler is not None and seed is not None:
+        tags |= {"sampler": sampler, "seed": seed}
+    return tags
+
+
+def _new_child(client: MlflowClient, exp_id: str, parent_id: str, run: Any) -> str:
+    tags = run_tags(_child_tags(parent_id, run.study_name, run.sampler, run.seed))
+    name = child_run_name(run.sampler, run.seed)
+    return str(client.create_run(exp_id, run_name=name, tags=tags).info.run_id)
 
 
 def _child_params(sampler: str, seed: int, cfg: CompareConfig, info: BenchmarkInfo) -> list[Any]:

@@ -16,6 +16,7 @@ from ncp_hpo.runtime._secrets import redact
 from ncp_hpo.tracking._connect import shown_uri
 from ncp_hpo.tracking._context import ui_url
 from ncp_hpo.tracking._training import MLflowTracker, TrialRun
+from ncp_hpo.tracking._verdict import NOTE_TAG
 
 if TYPE_CHECKING:
     import optuna
@@ -118,7 +119,13 @@ class StudyParentRun:
 def log_study_outcome(
     tracker: MLflowTracker, run_id: str, study: optuna.Study, main_metric: str
 ) -> None:
-    """Log the study's trial counts and its best trial to the parent run ``run_id``."""
+    """Log the study's trial counts and its best trial to the parent run ``run_id``.
+
+    Metrics ``n_complete``, ``n_pruned``, ``n_failed`` and, with a complete trial,
+    ``best.<main_metric>``, ``best.trial`` (``best.macs``, ``best.params`` when known); tags
+    ``best_trial``, ``best_value`` and ``best_code`` (the code string); the run's
+    description (``mlflow.note.content``) is one line naming the best trial and its code.
+    """
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -128,15 +135,32 @@ def log_study_outcome(
         "n_pruned": counts[TrialState.PRUNED],
         "n_failed": counts[TrialState.FAIL],
     }
+    done = (
+        f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed"
+    )
+    tags = {NOTE_TAG: f"Study `{study.study_name}`: {done}; no complete trial yet."}
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if complete:
         best = max(complete, key=lambda t: t.value if t.value is not None else -math.inf)
-        metrics[f"best.{main_metric}"] = float(best.value or 0.0)
+        value = float(best.value or 0.0)
+        metrics[f"best.{main_metric}"] = value
         metrics["best.trial"] = best.number
         for k in ("macs", "params"):
             if isinstance(best.user_attrs.get(k), int | float):
                 metrics[f"best.{k}"] = float(best.user_attrs[k])
-    TrialRun(tracker, run_id).log_metrics(metrics, step=len(trials))
+        code = best.user_attrs.get("code")
+        tags = {
+            "best_trial": str(best.number),
+            "best_value": f"{value:.6g}",
+            NOTE_TAG: f"Best of study `{study.study_name}` ({done}): trial {best.number}, "
+            f"{main_metric} {value:.4g}" + (f", code `{code}`" if code else "") + ".",
+        }
+        if code:
+            tags["best_code"] = str(code)
+    run = TrialRun(tracker, run_id)
+    run.log_metrics(metrics, step=len(trials))
+    run.set_tags(tags)
 
 
 def tracking_hint(uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:

@@ -419,13 +419,17 @@ def test_mlflow_round_trip_and_unreachable_server(
                       mlflow_experiment="t")
     )  # fmt: skip
     assert res.mlflow_run_id is not None
+    assert res.mlflow_hint == (
+        f"mlflow ui --backend-store-uri {uri}, then open {res.mlflow_url}"
+    )  # a local store: the same hint `study` prints
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("t")
     assert exp is not None
     runs = client.search_runs([exp.experiment_id])
     parent = [r for r in runs if r.info.run_id == res.mlflow_run_id]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == res.mlflow_run_id]
-    assert len(parent) == 1 and len(runs) == 5 and len(children) == 4
+    assert len(parent) == 1 and len(runs) == 7 and len(children) == 4  # + 2 sampler summaries
+    _assert_who_won_is_readable(client, exp.experiment_id, res, res.mlflow_run_id)
     child = children[0]
     assert child.data.params["benchmark"] == NB201 and child.data.params["budget"] == "4"
     assert {"sampler", "seed", "lambda", "objective", "mode"} <= set(child.data.params)
@@ -442,7 +446,15 @@ def test_mlflow_round_trip_and_unreachable_server(
                       mlflow_experiment="t")
     )  # fmt: skip
     assert again.mlflow_run_id == res.mlflow_run_id
-    assert len(client.search_runs([exp.experiment_id])) == 5
+    assert len(client.search_runs([exp.experiment_id])) == 7  # summaries replaced, not added
+    # children logged after the studies (not live) look the same
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other_parent = log_comparison(res, uri=other, experiment="t")
+    assert other_parent is not None
+    other_client = MlflowClient(tracking_uri=other)
+    other_exp = other_client.get_experiment_by_name("t")
+    assert other_exp is not None
+    _assert_who_won_is_readable(other_client, other_exp.experiment_id, res, other_parent)
     # unreachable server: one warning, no exception, files stay
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -450,6 +462,47 @@ def test_mlflow_round_trip_and_unreachable_server(
     hits = [w for w in caught if issubclass(w.category, CompareTrackingWarning)]
     assert len(hits) == 1 and "unavailable" in str(hits[0].message)
     assert (tmp_path / "o" / "summary.md").is_file()
+
+
+def _assert_who_won_is_readable(client: Any, exp_id: str, res: Any, parent_id: str) -> None:
+    """The parent's verdict tags, description and medians; named, tagged children with a
+    ``best`` metric; one top-level summary run per sampler (issue 25)."""
+    final = res.config.trials
+    medians = {s: summ.budgets[final].median for s, summ in res.summaries.items()}
+    top = max(medians.values())  # NAS-Bench-201 accuracy: higher is better
+    runs = client.search_runs([exp_id])
+    parent = client.get_run(parent_id)
+    tags, metrics = parent.data.tags, parent.data.metrics
+    assert tags["winner"].split(" = ") == [s for s, v in medians.items() if v == top]
+    assert tags["verdict"].startswith(f"Verdict (best@{final}, median over seeds): best ")
+    note = tags["mlflow.note.content"]
+    assert note.startswith("**Verdict**") and f"| sampler | best@{final} |" in note
+    assert "| `ncp` |" in note and "| `random` |" in note
+    for s, v in medians.items():
+        assert metrics[f"{s}.median_best"] == pytest.approx(v)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(r.info.run_name for r in children) == [
+        "ncp seed 0", "ncp seed 1", "random seed 0", "random seed 1"
+    ]  # fmt: skip
+    for r in children:
+        s, seed = r.data.tags["sampler"], int(r.data.tags["seed"])
+        assert r.info.run_name == f"{s} seed {seed}"
+        hist = client.get_metric_history(r.info.run_id, "best_so_far")
+        record = next(x for x in res.runs if x.sampler == s and x.seed == seed)
+        assert r.data.metrics["best"] == max(m.value for m in hist) == record.scores[-1]
+    summaries = [r for r in runs if r.data.tags.get("ncp_hpo.kind") == "sampler-summary"]
+    assert sorted(r.info.run_name for r in summaries) == [
+        "ncp (median of 2 seeds)", "random (median of 2 seeds)"
+    ]  # fmt: skip
+    for r in summaries:
+        s = r.data.tags["sampler"]
+        assert "mlflow.parentRunId" not in r.data.tags  # a row of the default runs view
+        assert r.data.tags["ncp_hpo.compare_parent"] == parent_id
+        assert r.data.tags["winner"] == ("yes" if medians[s] == top else "no")
+        assert r.data.metrics["median_best"] == pytest.approx(medians[s])
+        curve = client.get_metric_history(r.info.run_id, "best_so_far")
+        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(final))
+        assert max(m.value for m in curve) == pytest.approx(medians[s])
 
 
 # -- paper protocol pieces ------------------------------------------------------------------

@@ -161,3 +161,34 @@ def test_plot_architecture_writes_a_png(tmp_path: Path) -> None:
     fig = plot_architecture(TINY_CODE, tmp_path / "a.png", task="seg")
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     assert TINY_CODE in fig.texts[0].get_text()
+
+
+def test_study_parent_run_names_its_best_trial_and_code(mlflow_server: str) -> None:
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from ncp_hpo.tracking import log_study_outcome
+
+    tracker = MLflowTracker(mlflow_server, experiment=f"ncp-test-{uuid.uuid4().hex[:8]}")
+    study = optuna.create_study(study_name="best-of", direction="maximize")
+    dist = {"o1": IntDistribution(8, 64, step=8)}
+    for i, (value, state) in enumerate([(61.5, "COMPLETE"), (73.25, "COMPLETE"), (None, "PRUNED")]):
+        study.add_trial(
+            create_trial(
+                params={"o1": 8 * (i + 1)}, distributions=dist, value=value,
+                state=TrialState[state], user_attrs={"code": f"code-{i}", "macs": 1e6 * (i + 1)},
+            )
+        )  # fmt: skip
+    with tracker.study_run(study.study_name, sampler="ncp") as parent_id:
+        assert parent_id is not None
+        log_study_outcome(tracker, parent_id, study, "top1")
+    run = MlflowClient(mlflow_server).get_run(parent_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["best_trial"] == "1" and tags["best_code"] == "code-1"
+    assert float(tags["best_value"]) == 73.25
+    assert metrics["best.top1"] == 73.25 and metrics["best.trial"] == 1
+    assert metrics["best.macs"] == 2e6 and metrics["n_pruned"] == 1
+    assert tags["mlflow.note.content"] == (
+        "Best of study `best-of` (2 complete, 1 pruned, 0 failed): trial 1, top1 73.25, "
+        "code `code-1`."
+    )
