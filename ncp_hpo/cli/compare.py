@@ -236,8 +236,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.files["markdown"].read_text())
     print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
-    if result.mlflow_url and not args.quiet:
-        print(f"MLflow: {result.mlflow_url}")
+    if result.mlflow_hint and not args.quiet:  # the same hint as `study`'s
+        print(
+            f"MLflow: comparison run {result.mlflow_run_id} (experiment "
+            f"{config.mlflow_experiment!r}); see it with: {result.mlflow_hint}"
+        )
     if result.errors:
         for name, err in result.errors.items():
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)

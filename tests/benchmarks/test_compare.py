@@ -404,7 +404,10 @@ def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_p
 
 
 def test_mlflow_round_trip_and_unreachable_server(
-    shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -439,13 +442,16 @@ def test_mlflow_round_trip_and_unreachable_server(
     assert values == sorted(values)  # best so far never decreases
     arts = {a.path for a in client.list_artifacts(res.mlflow_run_id)}
     assert {"summary.md", "summary.csv", "results.json", "anytime.png"} <= arts
-    # a rerun reuses the parent and the finished children
-    again = run_comparison(
-        CompareConfig(NB201, samplers=("ncp", "random"), trials=4, seeds=2, out=tmp_path / "o",
-                      data_dir=shared_data_dir, progress=False, mlflow=True, mlflow_uri=uri,
-                      mlflow_experiment="t")
-    )  # fmt: skip
-    assert again.mlflow_run_id == res.mlflow_run_id
+    # a rerun (from the command line) reuses the parent and the finished children
+    capsys.readouterr()
+    argv = ["compare", "--benchmark", NB201, "--samplers", "ncp,random", "--trials", "4",
+            "--seeds", "2", "--out", str(tmp_path / "o"), "--data-dir", str(shared_data_dir),
+            "--mlflow-uri", uri, "--mlflow-experiment", "t"]  # fmt: skip
+    assert main(argv) == 0
+    assert (
+        f"MLflow: comparison run {res.mlflow_run_id} (experiment 't'); see it with: "
+        f"{res.mlflow_hint}\n"
+    ) in capsys.readouterr().out  # the same hint as `study`'s: the actual store, then the link
     assert len(client.search_runs([exp.experiment_id])) == 7  # summaries replaced, not added
     # children logged after the studies (not live) look the same
     other = f"sqlite:///{tmp_path / 'other.db'}"
