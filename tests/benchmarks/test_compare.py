@@ -392,7 +392,13 @@ def test_ax_loop_records_trials_in_a_study_and_resumes(
     assert len({t.user_attrs["code"] for t in trials}) == 12  # the replayed trials were kept
 
 
-def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_path: Path) -> None:
+def test_two_objectives_hypervolume_and_pareto_plot(
+    shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ncp_hpo.tracking import log_comparison
+
     res = run_comparison(
         CompareConfig(NB201, samplers=("random",), trials=5, seeds=2, objective="metric+flops",
                       out=tmp_path, data_dir=shared_data_dir, progress=False)
@@ -401,6 +407,28 @@ def test_two_objectives_hypervolume_and_pareto_plot(shared_data_dir: Path, tmp_p
     assert (tmp_path / "pareto.png").stat().st_size > 0
     for r in res.runs:  # exact mode: the table front bounds every study's hypervolume
         assert np.all(np.diff(r.scores) >= 0) and r.scores[-1] <= res.info.optimum + 1e-12
+    # MLflow: the hypervolume is the score the verdict, `best` and the summary run show
+    monkeypatch.chdir(tmp_path)  # a SQLite tracking store puts artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent_id = log_comparison(res, uri=uri, experiment="hv")
+    assert parent_id is not None
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["winner"] == "random"
+    assert parent.data.tags["verdict"].startswith("Verdict (HV@5, median over seeds): best random")
+    assert "| sampler | HV@5 |" in parent.data.tags["mlflow.note.content"]
+    median = res.summaries["random"].budgets[5].median
+    assert parent.data.metrics["random.median_best"] == pytest.approx(median)
+    runs = client.search_runs([parent.info.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(r.data.metrics["best"] for r in children) == sorted(
+        r.scores[-1] for r in res.runs
+    )
+    (summary,) = [r for r in runs if r.data.tags.get("ncp_hpo.kind") == "sampler-summary"]
+    assert summary.info.run_name == "random (median of 2 seeds)"
+    assert summary.data.metrics["median_best"] == pytest.approx(median)
+    curve = client.get_metric_history(summary.info.run_id, "hypervolume")
+    assert len(curve) == 5 and max(m.value for m in curve) == pytest.approx(median)
 
 
 def test_mlflow_round_trip_and_unreachable_server(
