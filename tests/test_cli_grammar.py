@@ -227,3 +227,16 @@ def test_study_warns_when_the_trials_end_within_the_startup_trials() -> None:
     assert _startup_warning(_config(prior="cls-50-1000")) is None  # 0 start-up trials
     assert _startup_warning(_config(enqueue=["code"])) is None
     assert _startup_warning(_config(startup_trials=2)) is None
+
+
+def test_compare_quiet_prints_only_where_the_report_is(
+    shared_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    argv = ["compare", "--benchmark", "nas-bench-201", "--samplers", "random", "--trials", "3",
+            "--seeds", "1", "--budgets", "3", "--jobs", "1", "--no-mlflow", "--out", str(out),
+            "--data-dir", str(shared_data_dir), "--quiet"]  # fmt: skip
+    code, printed, err = _run(argv, capsys)
+    assert code == 0 and err == ""
+    assert printed.startswith(f"written under {out}: ") and printed.count("\n") == 1
+    assert "summary.md" in printed
