@@ -31,7 +31,7 @@ _EPILOG = """\
 examples:
   ncp-hpo train --task cls --epochs 3 \\
       --code 64_64-2_1_2_64-2_2_2_2_64_64-2_3_2_2_2_64_64_64-2_4_2_2_2_2_64_64_64_64-64
-  ncp-hpo train --task seg --threads 1 --no-mlflow --save-weights seg.safetensors \\
+  ncp-hpo train --task seg --no-mlflow --save-weights seg.safetensors \\
       --code 32_32-1_1_1_32-1_2_1_1_32_32-1_3_1_1_1_32_32_32-1_4_1_1_1_1_32_32_32_32-32
 """
 
