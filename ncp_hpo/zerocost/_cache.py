@@ -294,7 +294,7 @@ def score_table(
     if proxy not in DATA_FREE:
         raise ValueError(
             f"proxy {proxy!r} needs a minibatch of the task's data, so it has no table; "
-            "score codes with proxy_score(space, code, proxy=..., batch=...)"
+            "score codes with proxy_score(benchmark, code, proxy=..., batch=...)"
         )
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
