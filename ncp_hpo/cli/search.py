@@ -153,14 +153,20 @@ def _cmd_search(args: argparse.Namespace) -> int:
         oracle=not args.no_oracle,
     )
     with _one_line_warnings():
-        outcome = run_setting_search(
-            request, progress=not args.quiet, log=(lambda s: None) if args.quiet else print
-        )
+        outcome = run_setting_search(request, progress=not args.quiet, log=_logger(args.quiet))
     print(outcome.report())
     written = outcome.write(Path(args.out or f"ncp-search-{args.setting}"), plot=not args.no_plot)
     print(f"\nwrote {', '.join(str(p) for p in written)}")
     print(f"total wall time {time.perf_counter() - t_start:.1f} s")
     return 0
+
+
+def _logger(quiet: bool) -> Any:
+    """``print``; with ``quiet``, the lines that announce work under way (ending in
+    ``...``) are dropped and the results (each predictor's source and scores) kept."""
+    if not quiet:
+        return print
+    return lambda line: None if line.endswith("...") else print(line)
 
 
 @contextlib.contextmanager
