@@ -53,6 +53,10 @@ def child_run_name(sampler: Any, seed: Any) -> str:
     return f"{sampler} seed {seed}"
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def _final_medians(result: ComparisonResult) -> tuple[int | None, dict[str, float]]:
     """The final budget and each sampler's finite median score there."""
     summaries = result.summaries
@@ -103,7 +107,7 @@ def parent_outcome(result: ComparisonResult) -> tuple[dict[str, str], dict[str, 
             _cells_note(result),
             "",
             f"One run per sampler (`{KIND_TAG} = {SUMMARY_KIND}`, named "
-            f"`<sampler> (median of {n_seeds} seeds)`) holds its median best-so-far curve; "
+            f"`<sampler> (median of {_seeds(n_seeds)})`) holds its median best-so-far curve; "
             "the sampler x seed runs are nested under this one.",
         ]
     )
@@ -152,10 +156,10 @@ def log_sampler_summaries(
             OF_TAG: parent_id,
             "sampler": sampler,
             "winner": "yes" if sampler in won else "no",
-            NOTE_TAG: f"Median over {len(runs)} seeds of `{sampler}` on "
+            NOTE_TAG: f"Median over {_seeds(len(runs))} of `{sampler}` on "
             f"`{result.info.setting}` (comparison run `{parent_id}`).",
         }
-        name = f"{sampler} (median of {len(runs)} seeds)"
+        name = f"{sampler} (median of {_seeds(len(runs))})"
         rid = str(client.create_run(exp_id, run_name=name, tags=run_tags(tags)).info.run_id)
         curve = _median_curve([r.scores for r in runs])
         metrics = [Metric(score, v, now, i) for i, v in enumerate(curve) if math.isfinite(v)]

@@ -122,13 +122,25 @@ def test_comparison_children_are_logged_while_their_studies_run(
         assert child.info.start_time <= min(stamps) <= max(stamps) <= child.info.end_time
         assert parent.info.start_time <= child.info.start_time
         assert child.data.metrics["final.n_complete"] == 5
+        sampler = child.data.tags["sampler"]  # named and tagged live (issue 25)
+        assert child.info.run_name == f"{sampler} seed 0" and child.data.tags["seed"] == "0"
+        assert child.data.metrics["best"] == max(m.value for m in best)
+    assert parent.data.tags["winner"] in ("random", "tpe", "random = tpe")
+    assert parent.data.tags["mlflow.note.content"].startswith("**Verdict** (best@5")
     # one study after the other (jobs=1): the second child starts after the first ended
     assert children[0].info.end_time <= children[1].info.start_time
     # a rerun with nothing left to run reuses the parent and keeps the children
     again = run_comparison(config)
     assert again.mlflow_run_id == res.mlflow_run_id
-    ids = {r.info.run_id for r in client.search_runs([exp.experiment_id])}
+    runs = client.search_runs([exp.experiment_id])
+    summaries = [r for r in runs if r.data.tags.get("ncp_hpo.kind") == "sampler-summary"]
+    ids = {r.info.run_id for r in runs} - {r.info.run_id for r in summaries}
     assert ids == {parent.info.run_id, *(c.info.run_id for c in children)}
+    # plus one top-level summary run per sampler (replaced by the rerun, not added)
+    assert sorted(r.info.run_name for r in summaries) == [
+        "random (median of 1 seed)",
+        "tpe (median of 1 seed)",
+    ]
 
 
 def test_compare_without_a_server_still_writes_its_files(
