@@ -9,7 +9,10 @@
 # then captures:
 #   experiment.png  the study's experiment page (opens on the runs table: "Model training")
 #   trial.png       one trial run (params, metrics, the architecture picture)
-#   compare.png     the comparison's experiment: the parent run with its sampler x seed children
+#   compare.png     the comparison's experiment: the parent run (children collapsed under it)
+#                   and one "<sampler> (median of 2 seeds)" summary row per sampler
+#   compare-run.png the comparison's parent run: its description (verdict and summary
+#                   table), the winner/verdict tags and the <sampler>.median_best metrics
 # Needs Chromium (Debian: `apt-get update && apt-get install -y chromium`). The images are
 # run outputs: keep them out of git.
 set -euo pipefail
@@ -37,15 +40,16 @@ ncp-hpo study --task cls --sampler ncp --trials 3 --startup-trials 2 --epochs 1 
 ncp-hpo compare --benchmark nas-bench-201 --samplers ncp,random,tpe --trials 12 --seeds 2 \
     --jobs 1 --mlflow-uri "$URI" --mlflow-experiment ncp-hpo-compare --out compare --quiet
 
-# experiment ids and one trial run id, from the tracking server
-read -r STUDY_EXP TRIAL_RUN COMPARE_EXP < <(python - "$URI" <<'PY'
+# experiment ids, one trial run id and the comparison's parent run id, from the tracking server
+read -r STUDY_EXP TRIAL_RUN COMPARE_EXP COMPARE_RUN < <(python - "$URI" <<'PY'
 import sys
 from mlflow.tracking import MlflowClient
 c = MlflowClient(sys.argv[1])
 study = c.get_experiment_by_name("digits-ncp")
 compare = c.get_experiment_by_name("ncp-hpo-compare")
 trial = c.search_runs([study.experiment_id], filter_string="tags.`ncp_hpo.role` = 'trial'")[0]
-print(study.experiment_id, trial.info.run_id, compare.experiment_id)
+parent = c.search_runs([compare.experiment_id], filter_string="tags.`ncp_hpo.role` = 'compare'")[0]
+print(study.experiment_id, trial.info.run_id, compare.experiment_id, parent.info.run_id)
 PY
 )
 
@@ -62,3 +66,4 @@ ML="workflowType=machine_learning"
 shot experiment.png "$URI/#/experiments/$STUDY_EXP?$ML"
 shot trial.png "$URI/#/experiments/$STUDY_EXP/runs/$TRIAL_RUN?$ML"
 shot compare.png "$URI/#/experiments/$COMPARE_EXP?$ML"
+shot compare-run.png "$URI/#/experiments/$COMPARE_EXP/runs/$COMPARE_RUN?$ML"
