@@ -13,10 +13,11 @@ What :func:`ncp_hpo.tracking.log_comparison` adds through this module:
 * one top-level **summary run per sampler** (no parent, so MLflow's default runs view,
   which collapses children under their parent, shows one row per sampler), named
   ``<sampler> (median of N seeds)`` and tagged ``ncp_hpo.kind=sampler-summary``,
-  ``sampler``, ``winner`` (``yes``/``no``) and ``ncp_hpo.compare_parent`` (the parent run's
-  id); metrics ``median_best`` and, per trial index, the median over seeds of the score
-  after that trial (``best_so_far``, or ``hypervolume`` for two objectives). A rerun
-  replaces them (they are deleted and logged again).
+  ``sampler``, ``winner`` (the comparison's, as on the parent: one column reads the same
+  in every row) and ``ncp_hpo.compare_parent`` (the parent run's id); metrics
+  ``median_best`` and, per trial index, the median over seeds of the score after that
+  trial (``best_so_far``, or ``hypervolume`` for two objectives). A rerun replaces them
+  (they are deleted and logged again).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def log_sampler_summaries(
     for run in earlier:
         client.delete_run(run.info.run_id)
     final, medians = _final_medians(result)
-    won = set(winners(result))
+    won = " = ".join(winners(result))
     score = "hypervolume" if result.info.n_objectives == 2 else "best_so_far"
     now = int(time.time() * 1000)
     ids = []
@@ -155,7 +156,7 @@ def log_sampler_summaries(
             "ncp_hpo.role": "compare-summary",
             OF_TAG: parent_id,
             "sampler": sampler,
-            "winner": "yes" if sampler in won else "no",
+            "winner": won,
             NOTE_TAG: f"Median over {_seeds(len(runs))} of `{sampler}` on "
             f"`{result.info.setting}` (comparison run `{parent_id}`).",
         }
