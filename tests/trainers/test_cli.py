@@ -145,6 +145,10 @@ def test_study_resumes_to_the_budget_under_one_mlflow_parent(
     assert parent.info.status == "FINISHED"
     assert parent.data.params["sampler"] == "random"
     assert parent.data.metrics["n_complete"] == 4
+    best = max(study.trials, key=lambda t: t.value if t.value is not None else -1.0)
+    assert parent.data.tags["best_trial"] == str(best.number)
+    assert parent.data.tags["best_code"] == best.user_attrs["code"]
+    assert f"trial {best.number}, top1 " in parent.data.tags["mlflow.note.content"]
     assert len(children) == 4
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent_id}
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {
