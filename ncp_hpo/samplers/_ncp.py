@@ -73,11 +73,11 @@ class NCPSampler(PredictorSamplerBase):
             the predicted mean alone).
         refit_every: refit after at least this many new completed trials (guided mode also
             waits for ``0.3 n`` of them).
-        warm_start: how the start-up trials are chosen: ``"auto"`` (default) ranks a random
-            pool of 1,000 codes by a zero-cost proxy and takes the best (NAS-Bench-201's
-            synflow table, once ``ncp-hpo data proxies --benchmark nas-bench-201`` has built
-            it; paper mode and the other spaces start at random); a
-            :class:`~ncp_hpo.search.ZeroCostWarmStart`; or ``None`` (random start-up).
+        warm_start: how the start-up trials are chosen: ``"auto"`` (default) ranks a seeded
+            random pool of 1,000 codes by a zero-cost proxy and takes the best, on
+            NAS-Bench-201 (synflow, shipped with the package); paper mode and the other
+            spaces start at random. A :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None``
+            (random start-up).
 {_COMMON_ARGS}"""
 
     def __init__(

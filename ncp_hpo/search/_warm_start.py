@@ -4,8 +4,7 @@ Without a warm start, the first ``n_startup_trials`` codes of a study are drawn 
 With one, a seeded random pool of ``pool_size`` codes (within the space's budget, if any)
 is scored by a zero-cost proxy of each code's untrained network
 (:mod:`ncp_hpo.zerocost`; synflow by default) and the start-up trials take the pool's best
-unseen codes, best first. On NAS-Bench-201 the synflow score has Spearman 0.75 with the
-table accuracy (``benchmarks/results/zerocost-proxies.md``).
+unseen codes, best first.
 
 The pool depends only on the space, the pool size and the seed, so the same codes can be
 enqueued in a baseline's study (:func:`warm_start_codes`): ``compare`` does so for its
@@ -32,8 +31,9 @@ class ZeroCostWarmStart:
     """Start-up codes: the best of a random pool by a zero-cost score.
 
     Args:
-        benchmark: score with the cached table of :func:`ncp_hpo.zerocost.load_scores`
-            (e.g. ``"nas-bench-201"``; built once by ``ncp-hpo data proxies``).
+        benchmark: score with that benchmark's table: shipped with the package
+            (``"nas-bench-201"``'s synflow) or in the user cache (``ncp-hpo data proxies``
+            builds it; :func:`ncp_hpo.zerocost.load_scores`).
         proxy: the proxy of that table (``"synflow"``).
         scorer: instead of ``benchmark``, any function from an ``n x d`` array of codes to
             ``n`` scores (higher is better; NaN ranks last).
@@ -52,7 +52,7 @@ class ZeroCostWarmStart:
         pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if (benchmark is None) == (scorer is None):
-            raise ValueError("give exactly one of benchmark= (a cached score table) or scorer=")
+            raise ValueError("give exactly one of benchmark= (a score table) or scorer=")
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ValueError(f"pool_size must be an int >= 1, got {pool_size!r}")
         self.benchmark = benchmark
@@ -68,10 +68,8 @@ class ZeroCostWarmStart:
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """The zero-cost score of each row of ``codes`` (``n x d``) -> ``n`` floats."""
         if self._scorer is None:
-            from ncp_hpo.zerocost import load_scores
-
             assert self.benchmark is not None
-            self._scorer = load_scores(self.benchmark, self.proxy).lookup
+            self._scorer = _table_lookup(self.benchmark, self.proxy)
         out = np.asarray(self._scorer(codes), dtype=np.float64).reshape(-1)
         if out.shape != (len(codes),):
             raise ValueError(f"the scorer gave {out.shape[0]} scores for {len(codes)} codes")
@@ -96,18 +94,25 @@ def warm_start_codes(
     return warm_start.ranked_pool(space, seed)[:n]
 
 
+def _table_lookup(benchmark: str, proxy: str) -> Callable[[np.ndarray], Any]:
+    """The score lookup of ``benchmark``'s ``proxy`` table: the one shipped with the package
+    (NAS-Bench-201's synflow), else the user cache's (``ncp-hpo data proxies``)."""
+    from ncp_hpo.zerocost import load_scores
+    from ncp_hpo.zerocost._bundled import bundled_table
+
+    table = bundled_table(benchmark, proxy)
+    return (table if table is not None else load_scores(benchmark, proxy)).lookup
+
+
 def auto_warm_start(space: CodeSpace) -> ZeroCostWarmStart | None:
-    """The default warm start on ``space``: NAS-Bench-201's synflow table when it is in the
-    user cache (``ncp-hpo data proxies --benchmark nas-bench-201`` builds it), else ``None``.
-    The multi-resolution space scores differ by task, so it has no default."""
+    """The default warm start on ``space``: NAS-Bench-201's synflow scores (shipped with the
+    package) on :class:`~ncp_hpo.spaces.NB201Space`, else ``None``. The multi-resolution
+    space's networks and their scores differ by task (and synflow ranks the seg table worse
+    than the parameter count does: ``benchmarks/results/zerocost-proxies.md``), so it has no
+    default."""
     from ncp_hpo.spaces import NB201Space
 
     if not isinstance(space, NB201Space):
-        return None
-    from ncp_hpo.zerocost._cache import cache_paths
-
-    npz, meta = cache_paths("nas-bench-201", "synflow")
-    if not (npz.is_file() and meta.is_file()):
         return None
     return ZeroCostWarmStart(benchmark="nas-bench-201", proxy="synflow")
 

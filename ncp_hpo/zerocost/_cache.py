@@ -33,7 +33,14 @@ import numpy as np
 from ncp_hpo.exceptions import DataError
 from ncp_hpo.zerocost._targets import INIT_SEED, PROXIES, PROXY_VERSION, Target, get_target
 
-__all__ = ["ProxyCacheError", "ScoreTable", "cache_paths", "load_scores", "score_table"]
+__all__ = [
+    "ProxyCacheError",
+    "ScoreTable",
+    "cache_paths",
+    "load_scores",
+    "row_order",
+    "score_table",
+]
 
 CACHE_FORMAT = 1
 DATA_FREE = ("synflow",)
@@ -50,6 +57,11 @@ class ProxyCacheError(DataError, ValueError):
 
 def _rebuild_hint(benchmark: str, proxy: str) -> str:
     return f"ncp-hpo data proxies --benchmark {benchmark} --proxy {proxy} --force"
+
+
+def row_order(codes: np.ndarray) -> np.ndarray:
+    """The permutation that sorts the rows of ``codes`` (``n x d``) as a table stores them."""
+    return np.argsort(_row_keys(codes), kind="stable")
 
 
 def _row_keys(codes: np.ndarray) -> np.ndarray:
@@ -308,7 +320,7 @@ def score_table(
 
     valid = space_for(target.kind).validate(np.asarray(codes))
     wanted = np.unique(valid.reshape(-1, valid.shape[-1]), axis=0)
-    wanted = wanted[np.argsort(_row_keys(wanted), kind="stable")]
+    wanted = wanted[row_order(wanted)]
     empty = np.empty(0)
     old = ScoreTable(name, proxy, wanted[:0], empty, empty)
     if not force and cache_paths(name, proxy, cache)[0].exists():
@@ -319,7 +331,7 @@ def score_table(
         scores, seconds = _computed(target, proxy, missing, jobs, progress)
         run = {"scored": len(missing), "jobs": jobs, "wall_seconds": time.perf_counter() - t0}
         merged = np.concatenate([old.codes, missing])
-        order = np.argsort(_row_keys(merged), kind="stable")
+        order = row_order(merged)
         table = ScoreTable(
             name,
             proxy,

@@ -75,7 +75,8 @@ def test_proposes_unseen_valid_codes_and_improves(nb201, make) -> None:
     codes = [nb201.space.encode(nb201.space.from_params(t.params)) for t in study.trials]
     assert len(set(codes)) == 30, "a code was proposed twice"
     proposed = [t for t in study.trials if PROPOSAL in t.system_attrs]
-    assert len(proposed) == 25  # every trial after the 5 random ones
+    # every trial after the 5 random ones; NCP's zero-cost warm start proposes those too
+    assert len(proposed) == (30 if getattr(sampler, "warm_start", None) else 25)
     for t in proposed:
         assert json.loads(t.system_attrs[PROPOSAL]) == nb201.space.from_params(t.params).tolist()
     startup_best = max(t.value for t in study.trials[:5])
@@ -157,7 +158,7 @@ def test_multi_objective_pareto(nb201) -> None:
     sampler = NCPSampler(space=space, seed=0, n_startup_trials=6, **FAST)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.optimize(objective, n_trials=30)
-    assert len([t for t in study.trials if PROPOSAL in t.system_attrs]) == 24
+    assert len([t for t in study.trials if PROPOSAL in t.system_attrs]) == 30  # warm start too
     front = study.best_trials
     assert front
     # the proposals spread along the front: both cheap and accurate cells are found

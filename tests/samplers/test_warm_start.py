@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import optuna
 import pytest
@@ -55,25 +53,24 @@ def test_a_warm_start_raises_the_best_of_the_first_ten(nb201) -> None:
         assert best[0] > best[1], (seed, best)
 
 
-def test_auto_uses_the_cached_table_and_paper_mode_stays_random(
-    nb201, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ncp_hpo.zerocost import score_table
+def test_auto_is_synflow_on_nas_bench_201_only_and_paper_mode_stays_random(nb201) -> None:
+    from ncp_hpo.zerocost._bundled import bundled_table
 
-    monkeypatch.setenv("NCP_HPO_CACHE", str(tmp_path))
     space = nb201.space
-    assert auto_warm_start(space) is None and NCPSampler(space=space).warm_start is None
-    codes = space.sample(12, seed=0)
-    table = score_table("nas-bench-201", "synflow", codes)
     warm = auto_warm_start(space)
     assert warm is not None and warm.name == "synflow (nas-bench-201)"
+    codes = space.sample(20, seed=0)
+    table = bundled_table("nas-bench-201", "synflow")
+    assert table is not None
     np.testing.assert_array_equal(warm.scores(codes), table.lookup(codes))
-    others = [c for c in space.sample(50, seed=99) if c.tolist() not in codes.tolist()]
-    assert np.isnan(warm.scores(np.array(others[:3]))).all()  # not in the table: ranked last
     assert NCPSampler(space=space).warm_start is not None
     assert NCPSampler(space=space, mode="paper").warm_start is None
     assert NCPSampler(space=space, warm_start=None).warm_start is None
     assert auto_warm_start(NCPSampler().space) is None  # the multi-resolution space: none
+    # the default's first 10 trials are the synflow pool's best, in order
+    study = optuna.create_study(direction="maximize", sampler=NCPSampler(space=space, seed=7))
+    study.optimize(lambda t: nb201.query(space.suggest(t))["Acc"], n_trials=10)
+    np.testing.assert_array_equal(_codes(study, space), warm_start_codes(warm, space, 10, seed=7))
 
 
 def test_bad_warm_start_arguments_are_clear_errors() -> None:

@@ -209,8 +209,7 @@ def compare_warm_start_codes(space: Any, sampler: str, seed: int) -> np.ndarray:
     warm start proposes first (``n x d``).
 
     Raises:
-        CompareError: the space has no zero-cost table (NAS-Bench-201's is built by
-            ``ncp-hpo data proxies --benchmark nas-bench-201``).
+        CompareError: the space has no zero-cost table (only NAS-Bench-201 has one).
     """
     from ncp_hpo.search import warm_start_codes
     from ncp_hpo.search._warm_start import auto_warm_start
@@ -219,6 +218,6 @@ def compare_warm_start_codes(space: Any, sampler: str, seed: int) -> np.ndarray:
     if warm is None:
         raise CompareError(
             f"{WARM_START_SUFFIX} needs a zero-cost score table for this space: only "
-            "nas-bench-201 has one, built by 'ncp-hpo data proxies --benchmark nas-bench-201'"
+            "nas-bench-201 has one"
         )
     return warm_start_codes(warm, space, STARTUP_TRIALS.get(sampler, 10), seed=seed)
