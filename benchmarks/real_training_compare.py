@@ -46,7 +46,7 @@ from ncp_hpo._numerics import environment_line, pin_cpu_math
 
 pin_cpu_math()  # before torch loads, as the ncp-hpo command does (workers inherit it)
 
-SAMPLERS = ("ncp", "ncp-prior", "ncp-paper", "ncp-paper-prior", "tpe", "random")
+SAMPLERS = ("ncp", "ncp-prior", "ncp-paper", "ncp-paper-prior", "tpe", "gp", "random")
 PRIOR_SETTING = "cls-50-1000"
 
 
@@ -114,7 +114,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         pruner=make_pruner(s["pruner"], s["epochs"]),
         load_if_exists=True,
     )
-    if name == "tpe" and not study.trials:  # as ncp-hpo study: start within the budget
+    if name in ("tpe", "gp") and not study.trials:  # as ncp-hpo study: start within budget
         for code in space.sample(10, seed=seed):
             study.enqueue_trial(space.to_params(code))
 
@@ -214,6 +214,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
     ]
     rows: list[list[Any]] = []
     final = {s: [by[(s, k)][0][-1] if (s, k) in by else np.nan for k in seeds] for s in samplers}
+    ref = samplers[0]  # the paired tests are against the first sampler of --samplers
     for s in samplers:
         cells = [
             summary_stat(
@@ -221,15 +222,15 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
             ).format(1)
             for b in budgets
         ]
-        if s == "ncp" or "ncp" not in final:
+        if s == ref:
             test, wtl = "—", "—"
         else:
-            t = paired_wilcoxon(final["ncp"], final[s])
+            t = paired_wilcoxon(final[ref], final[s])
             test, wtl = t.format(), f"{t.wins}/{t.ties}/{t.losses}"
         refused = sum(r["refused"] for r in runs if r["sampler"] == s)
         rows.append([s, *cells, test, wtl, refused])
-    head = ["sampler", *[f"N={b}" for b in budgets], "Wilcoxon p vs ncp"]
-    lines += markdown_table([*head, "wins/ties/losses vs ncp", "refused"], rows)
+    head = ["sampler", *[f"N={b}" for b in budgets], f"Wilcoxon p vs {ref}"]
+    lines += markdown_table([*head, f"wins/ties/losses vs {ref}", "refused"], rows)
     lines += [
         "",
         "## Best top-1 (%) within a total of training CPU-seconds: median [IQR] over seeds",
