@@ -272,7 +272,8 @@ def drive(
 
 
 def worker_command(url: str, study: str, a: argparse.Namespace) -> list[str]:
-    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study", study, "--storage", url]
+    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study-name", study, "--storage", url]
+    cmd += ["--no-mlflow"]
     cmd += ["--benchmark", "nas-bench-201", "--sampler", a.sampler, "--trials", str(a.budget)]
     cmd += ["--heartbeat", "1", "--grace", str(a.grace), "--poll", "0.5"]
     cmd += ["--retries", str(a.retries), "--storage-retry", str(a.window), "--max-failures", "50"]

@@ -55,7 +55,7 @@ def _run(sampler: str, storage: str, args: argparse.Namespace, log_dir: Path) ->
     study = f"load-{sampler}-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("NCP_HPO_FAULTS", None)
-    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study", study]
+    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study-name", study, "--no-mlflow"]
     cmd += ["--storage", storage, "--benchmark", "nas-bench-201", "--sampler", sampler]
     cmd += ["--trials", str(args.trials), "--quiet", "--heartbeat", str(args.heartbeat)]
     if args.data_dir:

@@ -51,7 +51,7 @@ def _workers(n: int, study: str, a: argparse.Namespace, faults: str, seed0: int)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NCP_HPO_FAULTS": faults}
     procs = []
     for i in range(n):
-        cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study", study]
+        cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study-name", study, "--no-mlflow"]
         cmd += ["--storage", a.storage, "--benchmark", "nas-bench-201", "--sampler", "random"]
         cmd += ["--trials", str(a.budget), "--seed", str(seed0 + i), "--heartbeat", "1"]
         cmd += ["--grace", str(a.grace), "--storage-retry", str(a.window), "--poll", "0.5"]

@@ -666,7 +666,7 @@ def test_every_command_refuses_an_unknown_option(capsys: pytest.CaptureFixture[s
     _assert_one_line_error(code, err, "no-such-command")
 
 
-W = ["worker", "--study", "s"]
+W = ["worker", "--study-name", "s", "--no-mlflow"]
 NB201 = ["--benchmark", "nas-bench-201"]
 
 
@@ -678,7 +678,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["worker"], ["--study"]),
+        (["worker"], ["--study-name"]),
         ([*W, "--storage", "x"], ["--benchmark", "--task"]),
         ([*W, "--storage", "x", *NB201, "--task", "cls"], ["not allowed"]),
         ([*W, "--storage", "x", *NB201, "--trials", "0"], ["--trials", ">= 1"]),
@@ -797,7 +797,7 @@ def test_tampered_data_file_is_one_line(
         _assert_one_line_error(code, err, "sha256")
         code, _, err = _cli(["data", "info", "nas-bench-201", "--data-dir", str(d.parent)], capsys)
         _assert_one_line_error(code, err, "sha256")
-        code, _, err = _cli(["data", "fetch", "nas-bench-201", "--from", str(d.parent)], capsys)
+        code, _, err = _cli(["data", "fetch", "nas-bench-201", "--data-dir", str(d.parent)], capsys)
         _assert_one_line_error(code, err, "sha256")
     # nothing half-written in the cache (fetch verifies before it writes, writes atomically)
     assert [p for p in isolated_cache.rglob("*") if p.is_file()] == []
@@ -808,7 +808,9 @@ def test_study_of_another_objective_is_refused(
 ) -> None:
     data = ["--data-dir", str(shared_data_dir)]
     optuna.create_study(study_name="min", storage=sqlite_url, direction="minimize")
-    code, _, err = _cli([*W[:2], "min", "--storage", sqlite_url, *NB201, *data], capsys)
+    code, _, err = _cli(
+        [*W[:2], "min", "--no-mlflow", "--storage", sqlite_url, *NB201, *data], capsys
+    )
     _assert_one_line_error(code, err, "directions", "minimize")
     run = [*W, "--storage", sqlite_url, *NB201, *data, "--sampler", "random", "--quiet"]
     code, out, err = _cli([*run, "--trials", "2"], capsys)
@@ -915,7 +917,8 @@ def test_worker_with_an_unreachable_mlflow_warns_once_and_runs(
 ) -> None:
     """Like ``study``: an unreachable tracking server is one warning, never a lost trial."""
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    argv = [*W, "--storage", storage, *NB201, "--data-dir", str(shared_data_dir),
+    # W[:3]: MLflow on
+    argv = [*W[:3], "--storage", storage, *NB201, "--data-dir", str(shared_data_dir),
             "--sampler", "random", "--trials", "3", "--quiet",
             "--mlflow-uri", "http://u:secret@127.0.0.1:9"]  # fmt: skip
     code, _, err = _cli(argv, capsys)

@@ -61,7 +61,7 @@ def test_every_parser_is_built_without_abbreviations() -> None:
         (["search", "--setting", "seg", "--iter", "3"], "--iter", "--iters"),
         (["train", "--task", "cls", "--code", CODE, "--epoch", "1"], "--epoch", "--epochs"),
         (["study", "--task", "cls", "--trial", "3"], "--trial", "--trials"),
-        (["worker", "--study", "s", "--bench", "nas-bench-201"], "--bench", "--benchmark"),
+        (["worker", "--study-name", "s", "--bench", "nas-bench-201"], "--bench", "--benchmark"),
         (["data", "fetch", "--allow"], "--allow", "--allow-unverified"),
         (["data", "list", "--data", "x"], "--data", "--data-dir"),
         (["data", "info", "seg", "--orac"], "--orac", "--oracle"),
@@ -97,7 +97,7 @@ MISTAKES: list[tuple[list[str], str]] = [
      "unrecognized argument --quite (did you mean --quiet?)"),
     (["search", "--setting", "seg", "--lamda", "0.3"],
      "unrecognized argument --lamda (did you mean --lam?)"),
-    (["worker", "--study", "s", "--benchmark", "seg", "--trails", "5"],
+    (["worker", "--study-name", "s", "--benchmark", "seg", "--trails", "5"],
      "unrecognized argument --trails (did you mean --trials?)"),
     (["data", "info", "seg", "--orcale"],
      "unrecognized argument --orcale (did you mean --oracle?)"),
@@ -171,7 +171,7 @@ def test_threads_default_to_one_everywhere() -> None:
     for argv in (
         ["train", "--task", "cls", "--code", CODE],
         ["study", "--task", "cls", "--trials", "3"],
-        ["worker", "--study", "s", "--benchmark", "seg"],
+        ["worker", "--study-name", "s", "--benchmark", "seg"],
     ):
         assert parser.parse_args(argv).threads == 1, argv[0]
     assert parser.parse_args([*argv, "--threads", "3"]).threads == 3

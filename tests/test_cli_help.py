@@ -140,7 +140,7 @@ def test_sampler_param_error_on_the_command_line(
     shared_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [
-        "worker", "--study", "s", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+        "worker", "--study-name", "s", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-mlflow",
         "--benchmark", "nas-bench-201", "--data-dir", str(shared_data_dir),
         "--sampler-param", "iterations=abc",
     ]  # fmt: skip

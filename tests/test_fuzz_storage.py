@@ -187,7 +187,7 @@ def _fuzz_argv(rng: random.Random) -> list[str]:
     }
     argv = ["worker"]
     if rng.random() < 0.95:
-        argv += ["--study", rng.choice(["s", "", " ", _text(rng, 8)])]
+        argv += ["--study-name", rng.choice(["s", "", " ", _text(rng, 8)])]
     what = rng.random()
     if what < 0.7:
         argv += ["--benchmark", rng.choice(["nas-bench-201", "seg", "nope"])]

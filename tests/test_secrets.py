@@ -85,7 +85,7 @@ def test_cli_errors_hold_no_password(
 
     if "psycopg" in url:
         pytest.importorskip("psycopg")
-    base = ["worker", "--study", "s", "--benchmark", "nas-bench-201", "--quiet"]
+    base = ["worker", "--study-name", "s", "--benchmark", "nas-bench-201", "--quiet"]
     for argv, env in [
         ([*base, "--storage", url], None),
         ([*base, "--storage", url, "--verbose"], None),
@@ -106,7 +106,7 @@ def test_cli_errors_hold_no_password(
 
 
 def test_real_entry_point_prints_no_password(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study", "s", "--benchmark", "x"]
+    cmd = [sys.executable, "-m", "ncp_hpo.cli", "worker", "--study-name", "s", "--benchmark", "x"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("NCP_HPO_STORAGE", None)
     procs = [

@@ -139,7 +139,7 @@ def _missing_message(name: str, data_dir: str | Path | None) -> str:
     looked = "; ".join(f"{o}: {p}" for o, p in search_dirs(data_dir))
     return (
         f"benchmark data '{name}' not found (looked in {looked}); get it with "
-        f"'ncp-hpo data fetch --from DIR {name}' (DIR holding {name}/trainval.pkl), "
+        f"'ncp-hpo data fetch --data-dir DIR {name}' (DIR holding {name}/trainval.pkl), "
         f"'ncp-hpo data fetch {name}' (downloads), or set {ENV_DATA}=DIR"
     )
 
@@ -301,7 +301,7 @@ def _download(res: Resource, timeout: float) -> bytes:
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"could not download {res.name} from {url}: {reason}; offline? copy the files "
-            "and run 'ncp-hpo data fetch --from DIR'"
+            "and run 'ncp-hpo data fetch --data-dir DIR'"
         ) from None
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise DataError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; refusing it")
@@ -442,7 +442,7 @@ def fetch(
     """
     src = Path(source).expanduser() if source is not None else None
     if src is not None and not src.is_dir():
-        raise DataNotFoundError(f"--from folder {src} does not exist")
+        raise DataNotFoundError(f"--data-dir folder {src} does not exist")
     if names is None:
         todo = default_fetch_names(src, allow_unverified)
         if not todo:

@@ -227,9 +227,9 @@ def _load_tables(request: SearchRequest) -> dict[str, BenchmarkTable]:
             )
     if isinstance(space, NB201Space) and request.strategy == "wta":
         raise SearchError(
-            "--strategy wta moves one dimension by its grid step and does not apply to "
-            "nas-bench-201's one-hot cells; use --strategy continuous (arg-max every 10 "
-            "iterations)"
+            "--strategy winner_takes_all moves one dimension by its grid step and does not "
+            "apply to nas-bench-201's one-hot cells; use --strategy continuous (arg-max every "
+            "10 iterations)"
         )
     return tables
 

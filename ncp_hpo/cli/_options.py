@@ -29,6 +29,7 @@ __all__ = [
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "sampler_param",
 ]
 
 
@@ -90,6 +91,15 @@ def key_value(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw  # a bare string
     return key.strip(), value
+
+
+def sampler_param(text: str) -> tuple[str, Any]:
+    """A ``--sampler-param NAME=VALUE`` (:func:`key_value`); ``strategy=wta`` is read as
+    ``strategy=winner_takes_all``, as ``search --strategy`` reads it."""
+    key, value = key_value(text)
+    if key == "strategy" and value == "wta":
+        value = "winner_takes_all"
+    return key, value
 
 
 def cap_arg(text: str) -> float:
@@ -210,7 +220,7 @@ def add_threads_option(p: argparse.ArgumentParser | Any) -> None:
 
 
 def add_tracking_options(p: argparse.ArgumentParser, *, experiment_help: str) -> None:
-    """The ``MLflow tracking`` options of ``train`` and ``study``."""
+    """The ``MLflow tracking`` options of ``train``, ``study`` and ``worker``."""
     g = p.add_argument_group("MLflow tracking (on by default)")
     g.add_argument(
         "--mlflow-uri",

@@ -7,6 +7,9 @@
   missing required options.
 * A group command (``ncp-hpo``, ``ncp-hpo data``) without its sub-command is one error line
   naming the choices, exit 2 (argparse's ``required=True`` sub-parsers).
+* One name per concept: an old spelling of an option (``worker --study``, ``data fetch
+  --from``) is a hidden alias (:func:`add_deprecated_alias`): it works, is in no help or
+  suggestion, and prints one warning line naming the new spelling.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-__all__ = ["HelpFormatter", "Parser", "add_command_group"]
+__all__ = ["HelpFormatter", "Parser", "add_command_group", "add_deprecated_alias"]
 
 _NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(\.\d*)?e[-+]?\d+$", re.IGNORECASE)
 
@@ -61,6 +64,14 @@ def add_command_group(parser: argparse.ArgumentParser, *, dest: str, metavar: st
     return parser.add_subparsers(dest=dest, metavar=metavar, required=True, parser_class=Parser)
 
 
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Accept ``old`` (an option string) on ``parser`` as a hidden, deprecated spelling of
+    its option ``new``: read as ``new``, with one warning line on stderr per command."""
+    if not isinstance(parser, Parser) or new not in parser._option_string_actions:
+        raise ValueError(f"{new} is not an option of {parser.prog}")
+    parser.deprecated_aliases[old] = new
+
+
 class Parser(argparse.ArgumentParser):
     """argparse parser with :class:`HelpFormatter`, no abbreviations and one-line errors.
 
@@ -71,11 +82,12 @@ class Parser(argparse.ArgumentParser):
         kwargs["formatter_class"] = HelpFormatter
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
+        self.deprecated_aliases: dict[str, str] = {}
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        words = list(sys.argv[1:] if args is None else args)
+        words = self._rename(list(sys.argv[1:] if args is None else args))
         self._refuse_unknown(words)
         return super().parse_known_args(words, namespace)
 
@@ -93,6 +105,30 @@ class Parser(argparse.ArgumentParser):
             if isinstance(action, argparse._SubParsersAction):
                 return action
         return None
+
+    def _rename(self, words: list[str]) -> list[str]:
+        """``words`` with each deprecated alias (``--study``, ``--study=NAME``) replaced by
+        its option's name; one warning line per alias used."""
+        if not self.deprecated_aliases:
+            return words
+        out: list[str] = []
+        warned: set[str] = set()
+        for i, word in enumerate(words):
+            if word == "--":
+                return out + words[i:]
+            name, eq, value = word.partition("=")
+            new = self.deprecated_aliases.get(name) if _is_option(name) else None
+            if new is not None:
+                if name not in warned:
+                    warned.add(name)
+                    print(
+                        f"ncp-hpo: warning: {name} is deprecated; use {new}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                word = new + eq + value
+            out.append(word)
+        return out
 
     def _refuse_unknown(self, words: list[str]) -> None:
         """One error line for the first option (or sub-command) this parser does not know,

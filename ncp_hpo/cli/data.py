@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from ncp_hpo.cli._options import add_quiet_option
-from ncp_hpo.cli._parser import add_command_group
+from ncp_hpo.cli._parser import add_command_group, add_deprecated_alias
 
 __all__ = ["register_data_commands"]
 
@@ -23,7 +23,7 @@ def register_data_commands(subparsers: Any) -> None:
         help="fetch, list and inspect the benchmark tables",
         description="Benchmark data (NAS-Bench-MR, NAS-Bench-201): fetch, list, info, and "
         "the zero-cost proxy tables.",
-        epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data fetch --from DIR\n"
+        epilog="examples:\n  ncp-hpo data list\n  ncp-hpo data fetch --data-dir DIR\n"
         "  ncp-hpo data info seg --oracle\n"
         "  ncp-hpo data proxies --benchmark nas-bench-201 --jobs 2\n",
     )
@@ -33,18 +33,19 @@ def register_data_commands(subparsers: Any) -> None:
         "fetch",
         help="verify, convert and cache benchmark files (pickle-free)",
         description=(
-            "Read <setting>/trainval.pkl from --from DIR (offline) or download it from the "
+            "Read <setting>/trainval.pkl from --data-dir DIR (offline) or download it from the "
             "pinned upstream commit, verify its SHA-256, and write a pickle-free cache "
             "(NCP_HPO_CACHE or the user cache folder). Without SETTING: everything in DIR, "
             "or every setting with a pinned checksum."
         ),
         epilog="examples:\n  ncp-hpo data fetch\n  ncp-hpo data fetch seg nas-bench-201\n"
-        "  ncp-hpo data fetch --from ./nas-bench-mr\n",
+        "  ncp-hpo data fetch --data-dir ./nas-bench-mr\n",
     )
     p.add_argument("settings", nargs="*", metavar="SETTING", help="setting names, search_list")
     p.add_argument(
-        "--from", dest="source", metavar="DIR", help="folder with <setting>/trainval.pkl"
+        "--data-dir", dest="source", metavar="DIR", help="folder with <setting>/trainval.pkl"
     )
+    add_deprecated_alias(p, "--from", "--data-dir")
     p.add_argument(
         "--allow-unverified",
         action="store_true",
@@ -172,7 +173,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"main metric:  {s.main_metric} [{s.units.get(s.main_metric, '')}]")
     print(f"cache:        {cache_dir() / s.name}")
     if loc is None:
-        print(f"available:    no (run 'ncp-hpo data fetch --from DIR {s.name}')")
+        print(f"available:    no (run 'ncp-hpo data fetch --data-dir DIR {s.name}')")
         print(f"rows:         {s.rows} expected")
         print("metrics:      " + ", ".join(f"{m} [{s.units.get(m, '')}]" for m in s.metrics))
         return 0

@@ -31,7 +31,7 @@ checksum, split sizes, seed and predictor parameters; --no-cache trains afresh.
 
 examples:
   ncp-hpo search --setting seg
-  ncp-hpo search --setting seg --lam 0.3 --strategy wta
+  ncp-hpo search --setting seg --lam 0.3 --strategy winner_takes_all
   ncp-hpo search --setting seg --joint cls-50-1000,seg
   ncp-hpo search --setting video --transfer-from cls-50-1000
   ncp-hpo search --setting seg --iters 30 \\
@@ -43,8 +43,6 @@ examples:
 
 def register_search_commands(subparsers: Any) -> None:
     """Add ``search`` to the top-level ``subparsers``."""
-    from ncp_hpo.benchmarks.setting_search import STRATEGIES
-
     p = subparsers.add_parser(
         "search",
         help="train a setting's predictor and propagate a code through it (NCP)",
@@ -65,9 +63,10 @@ def register_search_commands(subparsers: Any) -> None:
     p.add_argument("--lam", type=float, default=0.5, help="FLOPs weight lambda of Eq. 3")
     p.add_argument(
         "--strategy",
-        choices=sorted(STRATEGIES),
+        type=_strategy,
         default="continuous",
-        help="continuous (Eq. 3) or wta = winner-takes-all (Eq. 4-6)",
+        metavar="{continuous,winner_takes_all}",
+        help="continuous (Eq. 3) or winner-takes-all (Eq. 4-6)",
     )
     p.add_argument(
         "--init",
@@ -123,6 +122,15 @@ def register_search_commands(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_search)
 
 
+def _strategy(text: str) -> str:
+    """``continuous`` or ``winner_takes_all`` (the sampler's ``strategy=`` names; the older
+    ``wta`` is read silently as ``winner_takes_all``)."""
+    name = text.strip().lower().replace("-", "_")
+    if name in ("continuous", "winner_takes_all", "wta"):
+        return "continuous" if name == "continuous" else "winner_takes_all"
+    raise argparse.ArgumentTypeError(f"expected continuous or winner_takes_all, got {text!r}")
+
+
 def _settings_list(text: str, option: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
@@ -131,13 +139,17 @@ def _settings_list(text: str, option: str) -> list[str]:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from ncp_hpo.benchmarks.setting_search import SearchRequest, run_setting_search
+    from ncp_hpo.benchmarks.setting_search import (
+        STRATEGIES,
+        SearchRequest,
+        run_setting_search,
+    )
 
     t_start = time.perf_counter()
     request = SearchRequest(
         setting=args.setting,
         lam=args.lam,
-        strategy=args.strategy,
+        strategy=next(k for k, v in STRATEGIES.items() if v == args.strategy),
         init=args.init,
         joint=tuple(_settings_list(args.joint, "--joint")) if args.joint else (),
         transfer_from=args.transfer_from,

@@ -27,11 +27,11 @@ from ncp_hpo.cli._options import (
     add_training_options,
     cap_arg,
     cpu_default,
-    key_value,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    sampler_param,
 )
 from ncp_hpo.cli._output import make_tracker, training_output
 from ncp_hpo.exceptions import TrainingError
@@ -112,7 +112,7 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--sampler-param",
-        type=key_value,
+        type=sampler_param,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.cli._options import (
     add_quiet_option,
     add_threads_option,
-    key_value,
+    add_tracking_options,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    sampler_param,
 )
 from ncp_hpo.cli._output import cli_output, make_tracker
+from ncp_hpo.cli._parser import add_deprecated_alias
 from ncp_hpo.exceptions import WorkerError
 from ncp_hpo.runtime import redact, remember_url
 from ncp_hpo.search import OPTUNA_SAMPLERS, TASKS
@@ -41,20 +43,22 @@ def register_worker_commands(subparsers: Any) -> None:
         "worker",
         help="run trials of a shared study; start one per process or machine",
         description=(
-            "Join (or create) STUDY in STORAGE and run trials until it holds --trials COMPLETE "
-            "trials. Start any number of workers with the same --study/--storage; a killed "
-            "worker's trial is failed after --grace seconds without a heartbeat and re-run."
+            "Join (or create) the study --study-name in STORAGE and run trials until it holds "
+            "--trials COMPLETE + PRUNED trials (as 'ncp-hpo study' counts them). Start any "
+            "number of workers with the same --study-name/--storage; a killed worker's trial "
+            "is failed after --grace seconds without a heartbeat and re-run."
         ),
         epilog="""examples:
-  ncp-hpo worker --study nb201 --storage sqlite:///nb201.db --benchmark nas-bench-201 \\
+  ncp-hpo worker --study-name nb201 --storage sqlite:///nb201.db --benchmark nas-bench-201 \\
       --trials 100 --seed 0
-  ncp-hpo worker --study seg-mo --storage postgresql://USER:PW@HOST:5432/DB \\
+  ncp-hpo worker --study-name seg-mo --storage postgresql://USER:PW@HOST:5432/DB \\
       --benchmark seg --objective metric+flops --trials 200 --seed 1
-  ncp-hpo worker --study digits --storage journal:digits.log --task cls --epochs 2 \\
+  ncp-hpo worker --study-name digits --storage journal:digits.log --task cls --epochs 2 \\
       --trials 20
 """,
     )
     _add_objective_options(p)
+    add_deprecated_alias(p, "--study", "--study-name")
     _add_search_options(p)
     _add_resilience_options(p)
     _add_training_options(p)
@@ -66,7 +70,7 @@ def register_worker_commands(subparsers: Any) -> None:
 
 def _add_objective_options(p: argparse.ArgumentParser) -> None:
     """What the worker evaluates: a benchmark table or real training."""
-    p.add_argument("--study", required=True, metavar="NAME", help="study name (shared)")
+    p.add_argument("--study-name", required=True, metavar="NAME", help="study name (shared)")
     p.add_argument(
         "--storage",
         metavar="URL",
@@ -115,7 +119,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--sampler-param",
-        type=key_value,
+        type=sampler_param,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -126,7 +130,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         "--trials",
         type=positive_int,
         metavar="N",
-        help="the study's total budget of COMPLETE trials (all workers together); "
+        help="the study's total budget of COMPLETE + PRUNED trials (all workers together) "
         "(default: run until stopped)",
     )
     p.add_argument(
@@ -191,12 +195,7 @@ def _add_resilience_options(p: argparse.ArgumentParser) -> None:
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     """MLflow tracking and the real-training options of ``--task``."""
-    p.add_argument(
-        "--mlflow-uri", metavar="URI", help="log every trial to this MLflow tracking URI"
-    )
-    p.add_argument(
-        "--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: the study name)"
-    )
+    add_tracking_options(p, experiment_help="MLflow experiment (default: the study name)")
     train = p.add_argument_group("real training (--task)")
     train.add_argument(
         "--epochs", type=positive_int, default=1, metavar="N", help="epochs per trial"
@@ -266,8 +265,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise WorkerError("--lam scalarises metric and FLOPs: add --objective metric+flops")
     if args.task and (args.mode or args.data_dir):
         raise WorkerError("--mode and --data-dir apply to --benchmark only")
-    if not args.study.strip():
-        raise WorkerError("--study must not be empty")
+    if not args.study_name.strip():
+        raise WorkerError("--study-name must not be empty")
 
 
 def _build_worker(args: argparse.Namespace) -> Worker:
@@ -283,7 +282,7 @@ def _build_worker(args: argparse.Namespace) -> Worker:
         retries=args.retries,
         retry_window=args.storage_retry,
     )
-    tracker = _tracker(args) if args.mlflow_uri else None
+    tracker = None if args.no_mlflow else _tracker(args)
     spec = _objective(args, tracker)
     if tracker is not None:
         spec.close = tracker.close
@@ -295,7 +294,7 @@ def _build_worker(args: argparse.Namespace) -> Worker:
         params=dict(args.sampler_param),
     )
     return Worker(
-        study_name=args.study.strip(),
+        study_name=args.study_name.strip(),
         storage=storage,
         spec=spec,
         sampler=sampler,
@@ -338,11 +337,12 @@ def _objective(args: argparse.Namespace, tracker: MLflowTracker | None) -> Objec
 
 
 def _tracker(args: argparse.Namespace) -> MLflowTracker | None:
-    """An MLflow tracker for ``--mlflow-uri``, or ``None`` (with one warning) when the
+    """An MLflow tracker for ``--mlflow-uri`` (default: ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///mlflow.db`` here, as ``study``), or ``None`` (with one warning) when the
     server does not answer."""
     tracker = make_tracker(
         args.mlflow_uri,
-        args.mlflow_experiment or args.study,
+        args.mlflow_experiment or args.study_name.strip(),
         verbose=args.verbose,
         log_model=False,
         log_architecture=False,

@@ -192,7 +192,7 @@ def ensure_study_objective(
     Args:
         study: the study, created with ``spec.directions`` if it was missing.
         spec: the objective this process evaluates.
-        hint: the option that picks another study, for the error (e.g. ``--study``).
+        hint: the option that picks another study, for the error (e.g. ``--study-name``).
         error: the exception raised for a study made for something else.
 
     Warns (``UserWarning``) when a resumed task study goes on with other training

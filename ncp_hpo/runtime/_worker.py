@@ -3,16 +3,19 @@
 ``ncp-hpo worker`` builds a :class:`Worker`; start the same command N times, on one
 machine or many, against one storage::
 
-    ncp-hpo worker --study nb201 --storage postgresql://ncp:pw@db:5432/ncp \\
+    ncp-hpo worker --study-name nb201 --storage postgresql://ncp:pw@db:5432/ncp \\
         --benchmark nas-bench-201 --sampler ncp --trials 200 --seed $i
 
 Every worker creates the study if it is missing (directions from the objective) or joins
-it, then runs trials until the study holds ``--trials`` COMPLETE trials. Together the
-workers finish exactly that many:
+it, then runs trials until the study holds ``--trials`` *counted* trials: COMPLETE +
+PRUNED, as ``ncp-hpo study`` counts them, and as
+``optuna.study.MaxTrialsCallback(states=(COMPLETE, PRUNED))`` would; neither a trial pruned
+unevaluated at the budget's edge (below) nor a code refused for the compute budget counts.
+Together the workers finish exactly that many:
 
-* before asking for a trial, a worker checks that COMPLETE + RUNNING trials leave room
+* before asking for a trial, a worker checks that counted + RUNNING trials leave room
   (else it waits, failing stale trials meanwhile, in case a running one dies);
-* after asking, a trial whose number ranks past the budget among the COMPLETE and RUNNING
+* after asking, a trial whose number ranks past the budget among the counted and RUNNING
   trials (two workers raced for the last slot) is PRUNED unevaluated, with user attribute
   ``over_budget``. (``optuna.study.MaxTrialsCallback`` alone checks only after each trial,
   so N workers overshoot by up to N - 1.)
@@ -65,9 +68,11 @@ class WorkerSummary:
     budget: int | None
     ran: int = 0
     complete: int = 0
+    pruned: int = 0  # counted toward the budget (not over budget)
     failed: int = 0
     over_budget: int = 0
     study_complete: int = 0
+    study_pruned: int = 0  # counted toward the budget, with study_complete
     wall_time_s: float = 0.0
     stopped_reason: str | None = None
     storage: str = ""  # outages seen, when there were any
@@ -75,15 +80,29 @@ class WorkerSummary:
     def line(self) -> str:
         budget = f"/{self.budget}" if self.budget is not None else ""
         outages = f"; {self.storage}" if self.storage else ""
+        pruned = f"{self.pruned} pruned, " if self.pruned else ""
+        study = f"{self.study_complete}{budget} complete"
+        if self.study_pruned:
+            study = (
+                f"{self.study_counted}{budget} counted ({self.study_complete} complete, "
+                f"{self.study_pruned} pruned)"
+            )
         return (
-            f"worker {self.worker}: {self.ran} trials here ({self.complete} complete, "
+            f"worker {self.worker}: {self.ran} trials here ({self.complete} complete, {pruned}"
             f"{self.failed} failed, {self.over_budget} over budget) in {self.wall_time_s:.1f} s; "
-            f"study {self.study!r}: {self.study_complete}{budget} complete{outages}"
+            f"study {self.study!r}: {study}{outages}"
         )
+
+    @property
+    def study_counted(self) -> int:
+        """The study's trials counted toward the budget: COMPLETE + PRUNED (-1: unknown)."""
+        if self.study_complete < 0:
+            return -1
+        return self.study_complete + self.study_pruned
 
 
 class Worker:
-    """Runs trials of one shared study until its COMPLETE budget is reached.
+    """Runs trials of one shared study until its budget of COMPLETE + PRUNED trials is reached.
 
     Args:
         study_name: the study (created with the objective's directions if missing).
@@ -91,7 +110,8 @@ class Worker:
             :func:`ncp_hpo.runtime.open_storage`).
         spec: the objective and the study shape it needs.
         sampler: this worker's sampler.
-        budget: total COMPLETE trials of the study (all workers); ``None``: until stopped.
+        budget: total COMPLETE + PRUNED trials of the study (all workers; as
+            ``ncp-hpo study`` counts them); ``None``: until stopped.
         max_failures: stop after this many failed trials in a row.
         timeout: start no trial after this many seconds.
         poll: seconds between checks while other workers hold the remaining budget.
@@ -136,7 +156,7 @@ class Worker:
             directions=self.spec.directions,  # type: ignore[arg-type]
             load_if_exists=True,
         )
-        ensure_study_objective(study, self.spec, hint="--study or --objective")
+        ensure_study_objective(study, self.spec, hint="--study-name or --objective")
         return study
 
     def run(self) -> WorkerSummary:
@@ -193,10 +213,12 @@ class Worker:
             summary.wall_time_s = time.monotonic() - start
             summary.storage = _health_line(health)
             try:
-                summary.study_complete = self._counts(study)[TrialState.COMPLETE]
+                counts = self._counts(study)
+                summary.study_complete = counts[TrialState.COMPLETE]
+                summary.study_pruned = counts[TrialState.PRUNED]
             except Exception:  # the storage is gone; the summary says -1
                 summary.study_complete = -1
-            if self.budget is not None and summary.study_complete >= self.budget:
+            if self.budget is not None and summary.study_counted >= self.budget:
                 self.spec.close()
         return summary
 
@@ -205,6 +227,8 @@ class Worker:
     ) -> int:
         """Count a finished trial; the new count of failed trials in a row."""
         from optuna.trial import TrialState
+
+        from ncp_hpo.trainers import is_over_budget
 
         summary.ran += 1
         if frozen.user_attrs.get(OVER_BUDGET_ATTR):
@@ -222,6 +246,10 @@ class Worker:
             return 0
         reason = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
         tag_failure(self.spec.tracker, self.study_name, frozen, run_params(self.spec))
+        if frozen.state == TrialState.PRUNED and not is_over_budget(frozen):
+            summary.pruned += 1  # counted toward the budget, as in `ncp-hpo study`
+            self._emit(f"trial {frozen.number} PRUNED")
+            return 0
         if frozen.state == TrialState.FAIL:
             summary.failed += 1
             self._emit(f"trial {frozen.number} FAIL: {reason}")
@@ -295,13 +323,18 @@ class Worker:
 
     @staticmethod
     def _counts(study: optuna.Study) -> dict[Any, int]:
+        """Trials by state, leaving out those pruned unevaluated at the budget's edge; PRUNED
+        counts only the trials counted toward the budget (not codes refused for the
+        compute budget), so COMPLETE + PRUNED is what ``ncp-hpo study`` counts."""
         from collections import Counter
 
         from optuna.trial import TrialState
 
+        from ncp_hpo.trainers import is_over_budget
+
         counts: Counter[Any] = Counter()
         for t in study.get_trials(deepcopy=False):
-            if not t.user_attrs.get(OVER_BUDGET_ATTR):
+            if not t.user_attrs.get(OVER_BUDGET_ATTR) and not is_over_budget(t):
                 counts[t.state] += 1
         return {s: counts.get(s, 0) for s in TrialState}
 
@@ -318,14 +351,16 @@ class Worker:
             if self.budget is None:
                 return True
             counts = self._counts(study)
-            done, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
+            done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            running = counts[TrialState.RUNNING]
             if done >= self.budget:
                 return False
             if counts[TrialState.WAITING] > 0 or done + running < self.budget:
                 return True
             if not waited:
                 self._emit(
-                    f"budget held: {done} complete + {running} running of {self.budget}; "
+                    f"budget held: {done} complete or pruned + {running} running of "
+                    f"{self.budget}; "
                     "waiting in case a running trial fails"
                 )
                 waited = True
@@ -337,14 +372,16 @@ class Worker:
     def _over_budget(self, trial: optuna.trial.Trial) -> bool:
         from optuna.trial import TrialState
 
+        from ncp_hpo.trainers import is_over_budget
+
         if self.budget is None:
             return False
         ahead = 0
         for t in trial.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         ):
             if t.number < trial.number and not t.user_attrs.get(OVER_BUDGET_ATTR):
-                ahead += 1
+                ahead += not is_over_budget(t)
         return ahead >= self.budget
 
     def _objective(self, trial: optuna.trial.Trial) -> Any:

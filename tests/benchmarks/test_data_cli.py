@@ -67,7 +67,7 @@ def test_fetch_from_dir_then_info(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     src = copy_raw(shared_data_dir, tmp_path / "src", "cls-10-1000")
-    assert _run("data", "fetch", "--from", str(src)) == 0
+    assert _run("data", "fetch", "--data-dir", str(src)) == 0
     out = capsys.readouterr().out
     assert "cls-10-1000" in out and "converted" in out and "sha256 verified" in out
     assert files_under(isolated_env) == ["cls-10-1000/meta.json", "cls-10-1000/table.npz"]
@@ -78,7 +78,7 @@ def test_fetch_from_dir_then_info(
     assert str(isolated_env / "cls-10-1000" / "table.npz") in out
     for metric in ("top1", "top5", "flops", "params"):
         assert f"  {metric} " in out
-    assert _run("data", "fetch", "--from", str(shared_data_dir), "cls-10-1000") == 0
+    assert _run("data", "fetch", "--data-dir", str(shared_data_dir), "cls-10-1000") == 0
     assert "up to date" in capsys.readouterr().out
 
 
@@ -92,7 +92,7 @@ def test_user_errors_are_ncp_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(UnknownSettingError, match="known: cls-50-1000"):
         _run("data", "info", "imagenet")
     with pytest.raises(DataNotFoundError, match="does not exist"):
-        _run("data", "fetch", "--from", str(tmp_path / "nowhere"))
+        _run("data", "fetch", "--data-dir", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="--allow-unverified"):
         _run("data", "fetch", "3ddet")
 
@@ -111,7 +111,7 @@ def test_top_level_cli_prints_one_line(
     src = copy_raw(shared_data_dir, tmp_path / "src", "seg")
     raw = src / "seg" / "trainval.pkl"
     raw.write_bytes(b"\x00" + raw.read_bytes())
-    assert cli.main(["data", "fetch", "--from", str(src), "seg"]) == 2
+    assert cli.main(["data", "fetch", "--data-dir", str(src), "seg"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ncp-hpo: error: checksum mismatch for") and err.count("\n") == 1
     with pytest.raises(ChecksumError):

@@ -86,7 +86,7 @@ def test_missing_data_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError) as err:
         load_benchmark("cls-10c", data_dir=tmp_path)
     msg = str(err.value)
-    assert "ncp-hpo data fetch --from DIR cls-10c" in msg and "NCP_HPO_DATA" in msg
+    assert "ncp-hpo data fetch --data-dir DIR cls-10c" in msg and "NCP_HPO_DATA" in msg
     assert str(tmp_path) in msg and "\n" not in msg
     assert isinstance(err.value, FileNotFoundError)
 
@@ -271,7 +271,7 @@ def test_download_failure_is_one_clean_error(
         fetch("video-p")
     msg = str(err.value)
     assert "could not download video-p" in msg and UPSTREAM_COMMIT in msg
-    assert "--from DIR" in msg and "\n" not in msg
+    assert "--data-dir DIR" in msg and "\n" not in msg
     assert files_under(isolated_env) == []
 
 

@@ -98,7 +98,7 @@ def test_worker_with_credentials_in_mlflow_uri_logs_its_trials(
     from ncp_hpo.cli import main
 
     name = f"ncp-auth-worker-{uuid.uuid4().hex[:8]}"
-    argv = ["worker", "--study", "s", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+    argv = ["worker", "--study-name", "s", "--storage", f"sqlite:///{tmp_path / 's.db'}",
             "--benchmark", "nas-bench-201", "--data-dir", str(shared_data_dir),
             "--sampler", "random", "--trials", "2", "--quiet",
             "--mlflow-uri", _creds_uri(proxy), "--mlflow-experiment", name]  # fmt: skip
