@@ -67,6 +67,9 @@ def api_markdown(package: str) -> str:
     """The generated reference of ``package`` (see the module docstring)."""
     if package not in PUBLIC:
         raise ValueError(f"{package} is not one of the public packages {PUBLIC}")
+    from ncp_hpo.samplers import quiet_ax_logging
+
+    quiet_ax_logging()  # the Ax nodes import Ax, which logs an INFO line
     module = importlib.import_module(package)
     doc = inspect.getdoc(module) or ""
     parts = [f"[](){{#{package}}}\n", doc.split("\n\n", 1)[0].replace("``", "`") + "\n"]
