@@ -140,7 +140,20 @@ def test_python_block_runs(
         (tmp_path / "package").symlink_to(REPO / "package", target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "__docs__"}
-    exec(compile(code, str(REPO / block.path), "exec"), namespace)
+    # in this process (a subprocess would import torch again), so leave the global RNGs
+    # as they were for the tests that run after this one
+    import random
+
+    import numpy as np
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        with torch.random.fork_rng(devices=[]):
+            exec(compile(code, str(REPO / block.path), "exec"), namespace)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
 
 
 def _api_hook() -> ModuleType:
