@@ -22,6 +22,19 @@ def test_nas_bench_201_record_regenerates(tmp_path: Path, shared_data_dir: Path)
     assert check.ok, "\n".join(check.mismatches)
 
 
+def test_default_ncp_record_regenerates(tmp_path: Path, shared_data_dir: Path) -> None:
+    """The record of today's default (local mode + the shipped synflow warm start) and of
+    TPE given the same warm-start codes."""
+    record = RECORD.parent / "nas-bench-201-default"
+    assert load_record(record)["config"]["ncp_mode"] == "local"
+    check = check_record(
+        record, out=tmp_path, seeds=2, trials=30, samplers=("ncp", "tpe+zc"),
+        data_dir=shared_data_dir,
+    )  # fmt: skip
+    assert len(check.compared) == 4
+    assert check.ok, "\n".join(check.mismatches)
+
+
 def test_a_changed_record_is_caught(tmp_path: Path, shared_data_dir: Path) -> None:
     """The check can fail: one recorded value changed is reported with its trial."""
     import json
