@@ -28,6 +28,24 @@ def test_package_layout_and_front_matter() -> None:
     assert (PACKAGE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
 
 
+def test_readme_lists_the_real_signature() -> None:
+    """The APIs section shows ``NCPSampler``'s signature as it is, defaults included, and
+    describes every argument a user is likely to set."""
+    import inspect
+
+    from ncp_hpo import NCPSampler
+
+    params = inspect.signature(NCPSampler).parameters.values()
+    shown = ", ".join(
+        p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+        for p in params
+    )
+    text = (PACKAGE / "README.md").read_text(encoding="utf-8")
+    assert f"- `NCPSampler(*, {shown})`" in text
+    for name in ("space", "prior", "lam", "mode", "strategy", "warm_start", "seed"):
+        assert f"  - `{name}`" in text, name
+
+
 def test_load_local_module_runs_a_study() -> None:
     optunahub = pytest.importorskip("optunahub", reason="needs the 'hub' extra (optunahub)")
     import optuna
