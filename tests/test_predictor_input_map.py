@@ -108,7 +108,9 @@ def test_local_mode_gives_its_predictor_the_space_features() -> None:
     local = NCPSampler(space=SPACE, mode="local", seed=0)
     np.testing.assert_array_equal(local._source.predictor_params["input_map"], COUNTS)
     assert "input_map" not in NCPSampler(space=SPACE, mode="guided")._source.predictor_params
-    assert "input_map" not in NCPSampler(space=SPACE)._source.predictor_params
+    assert "input_map" not in NCPSampler(space=SPACE, mode="paper")._source.predictor_params
+    default = NCPSampler(space=SPACE)._source.predictor_params  # the default is the local mode
+    np.testing.assert_array_equal(default["input_map"], COUNTS)
     multires = NCPSampler(space=MultiResolutionSpace(), mode="local")._source
     assert "input_map" not in multires.predictor_params  # no features: nothing changes there
     own = NCPSampler(space=SPACE, mode="local", predictor_params={"input_map": None})
