@@ -46,7 +46,16 @@ from ncp_hpo._numerics import environment_line, pin_cpu_math
 
 pin_cpu_math()  # before torch loads, as the ncp-hpo command does (workers inherit it)
 
-SAMPLERS = ("ncp", "ncp-prior", "ncp-paper", "ncp-paper-prior", "tpe", "gp", "random")
+SAMPLERS = (
+    "ncp",
+    "ncp-prior",
+    "ncp-paper",
+    "ncp-paper-prior",
+    "ncp-local-prior",
+    "tpe",
+    "gp",
+    "random",
+)
 PRIOR_SETTING = "cls-50-1000"
 
 

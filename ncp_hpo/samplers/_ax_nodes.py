@@ -20,7 +20,7 @@ from ncp_hpo.samplers._private_apis import (
     ax_generator_key,
 )
 from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, PredictorSource
-from ncp_hpo.search._presets import NCP_DEFAULT_MODE, Mode, ncp_settings
+from ncp_hpo.search._presets import Mode, ncp_settings, resolve_mode
 from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
 
 if TYPE_CHECKING:
@@ -73,10 +73,11 @@ _NODE_ARGS = """
 
 class NCPNode(ProposerNode):
     __doc__ = f"""Network Coding Propagation as an Ax generation node, in the modes of
-    :class:`~ncp_hpo.NCPSampler` (the same defaults: ``mode="local"``).
+    :class:`~ncp_hpo.NCPSampler` (the same defaults: local mode, paper mode with a prior).
 
     Args:
-        mode: ``"local"`` (default), ``"guided"`` or ``"paper"`` (Algorithm 1 as published).
+        mode: ``"local"``, ``"guided"`` or ``"paper"`` (Algorithm 1 as published); ``None``
+            (default): ``"local"``, or ``"paper"`` with a ``prior``.
 {_NODE_ARGS}        refit_every: refit after at least this many new completed trials (default: the
             mode's).
         **proposer_params: further arguments of the mode's proposer (``iterations``,
@@ -87,7 +88,7 @@ class NCPNode(ProposerNode):
         self,
         space: CodeSpace | None = None,
         *,
-        mode: Mode = NCP_DEFAULT_MODE,
+        mode: Mode | None = None,
         lam: float = 0.0,
         prior: NeuralPredictor | None = None,
         online: bool = True,
@@ -99,8 +100,13 @@ class NCPNode(ProposerNode):
         **proposer_params: Any,
     ) -> None:
         space = space if space is not None else MultiResolutionSpace()
+        resolved = resolve_mode(mode, prior=prior)
         settings = ncp_settings(
-            mode, lam=lam, refit_every=refit_every, fine_tune=prior is not None, **proposer_params
+            resolved,
+            lam=lam,
+            refit_every=refit_every,
+            fine_tune=prior is not None,
+            **proposer_params,
         )
         params = settings.predictor_kwargs(space, predictor_params)
         super().__init__(
@@ -110,7 +116,7 @@ class NCPNode(ProposerNode):
             seed=seed,
             max_pending=max_pending,
         )
-        self.mode = mode
+        self.mode: str = resolved
 
 
 class NetAdaptNode(ProposerNode):

@@ -10,7 +10,7 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
-from ncp_hpo.search._presets import NCP_DEFAULT_MODE, Mode, ncp_settings
+from ncp_hpo.search._presets import Mode, ncp_settings, resolve_mode
 from ncp_hpo.search._warm_start import ZeroCostWarmStart, resolve_warm_start
 from ncp_hpo.spaces import CodeSpace
 
@@ -43,7 +43,7 @@ class NCPSampler(PredictorSamplerBase):
         >>> # study.optimize(lambda t: accuracy_of(space.suggest(t)), n_trials=100)
 
     Modes:
-        ``"local"`` (default): the guided mode below plus, on 3 proposals in 4,
+        ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals in 4,
         predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
         predictor's residuals refreshed on every proposal (the stale predictor learns from
         the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
@@ -64,7 +64,10 @@ class NCPSampler(PredictorSamplerBase):
         reproduction records of Tables 2-4 use it).
 
     Args:
-        mode: ``"local"`` (default), ``"guided"`` or ``"paper"``.
+        mode: ``"local"``, ``"guided"`` or ``"paper"``; ``None`` (default): ``"local"``,
+            or ``"paper"`` when a ``prior`` is given (with a prior, propagation through it
+            from the first trial is the paper's transfer setting, and it measured far better
+            than local mode in real training: ``benchmarks/results/real-training-default/``).
         strategy: ``"continuous"`` (default) or ``"winner_takes_all"`` propagation.
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).
@@ -87,7 +90,7 @@ class NCPSampler(PredictorSamplerBase):
         prior: NeuralPredictor | None = None,
         online: bool = True,
         lam: float = 0.0,
-        mode: Mode = NCP_DEFAULT_MODE,
+        mode: Mode | None = None,
         strategy: Literal["continuous", "winner_takes_all"] = "continuous",
         iterations: int | None = None,
         lr: float | None = None,
@@ -101,8 +104,9 @@ class NCPSampler(PredictorSamplerBase):
         seed: int | None = None,
         warm_start: ZeroCostWarmStart | Literal["auto"] | None = "auto",
     ) -> None:
+        resolved = resolve_mode(mode, prior=prior)
         settings = ncp_settings(
-            mode,
+            resolved,
             lam=lam,
             strategy=strategy,
             iterations=iterations,
@@ -124,6 +128,6 @@ class NCPSampler(PredictorSamplerBase):
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
-            warm_start=resolve_warm_start(warm_start, mode=mode, space=space),
+            warm_start=resolve_warm_start(warm_start, mode=resolved, space=space),
         )
-        self.mode = mode
+        self.mode: str = resolved

@@ -162,3 +162,19 @@ def test_every_adapter_and_name_gets_the_same_default(nb201) -> None:
     assert type(paper_node.proposer) is NCPProposer and paper_node.proposer.iterations == 70
     with pytest.raises(ValueError, match="mode must be"):
         NCPNode(nb201.space, mode="fast")  # type: ignore[arg-type]
+
+
+def test_with_a_prior_the_default_is_paper_mode(nb201) -> None:
+    """Given a prior, the default propagates through it from the first trial (paper mode),
+    in the sampler and in the Ax node; an explicit mode is kept."""
+    from ncp_hpo.predictor import NeuralPredictor
+    from ncp_hpo.samplers import NCPNode
+
+    codes = nb201.space.sample(40, seed=0)
+    prior = NeuralPredictor(epochs=5, seed=0).fit(codes, {"Acc": nb201.main[:40]})
+    with_prior = NCPSampler(space=nb201.space, prior=prior)
+    assert with_prior.mode == "paper" and type(with_prior._proposer) is NCPProposer
+    assert with_prior.warm_start is None  # no start-up trials with a prior
+    assert NCPNode(nb201.space, prior=prior).mode == "paper"
+    assert NCPSampler(space=nb201.space, prior=prior, mode="local").mode == "local"
+    assert NCPSampler(space=nb201.space).mode == NCPNode(nb201.space).mode == "local"
