@@ -629,15 +629,7 @@ def test_failing_tracking_server_never_costs_a_trial(
 # ---------------------------------------------------------------------------------------
 # the command line: one line on stderr, exit status 2, no traceback
 # ---------------------------------------------------------------------------------------
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from ncp_hpo.cli import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from _cli import run_cli as _cli  # noqa: E402
 
 
 def _assert_one_line_error(code: int, err: str, *needles: str) -> None:

@@ -7,14 +7,15 @@ per process unless ``--threads`` asks for more, and common mistakes as one line 
 
 from __future__ import annotations
 
-import argparse
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import all_parsers as _leaf_parsers
+from _cli import run_cli as _run
 
-from ncp_hpo.cli import build_parser, main
+from ncp_hpo.cli import build_parser
 from ncp_hpo.cli._options import QUIET_HELP
 
 CODE = "8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-8"
@@ -22,30 +23,6 @@ SMALL = [
     "--epochs", "1", "--train-size", "32", "--val-size", "16", "--image-size", "16",
     "--batch-size", "16", "--seed", "0", "--device", "cpu",
 ]  # fmt: skip
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _leaf_parsers() -> dict[str, argparse.ArgumentParser]:
-    """Every parser by its command (``""`` for ``ncp-hpo``, ``"data list"`` ...)."""
-    found: dict[str, argparse.ArgumentParser] = {}
-
-    def walk(parser: argparse.ArgumentParser, name: str) -> None:
-        found[name] = parser
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for sub_name, sub in action.choices.items():
-                    walk(sub, f"{name} {sub_name}".strip())
-
-    walk(build_parser(), "")
-    return found
 
 
 # -- no abbreviations ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import all_parsers as _parsers
 
 from ncp_hpo.cli import build_parser, main
 
@@ -32,21 +33,6 @@ METAVARS = {
     "--iters": "N",
     "--jobs": "N",
 }
-
-
-def _parsers() -> dict[str, argparse.ArgumentParser]:
-    """Every (sub-)command's parser by its full name (``"data fetch"`` ...)."""
-    found: dict[str, argparse.ArgumentParser] = {}
-
-    def walk(parser: argparse.ArgumentParser, name: str) -> None:
-        found[name] = parser
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for sub_name, sub in action.choices.items():
-                    walk(sub, f"{name} {sub_name}".strip())
-
-    walk(build_parser(), "")
-    return found
 
 
 def test_building_the_parser_imports_no_heavy_library() -> None:

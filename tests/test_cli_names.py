@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 import pytest
+from _cli import run_cli as _run
 from optuna.trial import TrialState
 
 from ncp_hpo.cli import build_parser, main
@@ -24,15 +25,6 @@ from ncp_hpo.cli import build_parser, main
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
 )
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _worker(tmp_path: Path, data: Path, *extra: str, name: str = "s") -> list[str]:
