@@ -43,14 +43,12 @@ class NCPSampler(PredictorSamplerBase):
         >>> # study.optimize(lambda t: accuracy_of(space.suggest(t)), n_trials=100)
 
     Modes:
-        ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals in 4,
-        predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
+        ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals
+        in 4, predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
         predictor's residuals refreshed on every proposal (the stale predictor learns from
         the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
-        ``benchmarks/results/nas-bench-201-ncp-local.md``. The default since 0.2.0: on
-        NAS-Bench-201 (exact table, 100 trials, 20 held-out seeds) it beat paper mode
-        (median 47.10 against 46.77, p = 0.0014) at about a tenth of its time per trial; on
-        NAS-Bench-MR table mode it ties paper mode (no difference significant, p >= 0.37).
+        ``benchmarks/results/nas-bench-201-ncp-local.md`` (measured against the other modes
+        and baselines there and in ``benchmarks/results/nas-bench-201-default/``).
         ``"guided"``: the predictor is a 5-member ensemble (64/32 units), refitted
         (warm-started) once ``max(1, 0.3 n)`` new trials completed since the fit on ``n``;
         after each fit, 16 codes are propagated for 30 iterations and the finals, their

@@ -38,9 +38,8 @@ NCP_DEFAULT_MODE: Final = "local"
 
 NCP_PRIOR_MODE: Final = "paper"
 """The mode they run when given a ``prior``: propagation through the prior from the first
-trial, the paper's transfer setting. Measured on real training (digits, cls-50-1000 prior,
-seeds 0..9, ``benchmarks/results/real-training-default/``): best after 5 / 10 / 20 trials
-88.3 / 88.9 / 90.4 % in paper mode against 73.4 / 74.8 / 85.7 % in local mode."""
+trial, the paper's transfer setting (why, measured against local mode with the same prior:
+``benchmarks/results/real-training-default/``)."""
 
 
 def resolve_mode(mode: str | None, *, prior: object | None) -> str:
