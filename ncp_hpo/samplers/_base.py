@@ -1,7 +1,9 @@
 """Shared Optuna plumbing of the predictor-based samplers (NCP, NetAdapt, Neural Predictor).
 
 The base class owns everything that is not the proposal rule: which parameters are
-sampled relatively (the code space's), the startup phase, the independent fallback and
+sampled relatively (the code space's, plus every other parameter Optuna's intersection
+search space finds in the study, encoded by :class:`~ncp_hpo.spaces.ParamSpace`; without
+a code space, all of them), the startup phase, the independent fallback and
 its warning, reading the study's history from the storage on every call (never
 accumulating state in ``after_trial``, so many processes can share one study),
 objective directions, constraints, deduplication against evaluated and running trials,
@@ -14,11 +16,13 @@ import json
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import intersection_search_space
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -29,7 +33,7 @@ from ncp_hpo.samplers._private_apis import (
 )
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search._engine import REPEATED
-from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
+from ncp_hpo.spaces import CodeSpace, ParamSpace, ProductSpace
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -45,6 +49,19 @@ _PROPOSAL_ATTR = "ncp:proposal"
 _LOG = optuna.logging.get_logger(__name__)
 
 
+@dataclass
+class _SpaceState:
+    """Everything tied to one encoded search space: the space, its engine (proposer and
+    predictor source), the Optuna names it covers, and memoised decodings."""
+
+    space: CodeSpace
+    engine: SearchEngine
+    param_names: tuple[str, ...]
+    # params -> (code, code_key(code)), or None where the params decode to no code
+    codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = field(default_factory=dict)
+    warm_codes: np.ndarray | None = None  # the warm start's ranked pool, built on first use
+
+
 class PredictorSamplerBase(BaseSampler):
     """Base of samplers that propose codes of a :class:`~ncp_hpo.spaces.CodeSpace`.
 
@@ -54,6 +71,12 @@ class PredictorSamplerBase(BaseSampler):
     :class:`~ncp_hpo.search.Proposer` and picks the first one that is neither evaluated
     nor running (else a random unseen code); this class publishes it as the trial's
     proposal and re-checks for a rival worker holding the same code.
+
+    Without a ``space``, the searched space is Optuna's intersection search space of the
+    study (the parameters every completed or pruned trial has, with one distribution),
+    encoded by :class:`~ncp_hpo.spaces.ParamSpace`; with one, the intersection's other
+    parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`), except with a
+    ``prior``, which knows the code's dimensions only.
     """
 
     def __init__(
@@ -64,13 +87,14 @@ class PredictorSamplerBase(BaseSampler):
         prior: NeuralPredictor | None = None,
         online: bool = True,
         refit_every: int = 1,
-        predictor_params: dict[str, Any] | None = None,
+        predictor_params: dict[str, Any] | Callable[[CodeSpace], dict[str, Any]] | None = None,
         n_startup_trials: int | None = None,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         seed: int | None = None,
         source_params: dict[str, Any] | None = None,
         warm_start: ZeroCostWarmStart | None = None,
+        lam: float = 0.0,
     ) -> None:
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
@@ -78,34 +102,69 @@ class PredictorSamplerBase(BaseSampler):
             raise TypeError(f"n_startup_trials must be an int, got {n_startup_trials!r}")
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
-        self._space: CodeSpace = space if space is not None else MultiResolutionSpace()
-        params = {"n_threads": 1, **(predictor_params or {})}
-        self._source = PredictorSource(
-            prior=prior,
-            online=online,
-            refit_every=refit_every,
-            predictor_params=params,
+        if space is not None and not isinstance(space, CodeSpace):
+            raise TypeError(f"space must be a CodeSpace or None, got {type(space).__name__}")
+        self._source_args: dict[str, Any] = {
+            "prior": prior,
+            "online": online,
+            "refit_every": refit_every,
             **(source_params or {}),  # refit schedule (refit_growth, refit_epochs ...)
-        )
-        self._proposer = proposer_factory(self._space)
-        self._engine = SearchEngine(proposer=self._proposer, source=self._source)
-        # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
-        self._param_names = tuple(self._space.optuna_distributions())
+        }
+        if space is None:
+            PredictorSource(**self._source_args)  # bad arguments fail here, not at trial 11
+            if prior is not None:
+                raise ValueError(
+                    "a prior predicts the codes of one code space: pass that space as "
+                    "space=... (without a space the search space is inferred from the study)"
+                )
+            if lam:
+                raise ValueError(
+                    f"lam={lam} weights exact FLOPs, which only a code space has: pass "
+                    "space=... (e.g. MultiResolutionSpace()) or keep lam=0"
+                )
+        self._given_space = space
+        self._prior = prior
+        self._predictor_params = predictor_params
+        self._proposer_factory = proposer_factory
         self._n_startup_trials = n_startup_trials
         self._warm_start = warm_start
-        self._warm_codes: np.ndarray | None = None  # the ranked pool, built on first use
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
         self._rng = LazyRNG(seed)
         self._lock = threading.RLock()  # one instance is shared by n_jobs threads
         self.last_proposal_info: dict[str, Any] = {}
-        # params -> (code, code_key(code)), or None where the params decode to no code
-        self._codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = {}
+        self._states: dict[tuple[Any, ...], _SpaceState] = {}
+        self._main = None if space is None else self._new_state(space)
         self._warned_repeating: set[str] = set()  # studies told that codes repeat
+        self._warned_params: set[tuple[str, str]] = set()  # (study, param) warned once
+
+    def _new_state(self, space: CodeSpace) -> _SpaceState:
+        """A fresh engine (proposer and predictor source) over ``space``."""
+        pp = self._predictor_params
+        params = pp(space) if callable(pp) else (pp or {})
+        source = PredictorSource(predictor_params={"n_threads": 1, **params}, **self._source_args)
+        engine = SearchEngine(proposer=self._proposer_factory(space), source=source)
+        # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
+        return _SpaceState(space, engine, tuple(space.optuna_distributions()))
 
     @property
-    def space(self) -> CodeSpace:
-        return self._space
+    def space(self) -> CodeSpace | None:
+        """The code space given to the constructor (``None``: inferred from each study)."""
+        return self._given_space
+
+    # the main state's parts (the given space's), for introspection
+    @property
+    def _source(self) -> PredictorSource:
+        return self._require_main().engine.source
+
+    @property
+    def _proposer(self) -> Proposer:
+        return self._require_main().engine.proposer
+
+    def _require_main(self) -> _SpaceState:
+        if self._main is None:
+            raise AttributeError("this sampler infers its space per study; it has no fixed engine")
+        return self._main
 
     # -- Optuna's sampler contract -------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -115,15 +174,29 @@ class PredictorSamplerBase(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        if self._given_space is None:
+            return self._intersection(study)
+        code = self._given_space.optuna_distributions()
         if not self._uses_space(study):
             return {}
-        return self._space.optuna_distributions()
+        if self._prior is not None:  # the prior knows the code's dimensions only
+            return code
+        extras = {n: d for n, d in self._intersection(study).items() if n not in code}
+        return {**code, **extras}
+
+    @staticmethod
+    def _intersection(study: Study) -> dict[str, BaseDistribution]:
+        """Optuna's intersection search space over the completed and pruned trials, without
+        single-valued parameters (nothing to search)."""
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        space = intersection_search_space(trials, include_pruned=True)
+        return {n: d for n, d in space.items() if not d.single()}
 
     def _uses_space(self, study: Study) -> bool:
-        """Whether the objective suggests this space's parameters (seen on any trial)."""
+        """Whether the objective suggests the given space's parameters (seen on any trial)."""
         if self._always_relative():
             return True
-        names = self._param_names
+        names = self._require_main().param_names
         for t in study.get_trials(deepcopy=False):
             if names[0] in t.params and names[-1] in t.params:
                 return True
@@ -132,34 +205,62 @@ class PredictorSamplerBase(BaseSampler):
     def _always_relative(self) -> bool:
         """True when proposals are possible before any trial (with a prior), or when a
         budget-restricted space draws the startup codes."""
-        return self._source.prior is not None or self._draws_startup()
+        return self._prior is not None or self._draws_startup()
 
     def _draws_startup(self) -> bool:
         """Whether the sampler draws the start-up codes itself (a budget-restricted space,
         or a zero-cost warm start) instead of leaving them to the independent sampler."""
-        return self._space.restricted or self._warm_start is not None
+        space = self._given_space
+        return space is not None and (space.restricted or self._warm_start is not None)
 
     @property
     def warm_start(self) -> ZeroCostWarmStart | None:
         """The zero-cost warm start of the start-up trials (``None``: random start-up)."""
         return self._warm_start
 
-    def _startup_candidates(self) -> np.ndarray:
-        """The warm start's ranked pool (seeded once per sampler), or no candidates (a
-        random unseen code)."""
-        if self._warm_start is None:
-            return np.empty((0, self._space.dim), dtype=np.int64)
-        if self._warm_codes is None:
+    def _state(self, search_space: dict[str, BaseDistribution]) -> _SpaceState | None:
+        """The state over ``search_space`` (built on first use), or ``None`` where it lacks
+        some of the given space's parameters."""
+        given = self._given_space
+        if given is None:
+            base: dict[str, BaseDistribution] = {}
+        else:
+            base = given.optuna_distributions()
+            if any(n not in search_space for n in base):
+                return None
+        extras = {n: d for n, d in search_space.items() if n not in base}
+        if not extras:
+            return self._main
+        key = tuple(extras.items())
+        if key not in self._states:
+            rest = ParamSpace(extras)
+            self._states[key] = self._new_state(
+                rest if given is None else ProductSpace([given, rest])
+            )
+        return self._states[key]
+
+    def _startup_candidates(self, state: _SpaceState) -> np.ndarray:
+        """The warm start's ranked pool (seeded once per sampler; parameters outside the
+        given space drawn at random beside it), or no candidates (a random unseen code)."""
+        space = state.space
+        if self._warm_start is None or self._given_space is None:
+            return np.empty((0, space.dim), dtype=np.int64)
+        if state.warm_codes is None:
             seed = self._rng.seed
             if seed is None:
                 seed = int(self._rng.rng.integers(2**32))
-            self._warm_codes = self._warm_start.ranked_pool(self._space, seed)
-        return self._warm_codes
+            pool = self._warm_start.ranked_pool(self._given_space, seed)
+            if isinstance(space, ProductSpace) and space is not self._given_space:
+                rest = space.parts[1].sample(len(pool), seed=np.random.default_rng(seed))
+                pool = np.concatenate([pool, rest], axis=1)
+            state.warm_codes = pool
+        return state.warm_codes
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space or any(n not in search_space for n in self._param_names):
+        state = self._state(search_space) if search_space else None
+        if state is None:
             return {}
         # a budget-restricted space (never over the budget) or a warm start draws the
         # start-up codes here
@@ -167,15 +268,17 @@ class PredictorSamplerBase(BaseSampler):
         if self._n_complete(study) < self._n_startup_trials and not own_startup:
             return {}
         with self._lock:  # threads: read the history only once the previous claim is written
-            history = self._history(study, exclude=trial.number)
+            history = self._history(study, exclude=trial.number, state=state)
             startup = history.n < self._n_startup_trials
             if startup and not own_startup:
                 return {}
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
-            candidates = self._startup_candidates() if startup else self._propose(history, rng)
-            code, rank = self._claim(study, trial, candidates, history, rng)
+            candidates = (
+                self._startup_candidates(state) if startup else self._propose(state, history, rng)
+            )
+            code, rank = self._claim(study, trial, candidates, history, rng, state)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}
-        params = self._space.to_params(code)
+        params = state.space.to_params(code)
         return {n: params[n] for n in search_space if n in params}
 
     @staticmethod
@@ -189,24 +292,42 @@ class PredictorSamplerBase(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        if self._warn_independent_sampling and param_name not in self._param_names:
-            if self._n_complete(study) >= self._n_startup_trials:
-                self._log_independent_sampling(trial, param_name)
+        if self._should_warn(study, param_name, param_distribution):
+            self._log_independent_sampling(trial, param_name)
         return self._independent_sampler.sample_independent(
             study, trial, param_name, param_distribution
         )
 
+    def _should_warn(self, study: Study, name: str, dist: BaseDistribution) -> bool:
+        """Warn once per parameter and study, after the start-up trials, about a parameter
+        sampled independently (a given space's own parameters and fixed values aside)."""
+        if not self._warn_independent_sampling or dist.single():
+            return False
+        if self._main is not None and name in self._main.param_names:
+            return False
+        if self._n_complete(study) < self._n_startup_trials:
+            return False
+        with self._lock:
+            key = (study.study_name, name)
+            if key in self._warned_params:
+                return False
+            self._warned_params.add(key)
+        return True
+
     def _log_independent_sampling(self, trial: FrozenTrial, param_name: str) -> None:
+        reason = (
+            "its distribution or presence varies between trials (a dynamic or conditional "
+            "parameter), so it is outside the study's intersection search space"
+        )
+        if self._prior is not None:
+            reason = f"a prior predicts only the code of {type(self._given_space).__name__}"
         _LOG.warning(
             optuna_independent_sampling_template().format(
                 param_name=param_name,
                 trial_number=trial.number,
                 independent_sampler_name=self._independent_sampler.__class__.__name__,
                 sampler_name=self.__class__.__name__,
-                fallback_reason=(
-                    f"{self.__class__.__name__} proposes only the code-space parameters "
-                    f"of {type(self._space).__name__}"
-                ),
+                fallback_reason=f"{reason} (warned once per parameter and study)",
             )
         )
 
@@ -223,17 +344,21 @@ class PredictorSamplerBase(BaseSampler):
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # -- history ---------------------------------------------------------------------------
-    def _history(self, study: Study, *, exclude: int | None = None) -> History:
-        """Rebuild the history from the storage.
+    def _history(
+        self, study: Study, *, exclude: int | None = None, state: _SpaceState | None = None
+    ) -> History:
+        """Rebuild the history over ``state``'s space (default: the given space) from the
+        storage.
 
         COMPLETE trials with finite values are learned from; RUNNING trials are pending;
         PRUNED, FAILED and NaN trials are not learned from but their codes count as seen,
         so they are never proposed again.
         """
+        state = state or self._require_main()
         directions = tuple(study.directions)
         sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
         rows = HistoryBuilder(
-            dim=self._space.dim,
+            dim=state.space.dim,
             directions=[
                 "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
             ],
@@ -241,9 +366,10 @@ class PredictorSamplerBase(BaseSampler):
         for t in study.get_trials(deepcopy=False):
             if t.number == exclude or t.state == TrialState.WAITING:
                 continue
-            code = self._trial_code(t)
-            if code is None:
+            entry = self._trial_entry(t, state)
+            if entry is None:
                 continue
+            code = entry[0]
             if t.state == TrialState.RUNNING:
                 rows.pending(code)
                 continue
@@ -258,38 +384,39 @@ class PredictorSamplerBase(BaseSampler):
             rows.complete(code, values * sign, t.constraints)
         return rows.build()
 
-    def _trial_code(self, t: FrozenTrial) -> np.ndarray | None:
-        """The code of a trial: its params, or (unfinished/failed) its published proposal."""
-        entry = self._trial_entry(t)
-        return None if entry is None else entry[0]
-
-    def _trial_entry(self, t: FrozenTrial) -> tuple[np.ndarray, bytes] | None:
-        """``(code, code_key(code))`` of a trial, or ``None`` (see :meth:`_trial_code`).
+    @staticmethod
+    def _trial_entry(t: FrozenTrial, state: _SpaceState) -> tuple[np.ndarray, bytes] | None:
+        """``(code, code_key(code))`` of a trial over ``state``'s space: its params, or
+        (unfinished/failed) its published proposal; ``None`` where it has neither.
 
         Decoded codes are memoised on the parameter values (a pure function of them), so
         rebuilding the history costs a dictionary look-up per trial.
         """
         params = t.params
         try:
-            key = tuple([params[n] for n in self._param_names])
+            key = tuple([params[n] for n in state.param_names])
         except KeyError:
             raw = t.system_attrs.get(_PROPOSAL_ATTR)
             if raw is not None and t.state != TrialState.COMPLETE:
                 code = np.asarray(json.loads(raw), dtype=np.int64)
-                return code, code_key(code)
+                if code.shape == (state.space.dim,):  # proposed over this very space
+                    return code, code_key(code)
             return None
-        if key not in self._codes:
+        if key not in state.codes:
             try:
-                code = self._space.from_params(params)
-                self._codes[key] = (code, code_key(code))
+                code = state.space.from_params(params)
+                state.codes[key] = (code, code_key(code))
             except InvalidCodeError:
-                self._codes[key] = None  # e.g. an objective that used a narrower range
-        return self._codes[key]
+                state.codes[key] = None  # e.g. an objective that used a narrower range
+        return state.codes[key]
 
     # -- proposal ---------------------------------------------------------------------------
-    def _propose(self, history: History, rng: np.random.Generator) -> np.ndarray:
+    def _propose(
+        self, state: _SpaceState, history: History, rng: np.random.Generator
+    ) -> np.ndarray:
         """Candidate codes, ``m x d`` int, best first (may contain seen codes)."""
-        return self._engine.candidates(history, self._engine.model(history, rng), rng)
+        engine = state.engine
+        return engine.candidates(history, engine.model(history, rng), rng)
 
     def _claim(
         self,
@@ -298,6 +425,7 @@ class PredictorSamplerBase(BaseSampler):
         candidates: np.ndarray,
         history: History,
         rng: np.random.Generator,
+        state: _SpaceState,
     ) -> tuple[np.ndarray, int]:
         """Pick the first unseen candidate and publish it as this trial's proposal.
 
@@ -309,7 +437,7 @@ class PredictorSamplerBase(BaseSampler):
         """
         extra: set[bytes] = set()
         for _ in range(8):
-            code, rank = self._engine.first_unseen(candidates, history.seen() | extra, rng)
+            code, rank = state.engine.first_unseen(candidates, history.seen() | extra, rng)
             optuna_set_trial_system_attr(
                 study, trial, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
             )
@@ -320,7 +448,7 @@ class PredictorSamplerBase(BaseSampler):
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
                 )
                 if t.number != trial.number
-                and (e := self._trial_entry(t)) is not None
+                and (e := self._trial_entry(t, state)) is not None
                 and e[1] == key
             ]
             if not rivals:

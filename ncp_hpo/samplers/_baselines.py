@@ -20,9 +20,11 @@ __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
 
 _COMMON_ARGS = """
         space: the code space whose parameters the objective suggests with
-            ``space.suggest(trial)`` (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`).
+            ``space.suggest(trial)``; ``None`` (default): the search space is inferred from
+            the study's parameters (:class:`~ncp_hpo.spaces.ParamSpace`). Other parameters
+            the objective suggests join the space's code (not with a ``prior``).
         prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
-            (cross-task transfer; its main metric stands for objective 0).
+            (cross-task transfer; its main metric stands for objective 0); needs ``space``.
         online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
             to the study's objective and fine-tune a copy after every trial; the fine-tune
             takes over once it predicts the trials it had not seen better than the prior
@@ -31,8 +33,9 @@ _COMMON_ARGS = """
         refit_every: refit the online predictor after this many new completed trials.
         predictor_params: keyword arguments of the online ``NeuralPredictor``.
         n_startup_trials: random trials before the first proposal (default 10, 0 with a prior).
-        independent_sampler: sampler of parameters outside the space (default random).
-        warn_independent_sampling: warn when such a parameter is sampled independently.
+        independent_sampler: sampler of dynamic or conditional parameters (default random).
+        warn_independent_sampling: warn (once per parameter and study) when such a
+            parameter is sampled independently.
         seed: seed of the sampler's RNG (predictor fits and proposals derive from it).
 """
 
@@ -72,6 +75,7 @@ class NeuralPredictorSampler(PredictorSamplerBase):
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
+            lam=lam,
         )
 
 
@@ -112,6 +116,7 @@ class NetAdaptSampler(PredictorSamplerBase):
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
+            lam=lam,
         )
 
 
@@ -125,11 +130,11 @@ class SpaceRandomSampler(PredictorSamplerBase):
     predictor-based samplers over the same space (common random numbers).
 
     Args:
-        space: the code space the objective suggests (default multi-resolution).
+        space: the code space the objective suggests.
         seed: seed of the draws.
     """
 
-    def __init__(self, *, space: CodeSpace | None = None, seed: int | None = None) -> None:
+    def __init__(self, *, space: CodeSpace, seed: int | None = None) -> None:
         super().__init__(
             space=space,
             proposer_factory=Proposer,
@@ -140,5 +145,5 @@ class SpaceRandomSampler(PredictorSamplerBase):
     def _always_relative(self) -> bool:
         return True
 
-    def _propose(self, history: Any, rng: np.random.Generator) -> np.ndarray:
-        return np.empty((0, self._space.dim), dtype=np.int64)  # the base draws at random
+    def _propose(self, state: Any, history: Any, rng: np.random.Generator) -> np.ndarray:
+        return np.empty((0, state.space.dim), dtype=np.int64)  # the base draws at random

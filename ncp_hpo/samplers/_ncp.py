@@ -20,18 +20,22 @@ __all__ = ["NCPSampler"]
 class NCPSampler(PredictorSamplerBase):
     __doc__ = f"""Network Coding Propagation (Ding et al., ICLR 2022) as an Optuna sampler.
 
-    The objective suggests a whole architecture code with ``space.suggest(trial)``; NCP
-    proposes the code by back-propagating through a neural predictor from the incumbent(s)
-    (the best trial, or the Pareto set of a multi-objective study) toward a better
-    predicted objective (and fewer FLOPs with ``lam > 0``). It never proposes a code that is
-    already evaluated or running.
+    The objective suggests a whole architecture code with ``space.suggest(trial)``, or any
+    parameters with ``trial.suggest_int``/``suggest_float``/``suggest_categorical`` (no
+    ``space``: the search space is inferred from the study, as Optuna's ``GPSampler`` does,
+    and encoded by :class:`~ncp_hpo.spaces.ParamSpace`), or both (searched as one vector).
+    NCP proposes the code by back-propagating through a neural predictor from the
+    incumbent(s) (the best trial, or the Pareto set of a multi-objective study) toward a
+    better predicted objective (and fewer FLOPs with ``lam > 0``, which needs a ``space``
+    with exact FLOPs). It never proposes a code that is already evaluated or running.
 
     Supported: single- and multi-objective studies (any directions; the predictor models
     every objective and each proposal draws random trade-off weights), constraints set with
     ``trial.set_constraint`` (feasible when all values are <= 0; incumbents are feasible
     trials), failed/pruned/NaN trials (ignored), ``n_jobs > 1`` and many processes sharing
     an RDB or journal storage (state is rebuilt from the storage on every proposal).
-    Parameters outside the space go to ``independent_sampler``.
+    Dynamic or conditional parameters (outside the intersection search space) go to
+    ``independent_sampler``, with one warning per parameter and study.
 
     Example:
         >>> import optuna
@@ -41,6 +45,7 @@ class NCPSampler(PredictorSamplerBase):
         >>> sampler = NCPSampler(space=space, seed=0)
         >>> study = optuna.create_study(direction="maximize", sampler=sampler)
         >>> # study.optimize(lambda t: accuracy_of(space.suggest(t)), n_trials=100)
+        >>> # any objective: optuna.create_study(sampler=NCPSampler(seed=0))
 
     Modes:
         ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals
@@ -120,12 +125,13 @@ class NCPSampler(PredictorSamplerBase):
             prior=prior,
             online=online,
             refit_every=settings.refit_every,
-            predictor_params=settings.predictor_kwargs(space, predictor_params),
+            predictor_params=partial(settings.predictor_kwargs, overrides=predictor_params),
             source_params=settings.source_params,
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
             warm_start=resolve_warm_start(warm_start, mode=resolved, space=space),
+            lam=lam,
         )
         self.mode: str = resolved

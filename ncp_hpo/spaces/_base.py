@@ -145,10 +145,12 @@ class CodeSpace(ABC):
 
 def _suggest_public(trial: Any, name: str, dist: Any) -> Any:
     """Suggest one parameter through the public ``suggest_*`` API of any ``BaseTrial``."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     raise TypeError(f"unsupported distribution for {name}: {dist!r}")

@@ -251,7 +251,9 @@ def test_prior_proposes_from_the_first_trial(seg, seg_prior) -> None:
         seen.append(code)
         return float(seg_prior.predict(code[None])[0, 0])
 
-    sampler = NCPSampler(prior=seg_prior, online=False, seed=0, iterations=30)
+    with pytest.raises(ValueError, match="pass that space as space="):
+        NCPSampler(prior=seg_prior)  # no space: the prior's dimensions mean nothing
+    sampler = NCPSampler(space=space, prior=seg_prior, online=False, seed=0, iterations=30)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=4)
     assert all(PROPOSAL in t.system_attrs for t in study.trials)
@@ -271,7 +273,9 @@ def test_prior_fine_tuned_on_the_study(seg, seg_prior) -> None:
 
     # paper mode: the codes it proposes are the propagation finals this check was written for
     # (the fine-tuning itself, PredictorSource, is the same in both modes)
-    sampler = NCPSampler(prior=seg_prior, online=True, seed=0, iterations=30, mode="paper")
+    sampler = NCPSampler(
+        space=space, prior=seg_prior, online=True, seed=0, iterations=30, mode="paper"
+    )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=20)
     tuned = sampler._source._cached
@@ -296,7 +300,9 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="needs a prior"):
         NCPSampler(online=False)
     with pytest.raises(ValueError, match="fitted"):
-        NCPSampler(prior=NeuralPredictor())
+        NCPSampler(space=MultiResolutionSpace(), prior=NeuralPredictor())
+    with pytest.raises(ValueError, match=r"lam=0\.5 weights exact FLOPs"):
+        NCPSampler(lam=0.5)
     with pytest.raises(ValueError, match="n_startup_trials"):
         NCPSampler(n_startup_trials=-1)
     with pytest.raises(ValueError, match="lam"):

@@ -9,7 +9,7 @@ import pytest
 from ncp_hpo import NCPSampler
 from ncp_hpo.search import ZeroCostWarmStart, warm_start_codes
 from ncp_hpo.search._warm_start import auto_warm_start
-from ncp_hpo.spaces import NB201Space
+from ncp_hpo.spaces import MultiResolutionSpace, NB201Space
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -66,7 +66,8 @@ def test_auto_is_synflow_on_nas_bench_201_only_and_paper_mode_stays_random(nb201
     assert NCPSampler(space=space).warm_start is not None
     assert NCPSampler(space=space, mode="paper").warm_start is None
     assert NCPSampler(space=space, warm_start=None).warm_start is None
-    assert auto_warm_start(NCPSampler().space) is None  # the multi-resolution space: none
+    assert auto_warm_start(MultiResolutionSpace()) is None  # the multi-resolution space: none
+    assert NCPSampler().warm_start is None  # no space given: inferred per study, no proxy
     # the default's first 10 trials are the synflow pool's best, in order
     study = optuna.create_study(direction="maximize", sampler=NCPSampler(space=space, seed=7))
     study.optimize(lambda t: nb201.query(space.suggest(t))["Acc"], n_trials=10)
