@@ -14,8 +14,9 @@ format the predictor, propagation and the local moves work on:
   NAS-Bench-201 encoding; rounding takes the arg-max of its slots;
 - a parameter with a single possible value takes no dimension; decoding sets it.
 
-A one-unit move (:meth:`ParamSpace.neighbors`) is one grid step of a numeric parameter or
-another choice of a categorical one. Values off the grid (a trial enqueued by hand, or
+A move (:meth:`ParamSpace.neighbors`) changes one parameter: a numeric index by +-1, +-2,
++-4 ... grid steps (below half its grid, so a local walk can cross a fine grid in a few
+moves), or a categorical to another choice. Values off the grid (a trial enqueued by hand, or
 drawn by another sampler) encode to the nearest grid value.
 """
 
@@ -287,14 +288,15 @@ class ParamSpace(CodeSpace):
         return out.reshape(arr.shape)
 
     def neighbors(self, code: Any) -> np.ndarray:
-        """Every code one move from ``code`` (``d``): one grid step up or down of one
-        numeric parameter, or another choice of one categorical -> ``m x d`` int64."""
+        """Every code one move from ``code`` (``d``): one numeric index moved by +-1, +-2,
+        +-4 ... grid steps (below half its grid), or one categorical set to another choice
+        -> ``m x d`` int64, distinct codes."""
         v = self.validate(code)
         if v.ndim != 1:
             raise InvalidCodeError(f"neighbors takes one code, got shape {v.shape}")
         rows = []
         for p in self._numeric:
-            for delta in (-1, 1):
+            for delta in _steps(len(p.values)):
                 k = v[p.slot] + delta
                 if 0 <= k < len(p.values):
                     moved = v.copy()
@@ -368,6 +370,16 @@ class ParamSpace(CodeSpace):
                     )
                 )
         return out
+
+
+def _steps(n: int) -> list[int]:
+    """Moves of a numeric index on a grid of ``n`` values: +-1, +-2, +-4 ... below ``n / 2``
+    (one step on a short grid; several scales on a long one, so a walk can cross it)."""
+    out, k = [], 1
+    while k == 1 or k < n / 2:
+        out += [-k, k]
+        k *= 2
+    return out
 
 
 def _single_value(dist: BaseDistribution) -> Any:
