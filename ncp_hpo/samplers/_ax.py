@@ -57,7 +57,7 @@ the trials tagged with the Sobol node's name::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ from ax.generation_strategy.transition_criterion import (
 
 from ncp_hpo.exceptions import InvalidCodeError
 from ncp_hpo.samplers._ax_data import (
+    ax_distributions,
     combine,
     constraint_terms,
     constraint_value,
@@ -89,7 +90,7 @@ from ncp_hpo.search import (
     SearchEngine,
     code_key,
 )
-from ncp_hpo.spaces import CodeSpace
+from ncp_hpo.spaces import CodeSpace, ParamSpace
 
 if TYPE_CHECKING:
     from ax.core.data import Data
@@ -145,15 +146,15 @@ class ProposerNode(ExternalGenerationNode):
 
     def __init__(
         self,
-        proposer: Proposer,
+        proposer: Proposer | Callable[[CodeSpace], Proposer],
         *,
-        source: PredictorSource | None = None,
+        source: PredictorSource | Callable[[CodeSpace], PredictorSource] | None = None,
         name: str = "Proposer",
         seed: int | None = None,
         max_pending: int | None = None,
         transition_criteria: Sequence[Any] | None = None,
     ) -> None:
-        if not isinstance(proposer, Proposer):
+        if not isinstance(proposer, Proposer) and not callable(proposer):
             raise TypeError(f"proposer must be a Proposer, got {type(proposer).__name__}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
@@ -167,16 +168,14 @@ class ProposerNode(ExternalGenerationNode):
                 threshold=int(max_pending), only_in_statuses=[*_PENDING]
             )
             ax_set_pausing_criteria(self, [limit])
-        self.proposer = proposer
-        self.space: CodeSpace = proposer.space
-        self.source = (
-            source if source is not None else PredictorSource(predictor_params={"n_threads": 1})
-        )
-        self._engine = SearchEngine(proposer=proposer, source=self.source)
+        self._make_proposer = proposer
+        self._make_source = source
+        self._space: CodeSpace | None = None
+        self._inferred: dict[str, Any] | None = None  # the distributions bound to, if inferred
+        if isinstance(proposer, Proposer):
+            self._bind(proposer)
         self.seed = None if seed is None else int(seed)
         self.max_pending = max_pending
-        # Ax parameter names (for NB201 one categorical per edge, not the one-hot dims)
-        self._param_names = tuple(self.space.optuna_distributions())
         self._rng: np.random.Generator | None = None
         self._history: History | None = None
         self._model: ScoreModel | None = None
@@ -186,6 +185,50 @@ class ProposerNode(ExternalGenerationNode):
         self._warned_extra = False
         self.last_proposal_info: dict[str, Any] = {}
         self.n_random = 0
+
+    def _bind(self, proposer: Proposer) -> None:
+        """Search ``proposer.space`` with ``proposer`` and a source for that space."""
+        src = self._make_source
+        if src is None:
+            source = PredictorSource(predictor_params={"n_threads": 1})
+        elif isinstance(src, PredictorSource):
+            source = src
+        else:
+            source = src(proposer.space)
+        self.proposer = proposer
+        self._space = proposer.space
+        self.source = source
+        self._engine = SearchEngine(proposer=proposer, source=source)
+        # Ax parameter names (for NB201 one categorical per edge, not the one-hot dims)
+        self._param_names = tuple(proposer.space.optuna_distributions())
+
+    @property
+    def space(self) -> CodeSpace:
+        """The code space searched: the proposer's, or (built without one) the experiment's
+        parameters as a :class:`~ncp_hpo.spaces.ParamSpace`, bound at the first update."""
+        if self._space is None:
+            raise UnsupportedError(
+                f"{self.name} infers its space from the experiment at the first update"
+            )
+        return self._space
+
+    @property
+    def infers_space(self) -> bool:
+        """Whether the node searches the experiment's own parameters (built without a space)."""
+        return not isinstance(self._make_proposer, Proposer)
+
+    def _bind_to(self, search_space: SearchSpace) -> None:
+        """Without a code space: search the experiment's own parameters
+        (:class:`~ncp_hpo.spaces.ParamSpace`), re-bound if they change."""
+        make = self._make_proposer
+        if isinstance(make, Proposer):
+            return
+        dists = ax_distributions(search_space)
+        if dists != self._inferred:
+            if not dists:
+                raise UserInputError(f"{self.name}: the experiment has no parameter to search")
+            self._bind(make(ParamSpace(dists)))
+            self._inferred = dists
 
     @property
     def history(self) -> History | None:
@@ -201,6 +244,7 @@ class ProposerNode(ExternalGenerationNode):
             seed = self.seed if self.seed is not None else int(np.random.randint(2**31))  # noqa: NPY002
             self._rng = np.random.default_rng(seed)
         self._search_space = experiment.search_space
+        self._bind_to(experiment.search_space)
         self._extra = self._extra_parameters(experiment.search_space)
         history, seen = self._build_history(experiment, data)
         self._history, self._seen = history, seen

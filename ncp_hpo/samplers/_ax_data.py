@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Constraint",
     "Terms",
+    "ax_distributions",
     "combine",
     "constraint_terms",
     "constraint_value",
@@ -30,6 +31,37 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("ncp_hpo.samplers._ax")
+
+
+def ax_distributions(search_space: Any) -> dict[str, Any]:
+    """An Ax search space's non-fixed parameters as Optuna distributions, in its order:
+    ranges as ``IntDistribution``/``FloatDistribution`` (``log_scale`` kept), choices as
+    ``CategoricalDistribution`` (an ordered numeric choice too: its values one-hot)."""
+    from ax.core.parameter import ParameterType
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for name, p in search_space.parameters.items():
+        if isinstance(p, FixedParameter):
+            continue
+        if isinstance(p, RangeParameter):
+            if getattr(p, "logit_scale", False):
+                raise UnsupportedError(f"parameter {name!r}: logit-scaled ranges are not supported")
+            if p.parameter_type == ParameterType.INT:
+                out[name] = IntDistribution(int(p.lower), int(p.upper), log=p.log_scale)
+            else:
+                out[name] = FloatDistribution(float(p.lower), float(p.upper), log=p.log_scale)
+        elif isinstance(p, ChoiceParameter):
+            out[name] = CategoricalDistribution(list(p.values))
+        else:
+            raise UnsupportedError(
+                f"parameter {name!r} of type {type(p).__name__} is not supported"
+            )
+    return out
 
 
 def draw(p: Any, rng: np.random.Generator) -> Any:

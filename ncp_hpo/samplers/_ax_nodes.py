@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from ax.core.trial_status import TrialStatus
@@ -19,9 +20,9 @@ from ncp_hpo.samplers._private_apis import (
     ax_generation_node_name,
     ax_generator_key,
 )
-from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, PredictorSource
+from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, PredictorSource, Proposer
 from ncp_hpo.search._presets import Mode, ncp_settings, resolve_mode
-from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace
+from ncp_hpo.spaces import CodeSpace
 
 if TYPE_CHECKING:
     from ax.api.client import Client
@@ -55,9 +56,25 @@ def _source(
     )
 
 
+def _check_inferred(space: CodeSpace | None, prior: NeuralPredictor | None, lam: float) -> None:
+    """Without a code space (the experiment's parameters are searched), a prior and the
+    FLOPs penalty have nothing to apply to."""
+    if space is not None:
+        return
+    if prior is not None:
+        raise ValueError(
+            "a prior predicts the codes of one code space: pass that space (the experiment "
+            "configured with space.ax_parameters())"
+        )
+    if lam:
+        raise ValueError(f"lam={lam} weights exact FLOPs, which only a code space has; pass one")
+
+
 _NODE_ARGS = """
-        space: the code space (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`); the
-            experiment must be configured with ``space.ax_parameters()``.
+        space: the code space; the experiment must then be configured with
+            ``space.ax_parameters()``. ``None`` (default): the node searches the
+            experiment's own range and choice parameters (int, float, log scale), encoded
+            by :class:`~ncp_hpo.spaces.ParamSpace`.
         lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
         prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
         online: fit a predictor on the experiment's completed trials (with a prior: re-scale
@@ -99,7 +116,7 @@ class NCPNode(ProposerNode):
         name: str = "NCP",
         **proposer_params: Any,
     ) -> None:
-        space = space if space is not None else MultiResolutionSpace()
+        _check_inferred(space, prior, lam)
         resolved = resolve_mode(mode, prior=prior)
         settings = ncp_settings(
             resolved,
@@ -108,10 +125,17 @@ class NCPNode(ProposerNode):
             fine_tune=prior is not None,
             **proposer_params,
         )
-        params = settings.predictor_kwargs(space, predictor_params)
+
+        def source(sp: CodeSpace) -> PredictorSource:
+            params = settings.predictor_kwargs(sp, predictor_params)
+            return _source(prior, online, settings.refit_every, params, settings.source_params)
+
+        proposer: Callable[[CodeSpace], Proposer] = partial(
+            settings.proposer, **settings.proposer_params
+        )
         super().__init__(
-            settings.proposer(space, **settings.proposer_params),
-            source=_source(prior, online, settings.refit_every, params, settings.source_params),
+            proposer if space is None else proposer(space),
+            source=source,
             name=name,
             seed=seed,
             max_pending=max_pending,
@@ -140,9 +164,10 @@ class NetAdaptNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NetAdapt",
     ) -> None:
-        space = space if space is not None else MultiResolutionSpace()
+        _check_inferred(space, prior, lam)
+        proposer = partial(NetAdaptProposer, lam=lam, max_steps=max_steps)
         super().__init__(
-            NetAdaptProposer(space, lam=lam, max_steps=max_steps),
+            proposer if space is None else proposer(space),
             source=_source(prior, online, refit_every, predictor_params),
             name=name,
             seed=seed,
@@ -173,9 +198,10 @@ class NeuralPredictorNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NeuralPredictor",
     ) -> None:
-        space = space if space is not None else MultiResolutionSpace()
+        _check_inferred(space, prior, lam)
+        proposer = partial(NeuralPredictorProposer, lam=lam, pool_size=pool_size, top_k=top_k)
         super().__init__(
-            NeuralPredictorProposer(space, lam=lam, pool_size=pool_size, top_k=top_k),
+            proposer if space is None else proposer(space),
             source=_source(prior, online, refit_every, predictor_params),
             name=name,
             seed=seed,
@@ -212,7 +238,7 @@ def ncp_generation_strategy(
     (see the module docstring, also for saving and reloading).
 
     Args:
-        space: the code space (default :class:`~ncp_hpo.spaces.MultiResolutionSpace`).
+        space: the code space (``None``: the experiment's own parameters).
         n_init: Sobol trials before the node (default 10, or 0 with a ``prior``).
         node: ``"ncp"`` (default), ``"netadapt"``, ``"neural-predictor"``, or a ready
             :class:`ProposerNode` (then ``prior``, ``lam``, ``max_pending`` and ``node_params``
@@ -255,8 +281,9 @@ def _ready_node(
     node_params: dict[str, Any],
 ) -> ProposerNode:
     """``node`` itself, after checking that no argument tries to configure it again."""
-    if space is not None and space != node.space:
-        raise ValueError(f"space {space!r} differs from the node's space {node.space!r}")
+    if space is not None and (node.infers_space or space != node.space):
+        theirs = "inferred from the experiment" if node.infers_space else repr(node.space)
+        raise ValueError(f"space {space!r} differs from the node's space ({theirs})")
     unset = {"prior": prior, "max_pending": max_pending}
     given = [k for k, v in unset.items() if v is not None] + list(node_params)
     if lam != 0.0:
