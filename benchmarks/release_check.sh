@@ -3,7 +3,7 @@
 # fresh virtualenv (no system site-packages) and run a smoke test there (import, CLI, a short
 # NCP study). Prints the time of each step and the artefact sizes. Needs no benchmark data.
 #
-#   bash benchmarks/release_check.sh [PYTHON]      # PYTHON: interpreter with `build` (default python3)
+#   bash benchmarks/release_check.sh [PYTHON]      # PYTHON: with `build` and `twine` (default python3)
 #
 # torch==2.13.0 is installed first (a CPU wheel where the index offers one) so that resolving
 # the wheel's dependencies does not pull the CUDA build. Everything happens in a temporary
@@ -25,6 +25,8 @@ t=$(now)
 step "python -m build (sdist + wheel)" "$(since "$t")"
 WHEEL=$(ls "$WORK"/dist/*.whl)
 SDIST=$(ls "$WORK"/dist/*.tar.gz)
+# The metadata and the README as PyPI renders them (twine: the `dev` extra).
+"$PY" -m twine check --strict "$SDIST" "$WHEEL"
 
 # What the artefacts hold: the package and its license, no tests, benchmarks or run outputs.
 "$PY" - "$WHEEL" "$SDIST" <<'PYEOF'
