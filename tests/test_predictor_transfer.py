@@ -137,3 +137,24 @@ def test_a_prior_that_ranks_the_task_backwards_gives_way_to_the_fine_tune(
     assert np.corrcoef(early, raw)[0, 1] > 0.999
     final = models[-1].scores(x[20:])[:, 0]
     assert kendalltau(final, target[20:]).statistic > 0.3
+
+
+def test_a_widened_prior_predicts_as_before_and_learns_the_new_inputs(prior) -> None:
+    from ncp_hpo.predictor import widen_inputs
+
+    codes, values = _task(seed=3, n=60)
+    wide = widen_inputs(prior, mean=[5.0], std=[3.0])
+    assert wide.n_features_in_ == codes.shape[1] + 1 and prior.n_features_in_ == codes.shape[1]
+    for extra in (0.0, 7.0):  # the new input is ignored whatever its value
+        x = np.hstack([codes, np.full((len(codes), 1), extra)])
+        np.testing.assert_allclose(wide.predict(x), prior.predict(codes), rtol=1e-5, atol=1e-5)
+    # a fine-tune on a task that depends on the new input learns it
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 11, size=len(codes)).astype(np.float64)
+    x = np.hstack([codes, lr[:, None]])
+    target = prior.predict(codes)[:, 0] - 2.0 * np.abs(lr - 5.0)
+    tuned = fine_tune(wide, x, target, epochs=150, seed=0)
+    gain = np.corrcoef(tuned.predict(x)[:, 0], target)[0, 1]
+    assert gain > np.corrcoef(wide.predict(x)[:, 0], target)[0, 1] + 0.05
+    with pytest.raises(ValueError, match="std > 0"):
+        widen_inputs(prior, mean=[0.0], std=[0.0])

@@ -5,8 +5,8 @@
 Modules: ``_estimator`` (the class), ``_network`` (the ensemble MLP), ``_training`` (the
 loop), ``_checkpoint`` (safetensors files), ``_codes`` (input shapes and heads),
 ``_score`` (:class:`PredictorScore`), ``_setting``;
-:func:`recalibrate` and :func:`fine_tune` (``_transfer``) carry a fitted predictor over to a
-new task.
+:func:`recalibrate`, :func:`fine_tune` and :func:`widen_inputs` (``_transfer``) carry a
+fitted predictor over to a new task, or to a space with more inputs.
 
 :class:`NeuralPredictor` is a small multi-head MLP with a scikit-learn-like interface:
 ``fit`` / ``predict`` / ``score`` / ``get_params`` / ``set_params`` / ``save`` / ``load``.
@@ -49,7 +49,7 @@ from ncp_hpo.predictor._estimator import NeuralPredictor
 from ncp_hpo.predictor._score import PredictorScore
 from ncp_hpo.predictor._setting import fit_setting_predictor, grouped_heads
 from ncp_hpo.predictor._training import torch_threads
-from ncp_hpo.predictor._transfer import fine_tune, recalibrate
+from ncp_hpo.predictor._transfer import fine_tune, recalibrate, widen_inputs
 
 __all__ = [
     "CheckpointError",
@@ -61,4 +61,5 @@ __all__ = [
     "grouped_heads",
     "recalibrate",
     "torch_threads",
+    "widen_inputs",
 ]

@@ -23,7 +23,7 @@ import torch
 if TYPE_CHECKING:
     from ncp_hpo.predictor._estimator import NeuralPredictor
 
-__all__ = ["fine_tune", "recalibrate"]
+__all__ = ["fine_tune", "recalibrate", "widen_inputs"]
 
 # the smallest slope kept, relative to std(values) / std(prediction): a prior that ranks the
 # codes backwards is flattened (its ranking is ignored) rather than inverted
@@ -93,3 +93,36 @@ def fine_tune(
     targets[tuned.main_metric_] = np.asarray(values, dtype=np.float64).reshape(-1)
     tuned.set_params(seed=seed, epochs=epochs)
     return tuned.fit(codes, targets, warm_start=True)
+
+
+def widen_inputs(predictor: NeuralPredictor, mean: Any, std: Any) -> NeuralPredictor:
+    """A copy of the fitted ``predictor`` that takes ``k`` more inputs after its ``d`` and
+    ignores them (their first-layer weights are zero): it predicts exactly as before until
+    a fine-tune (:func:`fine_tune`, ``PredictorSource``) learns what they do. This carries
+    an architecture prior over to a search of the architecture plus other parameters
+    (e.g. the learning rate).
+
+    Args:
+        predictor: a fitted predictor without an ``input_map`` (not modified).
+        mean, std: the standardisation of the new inputs, ``k`` each (``std > 0``).
+
+    Raises:
+        ValueError: a predictor with an ``input_map``, shapes that differ, or ``std <= 0``.
+    """
+    mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float64).reshape(-1))
+    std_t = torch.as_tensor(np.asarray(std, dtype=np.float64).reshape(-1))
+    if mean_t.shape != std_t.shape or not bool((std_t > 0).all()):
+        raise ValueError(f"mean and std need one value per new input, std > 0; got {mean}, {std}")
+    if getattr(predictor, "input_map", None) is not None:
+        raise ValueError("a predictor fitted with an input_map cannot take more inputs")
+    wide = copy.deepcopy(predictor)
+    m = wide.module_
+    e, _, hidden = m.w1.shape
+    with torch.no_grad():
+        extra = torch.zeros(e, len(mean_t), hidden, dtype=m.w1.dtype)
+        m.w1 = torch.nn.Parameter(torch.cat([m.w1.detach(), extra], dim=1))
+        m.input_mean = torch.cat([m.input_mean, mean_t.to(m.input_mean.dtype)])
+        m.input_std = torch.cat([m.input_std, std_t.to(m.input_std.dtype)])
+    m._frozen.clear()
+    wide.n_features_in_ = int(m.w1.shape[1])
+    return wide

@@ -27,6 +27,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ncp_hpo.exceptions import InvalidCodeError, NCPWarning
+from ncp_hpo.predictor import widen_inputs
 from ncp_hpo.samplers._private_apis import (
     optuna_independent_sampling_template,
     optuna_set_trial_system_attr,
@@ -75,8 +76,9 @@ class PredictorSamplerBase(BaseSampler):
     Without a ``space``, the searched space is Optuna's intersection search space of the
     study (the parameters every completed or pruned trial has, with one distribution),
     encoded by :class:`~ncp_hpo.spaces.ParamSpace`; with one, the intersection's other
-    parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`), except with a
-    ``prior``, which knows the code's dimensions only.
+    parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`); a ``prior`` is then
+    widened to them (:func:`~ncp_hpo.predictor.widen_inputs`: it ignores them until the
+    study's trials fine-tune it).
     """
 
     def __init__(
@@ -139,10 +141,20 @@ class PredictorSamplerBase(BaseSampler):
         self._warned_params: set[tuple[str, str]] = set()  # (study, param) warned once
 
     def _new_state(self, space: CodeSpace) -> _SpaceState:
-        """A fresh engine (proposer and predictor source) over ``space``."""
+        """A fresh engine (proposer and predictor source) over ``space``; a prior over the
+        given space is widened to the joined parameters (ignoring them until fine-tuned)."""
         pp = self._predictor_params
         params = pp(space) if callable(pp) else (pp or {})
-        source = PredictorSource(predictor_params={"n_threads": 1, **params}, **self._source_args)
+        args = dict(self._source_args)
+        if (
+            self._prior is not None
+            and isinstance(space, ProductSpace)
+            and space.parts[0] is self._given_space
+        ):
+            rest = space.parts[1]
+            mean, std = (rest.lower + rest.upper) / 2, (rest.upper - rest.lower) / np.sqrt(12)
+            args["prior"] = widen_inputs(self._prior, mean, np.maximum(std, 1e-6))
+        source = PredictorSource(predictor_params={"n_threads": 1, **params}, **args)
         engine = SearchEngine(proposer=self._proposer_factory(space), source=source)
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         return _SpaceState(space, engine, tuple(space.optuna_distributions()))
@@ -179,8 +191,6 @@ class PredictorSamplerBase(BaseSampler):
         code = self._given_space.optuna_distributions()
         if not self._uses_space(study):
             return {}
-        if self._prior is not None:  # the prior knows the code's dimensions only
-            return code
         extras = {n: d for n, d in self._intersection(study).items() if n not in code}
         return {**code, **extras}
 
@@ -300,13 +310,17 @@ class PredictorSamplerBase(BaseSampler):
 
     def _should_warn(self, study: Study, name: str, dist: BaseDistribution) -> bool:
         """Warn once per parameter and study, after the start-up trials, about a parameter
-        sampled independently (a given space's own parameters and fixed values aside)."""
+        sampled independently although finished trials have it (dynamic or conditional; a
+        given space's own parameters, fixed values and first appearances aside)."""
         if not self._warn_independent_sampling or dist.single():
             return False
         if self._main is not None and name in self._main.param_names:
             return False
         if self._n_complete(study) < self._n_startup_trials:
             return False
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if not any(name in t.params for t in done):
+            return False  # a parameter not seen before: it joins the space once a trial has it
         with self._lock:
             key = (study.study_name, name)
             if key in self._warned_params:
@@ -319,8 +333,6 @@ class PredictorSamplerBase(BaseSampler):
             "its distribution or presence varies between trials (a dynamic or conditional "
             "parameter), so it is outside the study's intersection search space"
         )
-        if self._prior is not None:
-            reason = f"a prior predicts only the code of {type(self._given_space).__name__}"
         _LOG.warning(
             optuna_independent_sampling_template().format(
                 param_name=param_name,

@@ -264,6 +264,27 @@ def test_prior_proposes_from_the_first_trial(seg, seg_prior) -> None:
     assert study.best_value > start
 
 
+def test_a_prior_searches_extra_parameters_widened(seg_prior, caplog) -> None:
+    """Architecture plus a learning rate with a prior: the prior is widened to the joint
+    code (it ignores the learning rate until fine-tuned), so no parameter is random."""
+    import logging
+
+    space = MultiResolutionSpace()
+
+    def objective(trial: optuna.Trial) -> float:
+        code = space.suggest(trial)
+        lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        return float(seg_prior.predict(code[None])[0, 0]) - 5 * abs(np.log10(lr) + 1)
+
+    sampler = NCPSampler(space=space, prior=seg_prior, seed=0, iterations=20, mode="paper")
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with caplog.at_level(logging.WARNING):
+        study.optimize(objective, n_trials=6)
+    assert not [r for r in caplog.records if "independent" in r.getMessage()]
+    lengths = [len(json.loads(t.system_attrs[PROPOSAL])) for t in study.trials]
+    assert lengths[0] == 27 and set(lengths[2:]) == {28}  # lr joins once a trial has it
+
+
 def test_prior_fine_tuned_on_the_study(seg, seg_prior) -> None:
     space = MultiResolutionSpace()
 
