@@ -158,7 +158,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "query-secrets-shown",
         "d",
-        "ncp_hpo/runtime/_secrets.py",
+        "ncp_hpo/_secrets.py",
         '_PARAM = re.compile(r"(?:^|(?<=[?&;]))(?=([^=&;?#]+)=([^&]*))")\n',
         '_PARAM = re.compile(r"(?:^)(?=([^=&;?#]+)=([^&]*))")  # planted\n',
         (

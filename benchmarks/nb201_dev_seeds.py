@@ -7,7 +7,7 @@ trials, the mean at 100, how many runs reached the table optimum, and the median
 per trial (sampler and look-up together). ``--kw`` passes NCPSampler keyword arguments
 (JSON), e.g. ``'{"kappa": 1.0}'`` or ``'{"mode": "paper"}'``; a key ``p_NAME`` sets a field
 of the sampler's proposer and ``s_NAME`` one of its predictor source (development only);
-samplers are built by :func:`ncp_hpo.search.make_sampler`.
+samplers are built by :func:`ncp_hpo.samplers.make_sampler`.
 
     OMP_NUM_THREADS=1 python benchmarks/nb201_dev_seeds.py ncp --seeds 100-119 [--kw JSON]
     samplers: the registry's Optuna samplers (ncp, ncp-guided, ncp-local, netadapt, ...)
@@ -27,7 +27,7 @@ import optuna
 
 def _sampler(name: str, space: Any, seed: int, kw: dict[str, Any]) -> optuna.samplers.BaseSampler:
     """The registry's sampler ``name``; ``kw`` goes to the NCP samplers only."""
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     return make_sampler(name, space=space, seed=seed, params=kw if name.startswith("ncp") else None)
 

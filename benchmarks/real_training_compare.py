@@ -93,7 +93,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ncp_hpo.runtime._pruning import make_pruner
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
     from ncp_hpo.trainers import TrainingObjective, is_over_budget
 
     torch.set_num_threads(1)

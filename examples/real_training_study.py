@@ -36,7 +36,8 @@ import torch
 from ncp_hpo import NCPSampler, load_benchmark
 from ncp_hpo.exceptions import DataError
 from ncp_hpo.predictor import fit_setting_predictor
-from ncp_hpo.trainers import OVER_BUDGET, MLflowTracker, TrainingObjective
+from ncp_hpo.tracking import MLflowTracker
+from ncp_hpo.trainers import OVER_BUDGET, TrainingObjective
 
 
 def _parse_args() -> argparse.Namespace:

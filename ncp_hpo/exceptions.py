@@ -7,6 +7,8 @@ catch the whole family; the concrete classes also derive from the matching built
 
 from __future__ import annotations
 
+from ncp_hpo._secrets import one_line as _one_line
+
 __all__ = [
     "BudgetError",
     "CheckpointError",
@@ -120,17 +122,10 @@ class BudgetError(NCPError, ValueError):
 
 
 # --- runtime lane: storage, workers, real-training studies, their MLflow tracking ----------
-def _one_line(message: object) -> str:
-    # imported here: ncp_hpo.runtime._secrets has no dependencies, but this module has none
-    from ncp_hpo.runtime import one_line
-
-    return one_line(message)
-
-
 class StorageError(NCPError, ConnectionError):
     """A storage URL is malformed, its driver is missing, or the storage cannot be reached.
 
-    The message is passed through :func:`ncp_hpo.runtime._secrets.one_line` (passwords
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (passwords
     masked, one line).
     """
 
@@ -148,7 +143,7 @@ class StorageUnavailableError(NCPError, ConnectionError):
 class WorkerError(NCPError, RuntimeError):
     """A worker cannot start (bad configuration) or had to stop (too many failures).
 
-    The message is passed through :func:`ncp_hpo.runtime._secrets.one_line` (redacted, one line).
+    The message is passed through :func:`ncp_hpo._secrets.one_line` (redacted, one line).
     """
 
     def __init__(self, message: str) -> None:

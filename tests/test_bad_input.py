@@ -600,7 +600,7 @@ def test_failing_tracking_server_never_costs_a_trial(
 ) -> None:
     from ncp_hpo.runtime import Worker, benchmark_objective
     from ncp_hpo.runtime._storage import open_storage
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
     from ncp_hpo.tracking import MLflowTracker, TrackingWarning
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -27,9 +27,9 @@ from urllib.parse import quote, unquote_plus
 import pytest
 from _netcheck import AuthServer, auth_server, free_port, observed_lookups
 
-from ncp_hpo.runtime import _secrets
+from ncp_hpo import _secrets
+from ncp_hpo._secrets import error_line, one_line, redact, split_userinfo
 from ncp_hpo.runtime._errors import root_cause
-from ncp_hpo.runtime._secrets import error_line, one_line, redact, split_userinfo
 from ncp_hpo.tracking import MLflowTracker, tracking_hint, ui_url
 from ncp_hpo.tracking._connect import (
     PASSWORD_ENV,

@@ -30,11 +30,11 @@ from urllib.parse import quote, unquote_plus
 import pytest
 from _netcheck import observed_lookups
 
+from ncp_hpo import _secrets
+from ncp_hpo._secrets import redact, remember_url
 from ncp_hpo.exceptions import StorageError, StorageUnavailableError
-from ncp_hpo.runtime import _secrets
 from ncp_hpo.runtime._errors import is_transient, root_cause
 from ncp_hpo.runtime._faults import parse_faults
-from ncp_hpo.runtime._secrets import redact, remember_url
 from ncp_hpo.runtime._storage import _parse_rdb_url, open_storage
 
 SEED = int(os.environ.get("NCP_HPO_FUZZ_SEED", "15"))

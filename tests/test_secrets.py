@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from ncp_hpo._secrets import redact, remember_url
 from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime._errors import chain
-from ncp_hpo.runtime._secrets import redact, remember_url
 from ncp_hpo.runtime._storage import open_storage
 
 PW = "Pw-S3cr3t-xyz"
@@ -47,7 +47,7 @@ URLS = [
 @pytest.fixture(autouse=True)
 def _forget_passwords() -> Iterator[None]:
     """Each test starts with no remembered password: masking must not rely on another's."""
-    from ncp_hpo.runtime import _secrets
+    from ncp_hpo import _secrets
 
     _secrets._SECRETS.clear()
     yield
@@ -154,7 +154,7 @@ def test_worker_log_lines_hold_no_password(tmp_path: Path, shared_data_dir: Path
     import optuna
 
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     url = f"postgresql+psycopg://user:{PW}@db-host/db"
     remember_url(url)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from _netcheck import auth_server, observed_lookups
 
-from ncp_hpo.runtime._secrets import redact, remember_url, split_userinfo
+from ncp_hpo._secrets import redact, remember_url, split_userinfo
 from ncp_hpo.tracking import MLflowTracker, tracking_hint, ui_url
 from ncp_hpo.tracking._connect import PASSWORD_ENV, USER_ENV, client_uri, probe_health
 
@@ -34,7 +34,7 @@ def _clean(*texts: object) -> None:
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No remembered password from another test; MLflow's credential variables restored."""
-    from ncp_hpo.runtime import _secrets
+    from ncp_hpo import _secrets
 
     for name in (USER_ENV, PASSWORD_ENV, "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)

@@ -3,10 +3,10 @@
 Also the surrogate oracle for codes outside NAS-Bench-MR (:func:`load_oracle`, see
 :mod:`ncp_hpo.benchmarks._oracle`), Optuna objectives (:class:`BenchmarkObjective`,
 :class:`NB201Objective`, see :mod:`ncp_hpo.benchmarks._objectives`). The head-to-head
-sampler comparison behind ``ncp-hpo compare`` lives in :mod:`ncp_hpo.experiments`
-(``run_comparison`` and ``CompareConfig`` still import from here). Two public modules hold
-what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each setting's neural
-predictor, trained once and cached) and :mod:`ncp_hpo.benchmarks.setting_search`
+sampler comparison behind ``ncp-hpo compare`` lives in :mod:`ncp_hpo.experiments`. Two
+public modules hold what ``ncp-hpo search`` runs: :mod:`ncp_hpo.benchmarks.predictors` (each
+setting's neural predictor, trained once and cached) and
+:mod:`ncp_hpo.benchmarks.setting_search`
 (:func:`~ncp_hpo.benchmarks.setting_search.run_setting_search`).
 
 >>> from ncp_hpo.benchmarks import load_benchmark            # doctest: +SKIP
@@ -53,18 +53,10 @@ if TYPE_CHECKING:
     from ncp_hpo.benchmarks._oracle_model import OracleConfig, OracleResult
     from ncp_hpo.benchmarks._oracle_model import oracle_features as oracle_features
     from ncp_hpo.benchmarks._snapper import TableSnapper as TableSnapper
-    from ncp_hpo.exceptions import CompareError as CompareError
-    from ncp_hpo.experiments.compare import CompareConfig as CompareConfig
-    from ncp_hpo.experiments.compare import ComparisonResult as ComparisonResult
-    from ncp_hpo.experiments.compare import run_comparison as run_comparison
 
-# The comparison, objectives and oracle pull in Optuna, torch and scikit-learn: they load on
-# first use, so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
+# The objectives and oracle pull in Optuna, torch and scikit-learn: they load on first use,
+# so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
 _LAZY = {
-    **dict.fromkeys(
-        ("CompareConfig", "ComparisonResult", "run_comparison"), "ncp_hpo.experiments.compare"
-    ),
-    "CompareError": "ncp_hpo.exceptions",
     **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
     **dict.fromkeys(
         ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),
@@ -82,8 +74,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 # Public: the names in __all__. The others imported here (``x as x``: the upstream registry
-# and file locations, the oracle's internals, the comparison's names, whose home is
-# ncp_hpo.experiments) stay importable for compatibility and ncp_hpo's own use; private.
+# and file locations, the oracle's internals) are for ncp_hpo's own use; private.
 __all__ = [
     "SETTINGS",
     "BenchmarkObjective",

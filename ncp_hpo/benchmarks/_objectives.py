@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
     from ncp_hpo.benchmarks._table import BenchmarkTable
 
-__all__ = ["BenchmarkObjective", "NB201Objective"]
+__all__ = ["BenchmarkObjective", "NB201Objective", "scalarize"]
 
 Mode = Literal["surrogate", "table", "exact"]
 ObjectiveKind = Literal["metric", "metric+flops"]
@@ -217,8 +217,6 @@ class BenchmarkObjective:
             return value
         if self.lam is None:
             return value, flops
-        from ncp_hpo.search import scalarize
-
         return float(
             scalarize(value, flops, lam=self.lam, mean=self.flops_mean, std=self.flops_std)
         )
@@ -354,3 +352,13 @@ class NB201Objective(BenchmarkObjective):
         super().__init__(
             "nas-bench-201", mode=mode, objective=objective, lam=lam, data_dir=data_dir
         )
+
+
+def scalarize(metric: Any, flops: Any, *, lam: float, mean: float = 0.0, std: float = 1.0) -> Any:
+    """``metric - lam x (flops - mean) / std``: one objective from a metric and its FLOPs.
+
+    The benchmark objectives' ``metric+flops`` objective (``mean``/``std`` of the table's
+    FLOPs: a z-score) and the paper protocol's NetAdapt score (``mean=0``) are this one
+    formula. Works on floats and on NumPy arrays of any (matching) shape.
+    """
+    return metric - lam * (flops - mean) / std

@@ -68,17 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NCPError as exc:
-        from ncp_hpo.runtime import one_line
+        from ncp_hpo._secrets import one_line
 
         print(one_line(f"ncp-hpo: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # the environment (an unwritable folder, a full disk): one line
-        from ncp_hpo.runtime import one_line
+        from ncp_hpo._secrets import one_line
 
         print(one_line(f"ncp-hpo: error: {_os_error_text(exc)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (what stopped, how to resume)
-        from ncp_hpo.runtime import one_line
+        from ncp_hpo._secrets import one_line
 
         print(one_line(f"ncp-hpo: interrupted{f': {exc}' if str(exc) else ''}"), file=sys.stderr)
         return 130

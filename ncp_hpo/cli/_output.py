@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.runtime import redact
+from ncp_hpo._secrets import redact
 
 if TYPE_CHECKING:
     from ncp_hpo.tracking import MLflowTracker

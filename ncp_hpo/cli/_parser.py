@@ -92,7 +92,7 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(words, namespace)
 
     def error(self, message: str) -> NoReturn:
-        from ncp_hpo.runtime import one_line
+        from ncp_hpo._secrets import one_line
 
         group = self._group()
         if group is not None and message.endswith(f"arguments are required: {group.metavar}"):
@@ -170,7 +170,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"ncp-hpo: error: {name} goes after the command: {where} ...\n")
 
     def _unknown(self, what: str, word: str, known: list[str]) -> NoReturn:
-        from ncp_hpo.runtime import one_line
+        from ncp_hpo._secrets import one_line
 
         guess = suggest(word, known)
         hint = f" (did you mean {guess}?)" if guess else f" (see '{self.prog} --help')"

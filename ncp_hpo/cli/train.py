@@ -100,11 +100,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ncp_hpo._secrets import error_line
     from ncp_hpo.runtime import (
         check_dataset,
         check_device,
         check_weights_path,
-        error_line,
         parse_code,
         save_weights,
     )

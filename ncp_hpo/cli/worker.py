@@ -14,6 +14,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import redact, remember_url
 from ncp_hpo.cli._options import (
     add_quiet_option,
     add_threads_option,
@@ -27,7 +28,6 @@ from ncp_hpo.cli._options import (
 from ncp_hpo.cli._output import cli_output, make_tracker
 from ncp_hpo.cli._parser import add_deprecated_alias
 from ncp_hpo.exceptions import WorkerError
-from ncp_hpo.runtime import redact, remember_url
 from ncp_hpo.search import OPTUNA_SAMPLERS, TASKS
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _build_worker(args: argparse.Namespace) -> Worker:
     from ncp_hpo.runtime import Worker, open_storage
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     remember_url(args.storage)
     _check_args(args)

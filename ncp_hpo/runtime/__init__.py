@@ -24,15 +24,12 @@ from typing import TYPE_CHECKING
 from ncp_hpo._lazy import lazy_getattr
 
 # Names without ``as`` are public (``__all__``); ``x as x`` marks an internal name that
-# ncp_hpo's command line and exceptions import from here, not part of the public API.
+# ncp_hpo's command line imports from here, not part of the public API.
 if TYPE_CHECKING:
+    from ncp_hpo._secrets import redact
     from ncp_hpo.runtime._objectives import ObjectiveSpec, benchmark_objective, task_objective
     from ncp_hpo.runtime._progress import human as human
     from ncp_hpo.runtime._pruning import choose_pruner as choose_pruner
-    from ncp_hpo.runtime._secrets import error_line as error_line
-    from ncp_hpo.runtime._secrets import one_line as one_line
-    from ncp_hpo.runtime._secrets import redact
-    from ncp_hpo.runtime._secrets import remember_url as remember_url
     from ncp_hpo.runtime._storage import HeartbeatJournalStorage, open_sqlite_storage, open_storage
     from ncp_hpo.runtime._study import CPU_STUDY_DEFAULTS as CPU_STUDY_DEFAULTS
     from ncp_hpo.runtime._study import PRUNERS as PRUNERS
@@ -76,11 +73,10 @@ _LAZY = {
         ("StudyConfig", "StudyOutcome", "run_training_study"), "ncp_hpo.runtime._study"
     ),
     **dict.fromkeys(("Worker", "WorkerSummary"), "ncp_hpo.runtime._worker"),
-    "redact": "ncp_hpo.runtime._secrets",
-    # internal, for ncp_hpo's command line and exceptions (not part of the public API)
+    "redact": "ncp_hpo._secrets",
+    # internal, for ncp_hpo's command line (not part of the public API)
     "human": "ncp_hpo.runtime._progress",
     "choose_pruner": "ncp_hpo.runtime._pruning",
-    **dict.fromkeys(("error_line", "one_line", "remember_url"), "ncp_hpo.runtime._secrets"),
     **dict.fromkeys(
         ("CPU_STUDY_DEFAULTS", "PRUNERS", "open_study_storage"), "ncp_hpo.runtime._study"
     ),

@@ -29,14 +29,14 @@ permission denied          ``permission denied``, ``EACCES``                    
 
 Other errors keep their own first line (kind ``storage error``); an unrecognised
 ``OperationalError``/``InterfaceError`` (a DB-API connection-level error) counts as
-transient. Every text passes through :func:`ncp_hpo.runtime._secrets.redact`.
+transient. Every text passes through :func:`ncp_hpo._secrets.redact`.
 """
 
 from __future__ import annotations
 
 import errno
 
-from ncp_hpo.runtime._secrets import redact
+from ncp_hpo._secrets import redact
 
 __all__ = ["chain", "is_transient", "root_cause"]
 

@@ -33,7 +33,7 @@ heartbeats or retries, for the processes of one machine (``ncp-hpo compare``).
 
 Errors a user can fix (a malformed URL, a bad port, a missing database driver, a server
 that does not answer, a read-only or full database) raise :class:`StorageError` with one
-line naming the URL (password masked by :func:`ncp_hpo.runtime._secrets.redact`) and the root
+line naming the URL (password masked by :func:`ncp_hpo._secrets.redact`) and the root
 cause (:func:`ncp_hpo.runtime._errors.root_cause`).
 """
 
@@ -52,6 +52,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 
+from ncp_hpo._secrets import redact, remember_url
 from ncp_hpo.exceptions import StorageError
 from ncp_hpo.runtime._errors import chain, root_cause
 from ncp_hpo.runtime._heartbeat import (
@@ -65,7 +66,6 @@ from ncp_hpo.runtime._liveness import HEARTBEAT_ATTR, mark_age, notify_running
 from ncp_hpo.runtime._liveness import HOST as _HOST
 from ncp_hpo.runtime._liveness import alive_here as _alive_here
 from ncp_hpo.runtime._liveness import process_start as _process_start
-from ncp_hpo.runtime._secrets import redact, remember_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

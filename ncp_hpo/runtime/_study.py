@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import error_line
 from ncp_hpo.exceptions import TrainingError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, task_objective
 from ncp_hpo.runtime._progress import StudyProgress, human
-from ncp_hpo.runtime._secrets import error_line
 
 if TYPE_CHECKING:
     import optuna
@@ -315,7 +315,7 @@ def _set_sampler(
     log: Callable[[str], None],
 ) -> None:
     """Queue the codes to run first, load the prior, and give the study its sampler."""
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     enqueue = list(config.enqueue)
     if getattr(spec.space, "budget", None) is not None and config.sampler in ("tpe", "gp"):
@@ -348,7 +348,7 @@ def _set_sampler(
     if before and config.seed is not None:
         # a resumed seeded study goes on as if never stopped: the sampler is taken through
         # the stored trials first (its random stream and fitted predictors advance)
-        from ncp_hpo.search._replay import replay_sampler
+        from ncp_hpo.samplers._replay import replay_sampler
 
         message = replay_sampler(study.sampler, study).message(config.name)
         if message:

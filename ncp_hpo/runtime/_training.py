@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ncp_hpo._secrets import error_line
 from ncp_hpo.exceptions import NCPError, TrainingError
-from ncp_hpo.runtime._secrets import error_line
 
 __all__ = [
     "TASK_PRIORS",

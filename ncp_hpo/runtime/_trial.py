@@ -28,12 +28,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import error_line, redact
 from ncp_hpo.exceptions import StorageUnavailableError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
 from ncp_hpo.runtime._errors import chain
 from ncp_hpo.runtime._heartbeat import TrialHeartbeat, trial_id
 from ncp_hpo.runtime._liveness import on_running
-from ncp_hpo.runtime._secrets import error_line, redact
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -42,13 +42,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import error_line, redact
 from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from ncp_hpo.runtime._errors import root_cause
 from ncp_hpo.runtime._faults import active_faults, first_beat_delay, inject, stall
 from ncp_hpo.runtime._heartbeat import trial_id
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
-from ncp_hpo.runtime._secrets import error_line, redact
 from ncp_hpo.runtime._trial import is_storage_error, run_trial, tag_failure
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Optuna samplers and Ax generation nodes: NCP and the baselines it is judged against.
+"""Optuna samplers and Ax generation nodes: NCP and the baselines it is judged against, and
+:func:`make_sampler`, any sampler by the registry's name (the names: :mod:`ncp_hpo.search`).
 
 The Ax pieces (``NCPNode``, ``ncp_generation_strategy`` ...) import Ax on first use.
 """
@@ -14,6 +15,7 @@ from ncp_hpo.samplers._baselines import (
     SpaceRandomSampler,
 )
 from ncp_hpo.samplers._ncp import NCPSampler
+from ncp_hpo.samplers._registry import make_sampler
 
 __all__ = [
     "FALLBACK_KEY",
@@ -26,6 +28,7 @@ __all__ = [
     "ProposerNode",
     "SpaceRandomSampler",
     "count_fallback_trials",
+    "make_sampler",
     "ncp_generation_strategy",
     "quiet_ax_logging",
 ]

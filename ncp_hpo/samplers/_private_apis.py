@@ -44,7 +44,7 @@ def optuna_set_trial_system_attr(study: Study, trial: FrozenTrial, key: str, val
 def optuna_study_id(study: Study) -> int:
     """The storage's id of ``study``. Optuna's ``IntersectionSearchSpace`` (TPE, CMA-ES,
     NSGA-II, GP) binds a sampler to the first study id it sees, so a sampler replayed in
-    another storage must meet the same id there (:mod:`ncp_hpo.search._replay`)."""
+    another storage must meet the same id there (:mod:`ncp_hpo.samplers._replay`)."""
     return int(study._study_id)
 
 

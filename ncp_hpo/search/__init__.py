@@ -3,9 +3,10 @@ registry of sampler and task names.
 
 Public names (``__all__``):
 
-* the registry: :func:`make_sampler` builds any sampler by name; :data:`SAMPLERS`,
-  :data:`OPTUNA_SAMPLERS`, :data:`PREDICTOR_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and
-  :data:`TASKS` are the names it and the command line accept;
+* the registry's names: :data:`SAMPLERS`, :data:`OPTUNA_SAMPLERS`,
+  :data:`PREDICTOR_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and :data:`TASKS` are the names the
+  command line and :func:`ncp_hpo.samplers.make_sampler` (which builds a sampler by name)
+  accept;
 * the proposal rules (:class:`Proposer` and :class:`NCPProposer`,
   :class:`GuidedNCPProposer`, :class:`NetAdaptProposer`, :class:`NeuralPredictorProposer`),
   the study's history they read (:class:`History`), where the predictor comes from
@@ -48,10 +49,8 @@ if TYPE_CHECKING:
         PREDICTOR_SAMPLERS,
         SAMPLERS,
         TASKS,
-        make_sampler,
     )
     from ncp_hpo.search._surrogate import PredictorSource, ScoreModel
-    from ncp_hpo.search._tradeoff import scalarize as scalarize
     from ncp_hpo.search._warm_start import ZeroCostWarmStart, warm_start_codes
 
 __all__ = [
@@ -69,7 +68,6 @@ __all__ = [
     "Proposer",
     "ScoreModel",
     "ZeroCostWarmStart",
-    "make_sampler",
     "warm_start_codes",
 ]
 
@@ -83,7 +81,6 @@ _LAZY = {
             "PREDICTOR_SAMPLERS",
             "SAMPLERS",
             "TASKS",
-            "make_sampler",
         ),
         "ncp_hpo.search._registry",
     ),
@@ -107,7 +104,6 @@ _LAZY = {
     "SearchEngine": "ncp_hpo.search._engine",
     "code_key": "ncp_hpo.search._history",
     "ncp_settings": "ncp_hpo.search._presets",
-    "scalarize": "ncp_hpo.search._tradeoff",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

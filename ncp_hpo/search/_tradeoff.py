@@ -3,7 +3,8 @@
 A proposal's utility is its weighted, standardised predicted objectives minus
 ``lam x`` its standardised log-FLOPs, where the standardisation uses the history's
 codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs weight.
-FLOPs only count on a space with exact FLOPs (:attr:`CodeSpace.has_exact_flops`).
+FLOPs only count on a space with exact FLOPs (:attr:`CodeSpace.has_exact_flops`). The
+objectives' own metric-and-FLOPs score is :func:`ncp_hpo.benchmarks._objectives.scalarize`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ncp_hpo.spaces import CodeSpace
 
-__all__ = ["check_lam", "flops_penalty", "log_flops", "scalarize", "standardize", "uses_flops"]
+__all__ = ["check_lam", "flops_penalty", "log_flops", "standardize", "uses_flops"]
 
 
 def check_lam(lam: Any) -> float:
@@ -50,13 +51,3 @@ def flops_penalty(lam: float, codes_log_flops: np.ndarray, ref_log_flops: np.nda
     """``lam x`` the log-FLOPs of ``n`` codes standardised by the reference codes' -> ``n``
     (subtract it from the utility)."""
     return lam * standardize(codes_log_flops[:, None], ref_log_flops[:, None])[:, 0]
-
-
-def scalarize(metric: Any, flops: Any, *, lam: float, mean: float = 0.0, std: float = 1.0) -> Any:
-    """``metric - lam x (flops - mean) / std``: one objective from a metric and its FLOPs.
-
-    The benchmark objectives' ``metric+flops`` objective (``mean``/``std`` of the table's
-    FLOPs: a z-score) and the paper protocol's NetAdapt score (``mean=0``) are this one
-    formula. Works on floats and on NumPy arrays of any (matching) shape.
-    """
-    return metric - lam * (flops - mean) / std

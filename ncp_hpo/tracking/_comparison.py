@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import redact
 from ncp_hpo.exceptions import CompareTrackingWarning
-from ncp_hpo.runtime._secrets import redact
 from ncp_hpo.tracking._connect import mlflow_client, probe_health
 from ncp_hpo.tracking._context import experiment_id as _experiment_id
 from ncp_hpo.tracking._context import run_tags

@@ -13,7 +13,7 @@ MLflow's own settings send them:
   userinfo into a basic-auth header) but MLflow prints it in its "View run ... at" lines
   and error messages. The URI's credentials win over values already in the environment.
 * :func:`shown_uri` is the form printed, logged and recorded: no userinfo, other secrets
-  masked by :func:`ncp_hpo.runtime._secrets.redact`.
+  masked by :func:`ncp_hpo._secrets.redact`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ncp_hpo.runtime._secrets import error_line, redact, remember_url, split_userinfo
+from ncp_hpo._secrets import error_line, redact, remember_url, split_userinfo
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.runtime._secrets import redact
+from ncp_hpo._secrets import redact
 from ncp_hpo.tracking._connect import is_http, shown_uri
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 def run_tags(tags: Mapping[str, Any] | None = None) -> dict[str, str]:
     """``tags`` plus the run-context tags (user, source, git commit); ``tags`` win. Values
-    are redacted (:func:`ncp_hpo.runtime._secrets.redact`)."""
+    are redacted (:func:`ncp_hpo._secrets.redact`)."""
     out = dict(_context_tags())
     out.update({str(k): redact(v) for k, v in (tags or {}).items()})
     return out

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.runtime._secrets import redact
+from ncp_hpo._secrets import redact
 from ncp_hpo.tracking._connect import shown_uri
 from ncp_hpo.tracking._context import ui_url
 from ncp_hpo.tracking._training import MLflowTracker, TrialRun

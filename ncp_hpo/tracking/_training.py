@@ -52,8 +52,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ncp_hpo._secrets import redact, remember_url
 from ncp_hpo.exceptions import NCPWarning, TrackingWarning
-from ncp_hpo.runtime._secrets import redact, remember_url
 from ncp_hpo.tracking._connect import is_http, mlflow_client, probe_health, shown_uri
 from ncp_hpo.tracking._context import run_tags
 

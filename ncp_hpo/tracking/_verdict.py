@@ -93,19 +93,16 @@ def _plain(markdown: str) -> str:
 
 def parent_outcome(result: ComparisonResult) -> tuple[dict[str, str], dict[str, float]]:
     """The parent run's tags (description, ``winner``, ``verdict``) and metrics
-    (``<sampler>.median_best``)."""
-    from ncp_hpo.experiments.compare._report import _cells_note, _summary_table, verdict
-
-    line = verdict(result.summaries, result.info)
+    (``<sampler>.median_best``). The verdict and the summary table are the comparison's own
+    (``result.verdict()``, ``result.summary_lines()``)."""
+    line = result.verdict()
     n_seeds = len(result.config.seed_list)
     head = line or "No finished study: no verdict."
     description = "\n".join(
         [
             head,
             "",
-            *_summary_table(result),
-            "",
-            _cells_note(result),
+            *result.summary_lines(),
             "",
             f"One run per sampler (`{KIND_TAG} = {SUMMARY_KIND}`, named "
             f"`<sampler> (median of {_seeds(n_seeds)})`) holds its median best-so-far curve; "

@@ -1,8 +1,10 @@
-"""Real training trials: per-task trainers, offline datasets and MLflow tracking.
+"""Real training trials: per-task trainers and offline datasets.
 
-Train a code end to end (data, model, recipe, metrics, optional Optuna pruning and MLflow)::
+Train a code end to end (data, model, recipe, metrics, optional Optuna pruning and MLflow,
+whose tracker lives in :mod:`ncp_hpo.tracking`)::
 
-    from ncp_hpo.trainers import MLflowTracker, train_code
+    from ncp_hpo.tracking import MLflowTracker
+    from ncp_hpo.trainers import train_code
     code = "16_16-1_1_1_16-1_2_1_1_16_16-1_3_1_1_1_16_16_16-1_4_1_1_1_1_16_16_16_16-16"
     result = train_code(code, task="cls", epochs=2, tracker=MLflowTracker())
     result.metrics["top1"], result.macs, result.wall_time_s
@@ -25,8 +27,6 @@ from typing import TYPE_CHECKING
 from ncp_hpo._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from ncp_hpo.exceptions import TrackingWarning
-    from ncp_hpo.tracking import MLflowTracker, TrialRun
     from ncp_hpo.trainers._api import (
         TASKS,
         TrainingObjective,
@@ -92,9 +92,6 @@ _LAZY = {
     "make_loaders": "ncp_hpo.trainers.datasets",
     "DetectionTask": "ncp_hpo.trainers.detection",
     "SegmentationTask": "ncp_hpo.trainers.segmentation",
-    "MLflowTracker": "ncp_hpo.tracking",
-    "TrackingWarning": "ncp_hpo.exceptions",
-    "TrialRun": "ncp_hpo.tracking",
     "VideoTask": "ncp_hpo.trainers.video",
 }
 
@@ -114,14 +111,11 @@ __all__ = [
     "EpochCallback",
     "ImageFolderClassification",
     "ImageFolderSegmentation",
-    "MLflowTracker",
     "Recipe",
     "SegmentationTask",
     "Task",
-    "TrackingWarning",
     "TrainResult",
     "TrainingObjective",
-    "TrialRun",
     "VideoTask",
     "build_model",
     "fit",

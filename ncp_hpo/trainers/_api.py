@@ -177,7 +177,7 @@ def train_code(
         trial: an Optuna trial: per-epoch reports and pruning; at the end its user
             attributes get the final metrics, ``macs``, ``params``, ``wall_time_s``, ... so
             the results live in the Optuna storage even without MLflow.
-        tracker: log the trial to MLflow (see :class:`~ncp_hpo.trainers.MLflowTracker`).
+        tracker: log the trial to MLflow (see :class:`~ncp_hpo.tracking.MLflowTracker`).
         model_options: more ``create_model`` options (e.g. ``box_channels``).
         dataset_options: more dataset options (e.g. ``frames``, ``directions``).
 

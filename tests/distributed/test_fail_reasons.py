@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from ncp_hpo.runtime import Worker, benchmark_objective
 from ncp_hpo.runtime._storage import open_storage
-from ncp_hpo.search import make_sampler
+from ncp_hpo.samplers import make_sampler
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Heartbeat of storage is supposed to be used with Study.optimize"

@@ -39,7 +39,7 @@ UNBEATEN = "stale heartbeat: no beat since the trial started more than 2 s ago"
 _CREATE_AND_WAIT = """
 import sys, time
 from ncp_hpo.runtime import Worker, benchmark_objective, open_storage
-from ncp_hpo.search import make_sampler
+from ncp_hpo.samplers import make_sampler
 
 url, name, data = sys.argv[1:4]
 storage = open_storage(url, heartbeat=1, grace=2)

@@ -207,7 +207,7 @@ def test_worker_on_a_full_database_stops_with_the_cause_in_one_line(
     from sqlalchemy import event
 
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     storage = _storage(tmp_path / "s.db", heartbeat=1)
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))

@@ -19,8 +19,8 @@ from optuna.distributions import IntDistribution
 from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
+from ncp_hpo._secrets import redact
 from ncp_hpo.exceptions import StorageError, TrainingError, WorkerError
-from ncp_hpo.runtime._secrets import redact
 from ncp_hpo.runtime._storage import (
     HEARTBEAT_ATTR,
     HeartbeatJournalStorage,
@@ -220,7 +220,7 @@ def test_one_objective_record_for_workers_and_studies(
 # -- the worker loop against storage trouble (in-process) ----------------------------------
 def _nb201_worker(tmp_path: Path, data_dir: Path, budget: int, objective: Any = None) -> Any:
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(data_dir))
     if objective is not None:
@@ -281,7 +281,7 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
     """The storage locked mid-trial (heartbeats and the tell fail): shorter than the retry
     window, the trial's value is written when it is back; longer, one line and a stop."""
     from ncp_hpo.runtime import Worker, benchmark_objective
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import make_sampler
 
     db = tmp_path / "s.db"
     locks: list[_Lock] = []

@@ -86,7 +86,7 @@ def test_comparison_children_are_logged_while_their_studies_run(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from ncp_hpo.benchmarks import CompareConfig, run_comparison
+    from ncp_hpo.experiments import CompareConfig, run_comparison
 
     name = f"ncp-compare-{uuid.uuid4().hex[:8]}"
     config = CompareConfig(
@@ -146,7 +146,7 @@ def test_comparison_children_are_logged_while_their_studies_run(
 def test_compare_without_a_server_still_writes_its_files(
     shared_data_dir: Path, tmp_path: Path
 ) -> None:
-    from ncp_hpo.benchmarks import CompareConfig, run_comparison
+    from ncp_hpo.experiments import CompareConfig, run_comparison
     from ncp_hpo.tracking import CompareTrackingWarning
 
     config = CompareConfig(

@@ -35,7 +35,7 @@ def _clean(*texts: object) -> None:
 
 @pytest.fixture
 def proxy(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AuthServer]:
-    from ncp_hpo.runtime import _secrets
+    from ncp_hpo import _secrets
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)  # restored afterwards

@@ -8,8 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo.samplers import NCPSampler, SpaceRandomSampler
-from ncp_hpo.search import make_sampler
+from ncp_hpo.samplers import NCPSampler, SpaceRandomSampler, make_sampler
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.trainers import OVER_BUDGET
 from ncp_hpo.trainers._budget import CONSTRAINT, VIOLATION_ATTR, enforce_budget

@@ -8,13 +8,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ncp_hpo.samplers import NCPSampler
+from ncp_hpo.samplers import NCPSampler, make_sampler
 from ncp_hpo.search import (
     OPTUNA_SAMPLERS,
     PREDICTOR_SAMPLERS,
     GuidedNCPProposer,
     PredictorSource,
-    make_sampler,
 )
 from ncp_hpo.search._history import History, code_key
 from ncp_hpo.search._local import LocalNCPProposer

@@ -145,8 +145,7 @@ def test_guided_defaults_and_bad_mode(nb201) -> None:
 def test_every_adapter_and_name_gets_the_same_default(nb201) -> None:
     """``NCPSampler()``, the Ax node and the ``ncp`` name are one configuration (local
     mode); ``ncp-paper`` is Algorithm 1 as published."""
-    from ncp_hpo.samplers import NCPNode
-    from ncp_hpo.search import make_sampler
+    from ncp_hpo.samplers import NCPNode, make_sampler
     from ncp_hpo.search._local import LocalNCPProposer
 
     by_name = make_sampler("ncp", space=nb201.space, seed=0)

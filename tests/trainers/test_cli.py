@@ -16,10 +16,10 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ncp_hpo.cli import main
+from ncp_hpo.exceptions import TrackingWarning
 from ncp_hpo.runtime._pruning import make_pruner
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.tracking import PARENT_RUN_ATTR
-from ncp_hpo.trainers import TrackingWarning
 
 # The conftest's tiny code (every b, n = 1, every channel count = 8), with head widths varied.
 TINY = [f"8_8-1_1_1_8-1_2_1_1_8_8-1_3_1_1_1_8_8_8-1_4_1_1_1_1_8_8_8_8-{o}" for o in (8, 16, 24, 32)]

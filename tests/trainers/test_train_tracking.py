@@ -11,10 +11,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from ncp_hpo.exceptions import TrackingWarning
 from ncp_hpo.spaces import DIM_NAMES, MultiResolutionSpace
+from ncp_hpo.tracking import MLflowTracker
 from ncp_hpo.trainers import (
-    MLflowTracker,
-    TrackingWarning,
     TrainingObjective,
     build_model,
     plot_architecture,

@@ -263,7 +263,7 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
         note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
     elif obj.lam is not None:
-        from ncp_hpo.search import scalarize
+        from ncp_hpo.benchmarks._objectives import scalarize
 
         scores = scalarize(m, f, lam=obj.lam, mean=obj.flops_mean, std=obj.flops_std)
         optimum = float(scores.max())

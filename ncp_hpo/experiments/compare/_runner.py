@@ -29,7 +29,7 @@ with the default rollback journal. A rerun with the same ``--out``:
 * refuses to mix settings: each study records its benchmark, mode, objective and lambda,
   and a rerun with other values is an error (use another ``--out``);
 * continues each sampler where it stopped: the fresh sampler is first taken through the
-  stored trials (:mod:`ncp_hpo.search._replay`), so a resumed study gets the trials an
+  stored trials (:mod:`ncp_hpo.samplers._replay`), so a resumed study gets the trials an
   uninterrupted one gets (a trial a killed run left RUNNING counts as failed, though).
 
 Ctrl-C (SIGINT) stops a run cleanly: no trial or study starts after it, the running trials
@@ -122,7 +122,7 @@ from ncp_hpo.experiments.compare._studies import (
     study_status,
 )
 from ncp_hpo.experiments.compare._worker import StudyTask
-from ncp_hpo.search import make_sampler
+from ncp_hpo.samplers import make_sampler
 from ncp_hpo.search._presets import NCP_DEFAULT_MODE
 
 if TYPE_CHECKING:
@@ -179,6 +179,19 @@ class ComparisonResult:
     run_seconds: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
     warm_start: str | None = None
+
+    def verdict(self) -> str:
+        """The report's verdict line (the best median, the significant differences from NCP);
+        empty without results."""
+        from ncp_hpo.experiments.compare._report import verdict
+
+        return verdict(self.summaries, self.info)
+
+    def summary_lines(self) -> list[str]:
+        """The report's summary table and the note on its cells (Markdown lines)."""
+        from ncp_hpo.experiments.compare._report import _cells_note, _summary_table
+
+        return [*_summary_table(self), "", _cells_note(self)]
 
     def to_dict(self) -> dict[str, Any]:
         cfg = dataclasses.asdict(self.config)

@@ -25,7 +25,7 @@ from ncp_hpo.experiments.compare._studies import (
     stop_requested,
     watch_stop,
 )
-from ncp_hpo.search import make_sampler
+from ncp_hpo.samplers import make_sampler
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective
@@ -97,7 +97,7 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
 def _error_text(exc: Exception) -> str:
     """``Type: message`` on one line; a database error by its driver's own words (SQLite's
     "attempt to write a readonly database", not SQLAlchemy's statement dump)."""
-    from ncp_hpo.runtime import error_line
+    from ncp_hpo._secrets import error_line
 
     orig = getattr(exc, "orig", None)
     return error_line(orig if isinstance(orig, Exception) else exc)
@@ -130,7 +130,7 @@ def _resume_state(sampler: Any, study: Any) -> None:
     """Bring a fresh sampler to the state it would have after the study's stored trials
     (a resumed study then continues exactly as an uninterrupted one)."""
     from ncp_hpo.exceptions import NCPWarning
-    from ncp_hpo.search._replay import replay_sampler
+    from ncp_hpo.samplers._replay import replay_sampler
 
     message = replay_sampler(sampler, study).message(study.study_name)
     if message:

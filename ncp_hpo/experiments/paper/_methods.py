@@ -55,7 +55,7 @@ def netadapt_greedy(
     history, always walks ``max_steps`` (8) steps and returns every ranked neighbour as a
     candidate list. The paper protocol needs one final code from a fixed trade-off.
     """
-    from ncp_hpo.search import scalarize
+    from ncp_hpo.benchmarks._objectives import scalarize
 
     main = predictor.metric_names_.index(predictor.main_metric_)
 
