@@ -51,7 +51,10 @@ def _entry(package: str, name: str, obj: Any) -> str:
     anchor = "" if name.startswith("_") else f"[](){{#{package}.{name}}}\n"
     if inspect.isclass(obj) or inspect.isfunction(obj):
         home = owner(obj.__module__)
-        if home != package:
+        # a name defined in a private top-level module (ncp_hpo._secrets) is at home where
+        # it is exported
+        exported = name in getattr(importlib.import_module(home), "__all__", ())
+        if home != package and exported:
             return f"- [`{name}`][{home}.{name}]: from [`{home}`][{home}]\n"
         path = f"{obj.__module__}.{obj.__qualname__}"
         if path == f"{package}.{name}":
