@@ -6,7 +6,7 @@
   names; journal files get a :class:`HeartbeatJournalStorage`);
   :func:`open_sqlite_storage` is the plain WAL-mode SQLite storage of one machine. Errors
   are one line: :class:`~ncp_hpo.exceptions.StorageError` names the root cause, passwords
-  masked by :func:`redact`.
+  masked by :func:`~ncp_hpo.runtime.redact`.
 * Workers: a :class:`Worker` runs trials of one shared study until its budget of COMPLETE
   trials is met (a :class:`WorkerSummary`); :func:`benchmark_objective` and
   :func:`task_objective` build what it evaluates (an :class:`ObjectiveSpec`).
