@@ -119,6 +119,12 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
         help="extra sampler argument, VALUE in JSON (repeatable), e.g. iterations=20",
     )
     s.add_argument(
+        "--search-recipe",
+        action="store_true",
+        help="also search the training recipe: lr from 1/10 to 10x the recipe's and weight "
+        "decay from 1/100 to 100x (log scale), one vector with the architecture code",
+    )
+    s.add_argument(
         "--trials",
         type=positive_int,
         required=True,
@@ -255,6 +261,7 @@ def _config(args: argparse.Namespace) -> StudyConfig:
         timeout=args.timeout,
         max_flops=max_flops,
         max_params=max_params,
+        search_recipe=args.search_recipe,
         progress=not args.quiet,
     )
 
@@ -340,8 +347,10 @@ def _print_summary(outcome: StudyOutcome, budget: int, *, tracker: MLflowTracker
 
 def _table(trials: Sequence[FrozenTrial], main_metric: str) -> str:
     from ncp_hpo.runtime import human
+    from ncp_hpo.runtime._study import recipe_text
 
-    header = ("rank", "trial", main_metric, "MACs", "params", "epochs", "time s", "code")
+    last = "recipe and code" if any(recipe_text(t.params) for t in trials) else "code"
+    header = ("rank", "trial", main_metric, "MACs", "params", "epochs", "time s", last)
     rows = []
     for rank, t in enumerate(trials, start=1):
         a = t.user_attrs
@@ -355,7 +364,7 @@ def _table(trials: Sequence[FrozenTrial], main_metric: str) -> str:
                 human(a.get("params")),
                 str(a.get("epochs_completed", "-")),
                 f"{wall:.1f}" if isinstance(wall, int | float) else "-",
-                str(a.get("code", "-")),
+                recipe_text(t.params) + str(a.get("code", "-")),
             )
         )
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]

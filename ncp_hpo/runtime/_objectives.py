@@ -119,8 +119,13 @@ def task_objective(
     train_options: Mapping[str, Any] | None = None,
     max_flops: float | None = None,
     max_params: float | None = None,
+    search_recipe: bool = False,
 ) -> ObjectiveSpec:
     """An :class:`ObjectiveSpec` that trains each code for real (:mod:`ncp_hpo.trainers`).
+
+    ``search_recipe`` also searches the recipe's learning rate and weight decay (see
+    :class:`~ncp_hpo.trainers.TrainingObjective`); the study records it, so a study of the
+    architecture alone and one with the recipe are never mixed.
 
     ``max_flops``/``max_params`` set a compute budget: the spec's space is restricted to it
     (predictor-based samplers never propose a code over it) and the objective refuses such
@@ -138,6 +143,7 @@ def task_objective(
             tracker=tracker,
             max_flops=max_flops,
             max_params=max_params,
+            search_recipe=search_recipe,
             **opts,
         )
     except ValueError as exc:
@@ -156,6 +162,7 @@ def task_objective(
             "objective": objective,
             **opts,
             **{k: v for k, v in caps.items() if v is not None},
+            **({"search_recipe": True} if search_recipe else {}),
         },
         tracker=tracker,
     )

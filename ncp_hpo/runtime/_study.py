@@ -93,6 +93,7 @@ class StudyConfig:
         enqueue: canonical codes to evaluate first (skipped when the study holds them).
         timeout: seconds after which no trial starts.
         max_flops, max_params: the compute budget (raw counts; ``None``: no cap).
+        search_recipe: search the recipe's learning rate and weight decay with the code.
         log_models: log every trial's weights to MLflow.
         progress: show the trial and epoch progress (and per-trial lines).
     """
@@ -114,6 +115,7 @@ class StudyConfig:
     timeout: float | None = None
     max_flops: float | None = None
     max_params: float | None = None
+    search_recipe: bool = False
     progress: bool = True
 
     def settings(self) -> dict[str, Any]:
@@ -127,6 +129,7 @@ class StudyConfig:
             "pruner": self.pruner,
             "epochs": self.epochs,
             "seed": self.seed,
+            "search_recipe": self.search_recipe,
         }
 
 
@@ -199,6 +202,16 @@ def _enqueue(study: optuna.Study, codes: Sequence[str], *, limit: int) -> int:
     return n
 
 
+def recipe_text(params: Mapping[str, Any]) -> str:
+    """``"lr 0.003  wd 1e-05  "`` for a trial that searched the recipe, else ``""``."""
+    parts = [
+        f"{short} {params[name]:.3g}"
+        for name, short in (("lr", "lr"), ("weight_decay", "wd"))
+        if name in params
+    ]
+    return "".join(f"{p}  " for p in parts)
+
+
 def trial_line(t: FrozenTrial, main_metric: str) -> str:
     """One line for a finished trial: state, metric, cost, time and code."""
     from optuna.trial import TrialState
@@ -211,7 +224,7 @@ def trial_line(t: FrozenTrial, main_metric: str) -> str:
             f"{head} {main_metric} {t.value:.4g}  MACs {human(attrs.get('macs'))}  "
             f"params {human(attrs.get('params'))}  "
             f"{f'{wall:.1f} s' if isinstance(wall, int | float) else ''}  "
-            f"{attrs.get('code', '')}"
+            f"{recipe_text(t.params)}{attrs.get('code', '')}"
         )
     if t.state == TrialState.PRUNED:
         step = t.last_step
@@ -300,6 +313,7 @@ def _spec(config: StudyConfig, tracker: MLflowTracker | None) -> ObjectiveSpec:
             train_options={**config.train_options, "progress": False},
             max_flops=config.max_flops,
             max_params=config.max_params,
+            search_recipe=config.search_recipe,
         )
     except WorkerError as exc:
         raise TrainingError(str(exc)) from None

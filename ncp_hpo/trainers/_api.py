@@ -374,6 +374,9 @@ class TrainingObjective:
             ``compute_budget`` (TPE learns from it); give the predictor-based samplers
             ``space=objective.space`` so they never propose such a code.
         max_params: the same for parameters.
+        search_recipe: also suggest the recipe's learning rate and weight decay (log
+            scale, around the recipe's values: :mod:`ncp_hpo.trainers._recipe_search`),
+            searched with the architecture as one vector by the predictor-based samplers.
         train_options: everything else :func:`train_code` takes (``dataset``, ``epochs``,
             ``batch_size``, ``image_size``, ``lr``, ``seed``, ``device``, ...).
     """
@@ -387,6 +390,7 @@ class TrainingObjective:
         fixed: Mapping[str, int] | None = None,
         max_flops: float | None = None,
         max_params: float | None = None,
+        search_recipe: bool = False,
         **train_options: Any,
     ) -> None:
         if tuple(objectives) not in (("metric",), ("metric", "macs")):
@@ -401,6 +405,9 @@ class TrainingObjective:
         self.fixed = dict(fixed or {})
         self.train_options = train_options
         from ncp_hpo.trainers._budget import training_budget
+        from ncp_hpo.trainers._recipe_search import recipe_distributions
+
+        self.recipe_space = recipe_distributions(task, train_options) if search_recipe else {}
 
         self.budget = training_budget(
             task, max_flops=max_flops, max_params=max_params, train_options=train_options
@@ -439,12 +446,12 @@ class TrainingObjective:
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, float]:
         from ncp_hpo.trainers._budget import enforce_budget
+        from ncp_hpo.trainers._recipe_search import suggest_recipe
 
         code = self.suggest_code(trial)
         enforce_budget(trial, self.budget, code)
-        result = train_code(
-            code, task=self.task, trial=trial, tracker=self.tracker, **self.train_options
-        )
+        options = {**self.train_options, **suggest_recipe(trial, self.recipe_space)}
+        result = train_code(code, task=self.task, trial=trial, tracker=self.tracker, **options)
         if self.objectives == ("metric",):
             return result.value
         return result.value, float(result.macs)

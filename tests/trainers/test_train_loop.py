@@ -226,3 +226,31 @@ def test_cuda_mixed_precision_channels_last(tiny_code: str) -> None:
     r = train_code(tiny_code, task="seg", epochs=1, device="cuda", **SMALL)  # type: ignore[arg-type]
     assert r.device.startswith("cuda") and r.amp in ("bf16", "fp16")
     assert 0 <= r.value <= 100
+
+
+def test_search_recipe_suggests_lr_and_weight_decay_and_ncp_searches_them(tiny_code: str) -> None:
+    """``search_recipe=True``: lr and weight decay (log ranges around the recipe's) are
+    suggested and trained with; NCP proposes them with the code as one vector."""
+    import json
+
+    from ncp_hpo import NCPSampler
+    from ncp_hpo.trainers._recipe_search import recipe_distributions
+
+    dists = recipe_distributions("cls", {})
+    assert (dists["lr"].low, dists["lr"].high) == pytest.approx((0.01, 1.0))
+    assert (dists["weight_decay"].low, dists["weight_decay"].high) == pytest.approx((1e-6, 1e-2))
+    assert recipe_distributions("cls", {"lr": 3e-3})["lr"].high == pytest.approx(3e-2)
+
+    objective = TrainingObjective(
+        "cls", epochs=1, image_size=16, lr=3e-3, optimizer="adamw", search_recipe=True, **SMALL
+    )
+    sampler = NCPSampler(
+        space=objective.space, seed=0, n_startup_trials=2, predictor_params={"epochs": 30}
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=3)
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE
+        assert 3e-4 <= t.params["lr"] <= 3e-2 and 1e-6 <= t.params["weight_decay"] <= 1e-2
+    proposal = json.loads(study.trials[2].system_attrs["ncp:proposal"])
+    assert len(proposal) == 27 + 2  # the code and the recipe, one vector
