@@ -21,6 +21,10 @@ NCP's on the same seeds.
 
 A rerun with the same ``--out`` continues unfinished studies and rewrites the report.
 
+A sampler name ending in ``+recipe`` (e.g. ``ncp-paper-prior+recipe``) also searches the
+recipe's learning rate and weight decay (``TrainingObjective(search_recipe=True)``, as
+``ncp-hpo study --search-recipe``).
+
 Usage (the recorded run's command is in its summary)::
 
     OMP_NUM_THREADS=1 python benchmarks/real_training_compare.py --out rt \\
@@ -57,6 +61,7 @@ SAMPLERS = (
     "random",
 )
 PRIOR_SETTING = "cls-50-1000"
+RECIPE = "+recipe"  # a sampler name ending in it also searches lr and weight decay
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,21 +104,29 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     s, seed, name = job["settings"], job["seed"], job["sampler"]
+    recipe = name.endswith(RECIPE)  # search lr and weight decay with the code
+    base = name.removesuffix(RECIPE)
     opts = {
         k: s[k]
         for k in ("epochs", "batch_size", "image_size", "optimizer", "lr", "train_size")
         if s[k] is not None
     }
     obj = TrainingObjective(
-        "cls", max_flops=s["max_gflops"] * 1e9, seed=seed, progress=False, device="cpu", **opts
+        "cls",
+        max_flops=s["max_gflops"] * 1e9,
+        seed=seed,
+        progress=False,
+        device="cpu",
+        search_recipe=recipe,
+        **opts,
     )
     space = obj.space
     params: dict[str, Any] = {}
-    if name.endswith("-prior"):  # ncp-prior, ncp-paper-prior: the sampler with the prior
+    if base.endswith("-prior"):  # ncp-prior, ncp-paper-prior: the sampler with the prior
         from ncp_hpo.predictor import NeuralPredictor
 
         params["prior"] = NeuralPredictor.load(job["prior"])
-    sampler = make_sampler(name.removesuffix("-prior"), space=space, seed=seed, params=params)
+    sampler = make_sampler(base.removesuffix("-prior"), space=space, seed=seed, params=params)
     storage = f"sqlite:///{job['path']}"
     study = optuna.create_study(
         study_name=job["study"],
@@ -123,7 +136,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         pruner=make_pruner(s["pruner"], s["epochs"]),
         load_if_exists=True,
     )
-    if name in ("tpe", "gp") and not study.trials:  # as ncp-hpo study: start within budget
+    if base in ("tpe", "gp") and not study.trials:  # as ncp-hpo study: start within budget
         for code in space.sample(10, seed=seed):
             study.enqueue_trial(space.to_params(code))
 
@@ -315,13 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", help="NAS-Bench-MR data for the ncp-prior sampler")
     args = p.parse_args(argv)
     args.samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
-    bad = sorted(set(args.samplers) - set(SAMPLERS))
+    bad = sorted({s.removesuffix(RECIPE) for s in args.samplers} - set(SAMPLERS))
     if bad:
         p.error(f"unknown sampler(s) {', '.join(bad)}; choose from {', '.join(SAMPLERS)}")
     out: Path = args.out
     (out / "studies").mkdir(parents=True, exist_ok=True)
     prior = None
-    if any(s.endswith("-prior") for s in args.samplers):
+    if any(s.removesuffix(RECIPE).endswith("-prior") for s in args.samplers):
         _prior(out, args.data_dir or os.environ.get("NCP_HPO_DATA"))
         prior = str(out / "prior-cls-50-1000.safetensors")
     jobs = [
