@@ -38,8 +38,10 @@ from ncp_hpo.tracking._comparison import (
 from ncp_hpo.tracking._context import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
+    VIEW_TAG_PREFIX,
     experiment_id,
     run_tags,
+    save_runs_view,
     ui_url,
 )
 from ncp_hpo.tracking._study import (
@@ -57,6 +59,7 @@ __all__ = [
     "EXPERIMENT_KIND_TAG",
     "PARENT_RUN_ATTR",
     "TRACKING_URI_ATTR",
+    "VIEW_TAG_PREFIX",
     "CompareTrackingWarning",
     "LiveStudyRun",
     "LiveTarget",
@@ -73,6 +76,7 @@ __all__ = [
     "log_study_outcome",
     "open_comparison",
     "run_tags",
+    "save_runs_view",
     "tracking_hint",
     "ui_url",
 ]
