@@ -680,7 +680,7 @@ def sqlite_url(tmp_path: Path) -> str:
         ([*W, "--storage", "x", *NB201, "--sampler", "smac"], ["--sampler", "smac"]),
         ([*W, "--storage", "x", *NB201, "--objective", "speed"], ["--objective"]),
         ([*W, "--storage", "x", *NB201, "--sampler-param", "iterations"], ["NAME=VALUE"]),
-        ([*W, "--storage", "x", *NB201, "--lam", "-1"], ["--lam"]),
+        ([*W, "--storage", "x", *NB201, "--flops-weight", "-1"], ["--flops-weight", ">= 0"]),
         ([*W, "--storage", "x", "--task", "detection"], ["--task"]),
         (["data", "info"], ["setting"]),
     ],
@@ -754,7 +754,7 @@ def test_bad_benchmark_and_sampler_settings_are_one_line(
         ([*NB201, *data, "--sampler-param", "bogus=1"], ["unknown ncp sampler parameter", "bogus"]),
         ([*NB201, *data, "--sampler-param", "iterations=0"], ["iterations"]),
         ([*NB201, *data, "--sampler", "random", "--startup-trials", "3"], ["--startup-trials"]),
-        ([*NB201, *data, "--lam", "0.5"], ["--objective metric+flops"]),
+        ([*NB201, *data, "--flops-weight", "0.5"], ["--objective metric+flops"]),
         ([*NB201, *data, "--heartbeat", "2", "--grace", "1"], ["--grace"]),
         ([*NB201, *data, "--heartbeat", "0", "--grace", "5"], ["--grace"]),
         (["--task", "cls", "--mode", "exact"], ["--benchmark only"]),
@@ -807,9 +807,11 @@ def test_study_of_another_objective_is_refused(
     run = [*W, "--storage", sqlite_url, *NB201, *data, "--sampler", "random", "--quiet"]
     code, out, err = _cli([*run, "--trials", "2"], capsys)
     assert code == 0 and "2/2 complete" in out, err
-    scalarised = ["--objective", "metric+flops", "--lam", "0.5"]
+    scalarised = ["--objective", "metric+flops", "--flops-weight", "0.5"]
     code, _, err = _cli([*run, *scalarised, "--trials", "3"], capsys)
-    _assert_one_line_error(code, err, "was created for benchmark 'nas-bench-201'", "lam=0.5")
+    _assert_one_line_error(
+        code, err, "was created for benchmark 'nas-bench-201'", "flops_weight=0.5"
+    )
 
 
 def test_objective_failing_every_trial_stops_the_worker_with_one_line(

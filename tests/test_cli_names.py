@@ -68,11 +68,42 @@ def test_data_fetch_from_alias_reads_as_data_dir_and_warns_once(
     assert args.source == "/x" and capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "--benchmark", "seg"],
+        ["worker", "--study-name", "s", "--storage", "sqlite:///x.db", "--benchmark", "seg"],
+    ],
+)
+def test_lam_of_compare_and_worker_reads_as_flops_weight_and_warns_once(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--lam`` weighted FLOPs inside the objective on these two commands until 0.2.0; it
+    is now ``--flops-weight`` (``lam`` is the samplers' own FLOPs penalty everywhere)."""
+    args = build_parser().parse_args([*argv, "--lam", "0.3", "--lam=0.5"])
+    assert args.flops_weight == 0.5 and not hasattr(args, "lam")
+    assert capsys.readouterr().err == "ncp-hpo: warning: --lam is deprecated; use --flops-weight\n"
+    args = build_parser().parse_args([*argv, "--flops-weight", "0.5"])
+    assert args.flops_weight == 0.5 and capsys.readouterr().err == ""
+
+
+def test_compare_lam_alias_is_checked_as_flops_weight(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["compare", "--benchmark", "nas-bench-201", "--lam", "0.5"], capsys)
+    assert code == 2
+    assert err.splitlines() == [
+        "ncp-hpo: warning: --lam is deprecated; use --flops-weight",
+        *[line for line in err.splitlines()[1:] if "--flops-weight scalarises" in line],
+    ]
+    assert len(err.splitlines()) == 2
+
+
 def test_new_names_are_documented_and_old_ones_hidden(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, new, old in (
         (["worker", "--help"], "--study-name NAME", "--study "),
         (["data", "fetch", "--help"], "--data-dir DIR", "--from"),
         (["search", "--help"], "winner_takes_all", "wta"),
+        (["compare", "--help"], "--flops-weight W", "--lam"),
+        (["worker", "--help"], "--flops-weight W", "--lam"),
     ):
         with pytest.raises(SystemExit):
             main(argv)

@@ -179,7 +179,7 @@ def _fuzz_argv(rng: random.Random) -> list[str]:
         "--timeout": ["1", "0", "-5", "inf"],
         "--sampler": ["ncp", "tpe", "cmaes", ""],
         "--objective": ["metric", "metric+flops", "speed"],
-        "--lam": ["0.5", "-1", "nan"],
+        "--flops-weight": ["0.5", "-1", "nan"],
         "--sampler-param": ["iterations=5", "x", "=1", "a b=2", 'p={"a": 1}'],
         "--max-failures": ["1", "0", "-1"],
         "--mode": ["exact", "table", "fast"],

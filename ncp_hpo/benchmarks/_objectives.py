@@ -27,10 +27,10 @@ Objective values
 ----------------
 ``objective="metric"``
     One value: the main metric (``top1``, ``mIoU``, ``Acc`` ...), to maximise.
-``objective="metric+flops"`` with ``lam=None``
+``objective="metric+flops"`` with ``flops_weight=None`` (the default)
     Two values ``(metric, flops)``, directions ``["maximize", "minimize"]``; ``flops`` in the
     table's unit (GFLOPs at 128x128 for NAS-Bench-MR, MFLOPs for NAS-Bench-201).
-``objective="metric+flops"`` with ``lam=λ`` (a float >= 0)
+``objective="metric+flops"`` with ``flops_weight=λ`` (a float >= 0)
     One value to maximise: ``metric - λ * (flops - μ) / σ``, where ``μ`` and ``σ`` are the
     mean and standard deviation (``ddof=0``) of the table's ``flops`` column
     (:attr:`BenchmarkObjective.flops_mean`, :attr:`BenchmarkObjective.flops_std`). λ is
@@ -51,6 +51,7 @@ attribute is one write to the storage, so the list is kept short.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, MutableSet
 from pathlib import Path
 from types import MappingProxyType
@@ -68,7 +69,13 @@ if TYPE_CHECKING:
 
     from ncp_hpo.benchmarks._table import BenchmarkTable
 
-__all__ = ["BenchmarkObjective", "NB201Objective", "scalarize"]
+__all__ = [
+    "BenchmarkObjective",
+    "NB201Objective",
+    "check_flops_weight",
+    "renamed_lam",
+    "scalarize",
+]
 
 Mode = Literal["surrogate", "table", "exact"]
 ObjectiveKind = Literal["metric", "metric+flops"]
@@ -86,17 +93,21 @@ class BenchmarkObjective:
         mode: ``"surrogate"``, ``"table"`` or ``"exact"`` (see the module docstring);
             ``None`` picks ``"exact"`` for a complete table, else ``"surrogate"``.
         objective: ``"metric"`` or ``"metric+flops"``.
-        lam: with ``"metric+flops"``, scalarise into one objective with this weight (see
-            the module docstring); ``None`` keeps two objectives.
+        flops_weight: with ``"metric+flops"``, scalarise into one objective with this weight
+            on the FLOPs z-score (see the module docstring); ``None`` (the default) keeps two
+            objectives. Not a sampler's ``lam``: this changes the values the study sees.
         data_dir: where to look for the table first (as ``load_benchmark``).
         oracle: a ready :class:`~ncp_hpo.benchmarks.SurrogateOracle` for this setting
             (surrogate mode); by default one is loaded with :func:`load_oracle`.
         oracle_config, seed, cache: passed to :func:`load_oracle` when ``oracle`` is None.
+        lam: deprecated old name of ``flops_weight`` (a :class:`FutureWarning`; removed in
+            a later release).
 
     Raises:
-        ValueError: unknown ``mode``/``objective``, a bad ``lam``, or contradictory arguments
-            (``lam`` with ``objective="metric"``, ``oracle`` outside surrogate mode, an
-            oracle of another setting, ``"exact"`` on a partial table).
+        ValueError: unknown ``mode``/``objective``, a bad ``flops_weight``, or contradictory
+            arguments (``flops_weight`` with ``objective="metric"``, ``oracle`` outside
+            surrogate mode, an oracle of another setting, ``"exact"`` on a partial table).
+        TypeError: both ``flops_weight`` and its old name ``lam``.
     """
 
     def __init__(
@@ -105,27 +116,20 @@ class BenchmarkObjective:
         *,
         mode: Mode | None = None,
         objective: ObjectiveKind = "metric",
-        lam: float | None = None,
+        flops_weight: float | None = None,
         data_dir: str | Path | None = None,
         oracle: SurrogateOracle | None = None,
         oracle_config: OracleConfig | None = None,
         seed: int = 0,
         cache: bool | str | Path = True,
+        lam: float | None = None,
     ) -> None:
+        flops_weight = renamed_lam(flops_weight, lam, type(self).__name__)
         if objective not in _OBJECTIVES:
             raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
         if mode is not None and mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES} or None, got {mode!r}")
-        if lam is not None:
-            if isinstance(lam, bool) or not isinstance(lam, int | float | np.number):
-                raise ValueError(f"lam must be a float >= 0 or None, got {lam!r}")
-            if not (np.isfinite(lam) and lam >= 0):
-                raise ValueError(f"lam must be a finite float >= 0, got {lam!r}")
-            if objective == "metric":
-                raise ValueError(
-                    f"lam={lam!r} scalarises metric and FLOPs and needs "
-                    "objective='metric+flops'; objective='metric' optimises the metric alone"
-                )
+        flops_weight = check_flops_weight(flops_weight, objective)
         if oracle is not None:
             table = oracle.table
             name = setting if isinstance(setting, str) else setting.name
@@ -150,7 +154,7 @@ class BenchmarkObjective:
         self.table = table
         self.mode: Mode = mode
         self.objective: ObjectiveKind = objective
-        self.lam = None if lam is None else float(lam)
+        self.flops_weight = flops_weight
         self.oracle: SurrogateOracle | None = None
         self.snapper: TableSnapper | None = None
         if mode == "surrogate" and not complete:
@@ -165,13 +169,24 @@ class BenchmarkObjective:
         self._used: set[int] = set()
 
     def __repr__(self) -> str:
-        lam = f", lam={self.lam}" if self.lam is not None else ""
+        w = self.flops_weight
+        weight = f", flops_weight={w}" if w is not None else ""
         return (
             f"{type(self).__name__}({self.setting!r}, mode={self.mode!r}, "
-            f"objective={self.objective!r}{lam})"
+            f"objective={self.objective!r}{weight})"
         )
 
     # -- description ----------------------------------------------------------------------
+    @property
+    def lam(self) -> float | None:
+        """Deprecated old name of :attr:`flops_weight`."""
+        warnings.warn(
+            f"{type(self).__name__}.lam is deprecated: use .flops_weight",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.flops_weight
+
     @property
     def setting(self) -> str:
         return self.table.name
@@ -187,7 +202,7 @@ class BenchmarkObjective:
 
     @property
     def n_objectives(self) -> int:
-        return 2 if self.objective == "metric+flops" and self.lam is None else 1
+        return 2 if self.objective == "metric+flops" and self.flops_weight is None else 1
 
     @property
     def directions(self) -> list[str]:
@@ -200,8 +215,8 @@ class BenchmarkObjective:
         m = self.main_metric
         if self.n_objectives == 2:
             return [m, "flops"]
-        if self.lam is not None:
-            return [f"{m} - {self.lam:g}*z(flops)"]
+        if self.flops_weight is not None:
+            return [f"{m} - {self.flops_weight:g}*z(flops)"]
         return [m]
 
     # -- evaluation -----------------------------------------------------------------------
@@ -215,10 +230,12 @@ class BenchmarkObjective:
         flops = float(metrics["flops"])
         if self.objective == "metric":
             return value
-        if self.lam is None:
+        if self.flops_weight is None:
             return value, flops
         return float(
-            scalarize(value, flops, lam=self.lam, mean=self.flops_mean, std=self.flops_std)
+            scalarize(
+                value, flops, weight=self.flops_weight, mean=self.flops_mean, std=self.flops_std
+            )
         )
 
     def evaluate(self, code: Any, *, used: MutableSet[int] | None = None) -> dict[str, Any]:
@@ -335,8 +352,8 @@ class NB201Objective(BenchmarkObjective):
     """NAS-Bench-201 (ImageNet16-120 ``Acc``), exact: the table holds all 15,625 cells.
 
     ``objective="metric+flops"`` returns ``(Acc, flops)`` with the file's FLOPs in MFLOPs
-    (``lam`` scalarises as in :class:`BenchmarkObjective`). ``mode="table"`` snaps to unused
-    cells instead (no cell evaluated twice per study).
+    (``flops_weight`` scalarises as in :class:`BenchmarkObjective`). ``mode="table"`` snaps
+    to unused cells instead (no cell evaluated twice per study).
     """
 
     def __init__(
@@ -344,21 +361,76 @@ class NB201Objective(BenchmarkObjective):
         *,
         mode: Literal["exact", "table"] = "exact",
         objective: ObjectiveKind = "metric",
-        lam: float | None = None,
+        flops_weight: float | None = None,
         data_dir: str | Path | None = None,
+        lam: float | None = None,
     ) -> None:
         if mode not in ("exact", "table"):
             raise ValueError(f"NB201Objective mode must be 'exact' or 'table', got {mode!r}")
         super().__init__(
-            "nas-bench-201", mode=mode, objective=objective, lam=lam, data_dir=data_dir
+            "nas-bench-201",
+            mode=mode,
+            objective=objective,
+            flops_weight=renamed_lam(flops_weight, lam, type(self).__name__),
+            data_dir=data_dir,
         )
 
 
-def scalarize(metric: Any, flops: Any, *, lam: float, mean: float = 0.0, std: float = 1.0) -> Any:
-    """``metric - lam x (flops - mean) / std``: one objective from a metric and its FLOPs.
+def scalarize(
+    metric: Any, flops: Any, *, weight: float, mean: float = 0.0, std: float = 1.0
+) -> Any:
+    """``metric - weight x (flops - mean) / std``: one objective from a metric and its FLOPs.
 
     The benchmark objectives' ``metric+flops`` objective (``mean``/``std`` of the table's
     FLOPs: a z-score) and the paper protocol's NetAdapt score (``mean=0``) are this one
     formula. Works on floats and on NumPy arrays of any (matching) shape.
     """
-    return metric - lam * (flops - mean) / std
+    return metric - weight * (flops - mean) / std
+
+
+def check_flops_weight(
+    flops_weight: Any, objective: str = "metric+flops", *, name: str = "flops_weight"
+) -> float | None:
+    """``flops_weight`` as a float (``None`` stays ``None``: two objectives, no scalarising).
+
+    The one check of the objective-side FLOPs weight (:class:`BenchmarkObjective`,
+    ``CompareConfig``, ``ncp-hpo compare``/``worker --flops-weight`` all call it); ``name``
+    is how the caller spells it in the message (``"--flops-weight"`` on the command line).
+
+    Raises:
+        ValueError: not a finite number >= 0, or given with an ``objective`` other than
+            ``"metric+flops"``.
+    """
+    if flops_weight is None:
+        return None
+    if isinstance(flops_weight, bool) or not isinstance(
+        flops_weight, int | float | np.integer | np.floating
+    ):
+        raise ValueError(f"{name} must be a number >= 0 or None, got {flops_weight!r}")
+    if not (np.isfinite(flops_weight) and flops_weight >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {flops_weight!r}")
+    if objective != "metric+flops":
+        needs = "--objective metric+flops" if name.startswith("--") else "objective='metric+flops'"
+        raise ValueError(
+            f"{name} scalarises metric and FLOPs: use it with {needs} "
+            f"(objective {objective!r} optimises the metric alone)"
+        )
+    return float(flops_weight)
+
+
+def renamed_lam(
+    flops_weight: float | None, lam: float | None, where: str, *, stacklevel: int = 3
+) -> float | None:
+    """The objective's FLOPs weight from ``flops_weight=`` or its old name ``lam=``
+    (deprecated: a :class:`FutureWarning`; ``lam`` now only names a sampler's FLOPs penalty)."""
+    if lam is None:
+        return flops_weight
+    if flops_weight is not None:
+        raise TypeError(f"{where}: pass flops_weight only (lam is its deprecated old name)")
+    warnings.warn(
+        f"{where}(lam=...) is deprecated: the objective's FLOPs weight is now called "
+        "flops_weight (lam names a sampler's FLOPs penalty); lam= will be removed",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return lam

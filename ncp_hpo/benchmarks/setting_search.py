@@ -40,6 +40,7 @@ import numpy as np
 
 from ncp_hpo.benchmarks._search_report import SearchOutcome, Stage
 from ncp_hpo.exceptions import InvalidCodeError, OracleCacheWarning, SearchError
+from ncp_hpo.search._tradeoff import check_lam
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._oracle_model import OracleConfig
@@ -69,7 +70,9 @@ class SearchRequest:
 
     Attributes:
         setting: the target benchmark setting (``"seg"``, ``"nas-bench-201"`` ...).
-        lam: FLOPs weight lambda of Eq. 3 (``>= 0``).
+        lam: the search's FLOPs penalty, lambda of Eq. 3 (``>= 0``; the samplers' ``lam``,
+            checked by :func:`~ncp_hpo.search._tradeoff.check_lam`). 0.5 by default, the
+            paper's value, where the samplers default to 0 (no penalty).
         strategy: ``"continuous"`` (Eq. 3) or ``"wta"`` (winner-takes-all, Eq. 4-6).
         init: start code text (:func:`parse_code`); ``None``: :func:`default_start`.
         joint: further settings propagated jointly with ``setting`` (Eq. 7, equal weights).
@@ -101,8 +104,10 @@ class SearchRequest:
     oracle: bool = True
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.lam) or self.lam < 0:
-            raise SearchError(f"--lam must be a finite number >= 0, got {self.lam}")
+        try:
+            object.__setattr__(self, "lam", check_lam(self.lam))
+        except ValueError as exc:
+            raise SearchError(f"--{exc}") from None
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise SearchError(f"--lr must be a finite number > 0, got {self.lr}")
         for opt, v, lo in (

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ncp_hpo.cli._options import add_quiet_option
+from ncp_hpo.cli._parser import add_deprecated_alias
 from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
 
 __all__ = ["register_compare_commands"]
@@ -37,11 +38,12 @@ winner-takes-all at lambda 0.3/0.5/0.7 from the paper's start code vs random sea
 predictor and NetAdapt with a predictor fitted on 2,000 table codes; Tables 3-4:
 multi-task and transfer rows), writing paper_table2/3/4.md/.csv and paper_protocol.json.
 It takes --seeds, --out, --data-dir and the MLflow options; --samplers, --trials,
---budgets, --objective, --lam, --mode and --jobs are refused (it fixes them itself).
+--budgets, --objective, --flops-weight, --mode and --jobs are refused (it fixes them itself).
 
 examples:
   ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
-  ncp-hpo compare --benchmark seg --objective metric+flops --lam 0.5 --samplers ncp,random,tpe
+  ncp-hpo compare --benchmark seg --objective metric+flops --flops-weight 0.5 \\
+      --samplers ncp,random,tpe
   ncp-hpo compare --benchmark seg --protocol paper --seeds 3
 """
 
@@ -64,6 +66,7 @@ def register_compare_commands(subparsers: Any) -> None:
         help="setting: nas-bench-201, seg, cls-50-1000, video, ...",
     )
     _add_loop_options(p)
+    add_deprecated_alias(p, "--lam", "--flops-weight")  # its name until 0.2.0
     _add_output_options(p)
     p.set_defaults(func=_cmd_compare)
 
@@ -85,13 +88,17 @@ def _add_loop_options(p: argparse.ArgumentParser) -> None:
         "--objective",
         choices=("metric", "metric+flops"),
         default=None,
-        help="main metric alone (the default), or metric and FLOPs (two objectives unless --lam)",
+        help="main metric alone (the default), or metric and FLOPs (two objectives unless "
+        "--flops-weight)",
     )
     p.add_argument(
-        "--lam",
+        "--flops-weight",
         type=float,
         default=None,
-        help="scalarise metric+flops: metric - LAM * z(flops), one objective",
+        metavar="W",
+        help="scalarise --objective metric+flops into one objective, metric - W * z(flops), "
+        "z(flops) being the FLOPs standardised over the benchmark table; not a sampler's "
+        "FLOPs penalty, lam (default: none, two objectives)",
     )
     p.add_argument(
         "--mode",
@@ -184,7 +191,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         )
 
         # the study loop's options default to None: any other value was given explicitly
-        conflict = unused_options([o for o in PAPER_PROTOCOL_USES if getattr(args, o) is not None])
+        conflict = unused_options(
+            [o for o in PAPER_PROTOCOL_USES if getattr(args, o.replace("-", "_")) is not None]
+        )
         if conflict:
             raise CompareError(conflict)
 
@@ -215,7 +224,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         trials=trials,
         seeds=args.seeds,
         objective=args.objective or "metric",
-        lam=args.lam,
+        flops_weight=args.flops_weight,
         mode=args.mode,
         jobs=args.jobs if args.jobs is not None else _default_jobs(),
         out=args.out,

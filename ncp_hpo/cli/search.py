@@ -60,7 +60,13 @@ def register_search_commands(subparsers: Any) -> None:
         metavar="SETTING",
         help="benchmark setting: seg, cls-50-1000, ...",
     )
-    p.add_argument("--lam", type=float, default=0.5, help="FLOPs weight lambda of Eq. 3")
+    p.add_argument(
+        "--lam",
+        type=float,
+        default=0.5,
+        help="the search's FLOPs penalty, lambda of Eq. 3 (the samplers' lam): propagation "
+        "trades predicted metric for fewer FLOPs, 0 for none (default: 0.5, the paper's)",
+    )
     p.add_argument(
         "--strategy",
         type=_strategy,

@@ -27,7 +27,6 @@ from ncp_hpo.cli._options import (
     add_training_options,
     cap_arg,
     cpu_default,
-    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -100,8 +99,10 @@ def _add_search_options(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--lam",
-        type=non_negative_float,
-        help="FLOPs penalty of the ncp/netadapt/neural-predictor proposals (default: 0)",
+        type=float,
+        help="the sampler's own FLOPs penalty: the ncp/netadapt/neural-predictor samplers "
+        "propose codes with fewer FLOPs at some predicted metric; the study's objective is "
+        "unchanged (default: 0, no penalty)",
     )
     s.add_argument(
         "--startup-trials",
@@ -195,6 +196,13 @@ def _validate(args: argparse.Namespace) -> None:
         raise TrainingError(
             f"--lam applies to the {', '.join(PREDICTOR_SAMPLERS)} samplers, not {args.sampler}"
         )
+    if args.lam is not None:
+        from ncp_hpo.search._tradeoff import check_lam
+
+        try:
+            check_lam(args.lam)
+        except ValueError as exc:
+            raise TrainingError(f"--{exc}") from None
     if args.data_dir is not None and args.prior == "none":
         raise TrainingError("--data-dir is where the prior's setting is looked up; --prior is none")
     if args.study_name is not None and not args.study_name.strip():

@@ -59,6 +59,7 @@ def register_worker_commands(subparsers: Any) -> None:
     )
     _add_objective_options(p)
     add_deprecated_alias(p, "--study", "--study-name")
+    add_deprecated_alias(p, "--lam", "--flops-weight")  # its name until 0.2.0
     _add_search_options(p)
     _add_resilience_options(p)
     _add_training_options(p)
@@ -93,12 +94,16 @@ def _add_objective_options(p: argparse.ArgumentParser) -> None:
         choices=("metric", "metric+flops"),
         default="metric",
         help="maximise the main metric, or also minimise FLOPs (MACs for --task): two "
-        "objectives unless --lam is given",
+        "objectives unless --flops-weight is given",
     )
     p.add_argument(
-        "--lam",
-        type=non_negative_float,
-        help="benchmark only: scalarise metric+flops as metric - LAM * z(flops)",
+        "--flops-weight",
+        type=float,
+        metavar="W",
+        help="benchmark only: scalarise --objective metric+flops into one objective, "
+        "metric - W * z(flops), z(flops) being the FLOPs standardised over the benchmark "
+        "table; not the sampler's FLOPs penalty (--sampler-param lam=...) (default: none, "
+        "two objectives)",
     )
     p.add_argument(
         "--mode",
@@ -259,10 +264,14 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--grace ({args.grace} s) must exceed --heartbeat ({args.heartbeat} s), "
             "or live trials would be failed"
         )
-    if args.lam is not None and args.task:
-        raise WorkerError("--lam applies to --benchmark only")
-    if args.lam is not None and args.objective != "metric+flops":
-        raise WorkerError("--lam scalarises metric and FLOPs: add --objective metric+flops")
+    if args.flops_weight is not None and args.task:
+        raise WorkerError("--flops-weight applies to --benchmark only")
+    from ncp_hpo.benchmarks._objectives import check_flops_weight
+
+    try:
+        check_flops_weight(args.flops_weight, args.objective, name="--flops-weight")
+    except ValueError as exc:
+        raise WorkerError(str(exc)) from None
     if args.task and (args.mode or args.data_dir):
         raise WorkerError("--mode and --data-dir apply to --benchmark only")
     if not args.study_name.strip():
@@ -314,7 +323,7 @@ def _objective(args: argparse.Namespace, tracker: MLflowTracker | None) -> Objec
             args.benchmark,
             mode=args.mode,
             objective=args.objective,
-            lam=args.lam,
+            flops_weight=args.flops_weight,
             data_dir=args.data_dir,
             tracker=tracker,
         )

@@ -39,7 +39,11 @@ class RecordCheck:
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
-    """The ``results.json`` of a recorded comparison (``path``: the file or its folder)."""
+    """The ``results.json`` of a recorded comparison (``path``: the file or its folder).
+
+    The config key ``lam`` of records written before 0.2.0 is read as
+    ``flops_weight`` (the objective's FLOPs weight), so every reader sees the new name.
+    """
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
@@ -49,6 +53,10 @@ def load_record(path: str | Path) -> dict[str, Any]:
         raise RecordError(f"cannot read the record {p}: {exc}") from None
     if not isinstance(data.get("runs"), list) or "config" not in data:
         raise RecordError(f"{p} is not a comparison record (no 'runs'/'config')")
+    cfg = data["config"]
+    if isinstance(cfg, dict) and "lam" in cfg and "flops_weight" not in cfg:
+        # records written before the rename (lam -> flops_weight) keep the old key
+        data["config"] = {("flops_weight" if k == "lam" else k): v for k, v in cfg.items()}
     return data
 
 
@@ -95,7 +103,7 @@ def check_record(
             trials=trials,
             seeds=seeds,
             objective=cfg["objective"],
-            lam=cfg.get("lam"),
+            flops_weight=cfg.get("flops_weight"),
             mode=cfg.get("mode"),
             out=out,
             data_dir=data_dir,

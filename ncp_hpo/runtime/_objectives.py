@@ -51,19 +51,27 @@ def benchmark_objective(
     *,
     mode: str | None = None,
     objective: str = "metric",
-    lam: float | None = None,
+    flops_weight: float | None = None,
     data_dir: str | None = None,
     tracker: Any = None,
+    lam: float | None = None,
 ) -> ObjectiveSpec:
-    """An :class:`ObjectiveSpec` over a benchmark table (optionally logged to MLflow)."""
+    """An :class:`ObjectiveSpec` over a benchmark table (optionally logged to MLflow).
+
+    ``flops_weight`` scalarises ``objective="metric+flops"`` into one value (see
+    :class:`~ncp_hpo.benchmarks.BenchmarkObjective`); ``lam`` is its deprecated old name.
+    """
     from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.benchmarks._objectives import renamed_lam
+
+    flops_weight = renamed_lam(flops_weight, lam, "benchmark_objective")
 
     try:
         obj = BenchmarkObjective(
             setting,
             mode=mode,  # type: ignore[arg-type]
             objective=objective,  # type: ignore[arg-type]
-            lam=lam,
+            flops_weight=flops_weight,
             data_dir=data_dir,
         )
     except NCPError:
@@ -75,7 +83,7 @@ def benchmark_objective(
         "setting": obj.setting,
         "mode": obj.mode,
         "objective": objective,
-        "lam": lam,
+        "flops_weight": obj.flops_weight,
     }
     fn: Callable[[optuna.trial.Trial], Any] = obj
     if tracker is not None:
@@ -173,8 +181,17 @@ def run_params(spec: ObjectiveSpec) -> dict[str, Any]:
     return {k: v for k, v in spec.description.items() if v is not None}
 
 
+def _upgraded(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded description with the key ``lam`` of studies created before 0.2.0 (the
+    benchmark objective's FLOPs weight) read as ``flops_weight``."""
+    if "lam" in d and "flops_weight" not in d:
+        return {("flops_weight" if k == "lam" else k): v for k, v in d.items()}
+    return dict(d)
+
+
 def _describe_key(d: Mapping[str, Any]) -> tuple[Any, ...]:
-    keys = ("kind", "setting", "task", "mode", "objective", "lam")
+    keys = ("kind", "setting", "task", "mode", "objective", "flops_weight")
+    d = _upgraded(d)
     return tuple(d.get(k) for k in keys)
 
 
@@ -182,8 +199,10 @@ def describe(d: Mapping[str, Any]) -> str:
     """One phrase for an objective description, e.g. ``benchmark 'seg' (surrogate, metric)``."""
     if d.get("kind") == "task":
         return f"task {d.get('task')!r} ({d.get('objective')})"
-    lam = f", lam={d['lam']}" if d.get("lam") is not None else ""
-    return f"benchmark {d.get('setting')!r} ({d.get('mode')}, {d.get('objective')}{lam})"
+    d = _upgraded(d)
+    w = d.get("flops_weight")
+    weight = f", flops_weight={w}" if w is not None else ""
+    return f"benchmark {d.get('setting')!r} ({d.get('mode')}, {d.get('objective')}{weight})"
 
 
 def ensure_study_objective(
@@ -214,6 +233,8 @@ def ensure_study_objective(
             f"needs {list(spec.directions)}; use another {hint}"
         )
     recorded = study.user_attrs.get(OBJECTIVE_ATTR)
+    if recorded is not None:
+        recorded = _upgraded(recorded)
     if recorded is None:
         study.set_user_attr(OBJECTIVE_ATTR, dict(spec.description))
         if study.metric_names is None:

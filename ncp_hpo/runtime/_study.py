@@ -87,7 +87,8 @@ class StudyConfig:
         seed: training and sampler seed (a resumed study continues the sampler's stream).
         prior: a NAS-Bench-MR setting or a saved predictor, for the predictor samplers.
         data_dir: where the prior's setting is looked up.
-        lam: FLOPs penalty of the predictor samplers' proposals.
+        lam: the predictor samplers' own FLOPs penalty (their ``lam``); ``None``: their
+            default, 0 (no penalty). The objective's values are not changed by it.
         startup_trials: random trials before the sampler's model is used.
         sampler_params: extra sampler arguments.
         enqueue: canonical codes to evaluate first (skipped when the study holds them).

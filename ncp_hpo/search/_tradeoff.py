@@ -2,9 +2,12 @@
 
 A proposal's utility is its weighted, standardised predicted objectives minus
 ``lam x`` its standardised log-FLOPs, where the standardisation uses the history's
-codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs weight.
-FLOPs only count on a space with exact FLOPs (:attr:`CodeSpace.has_exact_flops`). The
-objectives' own metric-and-FLOPs score is :func:`ncp_hpo.benchmarks._objectives.scalarize`.
+codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs weight (its
+``flops_weight`` argument). FLOPs only count on a space with exact FLOPs
+(:attr:`CodeSpace.has_exact_flops`). ``lam`` is the sampler's own penalty, 0 by default (no
+penalty), and :func:`check_lam` its one check; the values a study sees are not changed by
+it. Weighting FLOPs inside the objective instead is the benchmark objective's
+``flops_weight`` (:func:`ncp_hpo.benchmarks._objectives.scalarize`).
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ logs complete histories for studies that ran without live tracking.
 What is logged:
 
 * a **parent run** per comparison (output folder x benchmark), tagged
-  ``ncp_hpo.role=compare``; params: benchmark, mode, objective, lambda, samplers, trials,
+  ``ncp_hpo.role=compare``; params: benchmark, mode, objective, flops_weight, samplers, trials,
   seeds, budgets; metrics: per sampler the median score at each budget
   (``<sampler>.best_at_<b>``), median regret and median wall time per trial, and the oracle
   fidelity (``oracle.spearman`` ...) in surrogate mode; artifacts: ``summary.md``,
   ``summary.csv``, ``runs.csv``, ``results.json`` and the PNG plots.
 * a **child run** per sampler x seed (tag ``mlflow.parentRunId``, tags ``sampler``,
-  ``seed``, run name ``<sampler> seed <k>``); params: sampler, seed, budget, lambda,
+  ``seed``, run name ``<sampler> seed <k>``); params: sampler, seed, budget, flops_weight,
   benchmark, objective, mode; metrics: the score after every trial (``best_so_far``, or
   ``hypervolume`` for two objectives, with ``step`` = trial index), each trial's objective
   value(s) (``value`` / ``value_<i>``), and the final figures (``best``, ``final.best``,
@@ -123,7 +123,7 @@ def _parent_params(config: CompareConfig, info: BenchmarkInfo) -> dict[str, str]
         "benchmark": info.setting,
         "mode": info.mode,
         "objective": config.objective,
-        "lam": config.lam,
+        "flops_weight": config.flops_weight,
         "samplers": ",".join(config.samplers),
         "trials": config.trials,
         "seeds": config.seeds,
@@ -447,7 +447,7 @@ def child_params(
         "sampler": sampler,
         "seed": seed,
         "budget": cfg.trials,
-        "lambda": cfg.lam,
+        "flops_weight": cfg.flops_weight,
         "benchmark": info.setting,
         "objective": cfg.objective,
         "mode": info.mode,

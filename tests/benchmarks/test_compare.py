@@ -31,7 +31,7 @@ from ncp_hpo.experiments.compare import (
     run_comparison,
     summary_stat,
 )
-from ncp_hpo.experiments.compare._config import study_name
+from ncp_hpo.experiments.compare._config import SETTINGS_ATTR, study_name
 from ncp_hpo.experiments.compare._records import summarize_runs
 from ncp_hpo.experiments.compare._report import verdict
 from ncp_hpo.experiments.compare._stats import hypervolume_history
@@ -194,13 +194,24 @@ def test_two_objective_scores_are_normalised_hypervolume() -> None:
         ({"samplers": ("ncp", "bogus")}, "unknown sampler 'bogus'"),
         ({"samplers": ("ncp", "ncp")}, "appears twice"),
         ({"trials": 0}, "--trials must be"),
-        ({"lam": 0.5}, "--lam scalarises"),
+        ({"flops_weight": 0.5}, "--flops-weight scalarises"),
         ({"objective": "metric+flops", "samplers": ("cmaes",)}, "single-objective"),
     ],
 )
 def test_config_errors_name_the_flag(kwargs: dict, match: str) -> None:
     with pytest.raises(CompareError, match=match):
         CompareConfig(NB201, **kwargs)
+
+
+def test_config_lam_is_a_deprecated_name_of_flops_weight() -> None:
+    with pytest.warns(FutureWarning, match="flops_weight"):
+        cfg = CompareConfig(NB201, objective="metric+flops", lam=0.5)
+    assert cfg.flops_weight == 0.5 and cfg.n_objectives == 1
+    assert cfg.settings("exact")["flops_weight"] == 0.5 and "lam" not in cfg.settings("exact")
+    with pytest.raises(CompareError, match="--flops-weight must be a finite number"):
+        CompareConfig(NB201, objective="metric+flops", flops_weight=-1.0)
+    with pytest.raises(TypeError, match="flops_weight only"):
+        CompareConfig(NB201, objective="metric+flops", flops_weight=0.5, lam=0.5)
 
 
 def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -223,7 +234,7 @@ def test_cli_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         ("--trials", "100", "100 for random search"),  # the study loop's default: still refused
         ("--budgets", "10,25", "fixed budget per method"),
         ("--objective", "metric", "main metric with an exact-FLOPs term"),
-        ("--lam", "0.5", "lambda 0.3, 0.5 and 0.7"),
+        ("--flops-weight", "0.5", "lambda 0.3, 0.5 and 0.7"),
         ("--mode", "table", "surrogate oracle"),
         ("--jobs", "4", "one process"),
     ],
@@ -300,6 +311,12 @@ def test_resume_runs_only_missing_trials_and_fails_stale_running(
     assert third.studies["skipped"] == 1 and len(_complete(path, name)) == 11
     with pytest.raises(CompareError, match="other settings"):
         run_comparison(CompareConfig(NB201, trials=10, objective="metric+flops", **cfg))
+    # a study written before 0.2.0 records the FLOPs weight as "lam": still the same settings
+    study = optuna.load_study(study_name=name, storage=open_sqlite_storage(path))
+    old = dict(study.user_attrs[SETTINGS_ATTR])
+    old["lam"] = old.pop("flops_weight")
+    study.set_user_attr(SETTINGS_ATTR, old)
+    assert run_comparison(CompareConfig(NB201, trials=10, **cfg)).studies["skipped"] == 1
 
 
 def test_resumed_compare_matches_an_uninterrupted_one(
@@ -463,7 +480,7 @@ def test_mlflow_round_trip_and_unreachable_server(
     _assert_who_won_is_readable(client, exp.experiment_id, res, res.mlflow_run_id)
     child = children[0]
     assert child.data.params["benchmark"] == NB201 and child.data.params["budget"] == "4"
-    assert {"sampler", "seed", "lambda", "objective", "mode"} <= set(child.data.params)
+    assert {"sampler", "seed", "flops_weight", "objective", "mode"} <= set(child.data.params)
     hist = client.get_metric_history(child.info.run_id, "best_so_far")
     assert sorted(m.step for m in hist) == [0, 1, 2, 3]
     values = [m.value for m in sorted(hist, key=lambda m: m.step)]

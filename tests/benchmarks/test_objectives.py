@@ -97,7 +97,7 @@ def test_multi_objective_study(seg_oracle: SurrogateOracle, tmp_path: Path) -> N
 
 
 def test_scalarised_objective(seg_oracle: SurrogateOracle) -> None:
-    obj = BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops", lam=0.5)
+    obj = BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops", flops_weight=0.5)
     assert obj.directions == ["maximize"] and obj.objective_names == ["mIoU - 0.5*z(flops)"]
     fl = obj.table.metrics["flops"]
     assert obj.flops_mean == pytest.approx(fl.mean()) and obj.flops_std == pytest.approx(fl.std())
@@ -107,6 +107,18 @@ def test_scalarised_objective(seg_oracle: SurrogateOracle) -> None:
         a = t.user_attrs
         want = a["metrics"]["mIoU"] - 0.5 * (a["flops"] - fl.mean()) / fl.std()
         assert t.value == pytest.approx(want, rel=1e-12)
+
+
+def test_lam_is_a_deprecated_name_of_flops_weight(seg_oracle: SurrogateOracle) -> None:
+    with pytest.warns(FutureWarning, match="flops_weight"):
+        old = BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops", lam=0.5)
+    assert old.flops_weight == 0.5 and old.objective_names == ["mIoU - 0.5*z(flops)"]
+    with pytest.warns(FutureWarning, match=r"\.flops_weight"):
+        assert old.lam == 0.5
+    with pytest.raises(TypeError, match="flops_weight only"):
+        BenchmarkObjective(
+            "seg", oracle=seg_oracle, objective="metric+flops", flops_weight=0.5, lam=0.5
+        )
 
 
 def test_table_mode_never_repeats_a_code_per_study(shared_data_dir: Path, tmp_path: Path) -> None:
@@ -186,10 +198,10 @@ def test_loads_the_cached_oracle_by_config(
 
 def test_argument_and_input_errors(seg_oracle: SurrogateOracle, shared_data_dir: Path) -> None:
     with pytest.raises(ValueError, match="objective='metric\\+flops'"):
-        BenchmarkObjective("seg", oracle=seg_oracle, lam=0.5)
-    for lam in (-1.0, float("nan"), True, "0.5"):
-        with pytest.raises(ValueError, match="lam"):
-            BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops", lam=lam)  # type: ignore[arg-type]
+        BenchmarkObjective("seg", oracle=seg_oracle, flops_weight=0.5)
+    for w in (-1.0, float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match="flops_weight must be"):
+            BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops", flops_weight=w)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mode"):
         BenchmarkObjective("seg", oracle=seg_oracle, mode="oracle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="objective"):

@@ -59,6 +59,20 @@ def test_a_changed_record_is_caught(tmp_path: Path, shared_data_dir: Path) -> No
     assert "from trial 3" in check.mismatches[0]
 
 
+def test_records_written_before_the_rename_read_lam_as_flops_weight(tmp_path: Path) -> None:
+    """Records before 0.2.0 store the objective's FLOPs weight as ``lam``; they are read
+    (not rewritten) with the new key, and new records write ``flops_weight``."""
+    import json
+
+    raw = json.loads((RECORD / "results.json").read_text())
+    assert "lam" in raw["config"]  # the committed record keeps its old key
+    cfg = load_record(RECORD)["config"]
+    assert "lam" not in cfg and cfg["flops_weight"] is None
+    raw["config"]["lam"] = 0.5
+    (tmp_path / "results.json").write_text(json.dumps(raw))
+    assert load_record(tmp_path)["config"]["flops_weight"] == 0.5
+
+
 def test_bad_records_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match="cannot read"):
         load_record(tmp_path / "nothing")

@@ -206,15 +206,38 @@ def test_one_objective_record_for_workers_and_studies(
     assert study.metric_names == spec.metric_names
     ensure_study_objective(study, spec, hint="--study")  # the same objective joins
     other = benchmark_objective(
-        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", lam=0.5
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", flops_weight=0.5
     )
-    with pytest.raises(WorkerError, match=r"created for benchmark 'nas-bench-201'.*lam=0.5"):
+    with pytest.raises(WorkerError, match=r"created for benchmark 'nas-bench-201'.*weight=0.5"):
         ensure_study_objective(study, other, hint="--study")
     two = benchmark_objective(
         "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops"
     )
     with pytest.raises(TrainingError, match=r"directions \['maximize'\].*use another --study-name"):
         ensure_study_objective(study, two, hint="--study-name", error=TrainingError)
+
+
+def test_a_study_recorded_with_lam_is_joined_with_flops_weight(
+    shared_data_dir: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Studies created before 0.2.0 record the objective's FLOPs weight as ``lam``: a
+    worker passing the same ``flops_weight`` joins them (no warning), another one is refused."""
+    from ncp_hpo.runtime import benchmark_objective
+    from ncp_hpo.runtime._objectives import ensure_study_objective
+
+    spec = benchmark_objective(
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", flops_weight=0.5
+    )
+    old = {k: v for k, v in spec.description.items() if k != "flops_weight"} | {"lam": 0.5}
+    study = optuna.create_study(study_name="o", directions=spec.directions)
+    study.set_user_attr("ncp_hpo.objective", old)
+    ensure_study_objective(study, spec, hint="--study-name")
+    assert not [w for w in recwarn if "training settings" in str(w.message)]
+    other = benchmark_objective(
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", flops_weight=1
+    )
+    with pytest.raises(WorkerError, match=r"flops_weight=0.5\), not .*flops_weight=1.0\)"):
+        ensure_study_objective(study, other, hint="--study-name")
 
 
 # -- the worker loop against storage trouble (in-process) ----------------------------------

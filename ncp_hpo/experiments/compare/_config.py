@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +23,7 @@ __all__ = [
     "check_seeds",
     "startup_warning",
     "study_name",
+    "upgrade_settings",
 ]
 
 
@@ -50,8 +50,9 @@ class CompareConfig:
         trials: COMPLETE trials per study (the budget).
         seeds: number of seeds; studies use seeds ``0 .. seeds-1``.
         objective: ``"metric"`` or ``"metric+flops"``.
-        lam: with ``"metric+flops"``, scalarise with this weight (one objective); ``None``
-            keeps two objectives (hypervolume statistics).
+        flops_weight: with ``"metric+flops"``, scalarise as ``metric - flops_weight x
+            z(flops)`` (one objective, see :class:`~ncp_hpo.benchmarks.BenchmarkObjective`);
+            ``None`` (the default) keeps two objectives (hypervolume statistics).
         mode: ``"surrogate"``, ``"table"`` or ``"exact"``; ``None`` = the benchmark's
             default (exact for NAS-Bench-201, surrogate for NAS-Bench-MR).
         jobs: worker processes (spawned); 1 runs in this process.
@@ -62,6 +63,7 @@ class CompareConfig:
         mlflow_uri: tracking URI (``None``: MLflow's default, a local store).
         mlflow_experiment: MLflow experiment name.
         progress: show a tqdm progress bar.
+        lam: deprecated old name of ``flops_weight`` (a :class:`FutureWarning`); not a field.
     """
 
     benchmark: str
@@ -69,7 +71,7 @@ class CompareConfig:
     trials: int = 100
     seeds: int = 10
     objective: Literal["metric", "metric+flops"] = "metric"
-    lam: float | None = None
+    flops_weight: float | None = None
     mode: Literal["surrogate", "table", "exact"] | None = None
     jobs: int = 1
     out: str | Path | None = None
@@ -79,8 +81,12 @@ class CompareConfig:
     mlflow_uri: str | None = None
     mlflow_experiment: str = "ncp-hpo-compare"
     progress: bool = True
+    lam: InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, lam: float | None) -> None:
+        from ncp_hpo.benchmarks._objectives import check_flops_weight, renamed_lam
+
+        weight = renamed_lam(self.flops_weight, lam, "CompareConfig", stacklevel=4)
         samplers = tuple(s.strip() for s in self.samplers if s.strip())
         object.__setattr__(self, "samplers", samplers)
         unknown = [s for s in samplers if base_sampler(s) not in SAMPLERS]
@@ -108,18 +114,16 @@ class CompareConfig:
             raise CompareError(
                 f"--objective must be 'metric' or 'metric+flops', got {self.objective!r}"
             )
-        if self.lam is not None:
-            if not (math.isfinite(self.lam) and self.lam >= 0):
-                raise CompareError(f"--lam must be a finite number >= 0, got {self.lam!r}")
-            if self.objective == "metric":
-                raise CompareError(
-                    "--lam scalarises metric and FLOPs: use it with --objective metric+flops"
-                )
+        try:
+            weight = check_flops_weight(weight, self.objective, name="--flops-weight")
+        except ValueError as exc:
+            raise CompareError(str(exc)) from None
+        object.__setattr__(self, "flops_weight", weight)
         if self.mode not in (None, "surrogate", "table", "exact"):
             raise CompareError(f"--mode must be 'surrogate', 'table' or 'exact', got {self.mode!r}")
         if self.n_objectives == 2 and "cmaes" in samplers:
             raise CompareError(
-                "cmaes is single-objective: drop it, or scalarise with --lam, "
+                "cmaes is single-objective: drop it, or scalarise with --flops-weight, "
                 "or use --objective metric"
             )
         budgets = sorted({int(b) for b in self.budgets if 0 < int(b) < self.trials})
@@ -127,7 +131,7 @@ class CompareConfig:
 
     @property
     def n_objectives(self) -> int:
-        return 2 if self.objective == "metric+flops" and self.lam is None else 1
+        return 2 if self.objective == "metric+flops" and self.flops_weight is None else 1
 
     @property
     def out_dir(self) -> Path:
@@ -144,8 +148,16 @@ class CompareConfig:
             "benchmark": self.benchmark,
             "mode": mode,
             "objective": self.objective,
-            "lam": self.lam,
+            "flops_weight": self.flops_weight,
         }
+
+
+def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """A study's recorded :meth:`CompareConfig.settings`, with the key ``lam`` of studies
+    written before the rename read as ``flops_weight``."""
+    if "lam" in stored and "flops_weight" not in stored:
+        stored = {("flops_weight" if k == "lam" else k): v for k, v in stored.items()}
+    return stored
 
 
 def check_seeds(seeds: object) -> None:

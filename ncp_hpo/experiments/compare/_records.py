@@ -262,12 +262,12 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         )  # fmt: skip
         optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
         note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
-    elif obj.lam is not None:
+    elif obj.flops_weight is not None:
         from ncp_hpo.benchmarks._objectives import scalarize
 
-        scores = scalarize(m, f, lam=obj.lam, mean=obj.flops_mean, std=obj.flops_std)
+        scores = scalarize(m, f, weight=obj.flops_weight, mean=obj.flops_mean, std=obj.flops_std)
         optimum = float(scores.max())
-        note = f"best scalarised table value ({table.main_metric} - {obj.lam:g}*z(flops))"
+        note = f"best scalarised table value ({table.main_metric} - {obj.flops_weight:g}*z(flops))"
     else:
         optimum = float(m.max())
         note = f"best {table.main_metric} in the table"

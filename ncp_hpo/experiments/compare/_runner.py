@@ -26,7 +26,8 @@ with the default rollback journal. A rerun with the same ``--out``:
   are analysed);
 * marks trials left RUNNING by a killed run as FAIL (they are never counted) and continues
   the study until it holds ``trials`` COMPLETE trials;
-* refuses to mix settings: each study records its benchmark, mode, objective and lambda,
+* refuses to mix settings: each study records its benchmark, mode, objective and FLOPs
+  weight,
   and a rerun with other values is an error (use another ``--out``);
 * continues each sampler where it stopped: the fresh sampler is first taken through the
   stored trials (:mod:`ncp_hpo.samplers._replay`), so a resumed study gets the trials an
@@ -61,7 +62,7 @@ each finished trial ticks the tqdm bar through a queue.
 Statistics (see :func:`summarize_runs`)
 ---------------------------------------
 * **Score per trial.** Single objective: the best objective value found so far. Two
-  objectives (``metric+flops`` without lambda): the hypervolume of the trials so far in
+  objectives (``metric+flops`` without a FLOPs weight): the hypervolume of the trials so far in
   normalised coordinates ``u = (m_max - m) / (m_max - m_min)``, ``v = (f - f_min) /
   (f_max - f_min)`` (``m``: main metric, ``f``: FLOPs, extremes over the benchmark table)
   with the fixed reference point ``(1, 1)``, i.e. the table's worst metric and largest
@@ -70,7 +71,7 @@ Statistics (see :func:`summarize_runs`)
 * **Best found at budgets** 10/25/50/100 (those <= trials, plus ``trials``): median and
   inter-quartile range (numpy's linear-interpolation 25th/75th percentiles) over seeds.
 * **Regret** at the final budget: optimum minus score. The optimum is the best value of
-  the table (NAS-Bench-201: 47.333 for ImageNet16-120 ``Acc``; with lambda the best
+  the table (NAS-Bench-201: 47.333 for ImageNet16-120 ``Acc``; with a FLOPs weight the best
   scalarised table value; with two objectives the hypervolume of the table's front). In
   surrogate mode the oracle may score a code above every table code, so regret can be
   negative there.
@@ -101,6 +102,7 @@ from ncp_hpo.experiments.compare._config import (
     base_sampler,
     compare_warm_start_codes,
     study_name,
+    upgrade_settings,
 )
 from ncp_hpo.experiments.compare._export import write_reports
 from ncp_hpo.experiments.compare._pool import execute, progress_bar
@@ -237,7 +239,9 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     quiet()
     data_dir = None if config.data_dir is None else str(Path(config.data_dir).resolve())
     # load (and, in surrogate mode, fit or read the cached oracle) once before any worker
-    obj = objective_for(config.benchmark, config.mode, config.objective, config.lam, data_dir)
+    obj = objective_for(
+        config.benchmark, config.mode, config.objective, config.flops_weight, data_dir
+    )
     if "cmaes" in map(base_sampler, config.samplers):
         make_sampler("cmaes", space=obj.space, seed=0)  # fails early without 'cmaes'
     zc = [s for s in config.samplers if s != base_sampler(s)]
@@ -291,6 +295,7 @@ def _plan(
             name = study_name(config.benchmark, s, seed)
             path = study_path(out, name)
             n_done, n_running, stored = study_status(path, name)
+            stored = None if stored is None else upgrade_settings(stored)
             if stored is not None and stored != settings:
                 diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
                 raise CompareError(
@@ -314,7 +319,7 @@ def _plan(
                     name=name,
                     mode=obj.mode,
                     objective=config.objective,
-                    lam=config.lam,
+                    flops_weight=config.flops_weight,
                     data_dir=data_dir,
                     settings_json=json.dumps(settings),
                     live=live,

@@ -37,7 +37,7 @@ class StudyTask:
     name: str
     mode: str
     objective: str
-    lam: float | None
+    flops_weight: float | None
     data_dir: str | None
     settings_json: str
     live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
@@ -104,10 +104,10 @@ def objective_for(
     benchmark: str,
     mode: str | None,
     objective: str,
-    lam: float | None,
+    flops_weight: float | None,
     data_dir: str | None,
 ) -> BenchmarkObjective:
-    key = (benchmark, mode, objective, lam, data_dir)
+    key = (benchmark, mode, objective, flops_weight, data_dir)
     if key not in _OBJECTIVES:
         from ncp_hpo.benchmarks import BenchmarkObjective
 
@@ -115,7 +115,7 @@ def objective_for(
             benchmark,
             mode=mode,  # type: ignore[arg-type]
             objective=objective,  # type: ignore[arg-type]
-            lam=lam,
+            flops_weight=flops_weight,
             data_dir=data_dir,
         )
     return _OBJECTIVES[key]
@@ -155,7 +155,7 @@ def open_study(task: StudyTask, sampler: Any) -> optuna.Study:
         storage=storage,
         sampler=sampler,
         directions=objective_for(  # type: ignore[arg-type]
-            task.benchmark, task.mode, task.objective, task.lam, task.data_dir
+            task.benchmark, task.mode, task.objective, task.flops_weight, task.data_dir
         ).directions,
         load_if_exists=True,
     )

@@ -77,7 +77,9 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     live = None
     try:
         with deterministic_threads():
-            obj = objective_for(task.benchmark, task.mode, task.objective, task.lam, task.data_dir)
+            obj = objective_for(
+                task.benchmark, task.mode, task.objective, task.flops_weight, task.data_dir
+            )
             live = _live_run(task, obj)
             ran = _run_study(task, obj, queue, live)
     except Exception as exc:  # reported by the parent; other studies go on

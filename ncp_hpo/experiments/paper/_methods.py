@@ -61,7 +61,7 @@ def netadapt_greedy(
 
     def score(codes: np.ndarray) -> np.ndarray:
         pred = np.atleast_2d(predictor.predict(codes))[:, main]
-        return scalarize(pred / metric_std, flops_g(codes), lam=lam, std=flops_std)
+        return scalarize(pred / metric_std, flops_g(codes), weight=lam, std=flops_std)
 
     code = np.asarray(start, dtype=np.int64)
     current = float(score(code[None])[0])

@@ -88,7 +88,8 @@ PAPER_PROTOCOL_USES: dict[str, str] = {
     "random search, the top 10 of 10,000 predicted codes for the neural predictor",
     "budgets": "a fixed budget per method (see --trials)",
     "objective": "the setting's main metric with an exact-FLOPs term",
-    "lam": "lambda 0.3, 0.5 and 0.7 in Table 2 and 0.5 in Tables 3-4",
+    "flops-weight": "the paper's FLOPs weights inside NCP's search, lambda 0.3, 0.5 and 0.7 "
+    "in Table 2 and 0.5 in Tables 3-4",
     "mode": "the surrogate oracle (the table's value where the table holds the code)",
     "jobs": "one process",
 }
