@@ -142,7 +142,7 @@ def test_a_prior_that_ranks_the_task_backwards_gives_way_to_the_fine_tune(
 def test_a_widened_prior_predicts_as_before_and_learns_the_new_inputs(prior) -> None:
     from ncp_hpo.predictor import widen_inputs
 
-    codes, values = _task(seed=3, n=60)
+    codes, _ = _task(seed=3, n=60)
     wide = widen_inputs(prior, mean=[5.0], std=[3.0])
     assert wide.n_features_in_ == codes.shape[1] + 1 and prior.n_features_in_ == codes.shape[1]
     for extra in (0.0, 7.0):  # the new input is ignored whatever its value
