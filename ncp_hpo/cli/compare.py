@@ -250,6 +250,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"MLflow: comparison run {result.mlflow_run_id} (experiment "
             f"{config.mlflow_experiment!r}); see it with: {result.mlflow_hint}"
         )
+        if result.mlflow_view_url and result.mlflow_view_url.startswith("http"):
+            print(f"MLflow: best per sampler: {result.mlflow_view_url}")
     if result.errors:
         for name, err in result.errors.items():
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)

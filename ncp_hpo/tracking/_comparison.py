@@ -55,7 +55,7 @@ from ncp_hpo._secrets import redact
 from ncp_hpo.exceptions import CompareTrackingWarning
 from ncp_hpo.tracking._connect import mlflow_client, probe_health
 from ncp_hpo.tracking._context import experiment_id as _experiment_id
-from ncp_hpo.tracking._context import run_tags
+from ncp_hpo.tracking._context import run_tags, save_runs_view
 from ncp_hpo.tracking._verdict import child_run_name, log_sampler_summaries, parent_outcome
 
 if TYPE_CHECKING:
@@ -199,9 +199,15 @@ def _no_run_urls() -> Iterator[None]:
             os.environ[_NO_URLS] = old
 
 
+BEST_VIEW = "ncp-hpo-best"
+"""The key of the comparison experiment's saved runs-table view: each summary run's
+``median_best`` and each study's ``best`` as columns, best first (MLflow's default view
+shows no metric column)."""
+
+
 def end_comparison(target: LiveTarget, status: str) -> None:
     """End the parent run of a comparison that stopped before its summary was logged."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception), _no_run_urls():
         mlflow_client(target.uri).set_terminated(target.parent_id, status)
 
 
@@ -334,9 +340,24 @@ def _log(result: ComparisonResult, uri: str | None, experiment: str) -> str:
         _log_child(client, exp_id, parent_id, result, run, children.get(run.study_name))
     with _no_run_urls():
         log_sampler_summaries(client, exp_id, parent_id, result)
+    save_runs_view(
+        client,
+        exp_id,
+        BEST_VIEW,
+        "ncp-hpo: best per sampler",
+        [
+            "metrics.`median_best`",
+            "metrics.`best`",
+            "tags.`sampler`",
+            "tags.`seed`",
+            "tags.`winner`",
+        ],
+        order_by="metrics.`median_best`",
+    )
     for path in result.files.values():
         client.log_artifact(parent_id, str(path))
-    client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")
+    with _no_run_urls():  # the CLI prints its own link, on the Model-training pages
+        client.set_terminated(parent_id, "FINISHED" if not result.errors else "FAILED")
     return parent_id
 
 

@@ -554,6 +554,12 @@ def _assert_who_won_is_readable(client: Any, exp_id: str, res: Any, parent_id: s
         curve = client.get_metric_history(r.info.run_id, "best_so_far")
         assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(final))
         assert max(m.value for m in curve) == pytest.approx(medians[s])
+    # a saved runs-table view shows each sampler's best as a column (MLflow's default shows
+    # no metric column), best first
+    view = json.loads(client.get_experiment(exp_id).tags["mlflow.sharedViewState.ncp-hpo-best"])
+    state = json.loads(view["state"])
+    assert "metrics.`median_best`" in state["selectedColumns"]
+    assert state["orderByKey"] == "metrics.`median_best`" and state["orderByAsc"] is False
 
 
 # -- paper protocol pieces ------------------------------------------------------------------

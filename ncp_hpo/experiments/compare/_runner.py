@@ -163,6 +163,8 @@ class ComparisonResult:
         errors: study name -> error of studies that failed in this call.
         mlflow_run_id: the parent MLflow run (None without tracking).
         mlflow_url: a link to the parent run on MLflow's "Model training" pages.
+        mlflow_view_url: a link to the experiment's runs table in the saved view that shows
+            each sampler's best as a column.
         mlflow_hint: how to see it (:func:`ncp_hpo.tracking.tracking_hint`: for a local
             store the ``mlflow ui --backend-store-uri ...`` command, then the link).
     """
@@ -177,6 +179,7 @@ class ComparisonResult:
     errors: dict[str, str] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     mlflow_url: str | None = None
+    mlflow_view_url: str | None = None
     mlflow_hint: str | None = None
     run_seconds: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -393,8 +396,10 @@ def _run_locked(
         )
         if live is not None and result.mlflow_run_id is not None:
             from ncp_hpo.tracking import tracking_hint, ui_url
+            from ncp_hpo.tracking._comparison import BEST_VIEW
 
             result.mlflow_url = ui_url(live.uri, live.experiment_id, result.mlflow_run_id)
+            result.mlflow_view_url = ui_url(live.uri, live.experiment_id, view=BEST_VIEW)
             result.mlflow_hint = tracking_hint(live.uri, live.experiment_id, result.mlflow_run_id)
     return result
 
