@@ -111,13 +111,13 @@ def run_seed(task: tuple[int, int, float]) -> dict[str, Any]:
     start = NB201Space().decode(DEFAULT_START)
     out: dict[str, Any] = {"seed": seed, "labelled": labelled}
     for lam in LAMBDAS:
-        res = propagate(pred, space, start, flops_weight=lam, record_trajectory=False)
+        res = propagate(pred, space, start, lam=lam, record_trajectory=False)
         out[f"NCP λ={lam:g} (paper, 1 eval)"] = found(res.codes[0])
     ok_lab = lab[feasible(codes[lab])]
     out["labelled best within budget"] = found(codes[ok_lab[np.argmax(acc[ok_lab])]])
     out["labelled best overall"] = found(codes[lab[np.argmax(acc[lab])]])
     starts = np.vstack([codes[ok_lab[np.argsort(-acc[ok_lab])[:8]]], start[None]])
-    res = propagate(pred, space, starts, flops_weight=0.5, record_trajectory=False)
+    res = propagate(pred, space, starts, lam=0.5, record_trajectory=False)
     pool = {c.tobytes(): c for s in res.codes for c in _greedy(space, s, score, feasible)}
     cand = np.array([c for k, c in pool.items() if k not in lab_keys and feasible(c[None])[0]])
     if len(cand):

@@ -233,7 +233,7 @@ class Runner:
             best_tr = int(tr[np.argmax(acc[tr])])
             best_seen = int(seen[np.argmax(acc[seen])])
             for lam in NB201_LAMBDAS:
-                res = propagate(pred, space, start, flops_weight=lam, iterations=70)
+                res = propagate(pred, space, start, lam=lam, iterations=70)
                 traj = res.trajectory
                 assert traj is not None
                 steps = []
@@ -268,7 +268,7 @@ class Runner:
             if n_train == 2000:
                 # upstream's YAML target step (per_step_increase = 0.1) instead of the paper's 1
                 for lam in (0.5, 0.2):
-                    res = propagate(pred, space, start, flops_weight=lam, step=0.1)
+                    res = propagate(pred, space, start, lam=lam, step=0.1)
                     row = table.index(res.codes[0])
                     assert row is not None
                     out["step01_runs"].append(
@@ -320,9 +320,7 @@ class Runner:
             pred, _ = self.predictor(table, seed, 2000, 500)
             for strategy in STRATEGIES:
                 for lam in LAMBDAS:
-                    res = propagate(
-                        pred, space, start, strategy=strategy, flops_weight=lam, iterations=70
-                    )
+                    res = propagate(pred, space, start, strategy=strategy, lam=lam, iterations=70)
                     code = res.codes[0]
                     g512 = _gflops_512x1024(code)
                     run = {"seed": seed, "strategy": strategy, "lam": lam}
@@ -350,7 +348,7 @@ class Runner:
         space = table.space
         pred, _ = self.predictor(table, 0, 2000, 500)
         for strategy, short in (("continuous", "continuous"), ("winner_takes_all", "wta")):
-            res = propagate(pred, space, paper_start(space), strategy=strategy, flops_weight=0.5)
+            res = propagate(pred, space, paper_start(space), strategy=strategy, lam=0.5)
             traj = res.trajectory
             assert traj is not None
             rounded = traj.rounded[:, 0]

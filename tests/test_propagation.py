@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -151,7 +152,7 @@ def test_continuous_follows_the_gradient_and_stops_at_the_bounds(step: float) ->
     w = np.array([0.5, -0.25, 0.0, 0.1])
     start = np.array([30.0, 40.0, 2.2, 3.1])
     lr, iters = 0.2, 100
-    res = propagate(linear(w), SPACE, start, lr=lr, iterations=iters, flops_weight=0.0, step=step)
+    res = propagate(linear(w), SPACE, start, lr=lr, iterations=iters, lam=0.0, step=step)
     # smooth-L1 gradient of (p - (p + step)) is -min(step, 1): plain ascent on p
     rate = lr * min(step, 1.0)
     t = np.arange(iters + 1)[:, None]
@@ -174,14 +175,14 @@ def test_continuous_follows_the_gradient_and_stops_at_the_bounds(step: float) ->
 
 def test_minimised_objective_goes_the_other_way() -> None:
     w = [0.5, 0.0, 0.0, 0.0]
-    up = propagate(linear(w), SPACE, [30, 30, 2, 2], lr=0.1, iterations=1, flops_weight=0)
+    up = propagate(linear(w), SPACE, [30, 30, 2, 2], lr=0.1, iterations=1, lam=0)
     down = propagate(
         Objective(linear(w), maximize=False),
         SPACE,
         [30, 30, 2, 2],
         lr=0.1,
         iterations=1,
-        flops_weight=0,
+        lam=0,
     )
     assert up.trajectory.continuous[1, 0, 0] > 30 > down.trajectory.continuous[1, 0, 0]
 
@@ -198,7 +199,7 @@ def test_exact_flops_term_gradient() -> None:
         start,
         lr=lr,
         iterations=1,
-        flops_weight=lam,
+        lam=lam,
         flops_source="exact",
         flops_reference=ref,
     )
@@ -220,7 +221,7 @@ def test_learned_flops_head() -> None:
         [30, 30, 2, 2],
         lr=0.1,
         iterations=1,
-        flops_weight=0.5,
+        lam=0.5,
         flops_source="predictor",
     )
     dz = z_of(res.trajectory.continuous[1, 0]) - z_of(np.array([30, 30, 2, 2.0]))
@@ -242,7 +243,7 @@ def test_eq7_multi_task_gradient_is_the_weighted_sum() -> None:
     kw = {
         "lr": 0.05,
         "iterations": 1,
-        "flops_weight": 0.5,
+        "lam": 0.5,
         "flops_reference": SPACE.sample(256, seed=0),
     }
 
@@ -279,7 +280,7 @@ def _increments(e: np.ndarray) -> np.ndarray:
 def test_winner_takes_all_picks_best_gain_per_flop() -> None:
     w = np.array([0.3, 0.2, 0.25, 0.1])  # every dimension helps the metric
     e0 = np.array([16, 16, 2, 2])
-    res = propagate(linear(w), SPACE, e0, strategy="winner_takes_all", iterations=1, flops_weight=0)
+    res = propagate(linear(w), SPACE, e0, strategy="winner_takes_all", iterations=1, lam=0)
     # Eq. 5, second branch: all grad/dr < 0; increase argmax of metric gain per FLOP
     gain = w / np.asarray(STD)  # d p / d e in standardised target units
     want = int(np.argmax(gain / _increments(e0)))
@@ -292,7 +293,7 @@ def test_winner_takes_all_picks_best_gain_per_flop() -> None:
 def test_winner_takes_all_takes_a_free_win_first_and_respects_bounds() -> None:
     w = np.array([0.3, -0.05, 0.25, 0.1])  # shrinking c2 helps the metric and saves FLOPs
     e0 = np.array([16, 24, 2, 2])
-    res = propagate(linear(w), SPACE, e0, strategy="winner_takes_all", iterations=3, flops_weight=0)
+    res = propagate(linear(w), SPACE, e0, strategy="winner_takes_all", iterations=3, lam=0)
     steps = np.diff(res.trajectory.rounded[:, 0], axis=0)
     np.testing.assert_array_equal(steps[0], [0, -8, 0, 0])  # Eq. 5 first branch: e_l - k
     np.testing.assert_array_equal(steps[1], [0, -8, 0, 0])
@@ -306,9 +307,7 @@ def test_winner_takes_all_takes_a_free_win_first_and_respects_bounds() -> None:
 def test_winner_takes_all_stops_when_nothing_can_move() -> None:
     w = np.array([0.3, 0.2, 0.25, 0.1])
     top = SPACE.upper.astype(int)
-    res = propagate(
-        linear(w), SPACE, top, strategy="winner_takes_all", iterations=5, flops_weight=0
-    )
+    res = propagate(linear(w), SPACE, top, strategy="winner_takes_all", iterations=5, lam=0)
     assert res.stopped.all() and res.iterations == 1
     np.testing.assert_array_equal(res.codes[0], top)
 
@@ -323,7 +322,7 @@ def test_fixed_targets_stop_rows_that_arrive() -> None:
         starts,
         lr=0.5,
         iterations=50,
-        flops_weight=0,
+        lam=0,
         target_mode="fixed",
         step=0.5,
     )
@@ -339,7 +338,7 @@ def test_fixed_targets_stop_rows_that_arrive() -> None:
         [[16.0, 30, 2, 2]],
         lr=1.0,
         iterations=100,
-        flops_weight=0,
+        lam=0,
     )
     assert res2.stopped[0] and res2.iterations < 100
     p_final = 70 + 2 * 0.5 * z_of(res2.trajectory.continuous[-1, 0])[0]
@@ -492,7 +491,7 @@ def test_nb201_one_hot_steps() -> None:
     rng = np.random.default_rng(0)
     p = LinearPredictor(rng.normal(size=(30, 1)).tolist(), [0.2] * 30, [0.4] * 30, names=["acc"])
     start = space.sample(3, seed=0)
-    res = propagate(p, space, start, lr=0.5, iterations=30, flops_weight=0.1)
+    res = propagate(p, space, start, lr=0.5, iterations=30, lam=0.1)
     assert res.settings["round_every"] == 10
     cont = res.trajectory.continuous
     for t in (10, 20, 30):  # after each "step" the continuous code is the one-hot itself
@@ -516,7 +515,7 @@ def test_ensemble_predictor_and_tensor_start() -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"step": 0.3}, {"step": 2.0, "flops_step": 0.4}, {"flops_weight": 0.0}],
+    [{}, {"step": 0.3}, {"step": 2.0, "flops_step": 0.4}, {"lam": 0.0}],
     ids=["paper", "small-step", "mixed", "no-flops"],
 )
 def test_relative_target_surrogate_equals_smooth_l1(kw) -> None:
@@ -566,6 +565,36 @@ def test_analytic_gradient_path_equals_autograd(mr_predictor, source) -> None:
     np.testing.assert_allclose(fast.trajectory.continuous, slow.trajectory.continuous, atol=1e-3)
     np.testing.assert_array_equal(fast.codes, slow.codes)
     np.testing.assert_allclose(fast.trajectory.loss, slow.trajectory.loss, rtol=1e-5)
+
+
+def test_flops_weight_is_a_deprecated_name_of_lam() -> None:
+    """``lam`` is the FLOPs penalty (Eq. 3); ``flops_weight=`` still works for one release
+    (a FutureWarning naming lam), both at once is a TypeError; results write ``lam``."""
+    p = linear([0.3, -0.2, 0.1, 0.05])
+    start = SPACE.sample(3, seed=2)
+    kw = {"lr": 0.2, "iterations": 5, "flops_source": "exact"}
+    new = propagate(p, SPACE, start, lam=0.3, **kw)
+    with pytest.warns(FutureWarning, match=r"propagate\(flops_weight=\.\.\.\).*called lam") as rec:
+        old = propagate(p, SPACE, start, flops_weight=0.3, **kw)
+    assert rec[0].filename == __file__
+    np.testing.assert_array_equal(new.trajectory.continuous, old.trajectory.continuous)
+    assert new.settings == old.settings
+    assert new.settings["lam"] == 0.3 and "flops_weight" not in new.settings
+    assert propagate(p, SPACE, start, **kw).settings["lam"] == 0.5
+    with pytest.raises(TypeError, match="pass lam only"):
+        propagate(p, SPACE, start, lam=0.5, flops_weight=0.3, **kw)
+    with pytest.warns(FutureWarning, match=r"PropagationConfig\(flops_weight=") as rec:
+        cfg = PropagationConfig(flops_weight=0.0)
+    assert rec[0].filename == __file__
+    assert cfg == PropagationConfig(lam=0.0) and cfg.flops_source_for(True) == "none"
+    with pytest.raises(TypeError, match="pass lam only"):
+        PropagationConfig(lam=0.5, flops_weight=0.3)
+    assert PropagationConfig().lam == 0.5 and type(PropagationConfig().lam) is float
+    assert dataclasses.replace(cfg, iterations=3).lam == 0.0
+    # config= and an explicit default lam (or none) are compatible, a changed one is not
+    propagate(p, SPACE, start, lam=0.5, config=PropagationConfig(**kw))
+    with pytest.raises(TypeError, match="got config and flops_weight"):
+        propagate(p, SPACE, start, flops_weight=0.3, config=PropagationConfig(**kw))
 
 
 def test_config_object_gives_the_keyword_call_and_excludes_keywords() -> None:

@@ -276,7 +276,7 @@ def _propagate(
         strategy=request.propagation_strategy,  # type: ignore[arg-type]
         iterations=request.iters,
         lr=request.lr,
-        flops_weight=request.lam,
+        lam=request.lam,
         flops_source=request.flops,  # type: ignore[arg-type]
         record_trajectory=True,
     )

@@ -54,7 +54,7 @@ class LossModel:
         frame: the propagation frame.
         flops_fn: exact FLOPs of raw codes (``"exact"`` only).
         fx_mean, fx_std: standardisation of the exact FLOPs term.
-        cfg: the options (step, flops_step, flops_weight, target mode, tolerance).
+        cfg: the options (step, flops_step, lam, target mode, tolerance).
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class LossModel:
         self.flops_fn, self.fx_mean, self.fx_std = flops_fn, fx_mean, fx_std
         self.mu32, self.sigma32 = frame.mu.float(), frame.sigma.float()
         self.step, self.fstep = cfg.step, cfg.effective_flops_step
-        self.flops_weight = cfg.flops_weight
+        self.lam = cfg.lam
         self.tolerance = cfg.target_tolerance
         self.weights = torch.tensor([o.weight for o in objs])
         self.signs = torch.tensor([o.sign for o in objs])
@@ -89,9 +89,9 @@ class LossModel:
             and all(a is None for a in self.abs_targets)
         )
         self.slope_m = -self.signs * min(self.step, 1.0) * self.weights  # k
-        self.slope_f = self.flops_weight * min(self.fstep, 1.0) * self.weights  # k
+        self.slope_f = self.lam * min(self.fstep, 1.0) * self.weights  # k
         self.const_m = _huber(self.step) * float(self.weights.sum())
-        self.const_f = self.flops_weight * _huber(self.fstep) * float(self.weights.sum())
+        self.const_f = self.lam * _huber(self.fstep) * float(self.weights.sum())
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
         """Standardised codes ``n x d`` -> standardised metric predictions ``n x k`` and
@@ -123,7 +123,7 @@ class LossModel:
         total = lm
         if f is not None and tf is not None:
             lf = F.smooth_l1_loss(f, tf, reduction="none")
-            total = total + self.flops_weight * (lf if lf.ndim == 2 else lf.unsqueeze(1))
+            total = total + self.lam * (lf if lf.ndim == 2 else lf.unsqueeze(1))
         return (total * self.weights).sum(1)
 
     def make_targets(self, p: Tensor, f: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -29,12 +29,14 @@ from ncp_hpo.propagation._objectives import (
     resolve,
 )
 from ncp_hpo.propagation._types import (
+    LAM_DEFAULT,
     Callback,
     FlopsSource,
     PropagationConfig,
     PropagationResult,
     Strategy,
     Trajectory,
+    renamed_flops_weight,
 )
 from ncp_hpo.spaces import CodeSpace
 
@@ -62,7 +64,7 @@ def propagate(
     strategy: Strategy = "continuous",
     iterations: int = 70,
     lr: float = 3.0,
-    flops_weight: float = 0.5,
+    lam: float = LAM_DEFAULT,
     step: float = 1.0,
     flops_step: float | None = None,
     target_mode: Literal["per_iteration", "fixed"] = "per_iteration",
@@ -81,6 +83,7 @@ def propagate(
     record_trajectory: bool = True,
     n_threads: int | None = 1,
     config: PropagationConfig | None = None,
+    flops_weight: float | None = None,
 ) -> PropagationResult:
     """Propagate ``n`` architecture codes through frozen predictors (Algorithm 1).
 
@@ -92,9 +95,12 @@ def propagate(
         initial: starting codes, ``d`` or ``n x d`` within the space's bounds (need not be
             on the grid for ``"continuous"``); default :func:`paper_start`.
         **options: the fields of :class:`PropagationConfig`, documented there
-            (``strategy``, ``iterations``, ``lr``, ``flops_weight``, ``step``, ...).
+            (``strategy``, ``iterations``, ``lr``, ``lam``, ``step``, ...); ``lam`` is the
+            FLOPs penalty, ``lambda`` of Eq. 3 (0.5).
         config: all of the above as one :class:`PropagationConfig` (then leave the other
             keyword arguments at their defaults).
+        flops_weight: deprecated old name of ``lam`` (a :class:`FutureWarning`;
+            ``TypeError`` together with ``lam``).
 
     Returns:
         :class:`PropagationResult`; ``codes`` is ``n x d`` even for a single ``d`` start.
@@ -109,6 +115,8 @@ def propagate(
     """
     if config is None:
         options = {k: v for k, v in locals().items() if k not in _POSITIONAL}
+        old = options.pop("flops_weight")
+        options["lam"] = renamed_flops_weight(lam, old, "propagate", stacklevel=3)
         config = PropagationConfig(**options)
     else:
         _check_no_options(locals())
@@ -128,7 +136,7 @@ def _check_no_options(given: dict[str, Any]) -> None:
             return True
         return (
             isinstance(default, bool | int | float | str)
-            and type(v) is type(default)
+            and type(v) is (float if isinstance(default, float) else type(default))
             and v == default
         )
 
@@ -395,7 +403,7 @@ def _settings(s: _Setup) -> dict[str, Any]:
         "strategy": cfg.strategy,
         "iterations": cfg.iterations,
         "lr": cfg.lr,
-        "flops_weight": cfg.flops_weight,
+        "lam": cfg.lam,
         "step": cfg.step,
         "flops_step": cfg.effective_flops_step,
         "target_mode": cfg.target_mode,

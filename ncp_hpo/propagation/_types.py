@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -206,6 +207,40 @@ _TARGET_MODES = ("per_iteration", "fixed")
 _FLOPS_SOURCES = ("auto", "exact", "predictor", "none")
 
 
+class _LamDefault(float):
+    """The default ``lam`` (0.5), told apart from an explicit ``lam=0.5`` so that passing
+    ``lam`` together with its deprecated old name ``flops_weight`` can be refused."""
+
+    __slots__ = ()
+
+
+LAM_DEFAULT: float = _LamDefault(0.5)
+
+
+def renamed_flops_weight(
+    lam: float, flops_weight: float | None, where: str, *, stacklevel: int = 3
+) -> float:
+    """A propagation's FLOPs penalty (``lambda`` of Eq. 3) from ``lam=`` or its old name
+    ``flops_weight=`` (deprecated: a :class:`FutureWarning`; ``flops_weight`` now names
+    the benchmark objective's FLOPs weight). ``lam`` left at its default reads as 0.5.
+
+    Raises:
+        TypeError: both ``lam`` and ``flops_weight`` given.
+    """
+    if flops_weight is None:
+        return 0.5 if lam is LAM_DEFAULT else lam
+    if lam is not LAM_DEFAULT:
+        raise TypeError(f"{where}: pass lam only (flops_weight is its deprecated old name)")
+    warnings.warn(
+        f"{where}(flops_weight=...) is deprecated: the FLOPs penalty of a propagation "
+        "(lambda of Eq. 3) is now called lam (flops_weight names the benchmark objective's "
+        "FLOPs weight); flops_weight= will be removed",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return flops_weight
+
+
 @dataclass(frozen=True)
 class PropagationConfig:
     """Every option of :func:`~ncp_hpo.propagation.propagate` in one object.
@@ -217,7 +252,7 @@ class PropagationConfig:
         strategy: ``"continuous"`` or ``"winner_takes_all"``.
         iterations: maximum number of updates (70).
         lr: learning rate on the standardised code (3; continuous only).
-        flops_weight: ``lambda`` of Eq. 3 (0.5); 0 drops the FLOPs term.
+        lam: the FLOPs penalty, ``lambda`` of Eq. 3 (0.5); 0 drops the FLOPs term.
         step: metric target offset in standardised units (1; see the module docstring).
         flops_step: FLOPs target offset (default ``step``).
         target_mode: ``"per_iteration"`` (upstream) or ``"fixed"`` (set once at the start).
@@ -249,12 +284,15 @@ class PropagationConfig:
         autograd_loss: evaluate the smooth-L1 loss of per-iteration targets through
             autograd at every iteration instead of its closed form (same values and
             updates up to rounding, slower; a reference for checking the fast paths).
+        flops_weight: deprecated old name of ``lam`` (a :class:`FutureWarning`; ``TypeError``
+            together with ``lam``); not a field. ``flops_weight`` now names the benchmark
+            objective's FLOPs weight (:class:`~ncp_hpo.benchmarks.BenchmarkObjective`).
     """
 
     strategy: Strategy = "continuous"
     iterations: int = 70
     lr: float = 3.0
-    flops_weight: float = 0.5
+    lam: float = LAM_DEFAULT
     step: float = 1.0
     flops_step: float | None = None
     target_mode: Literal["per_iteration", "fixed"] = "per_iteration"
@@ -273,8 +311,11 @@ class PropagationConfig:
     record_trajectory: bool = True
     n_threads: int | None = 1
     autograd_loss: bool = False
+    flops_weight: InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, flops_weight: float | None) -> None:
+        lam = renamed_flops_weight(self.lam, flops_weight, "PropagationConfig", stacklevel=4)
+        object.__setattr__(self, "lam", lam)
         if self.strategy not in _STRATEGIES:
             raise ValueError(
                 f"strategy must be 'continuous' or 'winner_takes_all', got {self.strategy!r}"
@@ -303,9 +344,9 @@ class PropagationConfig:
         return float(self.step if self.flops_step is None else self.flops_step)
 
     def flops_source_for(self, has_exact_flops: bool) -> FlopsSource:
-        """The FLOPs source used on a space: ``"none"`` without a FLOPs weight, ``"auto"``
+        """The FLOPs source used on a space: ``"none"`` without a FLOPs penalty, ``"auto"``
         resolved to ``"exact"`` where the space has exact FLOPs, else ``"predictor"``."""
-        if self.flops_weight == 0:
+        if self.lam == 0:
             return "none"
         if self.flops_source == "auto":
             return "exact" if has_exact_flops else "predictor"

@@ -257,7 +257,7 @@ class NCPProposer(Proposer):
                 strategy=self.strategy,  # type: ignore[arg-type]
                 iterations=self.iterations,
                 lr=self.lr,
-                flops_weight=self.lam if use_flops else 0.0,
+                lam=self.lam if use_flops else 0.0,
                 flops_source="exact" if use_flops else "none",
                 stop_at_target=False,
             )
@@ -430,7 +430,7 @@ class GuidedNCPProposer(NCPProposer):
             strategy=self.strategy,  # type: ignore[arg-type]
             iterations=self.iterations,
             lr=self.lr,
-            flops_weight=self.lam if use_flops else 0.0,
+            lam=self.lam if use_flops else 0.0,
             flops_source="exact" if use_flops else "none",
             stop_at_target=False,
         )

@@ -2,8 +2,8 @@
 
 A proposal's utility is its weighted, standardised predicted objectives minus
 ``lam x`` its standardised log-FLOPs, where the standardisation uses the history's
-codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs weight (its
-``flops_weight`` argument). FLOPs only count on a space with exact FLOPs
+codes as reference. Propagation uses the same ``lam`` as its exact-FLOPs penalty
+(``propagate(lam=...)``). FLOPs only count on a space with exact FLOPs
 (:attr:`CodeSpace.has_exact_flops`). ``lam`` is the sampler's own penalty, 0 by default (no
 penalty), and :func:`check_lam` its one check; the values a study sees are not changed by
 it. Weighting FLOPs inside the objective instead is the benchmark objective's

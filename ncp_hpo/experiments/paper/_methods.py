@@ -117,7 +117,7 @@ def ncp_code(
         space,
         start,
         strategy=strategy,  # type: ignore[arg-type]
-        flops_weight=lam,
+        lam=lam,
         record_trajectory=False,
     )
     return np.asarray(res.codes[0], dtype=np.int64)
