@@ -40,7 +40,7 @@ import numpy as np
 
 from ncp_hpo.benchmarks._search_report import SearchOutcome, Stage
 from ncp_hpo.exceptions import InvalidCodeError, OracleCacheWarning, SearchError
-from ncp_hpo.search._tradeoff import check_lam
+from ncp_hpo.propagation._types import check_lam
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks._oracle_model import OracleConfig
@@ -71,7 +71,7 @@ class SearchRequest:
     Attributes:
         setting: the target benchmark setting (``"seg"``, ``"nas-bench-201"`` ...).
         lam: the search's FLOPs penalty, lambda of Eq. 3 (``>= 0``; the samplers' ``lam``,
-            checked by :func:`~ncp_hpo.search._tradeoff.check_lam`). 0.5 by default, the
+            checked by :func:`~ncp_hpo.propagation._types.check_lam`). 0.5 by default, the
             paper's value, where the samplers default to 0 (no penalty).
         strategy: ``"continuous"`` (Eq. 3) or ``"wta"`` (winner-takes-all, Eq. 4-6).
         init: start code text (:func:`parse_code`); ``None``: :func:`default_start`.

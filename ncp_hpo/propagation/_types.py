@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
@@ -205,6 +206,16 @@ class PropagationResult:
 _STRATEGIES = ("continuous", "winner_takes_all")
 _TARGET_MODES = ("per_iteration", "fixed")
 _FLOPS_SOURCES = ("auto", "exact", "predictor", "none")
+
+
+def check_lam(lam: Any) -> float:
+    """``lam`` (the FLOPs penalty, ``lambda`` of Eq. 3, a sampler's and propagation's) as a
+    float; ``ValueError`` unless it is a finite number >= 0. Its one check."""
+    if isinstance(lam, bool) or not isinstance(lam, int | float | np.floating | np.integer):
+        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
+    if not (math.isfinite(float(lam)) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    return float(lam)
 
 
 class _LamDefault(float):

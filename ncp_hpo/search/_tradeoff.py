@@ -12,24 +12,16 @@ it. Weighting FLOPs inside the objective instead is the benchmark objective's
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ncp_hpo.propagation._types import check_lam
 
 if TYPE_CHECKING:
     from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["check_lam", "flops_penalty", "log_flops", "standardize", "uses_flops"]
-
-
-def check_lam(lam: Any) -> float:
-    """``lam`` as a float; ``ValueError`` unless it is a finite number >= 0."""
-    if isinstance(lam, bool) or not isinstance(lam, int | float | np.floating | np.integer):
-        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
-    if not (math.isfinite(float(lam)) and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    return float(lam)
 
 
 def uses_flops(lam: float, space: CodeSpace) -> bool:
