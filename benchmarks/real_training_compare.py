@@ -136,6 +136,8 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
         pruner=make_pruner(s["pruner"], s["epochs"]),
         load_if_exists=True,
     )
+    if recipe and not study.trials:  # as ncp-hpo study --search-recipe: the recipe first
+        study.enqueue_trial(obj.recipe_defaults)
     if base in ("tpe", "gp") and not study.trials:  # as ncp-hpo study: start within budget
         for code in space.sample(10, seed=seed):
             study.enqueue_trial(space.to_params(code))

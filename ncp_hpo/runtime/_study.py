@@ -343,6 +343,10 @@ def _set_sampler(
     queued = _enqueue(study, enqueue, limit=remaining)
     if queued:
         log(f"queued {queued} code(s) to run first (--enqueue; startup codes within the budget)")
+    recipe = getattr(spec.objective, "recipe_defaults", {})
+    if recipe and not before and not queued:
+        # --search-recipe starts from the recipe as configured; the search moves from there
+        study.enqueue_trial(dict(recipe), skip_if_exists=True)
     params = dict(config.sampler_params)
     if config.prior is not None:
         from ncp_hpo.runtime._training import load_prior

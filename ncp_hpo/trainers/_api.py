@@ -414,6 +414,12 @@ class TrainingObjective:
         )
 
     @property
+    def recipe_defaults(self) -> dict[str, float]:
+        """The searched recipe parameters at the recipe's own values (the centre of their
+        log ranges; empty without ``search_recipe``): enqueue them to start a search there."""
+        return {n: float((d.low * d.high) ** 0.5) for n, d in self.recipe_space.items()}
+
+    @property
     def space(self) -> CodeSpace:
         """The code space of the trials: restricted to the budget when one is set (give it
         to the predictor-based samplers, ``NCPSampler(space=objective.space)``)."""
