@@ -249,11 +249,15 @@ class PredictorSamplerBase(BaseSampler):
             )
         return self._states[key]
 
-    def _startup_candidates(self, state: _SpaceState) -> np.ndarray:
+    def _startup_candidates(self, state: _SpaceState, n_objectives: int) -> np.ndarray:
         """The warm start's ranked pool (seeded once per sampler; parameters outside the
-        given space drawn at random beside it), or no candidates (a random unseen code)."""
+        given space drawn at random beside it), or no candidates (a random unseen code).
+
+        A multi-objective study starts at random: a zero-cost proxy ranks codes by one
+        quantity (it estimates accuracy, and favours large networks), so its top codes would
+        crowd one end of the trade-off the study is after."""
         space = state.space
-        if self._warm_start is None or self._given_space is None:
+        if self._warm_start is None or self._given_space is None or n_objectives > 1:
             return np.empty((0, space.dim), dtype=np.int64)
         if state.warm_codes is None:
             seed = self._rng.seed
@@ -284,7 +288,9 @@ class PredictorSamplerBase(BaseSampler):
                 return {}
             rng = np.random.default_rng(self._rng.rng.integers(2**63 - 1))
             candidates = (
-                self._startup_candidates(state) if startup else self._propose(state, history, rng)
+                self._startup_candidates(state, len(study.directions))
+                if startup
+                else self._propose(state, history, rng)
             )
             code, rank = self._claim(study, trial, candidates, history, rng, state)
             self.last_proposal_info = {"trial": trial.number, "rank": rank, "n_history": history.n}

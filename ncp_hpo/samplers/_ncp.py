@@ -82,8 +82,9 @@ class NCPSampler(PredictorSamplerBase):
         warm_start: how the start-up trials are chosen: ``"auto"`` (default) ranks a seeded
             random pool of 1,000 codes by a zero-cost proxy and takes the best, on
             NAS-Bench-201 (synflow, shipped with the package); paper mode and the other
-            spaces start at random. A :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None``
-            (random start-up).
+            spaces start at random, and so does every multi-objective study (the proxy's
+            top codes would crowd one end of the trade-off). A
+            :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up).
 {_COMMON_ARGS}"""
 
     def __init__(

@@ -86,3 +86,22 @@ def test_bad_warm_start_arguments_are_clear_errors() -> None:
     bad = ZeroCostWarmStart(scorer=lambda c: np.zeros(3), pool_size=10)
     with pytest.raises(ValueError, match="the scorer gave 3 scores for"):
         bad.ranked_pool(NB201Space(), 0)
+
+
+def test_a_multi_objective_study_starts_at_random(nb201) -> None:
+    """The proxy ranks by one quantity: a two-objective study's start-up trials are not
+    the pool's top codes (they would all sit at the large-network end of the front)."""
+    space = nb201.space
+    warm = auto_warm_start(space)
+    assert warm is not None
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=NCPSampler(space=space, seed=7)
+    )
+    study.optimize(
+        lambda t: (nb201.query(c := space.suggest(t))["Acc"], float(space.flops(c))), n_trials=10
+    )
+    top = warm_start_codes(warm, space, 10, seed=7)
+    started = _codes(study, space)
+    assert len({c.tobytes() for c in started} & {c.tobytes() for c in top}) <= 2
+    flops = np.asarray(space.flops(started), dtype=float)
+    assert flops.min() < np.asarray(space.flops(top), dtype=float).min()  # spread, not one end
