@@ -81,3 +81,16 @@ def test_bad_records_are_clear_errors(tmp_path: Path) -> None:
         load_record(tmp_path)
     with pytest.raises(RecordError, match="asked for"):
         check_record(RECORD, out=tmp_path / "o", seeds=1, trials=1000)
+
+
+def test_two_objective_record_regenerates(tmp_path: Path, shared_data_dir: Path) -> None:
+    """The accuracy-vs-FLOPs record (issue 27): NCP's random start-up in a two-objective
+    study and NSGA-II, trial by trial."""
+    record = RECORD.parent / "nas-bench-201-mo"
+    assert load_record(record)["config"]["objective"] == "metric+flops"
+    check = check_record(
+        record, out=tmp_path, seeds=2, trials=30, samplers=("ncp", "nsga2"),
+        data_dir=shared_data_dir,
+    )  # fmt: skip
+    assert len(check.compared) == 4
+    assert check.ok, "\n".join(check.mismatches)
