@@ -322,13 +322,13 @@ class PredictorSamplerBase(BaseSampler):
             return False
         if self._main is not None and name in self._main.param_names:
             return False
-        if self._n_complete(study) < self._n_startup_trials:
-            return False
+        key = (study.study_name, name)
+        if key in self._warned_params or self._n_complete(study) < self._n_startup_trials:
+            return False  # (warned already: no storage read on every later trial)
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         if not any(name in t.params for t in done):
             return False  # a parameter not seen before: it joins the space once a trial has it
         with self._lock:
-            key = (study.study_name, name)
             if key in self._warned_params:
                 return False
             self._warned_params.add(key)

@@ -123,24 +123,20 @@ class ProductSpace(CodeSpace):
         return np.concatenate([p.sample(n, seed=rng) for p in self.parts], axis=-1)
 
     def validate(self, code: Any) -> np.ndarray:
-        arr = as_real_array(code, what="validate")
-        if arr.ndim not in (1, 2) or arr.shape[-1] != self.dim:
-            raise InvalidCodeError(
-                f"codes have shape ({self.dim},) or (n, {self.dim}), got {arr.shape}"
-            )
-        return np.concatenate(
-            [p.validate(c) for p, c in zip(self.parts, self._split(arr), strict=True)], axis=-1
-        )
+        return self._per_part(as_real_array(code, what="validate"), "validate")
 
     def round(self, x: Any) -> np.ndarray:
-        arr = as_real_array(x)
+        return self._per_part(as_real_array(x), "round")
+
+    def _per_part(self, arr: np.ndarray, method: str) -> np.ndarray:
+        """Each part's ``method`` (``validate`` or ``round``) on its slice of ``arr``
+        (``d`` or ``n x d``), joined again."""
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.dim:
             raise InvalidCodeError(
-                f"round expects shape ({self.dim},) or (n, {self.dim}), got {arr.shape}"
+                f"{method} expects shape ({self.dim},) or (n, {self.dim}), got {arr.shape}"
             )
-        return np.concatenate(
-            [p.round(c) for p, c in zip(self.parts, self._split(arr), strict=True)], axis=-1
-        )
+        parts = zip(self.parts, self._split(arr), strict=True)
+        return np.concatenate([getattr(p, method)(c) for p, c in parts], axis=-1)
 
     def neighbors(self, code: Any) -> np.ndarray:
         """One move of one part, the other parts unchanged -> ``m x d`` int64."""

@@ -9,9 +9,8 @@ nothing about search quality.
 
 from __future__ import annotations
 
-import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +40,10 @@ from ncp_hpo.spaces import CodeSpace, MultiResolutionSpace, NB201Space
 FAST: dict[str, Any] = {"predictor_params": {"epochs": 50}}
 
 # Ax 1.3.1 itself warns on every call (pandas in-place deprecations, MOO thresholds).
-pytestmark = pytest.mark.filterwarnings(r"ignore::Warning:ax\.")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _quiet_single_threaded_ax() -> Iterator[None]:
-    """Ax logs every trial at INFO; its GP fits (``get_pareto_frontier``) ran 5x slower with
-    2 torch threads than with 1 on the shared 2-core CI box."""
-    import torch
-    from ax.utils.common.logger import set_ax_logger_levels
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    set_ax_logger_levels(logging.WARNING)
-    yield
-    set_ax_logger_levels(logging.INFO)
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore::Warning:ax\."),
+    pytest.mark.usefixtures("quiet_single_threaded_ax"),
+]
 
 
 def _client(

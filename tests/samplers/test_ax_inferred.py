@@ -3,9 +3,7 @@ log scale, choices; driven by a real ``ax.api.client.Client`` loop."""
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +17,10 @@ from ncp_hpo.samplers import NCPNode, count_fallback_trials, ncp_generation_stra
 from ncp_hpo.spaces import NB201Space, ParamSpace
 
 FAST: dict[str, Any] = {"predictor_params": {"epochs": 50}}
-pytestmark = pytest.mark.filterwarnings(r"ignore::Warning:ax\.")
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore::Warning:ax\."),
+    pytest.mark.usefixtures("quiet_single_threaded_ax"),
+]
 
 PARAMETERS = [
     RangeParameterConfig(name="layers", bounds=(1, 6), parameter_type="int"),
@@ -36,19 +37,6 @@ def score(p: dict[str, Any]) -> float:
         - (math.log10(p["lr"]) + 3) ** 2
         + (p["act"] == "gelu")
     )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _quiet_single_threaded_ax() -> Iterator[None]:
-    import torch
-    from ax.utils.common.logger import set_ax_logger_levels
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    set_ax_logger_levels(logging.WARNING)
-    yield
-    set_ax_logger_levels(logging.INFO)
-    torch.set_num_threads(threads)
 
 
 def _run(gs: Any, n: int, *, seed: int = 0) -> Client:
