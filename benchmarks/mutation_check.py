@@ -52,16 +52,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PG = "PostgreSQL (source .ci/postgres.sh: NCP_HPO_TEST_POSTGRES"
 NEEDS_PG = f"{PG})"
 NEEDS_PG_CTL = f"{PG}, NCP_HPO_TEST_PG_CTL)"
-FIRST_BEAT = "tests/distributed/test_first_beat.py::"
+FIRST_BEAT = "tests/runtime/test_first_beat.py::"
 KILLED_BEFORE_BEAT = (
     f"{FIRST_BEAT}test_trial_of_a_process_killed_before_its_first_beat_is_failed_and_rerun"
 )
-HEARTBEAT = "tests/distributed/test_heartbeat.py::"
-CHAOS_OUTAGE = (
-    "tests/distributed/test_chaos.py::test_outage_longer_than_grace_fails_no_healthy_trial"
-)
-CREDENTIALS = "tests/test_tracking_credentials.py::"
-JOURNAL = "tests/distributed/test_journal.py::"
+HEARTBEAT = "tests/runtime/test_heartbeat.py::"
+CHAOS_OUTAGE = "tests/runtime/test_chaos.py::test_outage_longer_than_grace_fails_no_healthy_trial"
+CREDENTIALS = "tests/tracking/test_connect.py::"
+JOURNAL = "tests/runtime/test_journal.py::"
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ncp_hpo/experiments/compare/_worker.py",
         "        _resume_state(sampler, study)\n",
         "        pass  # planted\n",
-        ("tests/benchmarks/test_compare.py::test_resumed_compare_matches_an_uninterrupted_one",),
+        ("tests/experiments/test_compare.py::test_resumed_compare_matches_an_uninterrupted_one",),
         "compare: a resumed study's sampler is not replayed (it restarts at its seed)",
     ),
     Mutation(
@@ -209,7 +207,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ncp_hpo/runtime/_study.py",
         "        message = replay_sampler(study.sampler, study).message(config.name)\n",
         "        message = None  # planted\n",
-        ("tests/trainers/test_cli.py::test_study_resumed_matches_an_uninterrupted_one",),
+        ("tests/cli/test_train.py::test_study_resumed_matches_an_uninterrupted_one",),
         "study: a resumed study's sampler is not replayed (it restarts at its seed)",
     ),
     Mutation(
@@ -219,7 +217,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if _STOP_FLAG:\n        raise KeyboardInterrupt\n    _STOP_FLAG = True\n",
         "    if _STOP_FLAG:\n        raise KeyboardInterrupt\n    pass  # planted\n",
         (
-            "tests/benchmarks/test_compare.py::"
+            "tests/experiments/test_compare.py::"
             "test_ctrl_c_stops_every_job_at_once_without_a_traceback[2]",
         ),
         "compare --jobs 2: the SIGINT handler does not set the stop flag (Ctrl-C stops nothing)",

@@ -31,8 +31,8 @@ MAX_TRIALS = 20
 
 # (file, heading of the block's section) -> the test that runs that block verbatim
 RUN_ELSEWHERE = {
-    ("README.md", "NCP in Ax"): "tests/ecosystem/test_ax_public.py",
-    ("docs/scaling-out.md", "5. Checking a study"): "tests/distributed/test_fail_reasons.py",
+    ("README.md", "NCP in Ax"): "tests/samplers/test_ax_public.py",
+    ("docs/scaling-out.md", "5. Checking a study"): "tests/runtime/test_fail_reasons.py",
 }
 
 

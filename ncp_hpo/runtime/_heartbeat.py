@@ -35,7 +35,7 @@ private ``RDBStorage`` methods Optuna's ``_CachedStorage`` calls (``_create_new_
 ``_get_trials``, ``_set_trial_param``, ``_get_best_trial_id``), and, to find the trials
 that never beat, ``optuna.storages._rdb.models.TrialHeartbeatModel`` and
 ``_create_scoped_session``.
-``tests/distributed/test_heartbeat.py`` fails if the Optuna in use changes them.
+``tests/runtime/test_heartbeat.py`` fails if the Optuna in use changes them.
 """
 
 from __future__ import annotations

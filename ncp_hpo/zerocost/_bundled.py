@@ -6,7 +6,7 @@ NAS-Bench-201 cells (float64, little-endian, ``numpy.save`` format, read with
 ``allow_pickle=False``), in the order of :meth:`~ncp_hpo.spaces.NB201Space.enumerate_all`.
 It is what ``ncp-hpo data proxies --benchmark nas-bench-201`` computes (proxy version
 :data:`BUNDLED_VERSION`, torch 2.13.0, the pinned CPU math of :mod:`ncp_hpo._numerics`);
-``tests/test_zerocost_bundled.py`` recomputes a sample of cells and compares. A file that
+``tests/zerocost/test_bundled.py`` recomputes a sample of cells and compares. A file that
 fails its SHA-256 below is refused.
 """
 

@@ -1,6 +1,6 @@
 """Same results, bit for bit: the commands of ``benchmarks/golden.py`` give the recorded numbers.
 
-``compare`` on NAS-Bench-201 is covered trial by trial by ``test_record_regenerates.py``; the
+``compare`` on NAS-Bench-201 is covered trial by trial by ``tests/experiments/test_record.py``; the
 other cases (seg comparison, ``search``, the paper protocol, ``train``, ``study``) run here,
 each as a user runs it (a subprocess of the ``ncp-hpo`` command line).
 """

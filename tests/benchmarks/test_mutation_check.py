@@ -50,7 +50,7 @@ def test_a_stale_mutation_is_refused(mc: ModuleType) -> None:
 
 SKIPPED = """ss                                                                  [100%]
 =========================== short test summary info ============================
-SKIPPED [2] tests/distributed/conftest.py:29: NCP_HPO_TEST_POSTGRES is not set
+SKIPPED [2] tests/runtime/conftest.py:29: NCP_HPO_TEST_POSTGRES is not set
 2 skipped in 0.31s
 """
 

@@ -3,7 +3,7 @@ Optuna storage and on the trial's MLflow run; the pandas snippet of
 ``docs/scaling-out.md`` section 5 runs on the result.
 
 Stale (killed) and interrupted (SIGTERM) trials are checked end to end in
-``test_workers.py``; the stale reason in-process in ``test_heartbeat.py``.
+``test_worker.py``; the stale reason in-process in ``test_heartbeat.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``open_storage`` and heartbeats, in-process: a stale trial is failed and queued again.
 
 A "dead worker" here is a trial that recorded a heartbeat and then stopped beating; the
-multi-process SIGKILL version is in ``test_workers.py``.
+multi-process SIGKILL version is in ``test_worker.py``.
 """
 
 from __future__ import annotations

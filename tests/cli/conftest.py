@@ -1,4 +1,4 @@
-"""Fixtures of tests/ecosystem: the ``mlflow_server`` fixture of tests/trainers, re-used."""
+"""Fixtures of tests/cli: those of tests/trainers that ``test_train.py`` uses, re-used."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import importlib.util
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location(
-    "_ncp_trainers_conftest", Path(__file__).resolve().parents[1] / "trainers" / "conftest.py"
+    "_ncp_trainers_conftest_cli", Path(__file__).resolve().parents[1] / "trainers" / "conftest.py"
 )
 assert _spec is not None and _spec.loader is not None
 _trainers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_trainers)
 
-mlflow_server = _trainers.mlflow_server
+_few_threads = _trainers._few_threads
+closed_port_url = _trainers.closed_port_url
