@@ -53,14 +53,14 @@ def rank_table(
     """Rows ``{predictor, k, kendall, spearman}`` (mean over ``repeats``; k = 0: the prior)."""
     from ncp_hpo import load_benchmark
     from ncp_hpo.predictor import NeuralPredictor, fine_tune, recalibrate
-    from ncp_hpo.search import ncp_settings
+    from ncp_hpo.search import NCPProposer
 
     table = load_benchmark(target, data_dir)
     codes = np.asarray(table.codes)
     y = np.asarray(table.metrics[table.main_metric], dtype=float)
     tau, rho = _rank(_main_pred(prior, codes), y)
     rows = [{"predictor": "prior (no fine-tune)", "k": 0, "kendall": tau, "spearman": rho}]
-    params = ncp_settings("paper").predictor_params
+    params = dict(NCPProposer.predictor_defaults.predictor_params)  # paper mode's
     for k in ks:
         acc: dict[str, list[tuple[float, float]]] = {"scratch": [], "prior fine-tuned": []}
         for r in range(repeats):

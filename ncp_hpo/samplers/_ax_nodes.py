@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from ax.core.trial_status import TrialStatus
@@ -20,8 +19,9 @@ from ncp_hpo.samplers._private_apis import (
     ax_generation_node_name,
     ax_generator_key,
 )
-from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, PredictorSource, Proposer
-from ncp_hpo.search._presets import Mode, ncp_settings, resolve_mode
+from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer
+from ncp_hpo.search._presets import Mode, ncp_settings
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace
 
 if TYPE_CHECKING:
@@ -37,23 +37,6 @@ __all__ = [
     "count_fallback_trials",
     "ncp_generation_strategy",
 ]
-
-
-def _source(
-    prior: NeuralPredictor | None,
-    online: bool,
-    refit_every: int,
-    predictor_params: dict[str, Any] | None,
-    source_params: dict[str, Any] | None = None,
-) -> PredictorSource:
-    params = {"n_threads": 1, **(predictor_params or {})}
-    return PredictorSource(
-        prior=prior,
-        online=online,
-        refit_every=refit_every,
-        predictor_params=params,
-        **(source_params or {}),
-    )
 
 
 def _check_inferred(space: CodeSpace | None, prior: NeuralPredictor | None, lam: float) -> None:
@@ -117,30 +100,23 @@ class NCPNode(ProposerNode):
         **proposer_params: Any,
     ) -> None:
         _check_inferred(space, prior, lam)
-        resolved = resolve_mode(mode, prior=prior)
         settings = ncp_settings(
-            resolved,
+            mode,
+            prior=prior,
+            online=online,
             lam=lam,
             refit_every=refit_every,
-            fine_tune=prior is not None,
+            predictor_params=predictor_params,
             **proposer_params,
         )
-
-        def source(sp: CodeSpace) -> PredictorSource:
-            params = settings.predictor_kwargs(sp, predictor_params)
-            return _source(prior, online, settings.refit_every, params, settings.source_params)
-
-        proposer: Callable[[CodeSpace], Proposer] = partial(
-            settings.proposer, **settings.proposer_params
-        )
         super().__init__(
-            proposer if space is None else proposer(space),
-            source=source,
+            settings.proposer if space is None else settings.proposer(space),
+            source=settings.source,
             name=name,
             seed=seed,
             max_pending=max_pending,
         )
-        self.mode: str = resolved
+        self.mode: str = settings.mode
 
 
 class NetAdaptNode(ProposerNode):
@@ -165,10 +141,13 @@ class NetAdaptNode(ProposerNode):
         name: str = "NetAdapt",
     ) -> None:
         _check_inferred(space, prior, lam)
-        proposer = partial(NetAdaptProposer, lam=lam, max_steps=max_steps)
+        proposer = ProposerSettings(NetAdaptProposer, {"lam": lam, "max_steps": max_steps})
+        source = SourceSettings(
+            prior=prior, online=online, refit_every=refit_every, predictor_params=predictor_params
+        )
         super().__init__(
             proposer if space is None else proposer(space),
-            source=_source(prior, online, refit_every, predictor_params),
+            source=source,
             name=name,
             seed=seed,
             max_pending=max_pending,
@@ -199,10 +178,15 @@ class NeuralPredictorNode(ProposerNode):
         name: str = "NeuralPredictor",
     ) -> None:
         _check_inferred(space, prior, lam)
-        proposer = partial(NeuralPredictorProposer, lam=lam, pool_size=pool_size, top_k=top_k)
+        proposer = ProposerSettings(
+            NeuralPredictorProposer, {"lam": lam, "pool_size": pool_size, "top_k": top_k}
+        )
+        source = SourceSettings(
+            prior=prior, online=online, refit_every=refit_every, predictor_params=predictor_params
+        )
         super().__init__(
             proposer if space is None else proposer(space),
-            source=_source(prior, online, refit_every, predictor_params),
+            source=source,
             name=name,
             seed=seed,
             max_pending=max_pending,

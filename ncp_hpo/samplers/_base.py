@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,13 +34,13 @@ from ncp_hpo.samplers._private_apis import (
 )
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search._engine import REPEATED
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace, ParamSpace, ProductSpace
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.study import Study
 
-    from ncp_hpo.predictor import NeuralPredictor
     from ncp_hpo.search import Proposer
     from ncp_hpo.search._warm_start import ZeroCostWarmStart
 
@@ -79,25 +79,33 @@ class PredictorSamplerBase(BaseSampler):
     parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`); a ``prior`` is then
     widened to them (:func:`~ncp_hpo.predictor.widen_inputs`: it ignores them until the
     study's trials fine-tune it).
+
+    Args:
+        space: the code space (``None``: inferred per study).
+        proposer: the proposer's settings; called with each searched space.
+        source: the predictor source's settings (default: an online predictor with
+            ``NeuralPredictor`` defaults, refitted after every trial).
+        n_startup_trials: trials before the first proposal (default 10, 0 with a prior).
+        independent_sampler: sampler of the parameters outside the relative search space.
+        warn_independent_sampling: warn once per parameter and study when one is.
+        seed: seed of the sampler's RNG.
+        warm_start: ranks the start-up codes (``None``: random start-up).
     """
 
     def __init__(
         self,
         *,
         space: CodeSpace | None,
-        proposer_factory: Callable[[CodeSpace], Proposer],
-        prior: NeuralPredictor | None = None,
-        online: bool = True,
-        refit_every: int = 1,
-        predictor_params: dict[str, Any] | Callable[[CodeSpace], dict[str, Any]] | None = None,
+        proposer: ProposerSettings,
+        source: SourceSettings | None = None,
         n_startup_trials: int | None = None,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         seed: int | None = None,
-        source_params: dict[str, Any] | None = None,
         warm_start: ZeroCostWarmStart | None = None,
-        lam: float = 0.0,
     ) -> None:
+        source = source or SourceSettings()
+        prior = source.prior
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int):
@@ -106,28 +114,22 @@ class PredictorSamplerBase(BaseSampler):
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
         if space is not None and not isinstance(space, CodeSpace):
             raise TypeError(f"space must be a CodeSpace or None, got {type(space).__name__}")
-        self._source_args: dict[str, Any] = {
-            "prior": prior,
-            "online": online,
-            "refit_every": refit_every,
-            **(source_params or {}),  # refit schedule (refit_growth, refit_epochs ...)
-        }
         if space is None:
-            PredictorSource(**self._source_args)  # bad arguments fail here, not at trial 11
+            source.check()  # bad arguments fail here, not at trial 11
             if prior is not None:
                 raise ValueError(
                     "a prior predicts the codes of one code space: pass that space as "
                     "space=... (without a space the search space is inferred from the study)"
                 )
-            if lam:
+            if proposer.lam:
                 raise ValueError(
-                    f"lam={lam} weights exact FLOPs, which only a code space has: pass "
-                    "space=... (e.g. MultiResolutionSpace()) or keep lam=0"
+                    f"lam={proposer.lam} weights exact FLOPs, which only a code space has: "
+                    "pass space=... (e.g. MultiResolutionSpace()) or keep lam=0"
                 )
         self._given_space = space
         self._prior = prior
-        self._predictor_params = predictor_params
-        self._proposer_factory = proposer_factory
+        self._source_settings = source
+        self._proposer_settings = proposer
         self._n_startup_trials = n_startup_trials
         self._warm_start = warm_start
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
@@ -143,9 +145,7 @@ class PredictorSamplerBase(BaseSampler):
     def _new_state(self, space: CodeSpace) -> _SpaceState:
         """A fresh engine (proposer and predictor source) over ``space``; a prior over the
         given space is widened to the joined parameters (ignoring them until fine-tuned)."""
-        pp = self._predictor_params
-        params = pp(space) if callable(pp) else (pp or {})
-        args = dict(self._source_args)
+        settings = self._source_settings
         if (
             self._prior is not None
             and isinstance(space, ProductSpace)
@@ -153,9 +153,9 @@ class PredictorSamplerBase(BaseSampler):
         ):
             rest = space.parts[1]
             mean, std = (rest.lower + rest.upper) / 2, (rest.upper - rest.lower) / np.sqrt(12)
-            args["prior"] = widen_inputs(self._prior, mean, np.maximum(std, 1e-6))
-        source = PredictorSource(predictor_params={"n_threads": 1, **params}, **args)
-        engine = SearchEngine(proposer=self._proposer_factory(space), source=source)
+            widened = widen_inputs(self._prior, mean, np.maximum(std, 1e-6))
+            settings = replace(settings, prior=widened)
+        engine = SearchEngine(proposer=self._proposer_settings(space), source=settings(space))
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         return _SpaceState(space, engine, tuple(space.optuna_distributions()))
 

@@ -5,7 +5,6 @@ Random search is Optuna's :class:`~optuna.samplers.RandomSampler`.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, Proposer
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace
 
 __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
@@ -66,16 +66,19 @@ class NeuralPredictorSampler(PredictorSamplerBase):
     ) -> None:
         super().__init__(
             space=space,
-            proposer_factory=partial(NeuralPredictorProposer, lam=lam, pool_size=pool_size),
-            prior=prior,
-            online=online,
-            refit_every=refit_every,
-            predictor_params=predictor_params,
+            proposer=ProposerSettings(
+                NeuralPredictorProposer, {"lam": lam, "pool_size": pool_size}
+            ),
+            source=SourceSettings(
+                prior=prior,
+                online=online,
+                refit_every=refit_every,
+                predictor_params=predictor_params,
+            ),
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
-            lam=lam,
         )
 
 
@@ -107,16 +110,17 @@ class NetAdaptSampler(PredictorSamplerBase):
     ) -> None:
         super().__init__(
             space=space,
-            proposer_factory=partial(NetAdaptProposer, lam=lam, max_steps=max_steps),
-            prior=prior,
-            online=online,
-            refit_every=refit_every,
-            predictor_params=predictor_params,
+            proposer=ProposerSettings(NetAdaptProposer, {"lam": lam, "max_steps": max_steps}),
+            source=SourceSettings(
+                prior=prior,
+                online=online,
+                refit_every=refit_every,
+                predictor_params=predictor_params,
+            ),
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
-            lam=lam,
         )
 
 
@@ -137,7 +141,7 @@ class SpaceRandomSampler(PredictorSamplerBase):
     def __init__(self, *, space: CodeSpace, seed: int | None = None) -> None:
         super().__init__(
             space=space,
-            proposer_factory=Proposer,
+            proposer=ProposerSettings(Proposer),
             n_startup_trials=0,
             seed=seed,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Literal
 
 from optuna.samplers import BaseSampler
@@ -10,7 +9,7 @@ from optuna.samplers import BaseSampler
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.samplers._baselines import _COMMON_ARGS
-from ncp_hpo.search._presets import Mode, ncp_settings, resolve_mode
+from ncp_hpo.search._presets import Mode, ncp_settings
 from ncp_hpo.search._warm_start import ZeroCostWarmStart, resolve_warm_start
 from ncp_hpo.spaces import CodeSpace
 
@@ -108,9 +107,10 @@ class NCPSampler(PredictorSamplerBase):
         seed: int | None = None,
         warm_start: ZeroCostWarmStart | Literal["auto"] | None = "auto",
     ) -> None:
-        resolved = resolve_mode(mode, prior=prior)
         settings = ncp_settings(
-            resolved,
+            mode,
+            prior=prior,
+            online=online,
             lam=lam,
             strategy=strategy,
             iterations=iterations,
@@ -118,21 +118,16 @@ class NCPSampler(PredictorSamplerBase):
             n_starts=n_starts,
             kappa=kappa,
             refit_every=refit_every,
-            fine_tune=prior is not None,
+            predictor_params=predictor_params,
         )
         super().__init__(
             space=space,
-            proposer_factory=partial(settings.proposer, **settings.proposer_params),
-            prior=prior,
-            online=online,
-            refit_every=settings.refit_every,
-            predictor_params=partial(settings.predictor_kwargs, overrides=predictor_params),
-            source_params=settings.source_params,
+            proposer=settings.proposer,
+            source=settings.source,
             n_startup_trials=n_startup_trials,
             independent_sampler=independent_sampler,
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
-            warm_start=resolve_warm_start(warm_start, mode=resolved, space=space),
-            lam=lam,
+            warm_start=resolve_warm_start(warm_start, mode=settings.mode, space=space),
         )
-        self.mode: str = resolved
+        self.mode: str = settings.mode

@@ -11,12 +11,14 @@ incumbent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 
 from ncp_hpo.search._history import History, code_key
 from ncp_hpo.search._proposers import GuidedNCPProposer, objective_weights
+from ncp_hpo.search._settings import PredictorDefaults
 from ncp_hpo.search._surrogate import ScoreModel
 
 __all__ = ["LocalNCPProposer"]
@@ -51,7 +53,15 @@ class LocalNCPProposer(GuidedNCPProposer):
         residual_noise: the kernel's nugget, relative to its unit prior variance.
         residual_top: candidates of a ranking that are re-ranked after the correction.
         residual_max: latest trials the kernel is fitted on.
+
+    Its predictor is the guided mode's, which also learns from the space's
+    ``input_features`` (NAS-Bench-201's operation counts; none on the multi-resolution
+    space).
     """
+
+    predictor_defaults: ClassVar[PredictorDefaults] = replace(
+        GuidedNCPProposer.predictor_defaults, input_features=True
+    )
 
     explore: float = 0.25
     local_kappa: float = 0.0

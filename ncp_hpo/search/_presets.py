@@ -1,9 +1,12 @@
-"""The NCP sampler's modes: proposer, predictor and refit-schedule defaults per mode.
+"""The NCP sampler's modes (mode -> proposer class) and the one resolution of its arguments.
 
-``"paper"`` is Algorithm 1 as published; ``"guided"`` is the ensemble-UCB variant
+``"paper"`` is Algorithm 1 as published (:class:`~ncp_hpo.search._proposers.NCPProposer`);
+``"guided"`` is the ensemble-UCB variant
 (:class:`~ncp_hpo.search._proposers.GuidedNCPProposer`); ``"local"`` adds predictor-ranked
-local walks from the incumbents (:class:`~ncp_hpo.search._local.LocalNCPProposer`). Both
-adapters (the Optuna ``NCPSampler`` and the Ax nodes) resolve their arguments here.
+local walks from the incumbents (:class:`~ncp_hpo.search._local.LocalNCPProposer`). Each
+proposer class owns its defaults: its dataclass fields, and the predictor and refit schedule
+it wants (``predictor_defaults``). Both adapters (the Optuna ``NCPSampler`` and the Ax
+``NCPNode``) turn their arguments into settings with :func:`ncp_settings` alone.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ncp_hpo.search._local import LocalNCPProposer
 from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.search._tradeoff import check_lam
 
 if TYPE_CHECKING:
-    from ncp_hpo.spaces import CodeSpace
+    from ncp_hpo.predictor import NeuralPredictor
 
 __all__ = [
     "NCP_DEFAULT_MODE",
@@ -50,72 +54,36 @@ def resolve_mode(mode: str | None, *, prior: object | None) -> str:
     return NCP_PRIOR_MODE if prior is not None else NCP_DEFAULT_MODE
 
 
-# mode -> (proposer defaults, predictor defaults, refit schedule)
-NCP_MODES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
-    "paper": (
-        {"iterations": 70, "lr": 3.0, "n_starts": 32},
-        {},
-        {"refit_every": 1},
-    ),
-    "guided": (
-        {"iterations": 30, "lr": 3.0, "n_starts": 16},
-        {"hidden": 64, "head_hidden": 32, "n_members": 5, "dropout": 0.1, "epochs": 100},
-        {"refit_every": 1, "refit_growth": 0.3},
-    ),
-}
-# the guided pool plus local walks; the online predictor also learns from the space's
-# input features (NAS-Bench-201's operation counts; none on the multi-resolution space)
-NCP_MODES["local"] = (
-    NCP_MODES["guided"][0],
-    NCP_MODES["guided"][1],
-    {**NCP_MODES["guided"][2], "input_features": True},
-)
-
-_PROPOSERS: dict[str, type[NCPProposer]] = {
+NCP_MODES: dict[str, type[NCPProposer]] = {
     "paper": NCPProposer,
     "guided": GuidedNCPProposer,
     "local": LocalNCPProposer,
 }
+"""Mode -> proposer class; each class owns its defaults (its fields and its
+``predictor_defaults``)."""
 
 
 @dataclass(frozen=True)
 class NCPSettings:
-    """Resolved settings of one NCP sampler.
+    """Resolved settings of one NCP sampler or node.
 
     Attributes:
-        proposer: the proposer class of the mode.
-        proposer_params: its keyword arguments (besides ``space``).
-        predictor_params: defaults of the online predictor (user values override them).
-        refit_every: refit after this many new completed trials.
-        source_params: the rest of the refit schedule (``refit_growth``).
-        input_features: give the online predictor the space's ``input_features`` as its
-            ``input_map`` (where the space has any).
+        mode: the mode (``None`` resolved by :func:`resolve_mode`).
+        proposer: the mode's proposer class with the user's arguments.
+        source: the predictor source: the user's prior, schedule and predictor arguments
+            over the proposer's ``predictor_defaults``.
     """
 
-    proposer: type[NCPProposer]
-    proposer_params: dict[str, Any]
-    predictor_params: dict[str, Any]
-    refit_every: int
-    source_params: dict[str, Any]
-    input_features: bool = False
-
-    def predictor_kwargs(
-        self, space: CodeSpace | None, overrides: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """The online predictor's keyword arguments on ``space``: the mode's defaults, the
-        space's ``input_features`` as ``input_map`` (where the mode wants them and the space
-        has any), then the user's ``overrides``."""
-        features = space.input_features if self.input_features and space is not None else None
-        return {
-            **self.predictor_params,
-            **({} if features is None else {"input_map": features}),
-            **(overrides or {}),
-        }
+    mode: str
+    proposer: ProposerSettings
+    source: SourceSettings
 
 
 def ncp_settings(
-    mode: str,
+    mode: str | None,
     *,
+    prior: NeuralPredictor | None = None,
+    online: bool = True,
     lam: float = 0.0,
     strategy: str = "continuous",
     iterations: int | None = None,
@@ -123,41 +91,38 @@ def ncp_settings(
     n_starts: int | None = None,
     kappa: float = 2.0,
     refit_every: int | None = None,
-    fine_tune: bool = False,
+    predictor_params: dict[str, Any] | None = None,
 ) -> NCPSettings:
-    """The settings of ``mode`` with the given overrides (``None``: the mode's default).
+    """The one resolution of an NCP adapter's arguments (``None``: the mode's default).
 
-    ``fine_tune`` (a prior is given) refits after every trial, the paper's way.
+    ``mode=None`` is :func:`resolve_mode`'s default. A ``prior`` refits after every trial,
+    the paper's way (the proposer's ``refit_growth`` is dropped).
 
     Raises:
         ValueError: unknown mode or strategy, ``iterations``/``n_starts`` < 1, ``kappa`` or
             ``lam`` < 0.
     """
-    if mode not in NCP_MODES:
-        raise ValueError(f"mode must be 'guided', 'local' or 'paper', got {mode!r}")
-    prop, pred, sched = (dict(d) for d in NCP_MODES[mode])
-    for name, value in (("iterations", iterations), ("lr", lr), ("n_starts", n_starts)):
-        if value is not None:
-            prop[name] = value
-    if refit_every is not None:
-        sched["refit_every"] = refit_every
-    if fine_tune:
-        sched.pop("refit_growth", None)
+    resolved = resolve_mode(mode, prior=prior)
+    if resolved not in NCP_MODES:
+        raise ValueError(f"mode must be 'guided', 'local' or 'paper', got {resolved!r}")
+    cls = NCP_MODES[resolved]
+    given = {"iterations": iterations, "lr": lr, "n_starts": n_starts}
+    params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if not kappa >= 0:  # checked in every mode: a bad value is never silently ignored
         raise ValueError(f"kappa must be >= 0, got {kappa}")
-    if mode != "paper":
-        prop["kappa"] = kappa
+    if issubclass(cls, GuidedNCPProposer):
+        params["kappa"] = kappa
     if strategy not in ("continuous", "winner_takes_all"):
         raise ValueError(f"strategy must be 'continuous' or 'winner_takes_all', got {strategy!r}")
-    if prop["iterations"] < 1 or prop["n_starts"] < 1:
-        raise ValueError(
-            f"iterations and n_starts must be >= 1, got {prop['iterations']}, {prop['n_starts']}"
-        )
-    return NCPSettings(
-        proposer=_PROPOSERS[mode],
-        proposer_params={"lam": check_lam(lam), "strategy": strategy, **prop},
-        predictor_params=pred,
-        refit_every=sched.pop("refit_every"),
-        input_features=bool(sched.pop("input_features", False)),
-        source_params=sched,
+    its, starts = params.get("iterations", cls.iterations), params.get("n_starts", cls.n_starts)
+    if its < 1 or starts < 1:
+        raise ValueError(f"iterations and n_starts must be >= 1, got {its}, {starts}")
+    proposer = ProposerSettings(cls, {"lam": check_lam(lam), "strategy": strategy, **params})
+    source = SourceSettings(
+        prior=prior,
+        online=online,
+        refit_every=refit_every,
+        predictor_params=predictor_params,
+        defaults=cls.predictor_defaults,
     )
+    return NCPSettings(mode=resolved, proposer=proposer, source=source)

@@ -8,11 +8,12 @@ the proposers only choose starts, weights and the order of the candidates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ncp_hpo.search._history import History, code_key
+from ncp_hpo.search._settings import PredictorDefaults
 from ncp_hpo.search._surrogate import ScoreModel
 from ncp_hpo.search._tradeoff import check_lam, flops_penalty, log_flops, standardize, uses_flops
 from ncp_hpo.spaces import CodeSpace
@@ -58,11 +59,17 @@ def _check_float(owner: object, name: str, *, positive: bool) -> None:
 class Proposer:
     """Base: ``propose(history, model, rng) -> m x d`` candidate codes, best first.
 
+    A subclass's field defaults are its settings; its ``predictor_defaults`` are the
+    online predictor and refit schedule it runs with unless the user overrides them
+    (:class:`~ncp_hpo.search._settings.SourceSettings` applies them).
+
     Args:
         space: the code space.
         lam: weight of the exact-FLOPs penalty (paper's lambda); 0 disables it. Only used
             where the space has exact FLOPs.
     """
+
+    predictor_defaults: ClassVar[PredictorDefaults] = PredictorDefaults()
 
     space: CodeSpace
     lam: float = 0.0
@@ -207,6 +214,9 @@ class NCPProposer(Proposer):
     passed through; if every final code is already evaluated or running, the finals are
     propagated further (up to ``max_rounds`` times) before falling back to the trajectory.
 
+    The predictor is one network of the paper's architecture, refitted after every trial
+    (the base's ``predictor_defaults``).
+
     Args:
         strategy: ``"continuous"`` or ``"winner_takes_all"``.
         iterations: propagation iterations per round (70).
@@ -332,7 +342,22 @@ class GuidedNCPProposer(NCPProposer):
         thompson: rank by one random ensemble member's prediction (drawn per proposal)
             instead of the upper confidence bound.
         niche: pick the local-search incumbents at least this many moves apart (0: off).
+
+    Its predictor (``predictor_defaults``) is a 5-member ensemble (64/32 units, dropout 0.1,
+    100 epochs), refitted once ``max(refit_every, 0.3 n)`` new trials completed since the
+    fit on ``n``.
     """
+
+    predictor_defaults: ClassVar[PredictorDefaults] = PredictorDefaults(
+        predictor_params={
+            "hidden": 64,
+            "head_hidden": 32,
+            "n_members": 5,
+            "dropout": 0.1,
+            "epochs": 100,
+        },
+        refit_growth=0.3,
+    )
 
     iterations: int = 30
     n_starts: int = 16

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import optuna
 import pytest
@@ -14,6 +12,7 @@ from ncp_hpo.samplers import NCPSampler
 from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.search._history import History
 from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.search._surrogate import PredictorSource
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -121,8 +120,8 @@ def test_paper_mode_is_the_papers_algorithm(nb201) -> None:
     # the same proposals as the paper's proposer wired by hand, and a refit every trial
     by_hand = PredictorSamplerBase(
         space=nb201.space,
-        proposer_factory=partial(NCPProposer, iterations=20, lr=3.0, n_starts=32),
-        predictor_params={"epochs": 30},
+        proposer=ProposerSettings(NCPProposer, {"iterations": 20, "lr": 3.0, "n_starts": 32}),
+        source=SourceSettings(predictor_params={"epochs": 30}),
         n_startup_trials=5,
         seed=3,
     )
