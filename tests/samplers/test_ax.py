@@ -130,6 +130,28 @@ def test_nb201_loop_beats_its_sobol_phase(
     assert acc.max() > acc[:5].max()
 
 
+@pytest.mark.parametrize(
+    ("mode", "proposer"),
+    [("paper", "NCPProposer"), ("guided", "GuidedNCPProposer"), ("local", "LocalNCPProposer")],
+)
+def test_the_ncp_node_runs_every_mode_on_nb201(
+    nb201: BenchmarkTable, mode: str, proposer: str
+) -> None:
+    """Every mode of ``NCPSampler`` is a mode of the Ax node too: a short Client loop."""
+    space = nb201.space
+    extra = {"iterations": 10} if mode == "paper" else {}
+    gs = ncp_generation_strategy(space, n_init=4, seed=0, mode=mode, **FAST, **extra)
+    client = _client(space, gs)
+    _run(client, _nb201_eval(nb201), 8)
+    node = gs._nodes[1]
+    assert isinstance(node, NCPNode) and node.mode == mode
+    assert type(node.proposer).__name__ == proposer
+    assert count_fallback_trials(client) == {"Sobol": 4, "NCP": 4, FALLBACK_KEY: 0}
+    assert node.n_random == 0  # every node trial came from the proposer's candidates
+    _assert_valid(client, space)
+    assert len({code_key(space.from_params(p)) for p in _sequence(client)}) == 8
+
+
 def test_multi_objective_pareto_frontier(nb201: BenchmarkTable) -> None:
     space = nb201.space
     gs = ncp_generation_strategy(space, n_init=4, node="neural-predictor", pool_size=1000, **FAST)
