@@ -97,6 +97,10 @@ class BenchmarkObjective:
             on the FLOPs z-score (see the module docstring); ``None`` (the default) keeps two
             objectives. Not a sampler's ``lam``: this changes the values the study sees.
         data_dir: where to look for the table first (as ``load_benchmark``).
+        max_flops: a FLOPs budget: maximise subject to the code's exact FLOPs (the table's
+            unit) ``<= max_flops``; a number, or ``"p25"`` (a percentile of the table's
+            FLOPs; :mod:`ncp_hpo.benchmarks._budget`). :attr:`space` is then restricted to
+            it and a code over it is refused unevaluated (a PRUNED trial).
         oracle: a ready :class:`~ncp_hpo.benchmarks.SurrogateOracle` for this setting
             (surrogate mode); by default one is loaded with :func:`load_oracle`.
         oracle_config, seed, cache: passed to :func:`load_oracle` when ``oracle`` is None.
@@ -118,6 +122,7 @@ class BenchmarkObjective:
         objective: ObjectiveKind = "metric",
         flops_weight: float | None = None,
         data_dir: str | Path | None = None,
+        max_flops: float | str | None = None,
         oracle: SurrogateOracle | None = None,
         oracle_config: OracleConfig | None = None,
         seed: int = 0,
@@ -167,10 +172,31 @@ class BenchmarkObjective:
         self.flops_mean = float(fl.mean())
         self.flops_std = float(fl.std()) or 1.0
         self._used: set[int] = set()
+        self.max_flops: float | None = None
+        self.max_flops_spec: float | str | None = None
+        self._space: Any = table.space
+        if max_flops is not None:
+            self._set_budget(max_flops)
+
+    def _set_budget(self, spec: float | str) -> None:
+        from ncp_hpo.benchmarks._budget import budgeted_space, check_max_flops, resolve_max_flops
+
+        if self.n_objectives != 1:
+            raise ValueError(
+                "max_flops maximises the metric within a FLOPs budget: use objective='metric' "
+                "(or a flops_weight), not two objectives"
+            )
+        if self.mode == "table":
+            raise ValueError("max_flops needs mode 'exact' or 'surrogate' (table mode snaps)")
+        self.max_flops_spec = check_max_flops(spec)
+        self.max_flops = resolve_max_flops(self.table, spec)
+        self._space = budgeted_space(self.table, self.max_flops)
 
     def __repr__(self) -> str:
         w = self.flops_weight
         weight = f", flops_weight={w}" if w is not None else ""
+        if self.max_flops is not None:
+            weight += f", max_flops={self.max_flops:g}"
         return (
             f"{type(self).__name__}({self.setting!r}, mode={self.mode!r}, "
             f"objective={self.objective!r}{weight})"
@@ -193,8 +219,10 @@ class BenchmarkObjective:
 
     @property
     def space(self) -> Any:
-        """The code space (:class:`~ncp_hpo.spaces.CodeSpace`) the objective suggests in."""
-        return self.table.space
+        """The code space (:class:`~ncp_hpo.spaces.CodeSpace`) the objective suggests in;
+        with ``max_flops``, the budgeted view of the table's space (samplers given it
+        propose only within the budget)."""
+        return self._space
 
     @property
     def main_metric(self) -> str:
@@ -291,6 +319,10 @@ class BenchmarkObjective:
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, float]:
         """Suggest a code on ``trial``, evaluate it, record user attributes, return values."""
         code = self.space.suggest(trial)
+        if self.max_flops is not None:
+            from ncp_hpo.benchmarks._budget import refuse_over_budget
+
+            refuse_over_budget(trial, self._space, code)  # TrialPruned, unevaluated
         used = self._study_used(trial) if self.mode == "table" else None
         res = self.evaluate(code, used=used)
         metrics = res["metrics"]

@@ -44,6 +44,7 @@ examples:
   ncp-hpo compare --benchmark nas-bench-201 --trials 100 --seeds 10
   ncp-hpo compare --benchmark seg --objective metric+flops --flops-weight 0.5 \\
       --samplers ncp,random,tpe
+  ncp-hpo compare --benchmark nas-bench-201 --max-flops p25 --samplers ncp,tpe,random
   ncp-hpo compare --benchmark seg --protocol paper --seeds 3
 """
 
@@ -99,6 +100,16 @@ def _add_loop_options(p: argparse.ArgumentParser) -> None:
         help="scalarise --objective metric+flops into one objective, metric - W * z(flops), "
         "z(flops) being the FLOPs standardised over the benchmark table; not a sampler's "
         "FLOPs penalty, lam (default: none, two objectives)",
+    )
+    p.add_argument(
+        "--max-flops",
+        default=None,
+        metavar="B|pNN",
+        help="budgeted search: maximise the metric subject to the code's exact FLOPs <= B, "
+        "in the table's unit (MFLOPs on nas-bench-201, GFLOPs on NAS-Bench-MR), or pNN, the "
+        "NNth percentile of the table's FLOPs (e.g. p25); predictor samplers propose only "
+        "within it, a code over it from Optuna's samplers is refused unevaluated and not "
+        "counted (default: no budget)",
     )
     p.add_argument(
         "--mode",
@@ -196,6 +207,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         )
         if conflict:
             raise CompareError(conflict)
+        if args.max_flops is not None:
+            raise CompareError("--protocol paper takes no --max-flops (its budget is fixed)")
 
         with deterministic_threads():
             res = run_paper_protocol(
@@ -234,7 +247,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         mlflow_uri=args.mlflow_uri,
         mlflow_experiment=args.mlflow_experiment,
         progress=not args.quiet,
+        max_flops=args.max_flops,
     )  # checks every option first: one-line errors
+    if config.max_flops is not None:
+        print(_budget_text(config))
     from ncp_hpo.experiments.compare import run_comparison, startup_warning
 
     warning = startup_warning(samplers, trials)
@@ -257,3 +273,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"ncp-hpo: study {name} failed: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _budget_text(config: Any) -> str:
+    """The FLOPs budget a comparison runs at, as an absolute value (a percentile resolved)."""
+    from ncp_hpo.benchmarks import load_benchmark
+    from ncp_hpo.benchmarks._budget import flops_unit, resolve_max_flops
+
+    table = load_benchmark(config.benchmark, config.data_dir)
+    value = resolve_max_flops(table, config.max_flops, name="--max-flops")
+    _, unit = flops_unit(table)
+    given = f" (--max-flops {config.max_flops}: that percentile of the table's exact FLOPs)"
+    return (
+        f"FLOPs budget: <= {value:.6g} {unit} on {config.benchmark}"
+        f"{given if isinstance(config.max_flops, str) else ''}"
+    )

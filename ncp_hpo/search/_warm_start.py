@@ -106,13 +106,15 @@ def _table_lookup(benchmark: str, proxy: str) -> Callable[[np.ndarray], Any]:
 
 def auto_warm_start(space: CodeSpace) -> ZeroCostWarmStart | None:
     """The default warm start on ``space``: NAS-Bench-201's synflow scores (shipped with the
-    package) on :class:`~ncp_hpo.spaces.NB201Space`, else ``None``. The multi-resolution
+    package) on :class:`~ncp_hpo.spaces.NB201Space` (or a budgeted view of it: the ranked
+    pool is then drawn within the budget), else ``None``. The multi-resolution
     space's networks and their scores differ by task (and synflow ranks the seg table worse
     than the parameter count does: ``benchmarks/results/zerocost-proxies.md``), so it has no
     default."""
     from ncp_hpo.spaces import NB201Space
 
-    if not isinstance(space, NB201Space):
+    # a budget-restricted NAS-Bench-201 space too: its pool is drawn within the budget
+    if not isinstance(getattr(space, "base", space), NB201Space):
         return None
     return ZeroCostWarmStart(benchmark="nas-bench-201", proxy="synflow")
 

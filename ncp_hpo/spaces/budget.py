@@ -2,8 +2,11 @@
 
 A :class:`Budget` holds the caps and the geometry at which they are counted (the training
 input size, the task head, the number of classes), and answers ``feasible(codes)`` with
-the closed-form counts of :mod:`ncp_hpo.spaces.cost`. :class:`BudgetedSpace` is a view of a
-:class:`~ncp_hpo.spaces.MultiResolutionSpace` restricted to the feasible codes: its
+the closed-form counts of :mod:`ncp_hpo.spaces.cost`. A :class:`FlopsCap` caps the exact
+FLOPs any space with a closed-form count reports (``space.flops``: NAS-Bench-201's cells,
+the benchmark tables' spaces), in a unit of the caller's (``scale``: MFLOPs are
+``1e-6``). :class:`BudgetedSpace` is a view of a space restricted to the codes within
+either: its
 ``sample`` draws uniformly among them (rejection sampling), ``neighbors`` drops the
 infeasible moves, and ``round`` shrinks an over-budget code towards the smallest network
 until it fits. Give it to any predictor-based sampler (``NCPSampler(space=...)``): they
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 
     from ncp_hpo.spaces.multires import MultiResolutionSpace
 
-__all__ = ["OVER_BUDGET", "Budget", "BudgetError", "BudgetedSpace"]
+__all__ = ["OVER_BUDGET", "Budget", "BudgetError", "BudgetedSpace", "FlopsCap", "cap_flops"]
 
 OVER_BUDGET = "over compute budget"
 """The ``fail_reason`` of a trial whose code exceeds the budget (never trained)."""
@@ -146,26 +149,112 @@ class Budget:
         return f"{', '.join(caps) or 'no cap'} at {where}"
 
 
+@dataclass(frozen=True, eq=False)
+class FlopsCap:
+    """A cap on a space's own exact FLOPs (``space.flops``), in the caller's unit.
+
+    The duck-typed twin of :class:`Budget` for spaces whose cost has no geometry to set
+    (NAS-Bench-201's cells; a benchmark table's space at its table's geometry): ``flops``
+    and ``violation`` read ``space.flops(codes) * scale``.
+
+    Attributes:
+        space: the space with a closed-form count (``has_exact_flops``).
+        max_flops: the cap, in the unit of ``space.flops(codes) * scale``.
+        scale: unit of the cap per unit of ``space.flops`` (``1e-6``: MFLOPs of MACs).
+        unit: how the unit is written (``"MFLOPs"``).
+    """
+
+    space: CodeSpace
+    max_flops: float
+    scale: float = 1.0
+    unit: str = "FLOPs"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_flops", _cap(self.max_flops, "max_flops"))
+        if not self.space.has_exact_flops:
+            raise BudgetError(f"{self.space!r} has no closed-form FLOPs to cap")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, FlopsCap)
+            and other.space == self.space
+            and (other.max_flops, other.scale) == (self.max_flops, self.scale)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.max_flops, self.scale))
+
+    max_params = None
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def flops(self, codes: Any) -> np.ndarray:
+        """Exact FLOPs of valid codes in the cap's unit (``n x d`` -> ``n``)."""
+        return np.asarray(self.space.flops(codes), dtype=np.float64) * self.scale
+
+    def params(self, codes: Any) -> np.ndarray:
+        """Exact parameter counts of valid codes (``n x d`` -> ``n``)."""
+        return np.asarray(self.space.params(codes), dtype=np.float64)
+
+    def violation(self, codes: Any) -> np.ndarray:
+        """``flops / max_flops - 1``: ``<= 0`` is within the cap (``n x d`` -> ``n``)."""
+        assert self.max_flops is not None
+        return np.asarray(self.flops(codes) / self.max_flops - 1.0)
+
+    def feasible(self, codes: Any) -> np.ndarray:
+        """Boolean mask: which codes are within the cap (``n x d`` -> ``n``)."""
+        return np.asarray(self.violation(codes) <= 0.0)
+
+    def describe(self) -> str:
+        """E.g. ``"<= 47.11 MFLOPs"``."""
+        return f"<= {self.max_flops:.6g} {self.unit}"
+
+
+def cap_flops(
+    space: CodeSpace, max_flops: float, *, scale: float = 1.0, unit: str = "FLOPs"
+) -> BudgetedSpace:
+    """``space`` restricted to the codes whose exact FLOPs (``space.flops(c) * scale``) are
+    at most ``max_flops`` (a :class:`BudgetedSpace` over a :class:`FlopsCap`).
+
+    Raises:
+        BudgetError: a cap that is not a positive number, a space without closed-form
+            FLOPs, or a cap below the space's smallest code.
+    """
+    return BudgetedSpace(space, FlopsCap(space, max_flops, scale=scale, unit=unit))
+
+
 class BudgetedSpace(CodeSpace):
-    """A multi-resolution space restricted to the codes within a :class:`Budget`.
+    """A space restricted to the codes within a :class:`Budget` (a multi-resolution
+    space) or a :class:`FlopsCap` (any space with closed-form FLOPs).
 
     Everything but ``sample``, ``neighbors`` and ``round`` is the base space's (names, box,
     validation, exact FLOPs at the base's default geometry for propagation, Optuna and Ax
-    adapters). Build one with :meth:`MultiResolutionSpace.with_budget`.
+    adapters). Build one with :meth:`MultiResolutionSpace.with_budget` or
+    :func:`cap_flops`. ``round`` shrinks a code over the budget towards the base's
+    ``round(lower)`` (the smallest multi-resolution network; NAS-Bench-201's all-``none``
+    cell).
 
     Raises:
         BudgetError: when even the smallest code exceeds the budget.
     """
 
-    def __init__(self, base: MultiResolutionSpace, budget: Budget) -> None:
+    def __init__(self, base: MultiResolutionSpace | CodeSpace, budget: Budget | FlopsCap) -> None:
         self.base = base
         self.budget = budget
         self.names = base.names
         self.lower = base.lower
         self.upper = base.upper
-        self.step = base.step
+        if hasattr(base, "step"):
+            self.step = base.step
         smallest = base.round(base.lower)
         if not budget.feasible(smallest[None])[0]:
+            if isinstance(budget, FlopsCap):
+                raise BudgetError(
+                    f"budget {budget.describe()} is below the smallest code of the space "
+                    f"({float(budget.flops(smallest)):.6g} {budget.unit})"
+                )
             f = float(budget.flops(smallest)) / 1e9
             p = float(budget.params(smallest)) / 1e6
             raise BudgetError(
@@ -199,6 +288,14 @@ class BudgetedSpace(CodeSpace):
 
     def paper_start(self) -> np.ndarray | None:
         return self.base.paper_start()
+
+    def default_start(self) -> np.ndarray:
+        """The base's default start, shrunk into the budget."""
+        return self.round(self.base.default_start())
+
+    @property
+    def input_features(self) -> np.ndarray | None:
+        return self.base.input_features
 
     def grid_step(self) -> np.ndarray:
         return self.base.grid_step()

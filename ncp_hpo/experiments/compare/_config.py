@@ -63,6 +63,11 @@ class CompareConfig:
         mlflow_uri: tracking URI (``None``: MLflow's default, a local store).
         mlflow_experiment: MLflow experiment name.
         progress: show a tqdm progress bar.
+        max_flops: a FLOPs budget: maximise the metric subject to the code's exact FLOPs
+            (the table's unit) ``<= max_flops``; a number or ``"pNN"`` (a percentile of the
+            table's FLOPs). Predictor samplers search the budgeted space; a code over the
+            budget is refused unevaluated (PRUNED, never counted) and Optuna's samplers learn
+            it as a constraint. ``None``: no budget.
         lam: deprecated old name of ``flops_weight`` (a :class:`FutureWarning`); not a field.
     """
 
@@ -81,6 +86,7 @@ class CompareConfig:
     mlflow_uri: str | None = None
     mlflow_experiment: str = "ncp-hpo-compare"
     progress: bool = True
+    max_flops: float | str | None = None
     lam: InitVar[float | None] = None
 
     def __post_init__(self, lam: float | None) -> None:
@@ -126,8 +132,30 @@ class CompareConfig:
                 "cmaes is single-objective: drop it, or scalarise with --flops-weight, "
                 "or use --objective metric"
             )
+        self._check_budget()
         budgets = sorted({int(b) for b in self.budgets if 0 < int(b) < self.trials})
         object.__setattr__(self, "budgets", (*budgets, self.trials))
+
+    def _check_budget(self) -> None:
+        if self.max_flops is None:
+            return
+        from ncp_hpo.benchmarks._budget import check_max_flops
+
+        try:
+            object.__setattr__(
+                self, "max_flops", check_max_flops(self.max_flops, name="--max-flops")
+            )
+        except ValueError as exc:
+            raise CompareError(str(exc)) from None
+        if self.n_objectives == 2:
+            raise CompareError(
+                "--max-flops maximises the metric within a FLOPs budget: use --objective "
+                "metric (or scalarise with --flops-weight), not two objectives"
+            )
+        if self.mode == "table":
+            raise CompareError("--max-flops needs --mode exact or surrogate (table mode snaps)")
+        if "ax" in self.samplers:
+            raise CompareError("--max-flops: the ax strategy is not budgeted yet; drop ax")
 
     @property
     def n_objectives(self) -> int:
@@ -141,15 +169,19 @@ class CompareConfig:
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        """What a study must have been run with to be resumed (mode resolved)."""
-        return {
+    def settings(self, mode: str, max_flops: float | None = None) -> dict[str, Any]:
+        """What a study must have been run with to be resumed (mode and the absolute FLOPs
+        budget resolved; ``max_flops`` only when a budget is set)."""
+        out: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "benchmark": self.benchmark,
             "mode": mode,
             "objective": self.objective,
             "flops_weight": self.flops_weight,
         }
+        if max_flops is not None:
+            out["max_flops"] = max_flops
+        return out
 
 
 def upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class RunRecord:
         scores: ``n`` score after each trial (best so far, or hypervolume so far).
         n_failed: FAIL trials in the study (stale RUNNING ones included).
         timestamps_ms: ``n`` completion times (ms since the epoch).
+        n_refused: with a FLOPs budget, the trials refused unevaluated for it (never
+            counted); ``None`` without one.
+        refused_s: seconds those refused trials took (the sampler's proposals).
     """
 
     sampler: str
@@ -63,13 +66,26 @@ class RunRecord:
     n_failed: int
     timestamps_ms: list[int]
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    n_refused: int | None = None
+    refused_s: float = 0.0
 
     @property
     def n(self) -> int:
         return len(self.values)
 
+    @property
+    def study_s(self) -> float:
+        """Seconds of the study's counted trials plus its refused ones."""
+        return float(np.nansum(self.wall_s)) + self.refused_s
+
     def to_dict(self) -> dict[str, Any]:
+        budget = (
+            {}
+            if self.n_refused is None
+            else {"n_refused": self.n_refused, "refused_s": round(self.refused_s, 4)}
+        )
         return {
+            **budget,
             "sampler": self.sampler,
             "seed": self.seed,
             "study_name": self.study_name,
@@ -141,6 +157,7 @@ class BenchmarkInfo:
     metric_range: tuple[float, float]
     flops_range: tuple[float, float]
     table_front: list[list[float]] = field(default_factory=list)  # raw (metric, flops)
+    budget: dict[str, Any] | None = None  # the FLOPs budget (see flops_budget_info)
 
     @property
     def n_objectives(self) -> int:
@@ -242,7 +259,8 @@ def score_name(info: BenchmarkInfo) -> str:
         return "hypervolume (normalised, reference (1, 1))"
     name = info.objective_names[0]
     unit = info.units.get(name, "").split(" (")[0]  # "% (ImageNet16-120)" -> "%"
-    return f"best {name} ({unit})" if unit else f"best {name}"
+    best = "best feasible" if info.budget else "best"
+    return f"{best} {name} ({unit})" if unit else f"{best} {name}"
 
 
 def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
@@ -271,6 +289,15 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
     else:
         optimum = float(m.max())
         note = f"best {table.main_metric} in the table"
+    budget = flops_budget_info(obj)
+    if budget is not None and obj.n_objectives == 1:
+        from ncp_hpo.benchmarks._objectives import scalarize
+
+        within = np.asarray(obj.space.feasible(table.codes), dtype=bool)
+        w = obj.flops_weight
+        vals = m if w is None else scalarize(m, f, weight=w, mean=obj.flops_mean, std=obj.flops_std)
+        optimum = float(np.max(vals[within]))
+        note += f" within the FLOPs budget ({budget['table_codes_within']:,} codes)"
     if not exact:
         note += "; surrogate values may exceed it (negative regret)"
     return BenchmarkInfo(
@@ -286,4 +313,22 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         metric_range=(float(m.min()), float(m.max())),
         flops_range=(float(f.min()), float(f.max())),
         table_front=info_front,
+        budget=budget,
     )
+
+
+def flops_budget_info(obj: BenchmarkObjective) -> dict[str, Any] | None:
+    """The FLOPs budget of ``obj`` for reports: the absolute cap, how it was given, its
+    unit, and how many table codes are within it (``None`` without a budget)."""
+    if obj.max_flops is None:
+        return None
+    table = obj.table
+    within = int(np.count_nonzero(obj.space.feasible(table.codes)))
+    return {
+        "max_flops": obj.max_flops,
+        "given": obj.max_flops_spec,
+        "unit": str(getattr(obj.space.budget, "unit", "")),
+        "count": "exact closed-form FLOPs of the code (space.flops)",
+        "table_codes_within": within,
+        "table_codes": len(table),
+    }

@@ -73,6 +73,8 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         if info.optimum is not None
         else f"- Score: {score_name(info)}.",
     ]
+    if info.budget:
+        lines.append(_budget_line(info.budget))
     if info.n_objectives == 2:
         (m_lo, m_hi), (f_lo, f_hi) = info.metric_range, info.flops_range
         lines.append(
@@ -89,6 +91,36 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         else "- Zero-cost warm start: none (no score table for this space; random start-up)."
     )
     return lines
+
+
+def _budget_line(budget: Mapping[str, Any]) -> str:
+    given = budget.get("given")
+    how = f" (`--max-flops {given}` of the table's exact FLOPs)" if isinstance(given, str) else ""
+    return (
+        f"- FLOPs budget: <= {budget['max_flops']:.6g} {budget['unit']}{how}, counted with the "
+        f"exact closed-form FLOPs; {budget['table_codes_within']:,} of "
+        f"{budget['table_codes']:,} table codes within it. Predictor samplers search only "
+        "within it; a code over it is refused unevaluated (PRUNED, `fail_reason` 'over "
+        "compute budget', an Optuna constraint) and never counted."
+    )
+
+
+def _budget_notes(result: ComparisonResult) -> list[str]:
+    """Refusals and time per study of a budgeted comparison."""
+    if not result.info.budget:
+        return []
+    refused, times = [], []
+    for s in result.config.samplers:
+        runs = [r for r in result.runs if r.sampler == s]
+        if not runs:
+            continue
+        n = [r.n_refused or 0 for r in runs]
+        refused.append(f"`{s}` {sum(n)} (median {float(np.median(n)):g} per study)")
+        times.append(f"`{s}` {float(np.median([r.study_s for r in runs])):.1f} s")
+    return [
+        "over-budget refusals (never evaluated, not counted): " + ", ".join(refused) + ".",
+        "median time per study (counted trials plus refused ones): " + ", ".join(times) + ".",
+    ]
 
 
 def _timing_lines(result: ComparisonResult) -> list[str]:
@@ -193,6 +225,7 @@ def _notes(result: ComparisonResult) -> list[str]:
             "with the history and is several times NCP's on NAS-Bench-MR; add it with "
             "--samplers."
         )
+    notes += _budget_notes(result)
     for s, summ in result.summaries.items():
         notes += [f"`{s}`: {n}" for n in summ.notes]
     for name, err in result.errors.items():

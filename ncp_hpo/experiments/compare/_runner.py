@@ -94,7 +94,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo.exceptions import CompareError
+from ncp_hpo.exceptions import BudgetError, CompareError
 from ncp_hpo.experiments._files import jsonable
 from ncp_hpo.experiments.compare._config import (
     FORMAT_VERSION,
@@ -117,6 +117,7 @@ from ncp_hpo.experiments.compare._records import (
 )
 from ncp_hpo.experiments.compare._stats import HV_REFERENCE_POINT
 from ncp_hpo.experiments.compare._studies import (
+    budgeted_objective,
     objective_for,
     quiet,
     read_run,
@@ -242,16 +243,24 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
     quiet()
     data_dir = None if config.data_dir is None else str(Path(config.data_dir).resolve())
     # load (and, in surrogate mode, fit or read the cached oracle) once before any worker
-    obj = objective_for(
-        config.benchmark, config.mode, config.objective, config.flops_weight, data_dir
-    )
+    try:
+        obj = objective_for(
+            config.benchmark,
+            config.mode,
+            config.objective,
+            config.flops_weight,
+            data_dir,
+            max_flops=config.max_flops,
+        )
+    except BudgetError as exc:  # a budget below the space's smallest code
+        raise CompareError(f"--max-flops {config.max_flops}: {exc}") from None
     if "cmaes" in map(base_sampler, config.samplers):
         make_sampler("cmaes", space=obj.space, seed=0)  # fails early without 'cmaes'
     zc = [s for s in config.samplers if s != base_sampler(s)]
     if zc:  # fails early without the zero-cost table
         compare_warm_start_codes(obj.space, base_sampler(zc[0]), 0)
     info = benchmark_info(obj)
-    settings = config.settings(obj.mode)
+    settings = config.settings(obj.mode, obj.max_flops)
     out = config.out_dir
     (out / "studies").mkdir(parents=True, exist_ok=True)
 
@@ -321,7 +330,7 @@ def _plan(
                     path=str(path),
                     name=name,
                     mode=obj.mode,
-                    objective=config.objective,
+                    objective=budgeted_objective(config.objective, obj.max_flops),
                     flops_weight=config.flops_weight,
                     data_dir=data_dir,
                     settings_json=json.dumps(settings),

@@ -36,7 +36,7 @@ class StudyTask:
     path: str
     name: str
     mode: str
-    objective: str
+    objective: str  # with a FLOPs budget "<kind>;max_flops=<B>" (see budgeted_objective)
     flops_weight: float | None
     data_dir: str | None
     settings_json: str
@@ -99,6 +99,22 @@ def stop_requested() -> bool:
 # per process: one objective per settings (a surrogate oracle loads once per worker)
 _OBJECTIVES: dict[tuple[Any, ...], BenchmarkObjective] = {}
 
+_BUDGET_SEP = ";max_flops="
+
+
+def budgeted_objective(objective: str, max_flops: float | None) -> str:
+    """A study task's objective string: ``objective``, with ``;max_flops=<B>`` when a FLOPs
+    budget is set (the absolute value: every worker evaluates the same budget)."""
+    return objective if max_flops is None else f"{objective}{_BUDGET_SEP}{max_flops!r}"
+
+
+def split_objective(objective: str) -> tuple[str, float | str | None]:
+    """``(kind, max_flops)`` of a task's objective string (:func:`budgeted_objective`)."""
+    kind, sep, budget = objective.partition(_BUDGET_SEP)
+    if not sep:
+        return objective, None
+    return kind, budget if budget.startswith("p") else float(budget)
+
 
 def objective_for(
     benchmark: str,
@@ -106,17 +122,24 @@ def objective_for(
     objective: str,
     flops_weight: float | None,
     data_dir: str | None,
+    max_flops: float | str | None = None,
 ) -> BenchmarkObjective:
-    key = (benchmark, mode, objective, flops_weight, data_dir)
+    """The (cached) objective of a comparison; ``objective`` may carry the FLOPs budget
+    (:func:`budgeted_objective`), or ``max_flops`` gives it (a number or ``"pNN"``)."""
+    kind, carried = split_objective(objective)
+    if max_flops is None:
+        max_flops = carried
+    key = (benchmark, mode, kind, flops_weight, data_dir, max_flops)
     if key not in _OBJECTIVES:
         from ncp_hpo.benchmarks import BenchmarkObjective
 
         _OBJECTIVES[key] = BenchmarkObjective(
             benchmark,
             mode=mode,  # type: ignore[arg-type]
-            objective=objective,  # type: ignore[arg-type]
+            objective=kind,  # type: ignore[arg-type]
             flops_weight=flops_weight,
             data_dir=data_dir,
+            max_flops=max_flops,
         )
     return _OBJECTIVES[key]
 
@@ -204,6 +227,7 @@ def read_run(path: Path, name: str, sampler: str, seed: int, trials: int) -> Run
         (t for t in trials_all if t.state == TrialState.COMPLETE), key=lambda t: t.number
     )[:trials]
     n_failed = sum(t.state == TrialState.FAIL for t in trials_all)
+    n_refused, refused_s = _refusals(study, trials_all)
     values = np.array([list(t.values) for t in done], dtype=np.float64).reshape(len(done), -1)
     walls, stamps = [], []
     for t in done:
@@ -225,8 +249,26 @@ def read_run(path: Path, name: str, sampler: str, seed: int, trials: int) -> Run
         sources=[str(t.user_attrs.get("source", "")) for t in done],
         metrics=[dict(t.user_attrs.get("metrics", {})) for t in done],
         n_failed=n_failed,
+        n_refused=n_refused,
+        refused_s=refused_s,
         timestamps_ms=stamps,
     )
+
+
+def _refusals(study: optuna.Study, trials: list[Any]) -> tuple[int | None, float]:
+    """(trials refused for the FLOPs budget, their seconds); ``(None, 0)`` when the study
+    has no budget."""
+    from ncp_hpo.spaces.budget import OVER_BUDGET
+
+    if "max_flops" not in (study.user_attrs.get(SETTINGS_ATTR) or {}):
+        return None, 0.0
+    refused = [t for t in trials if t.user_attrs.get("fail_reason") == OVER_BUDGET]
+    seconds = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in refused
+        if t.datetime_complete and t.datetime_start
+    )
+    return len(refused), float(seconds)
 
 
 def study_status(path: Path, name: str) -> tuple[int, int, dict[str, Any] | None]:
