@@ -79,6 +79,7 @@ class LocalNCPProposer(GuidedNCPProposer):
     _cache: dict[bytes, dict[str, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the guided mode's checks (space, lam, kappa, iterations ...)
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError(f"explore must be in [0, 1], got {self.explore}")
         if self.max_steps < 1 or self.n_walks < 1:

@@ -100,3 +100,12 @@ def test_proposer_settings_build_a_fresh_proposer_per_space() -> None:
     make = ProposerSettings(NetAdaptProposer, {"max_steps": 3})
     a, b = make(NB201Space()), make(NB201Space())
     assert a is not b and a.max_steps == b.max_steps == 3 and make.lam == 0.0
+
+
+def test_the_local_proposer_checks_its_inherited_settings_too() -> None:
+    space = NB201Space()
+    for bad in ({"kappa": -1.0}, {"lam": -3.0}, {"iterations": 0}, {"n_incumbents": -1}):
+        with pytest.raises(ValueError):
+            LocalNCPProposer(space, **bad)
+    with pytest.raises(TypeError, match="space must be a CodeSpace"):
+        LocalNCPProposer("nb201")  # type: ignore[arg-type]
