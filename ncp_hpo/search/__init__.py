@@ -19,8 +19,11 @@ Everything needed to build an Ax ``ProposerNode`` is importable from here::
     from ncp_hpo.search import NCPProposer, PredictorSource
     node = ProposerNode(NCPProposer(space, lam=0.1), source=PredictorSource())
 
-The modules (``_registry``, ``_proposers``, ``_history``, ``_surrogate``, ``_engine``,
-``_tradeoff``, ``_presets``, ``_sampler_params``, ``_warm_start``) are private.
+The modules (``_registry``, ``_proposers``, ``_local``, ``_history``, ``_surrogate``,
+``_engine``, ``_tradeoff``, ``_presets``, ``_settings``, ``_sampler_params``,
+``_warm_start``) are private. Each proposer class owns its defaults (its fields and its
+``predictor_defaults``); ``_presets`` maps the NCP modes to proposer classes, and both
+adapters are built from a ``_settings.ProposerSettings`` and a ``_settings.SourceSettings``.
 """
 
 from typing import TYPE_CHECKING
