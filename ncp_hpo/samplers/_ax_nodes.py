@@ -19,7 +19,7 @@ from ncp_hpo.samplers._private_apis import (
     ax_generation_node_name,
     ax_generator_key,
 )
-from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer
+from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, Proposer
 from ncp_hpo.search._presets import Mode, ncp_settings
 from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace
@@ -39,18 +39,29 @@ __all__ = [
 ]
 
 
-def _check_inferred(space: CodeSpace | None, prior: NeuralPredictor | None, lam: float) -> None:
-    """Without a code space (the experiment's parameters are searched), a prior and the
-    FLOPs penalty have nothing to apply to."""
+def _node_proposer(
+    space: CodeSpace | None, proposer: ProposerSettings, source: SourceSettings
+) -> Proposer | ProposerSettings:
+    """The node's proposer over ``space``, or (no code space: the experiment's parameters
+    are searched) its settings, built at the first update; bad settings fail here.
+
+    Raises:
+        ValueError: without a code space, a prior or a FLOPs penalty (nothing to apply
+            them to), or source settings :class:`~ncp_hpo.search.PredictorSource` refuses.
+    """
     if space is not None:
-        return
-    if prior is not None:
+        return proposer(space)
+    if source.prior is not None:
         raise ValueError(
             "a prior predicts the codes of one code space: pass that space (the experiment "
             "configured with space.ax_parameters())"
         )
-    if lam:
-        raise ValueError(f"lam={lam} weights exact FLOPs, which only a code space has; pass one")
+    if proposer.lam:
+        raise ValueError(
+            f"lam={proposer.lam} weights exact FLOPs, which only a code space has; pass one"
+        )
+    source.check()
+    return proposer
 
 
 _NODE_ARGS = """
@@ -99,7 +110,6 @@ class NCPNode(ProposerNode):
         name: str = "NCP",
         **proposer_params: Any,
     ) -> None:
-        _check_inferred(space, prior, lam)
         settings = ncp_settings(
             mode,
             prior=prior,
@@ -110,7 +120,7 @@ class NCPNode(ProposerNode):
             **proposer_params,
         )
         super().__init__(
-            settings.proposer if space is None else settings.proposer(space),
+            _node_proposer(space, settings.proposer, settings.source),
             source=settings.source,
             name=name,
             seed=seed,
@@ -140,13 +150,12 @@ class NetAdaptNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NetAdapt",
     ) -> None:
-        _check_inferred(space, prior, lam)
         proposer = ProposerSettings(NetAdaptProposer, {"lam": lam, "max_steps": max_steps})
         source = SourceSettings(
             prior=prior, online=online, refit_every=refit_every, predictor_params=predictor_params
         )
         super().__init__(
-            proposer if space is None else proposer(space),
+            _node_proposer(space, proposer, source),
             source=source,
             name=name,
             seed=seed,
@@ -177,7 +186,6 @@ class NeuralPredictorNode(ProposerNode):
         max_pending: int | None = None,
         name: str = "NeuralPredictor",
     ) -> None:
-        _check_inferred(space, prior, lam)
         proposer = ProposerSettings(
             NeuralPredictorProposer, {"lam": lam, "pool_size": pool_size, "top_k": top_k}
         )
@@ -185,7 +193,7 @@ class NeuralPredictorNode(ProposerNode):
             prior=prior, online=online, refit_every=refit_every, predictor_params=predictor_params
         )
         super().__init__(
-            proposer if space is None else proposer(space),
+            _node_proposer(space, proposer, source),
             source=source,
             name=name,
             seed=seed,

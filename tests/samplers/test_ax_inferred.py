@@ -13,7 +13,12 @@ pytest.importorskip("ax")
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 
-from ncp_hpo.samplers import NCPNode, count_fallback_trials, ncp_generation_strategy
+from ncp_hpo.samplers import (
+    NCPNode,
+    NetAdaptNode,
+    count_fallback_trials,
+    ncp_generation_strategy,
+)
 from ncp_hpo.spaces import NB201Space, ParamSpace
 
 FAST: dict[str, Any] = {"predictor_params": {"epochs": 50}}
@@ -85,5 +90,7 @@ def test_a_node_without_a_space_has_none_until_it_sees_the_experiment() -> None:
         _ = node.space
     with pytest.raises(ValueError, match=r"lam=0\.5 weights exact FLOPs"):
         NCPNode(lam=0.5)
+    with pytest.raises(ValueError, match="refit_every must be >= 1"):  # not at the first update
+        NetAdaptNode(refit_every=0)
     with pytest.raises(ValueError, match="differs from the node's space"):
         ncp_generation_strategy(NB201Space(), node=node)
