@@ -179,9 +179,10 @@ def _add_resilience_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-failures",
         type=positive_int,
-        default=5,
+        default=3,
         metavar="N",
-        help="stop this worker after N failed trials in a row",
+        help="stop this worker after N failed trials in a row (default: %(default)s, as "
+        "every ncp-hpo command)",
     )
     p.add_argument(
         "--timeout",

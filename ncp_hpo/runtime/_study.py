@@ -7,9 +7,10 @@ MLflow parent run per study (reused on resume, :class:`ncp_hpo.tracking.StudyPar
 and a nested run per trial. An unreachable MLflow store costs one warning, never a trial:
 results always stay in the Optuna storage (trial user attributes).
 
-It stops early after :data:`MAX_FAILURES_IN_ROW` failed trials in a row, or when the
-sampler proposes :data:`MAX_REFUSALS_IN_ROW` codes in a row over the compute budget; the
-outcome says why (:attr:`StudyOutcome.stop_reason`).
+Trials run under the one runner's rules (:mod:`ncp_hpo.runtime._runner`): it stops early
+after :data:`~ncp_hpo.runtime._runner.MAX_FAILURES_IN_ROW` failed trials in a row, or when
+the sampler proposes :data:`~ncp_hpo.runtime._runner.MAX_REFUSALS_IN_ROW` codes in a row
+over the compute budget; the outcome says why (:attr:`StudyOutcome.stop_reason`).
 
 A study started here can be joined by ``ncp-hpo worker --task`` and the other way round:
 both describe the objective the same way
@@ -18,16 +19,15 @@ both describe the objective the same way
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._secrets import error_line
 from ncp_hpo.exceptions import TrainingError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, task_objective
 from ncp_hpo.runtime._progress import StudyProgress, human
+from ncp_hpo.runtime._runner import RunHooks, RunPolicy, is_counted, run_trials
 
 if TYPE_CHECKING:
     import optuna
@@ -38,20 +38,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CPU_STUDY_DEFAULTS",
-    "MAX_FAILURES_IN_ROW",
-    "MAX_REFUSALS_IN_ROW",
     "PRUNERS",
     "StudyConfig",
     "StudyOutcome",
-    "n_counted",
     "open_study_storage",
     "run_training_study",
     "trial_line",
 ]
 
 PRUNERS = ("auto", "median", "hyperband", "none")
-MAX_FAILURES_IN_ROW = 3
-MAX_REFUSALS_IN_ROW = 500
 
 CPU_STUDY_DEFAULTS: dict[str, dict[str, Any]] = {
     # digits at 16x16 (the scans are 8x8): 4x fewer FLOPs than 32x32. On these tiny inputs
@@ -160,18 +155,6 @@ def open_study_storage(url: str | None) -> Any:
     return open_storage(url, heartbeat=10, retries=1)
 
 
-def n_counted(trials: Sequence[FrozenTrial]) -> int:
-    """COMPLETE + PRUNED trials, not counting codes refused for the compute budget."""
-    from optuna.trial import TrialState
-
-    from ncp_hpo.trainers import is_over_budget
-
-    return sum(
-        t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_over_budget(t)
-        for t in trials
-    )
-
-
 def _enqueue(study: optuna.Study, codes: Sequence[str], *, limit: int) -> int:
     """Queue ``codes`` as WAITING trials unless the study already holds them, up to
     ``limit`` waiting trials in all (the rest of the budget); the number queued."""
@@ -243,66 +226,26 @@ def _geometry(opts: Mapping[str, Any]) -> str:
     )
 
 
-class _TrialCallback:
-    """After each trial: count it, show its line, stop at the budget or on too many
-    failures (or over-budget refusals) in a row."""
+class _TrialLines:
+    """After each trial: its line, with the codes refused for the compute budget before it."""
 
-    def __init__(
-        self, config: StudyConfig, progress: StudyProgress, main_metric: str, budget: Any
-    ) -> None:
-        self.config, self.progress, self.main_metric, self.budget = (
-            config,
-            progress,
-            main_metric,
-            budget,
-        )
-        self.failures_in_row = self.ran = self.refused = self.refused_in_row = 0
-        self.stop_reason: str | None = None
+    def __init__(self, progress: StudyProgress, main_metric: str) -> None:
+        self.progress, self.main_metric = progress, main_metric
+        self.refused_in_row = 0
 
-    def _stop(self, study: optuna.Study, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        study.stop()
-
-    def _refused(self, study: optuna.Study) -> None:
-        self.refused += 1
-        self.refused_in_row += 1
-        self.progress.end_trial("", value=None, counted=False)
-        if self.refused_in_row >= MAX_REFUSALS_IN_ROW:
-            self._stop(
-                study,
-                f"the {self.config.sampler} sampler proposed {self.refused_in_row} codes in a "
-                f"row over the compute budget ({self.budget.describe() if self.budget else '-'}"
-                "); raise --max-gflops/--max-params",
-            )
-
-    def __call__(self, study: optuna.Study, frozen: FrozenTrial) -> None:
+    def __call__(self, study: optuna.Study, frozen: FrozenTrial, end: str) -> None:
         from optuna.trial import TrialState
 
-        from ncp_hpo.trainers import is_over_budget
-
-        if is_over_budget(frozen):
-            self._refused(study)
+        if end in ("refused", "raced"):
+            self.refused_in_row += end == "refused"
+            self.progress.end_trial("", value=None, counted=False)
             return
-        self.ran += 1
         line = trial_line(frozen, self.main_metric)
         if self.refused_in_row:
             line += f"  (+{self.refused_in_row} over budget, not trained)"
         self.refused_in_row = 0
         value = frozen.value if frozen.state == TrialState.COMPLETE else None
         self.progress.end_trial(line, value=value)
-        if n_counted(study.get_trials(deepcopy=False)) >= self.config.trials:
-            study.stop()
-        if frozen.state != TrialState.FAIL:
-            self.failures_in_row = 0
-            return
-        self.failures_in_row += 1
-        if self.failures_in_row >= MAX_FAILURES_IN_ROW:
-            self._stop(
-                study,
-                f"stopped after {self.failures_in_row} failed trials in a row; last: "
-                f"{frozen.user_attrs.get(FAIL_ATTR, 'unknown error')}",
-            )
 
 
 def _spec(config: StudyConfig, tracker: MLflowTracker | None) -> ObjectiveSpec:
@@ -375,26 +318,13 @@ def _set_sampler(
 
 
 def _objective(spec: ObjectiveSpec, progress: StudyProgress) -> Callable[[optuna.trial.Trial], Any]:
-    """The spec's objective with the progress display, and ``fail_reason`` on an error."""
-    import optuna
-
+    """The spec's objective, its epochs shown by the progress display."""
     from ncp_hpo.trainers import TrainingObjective
 
     trainer = spec.objective
     if isinstance(trainer, TrainingObjective):  # epochs of the running trial
         trainer.train_options["callback"] = progress.on_epoch
-
-    def objective(trial: optuna.trial.Trial) -> Any:
-        progress.start_trial(trial.number)
-        try:
-            return spec.objective(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_ATTR, error_line(exc))
-            raise
-
-    return objective
+    return spec.objective
 
 
 def run_training_study(
@@ -432,7 +362,7 @@ def run_training_study(
     ensure_study_objective(study, spec, hint="--study-name", error=TrainingError)
     main_metric = STRATEGIES[config.task].main_metric
     before = study.get_trials(deepcopy=False)
-    done = n_counted(before)
+    done = sum(is_counted(t) for t in before)
     remaining = config.trials - done
     if before:
         log(
@@ -443,13 +373,14 @@ def run_training_study(
         log(f"study {config.name!r} already holds {done} COMPLETE + PRUNED trials; nothing to run")
         return StudyOutcome(study=study, main_metric=main_metric)
     _set_sampler(study, spec, config, before=len(before), remaining=remaining, log=log)
-    return _optimize(study, spec, config, tracker, log, remaining, main_metric)
+    return _optimize(study, spec, config, storage, tracker, log, remaining, main_metric)
 
 
 def _optimize(
     study: optuna.Study,
     spec: ObjectiveSpec,
     config: StudyConfig,
+    storage: Any,
     tracker: MLflowTracker | None,
     log: Callable[[str], None],
     remaining: int,
@@ -462,7 +393,6 @@ def _optimize(
         total=remaining, epochs=config.epochs, metric=main_metric, enabled=config.progress
     )
     objective = _objective(spec, progress)
-    on_done = _TrialCallback(config, progress, main_metric, budget)
     log(
         f"study {config.name!r}: {remaining} trial(s) to run on {config.task} with "
         f"{config.sampler}{f' (prior {config.prior})' if config.prior else ''}, pruner "
@@ -472,17 +402,22 @@ def _optimize(
     parent = StudyParentRun(
         study, tracker, sampler=config.sampler, settings=config.settings(), log=log
     )
-    t0 = time.perf_counter()
+    policy = RunPolicy(
+        budget=config.trials,
+        timeout=config.timeout,
+        gc_after_trial=True,
+        refusal_hint=(
+            f" ({budget.describe() if budget else '-'}); raise --max-gflops/--max-params"
+        ),
+    )
+    hooks = RunHooks(
+        on_start=lambda trial: progress.start_trial(trial.number),
+        on_finish=_TrialLines(progress, main_metric),
+        log=log,
+    )
     try:
         with parent as parent_id, progress:
-            study.optimize(
-                objective,
-                n_trials=None,
-                timeout=config.timeout,
-                catch=(Exception,),
-                callbacks=[on_done],
-                gc_after_trial=True,
-            )
+            run = run_trials(study, objective, storage=storage, policy=policy, hooks=hooks)
             if parent_id is not None and tracker is not None:
                 log_study_outcome(tracker, parent_id, study, main_metric)
     finally:
@@ -491,8 +426,8 @@ def _optimize(
     return StudyOutcome(
         study=study,
         main_metric=main_metric,
-        ran=on_done.ran,
-        refused=on_done.refused,
-        wall_s=time.perf_counter() - t0,
-        stop_reason=on_done.stop_reason,
+        ran=run.ran,
+        refused=run.count("refused"),
+        wall_s=run.wall_s,
+        stop_reason=run.stop_reason,
     )

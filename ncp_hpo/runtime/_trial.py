@@ -32,7 +32,7 @@ from ncp_hpo._secrets import error_line, redact
 from ncp_hpo.exceptions import StorageUnavailableError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, FAIL_TAG, OVER_BUDGET_ATTR
 from ncp_hpo.runtime._errors import chain
-from ncp_hpo.runtime._heartbeat import TrialHeartbeat, trial_id
+from ncp_hpo.runtime._heartbeat import StaleCheck, TrialHeartbeat, trial_id
 from ncp_hpo.runtime._liveness import on_running
 
 if TYPE_CHECKING:
@@ -127,9 +127,14 @@ def run_trial(
         warnings.simplefilter("ignore")  # experimental; "heartbeat ... with Study.optimize"
         fail_stale_trials(study)
     with _Started(study, storage, beat_delay) as started:
+        running = _running_ids(study, storage)
         with on_running(started.begin), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trial = study.ask()
+            try:
+                trial = study.ask()
+            except BaseException:
+                started.begin_new(running)  # the sampler failed after the trial was created
+                raise
         started.begin(trial_id(trial))  # a storage that does not tell (no heartbeat)
         if on_start is not None:
             on_start(trial)
@@ -152,6 +157,17 @@ def run_trial(
     if interrupt is not None:
         raise interrupt
     return frozen, elsewhere
+
+
+def _running_ids(study: optuna.Study, storage: Any) -> set[int] | None:
+    """Ids of the study's RUNNING trials, where the storage will not tell which trial
+    ``ask`` creates (no heartbeat: :mod:`ncp_hpo.runtime._liveness`); else ``None``."""
+    from optuna.trial import TrialState
+
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    if isinstance(storage, StaleCheck) and interval is not None and interval():
+        return None
+    return {trial_id(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
 
 class _Started:
@@ -182,6 +198,19 @@ class _Started:
                 self.storage, started, interval=interval, health=health, delay=delay
             )
             self.beat.__enter__()
+
+    def begin_new(self, before: set[int] | None) -> None:
+        """After a failed ``ask``: take the one trial RUNNING now that was not in
+        ``before`` (the trial ``ask`` created) as this worker's, so it is told FAIL."""
+        from optuna.trial import TrialState
+
+        if self.trial_id is not None or before is None:
+            return
+        with contextlib.suppress(Exception):
+            now = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            new = {trial_id(t) for t in now} - before
+            if len(new) == 1:
+                self.begin(new.pop())
 
     def __enter__(self) -> _Started:
         return self

@@ -37,19 +37,23 @@ from __future__ import annotations
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ncp_hpo._secrets import error_line, redact
-from ncp_hpo.exceptions import StorageUnavailableError, WorkerError
+from ncp_hpo._secrets import redact
+from ncp_hpo.exceptions import WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
-from ncp_hpo.runtime._errors import root_cause
 from ncp_hpo.runtime._faults import active_faults, first_beat_delay, inject, stall
-from ncp_hpo.runtime._heartbeat import trial_id
 from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
-from ncp_hpo.runtime._trial import is_storage_error, run_trial, tag_failure
+from ncp_hpo.runtime._runner import (
+    MAX_FAILURES_IN_ROW,
+    RunHooks,
+    RunPolicy,
+    run_trials,
+    storage_stop_reason,
+)
+from ncp_hpo.runtime._trial import tag_failure
 
 if TYPE_CHECKING:
     import optuna
@@ -126,7 +130,7 @@ class Worker:
         spec: ObjectiveSpec,
         sampler: BaseSampler,
         budget: int | None = None,
-        max_failures: int = 5,
+        max_failures: int = MAX_FAILURES_IN_ROW,
         timeout: float | None = None,
         poll: float = 2.0,
         log: Callable[[str], None] | None = None,
@@ -141,7 +145,6 @@ class Worker:
         self.poll = poll
         self.log = log
         self.max_storage_errors = 3
-        self._current: int | None = None  # trial id of the trial in progress
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._faults = active_faults()
 
@@ -172,43 +175,24 @@ class Worker:
         if self.spec.tracker is not None and hasattr(stale, "listeners"):
             stale.listeners.append(self._tag_stale)
         study = self._open_study_or_stop()  # WorkerError: one line, no summary
-        failures_in_row, errors_in_row = 0, 0
+        policy = RunPolicy(
+            budget=self.budget,
+            max_failures_in_row=self.max_failures,
+            max_errors=self.max_storage_errors,
+            timeout=self.timeout,
+            poll=self.poll,
+        )
+        hooks = RunHooks(
+            on_start=self._on_start,
+            on_finish=lambda _study, frozen, end: self._tally(summary, frozen, end),
+            beat_delay=self._beat_delay if self._faults else None,
+            log=self._emit,
+        )
         try:
-            while True:
-                try:
-                    if not self._may_start(study, start):
-                        break
-                    frozen, elsewhere = run_trial(
-                        study,
-                        self._objective,
-                        storage=self.storage,
-                        on_start=self._on_start,
-                        beat_delay=self._beat_delay if self._faults else None,
-                    )
-                    errors_in_row = 0
-                except Exception as exc:
-                    stop = self._stop_reason(exc)
-                    errors_in_row += 1
-                    if stop is None and errors_in_row <= self.max_storage_errors:
-                        self._emit(f"error (retrying): {error_line(exc)}")
-                        time.sleep(min(30.0, self.poll * 2**errors_in_row))
-                        continue
-                    summary.stopped_reason = stop or (
-                        f"stopped after {errors_in_row} errors in a row; last: {error_line(exc)}"
-                    )
-                    self._leave_nothing_running(summary)
-                    break
-                self._current = None
-                failures_in_row = self._tally(summary, frozen, elsewhere, failures_in_row)
-                if failures_in_row >= self.max_failures:
-                    summary.stopped_reason = (
-                        f"stopped after {failures_in_row} failed trials in a row; last: "
-                        f"{frozen.user_attrs.get(FAIL_ATTR, 'unknown error')}"
-                    )
-                    break
-        except KeyboardInterrupt:
-            self._current = None  # run_trial told it FAIL ("interrupted")
-            raise
+            run = run_trials(
+                study, self._objective, storage=self.storage, policy=policy, hooks=hooks
+            )
+            summary.stopped_reason = run.stop_reason
         finally:
             summary.wall_time_s = time.monotonic() - start
             summary.storage = _health_line(health)
@@ -222,40 +206,32 @@ class Worker:
                 self.spec.close()
         return summary
 
-    def _tally(
-        self, summary: WorkerSummary, frozen: optuna.trial.FrozenTrial, elsewhere: bool, row: int
-    ) -> int:
-        """Count a finished trial; the new count of failed trials in a row."""
-        from optuna.trial import TrialState
-
-        from ncp_hpo.trainers import is_over_budget
-
+    def _tally(self, summary: WorkerSummary, frozen: optuna.trial.FrozenTrial, end: str) -> None:
+        """Count a finished trial and show its line."""
         summary.ran += 1
-        if frozen.user_attrs.get(OVER_BUDGET_ATTR):
+        if end == "raced":
             summary.over_budget += 1
-            return row
-        if elsewhere:
+            return
+        if end == "elsewhere":
             # another worker failed our trial as stale (we stalled or were cut off past the
             # grace period); it was queued again if retries are on: carry on
             summary.failed += 1
             self._emit(f"trial {frozen.number} was failed by another worker (missed heartbeats)")
-            return row
-        if frozen.state == TrialState.COMPLETE:
+            return
+        if end == "complete":
             summary.complete += 1
             self._emit(f"trial {frozen.number} COMPLETE {_values(frozen.values)}")
-            return 0
+            return
         reason = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
         tag_failure(self.spec.tracker, self.study_name, frozen, run_params(self.spec))
-        if frozen.state == TrialState.PRUNED and not is_over_budget(frozen):
+        if end == "pruned":
             summary.pruned += 1  # counted toward the budget, as in `ncp-hpo study`
             self._emit(f"trial {frozen.number} PRUNED")
-            return 0
-        if frozen.state == TrialState.FAIL:
+        elif end == "failed":
             summary.failed += 1
             self._emit(f"trial {frozen.number} FAIL: {reason}")
-            return row + 1
-        self._emit(f"trial {frozen.number} {frozen.state.name}")
-        return row
+        else:
+            self._emit(f"trial {frozen.number} {frozen.state.name}")
 
     def _open_study_or_stop(self) -> optuna.Study:
         """:meth:`open_study`, with a storage error turned into one :class:`WorkerError`."""
@@ -264,43 +240,12 @@ class Worker:
         except WorkerError:
             raise
         except Exception as exc:
-            reason = self._stop_reason(exc)
+            reason = storage_stop_reason(exc)
             if reason is None:
                 raise
             raise WorkerError(reason) from None
 
-    def _stop_reason(self, exc: BaseException) -> str | None:
-        """The one-line reason to stop for a storage error, ``None`` for other errors."""
-        if isinstance(exc, StorageUnavailableError):
-            return f"stopped: {exc}"
-        if is_storage_error(exc):
-            return f"stopped on a storage error: {root_cause(exc)}"
-        return None
-
-    def _leave_nothing_running(self, summary: WorkerSummary) -> None:
-        """Best effort when stopping on an error: fail this worker's trial in progress (one
-        try; if the storage is gone, any worker fails it as stale once it is back)."""
-        from optuna.trial import TrialState
-
-        trial_id, self._current = self._current, None
-        if trial_id is None:
-            return
-        try:
-            if not self.storage.get_trial(trial_id).state.is_finished():
-                self.storage.set_trial_user_attr(
-                    trial_id,
-                    FAIL_ATTR,
-                    "worker stopped: " + (summary.stopped_reason or "error")[:300],
-                )
-                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        except Exception:
-            summary.stopped_reason = (
-                f"{summary.stopped_reason}; its trial in progress stays RUNNING until the "
-                "storage is back, then any worker fails it as stale and queues it again"
-            )
-
     def _on_start(self, trial: optuna.trial.Trial) -> None:
-        self._current = trial_id(trial)
         trial.set_user_attr(WORKER_ATTR, self.worker_id)
         if self._faults:
             stall(self._faults, trial.number)
@@ -338,60 +283,9 @@ class Worker:
                 counts[t.state] += 1
         return {s: counts.get(s, 0) for s in TrialState}
 
-    def _may_start(self, study: optuna.Study, start: float) -> bool:
-        """Whether this worker should ask for another trial (waits while others hold it)."""
-        import optuna
-        from optuna.storages import fail_stale_trials
-        from optuna.trial import TrialState
-
-        waited = False
-        while True:
-            if self.timeout is not None and time.monotonic() - start > self.timeout:
-                return False
-            if self.budget is None:
-                return True
-            counts = self._counts(study)
-            done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-            running = counts[TrialState.RUNNING]
-            if done >= self.budget:
-                return False
-            if counts[TrialState.WAITING] > 0 or done + running < self.budget:
-                return True
-            if not waited:
-                self._emit(
-                    f"budget held: {done} complete or pruned + {running} running of "
-                    f"{self.budget}; "
-                    "waiting in case a running trial fails"
-                )
-                waited = True
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fail_stale_trials(study)  # a dead worker's trial frees its slot (is retried)
-            time.sleep(self.poll)
-
-    def _over_budget(self, trial: optuna.trial.Trial) -> bool:
-        from optuna.trial import TrialState
-
-        from ncp_hpo.trainers import is_over_budget
-
-        if self.budget is None:
-            return False
-        ahead = 0
-        for t in trial.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        ):
-            if t.number < trial.number and not t.user_attrs.get(OVER_BUDGET_ATTR):
-                ahead += not is_over_budget(t)
-        return ahead >= self.budget
-
     def _objective(self, trial: optuna.trial.Trial) -> Any:
-        """The spec's objective, after the budget check and any injected faults (the
-        outcome, and its ``fail_reason``, is classified by :func:`run_trial`)."""
-        import optuna
-
-        if self._over_budget(trial):
-            trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            raise optuna.TrialPruned("the study's budget is taken by other workers' trials")
+        """The spec's objective, after any injected faults (the outcome, and its
+        ``fail_reason``, is classified by :func:`~ncp_hpo.runtime._trial.run_trial`)."""
         if self._faults:
             self.spec.space.suggest(trial)  # faults fire after the code is chosen
             if inject(self._faults, trial.number):

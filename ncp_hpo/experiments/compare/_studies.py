@@ -169,10 +169,11 @@ def quiet_ax() -> None:
         logging.disable(previous)
 
 
-def open_study(task: StudyTask, sampler: Any) -> optuna.Study:
+def open_study(task: StudyTask, sampler: Any, storage: Any = None) -> optuna.Study:
+    """The study of ``task`` in its SQLite file (or in ``storage``, that file's storage)."""
     import optuna
 
-    storage = open_sqlite_storage(task.path)
+    storage = open_sqlite_storage(task.path) if storage is None else storage
     study = optuna.create_study(
         study_name=task.name,
         storage=storage,

@@ -17,7 +17,6 @@ from ncp_hpo.experiments.compare._studies import (
     complete_trials,
     fail_stale,
     mask_sigint,
-    n_complete,
     objective_for,
     on_sigint,
     open_study,
@@ -25,6 +24,7 @@ from ncp_hpo.experiments.compare._studies import (
     stop_requested,
     watch_stop,
 )
+from ncp_hpo.experiments.compare._trials import run_compare_trials
 from ncp_hpo.samplers import make_sampler
 
 if TYPE_CHECKING:
@@ -142,38 +142,22 @@ def _resume_state(sampler: Any, study: Any) -> None:
 def _run_study(
     task: StudyTask, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None
 ) -> int:
-    """The study loop of :func:`run_task` (one thread: see :mod:`ncp_hpo._numerics`)."""
-    ran = 0
+    """The study loop of :func:`run_task` (one thread: see :mod:`ncp_hpo._numerics`): the
+    trials run under the one runner's rules (:mod:`ncp_hpo.runtime._runner`)."""
     if task.sampler == "ax":
         with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
             warnings.filterwarnings("ignore", module=r"ax(\.|$)")
-            ran = run_ax(task, obj, queue, live)
-    else:
-        sampler = make_sampler(base_sampler(task.sampler), space=obj.space, seed=task.seed)
-        study = open_study(task, sampler)
-        fail_stale(study)
-        if task.sampler != base_sampler(task.sampler) and not study.trials:
-            for code in compare_warm_start_codes(obj.space, base_sampler(task.sampler), task.seed):
-                study.enqueue_trial(obj.space.to_params(code))
-        _resume_state(sampler, study)
-        callbacks: list[Any] = [] if live is None else [live]
-        if live is not None:
-            live.replay(complete_trials(study))
+            return run_ax(task, obj, queue, live)
+    from ncp_hpo.runtime import open_sqlite_storage
 
-        def _tick(study_: Any, trial: Any) -> None:
-            from optuna.trial import TrialState
-
-            if trial.state == TrialState.COMPLETE and queue is not None:
-                queue.put(1)
-            if stop_requested():  # Ctrl-C: no further trial starts
-                study_.stop()
-
-        callbacks.append(_tick)
-        for _ in range(3):  # failed trials are retried, a bounded number of times
-            remaining = task.trials - n_complete(study)
-            if remaining <= 0 or stop_requested():
-                break
-            before = n_complete(study)
-            study.optimize(obj, n_trials=remaining, callbacks=callbacks, catch=(Exception,))
-            ran += n_complete(study) - before
-    return ran
+    sampler = make_sampler(base_sampler(task.sampler), space=obj.space, seed=task.seed)
+    storage = open_sqlite_storage(task.path)
+    study = open_study(task, sampler, storage)
+    fail_stale(study)
+    if task.sampler != base_sampler(task.sampler) and not study.trials:
+        for code in compare_warm_start_codes(obj.space, base_sampler(task.sampler), task.seed):
+            study.enqueue_trial(obj.space.to_params(code))
+    _resume_state(sampler, study)
+    if live is not None:
+        live.replay(complete_trials(study))
+    return run_compare_trials(study, obj, storage=storage, task=task, queue=queue, live=live)
