@@ -275,9 +275,9 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime import torch_threads
+    from ncp_hpo.runtime import trial_threads
 
-    with training_output(verbose=args.verbose), torch_threads(args.threads):
+    with training_output(verbose=args.verbose), trial_threads(args.threads):
         return _study(args)
 
 

@@ -93,9 +93,9 @@ def train_options(args: argparse.Namespace, device: str | None) -> dict[str, Any
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime import torch_threads
+    from ncp_hpo.runtime import trial_threads
 
-    with training_output(verbose=args.verbose), torch_threads(args.threads):
+    with training_output(verbose=args.verbose), trial_threads(args.threads):
         return _train(args)
 
 

@@ -233,9 +233,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from ncp_hpo.runtime import torch_threads
+    from ncp_hpo.runtime import trial_threads
 
-    with cli_output(verbose=args.verbose), torch_threads(args.threads):
+    with cli_output(verbose=args.verbose), trial_threads(args.threads):
         previous = signal.signal(signal.SIGTERM, _sigterm)
         try:
             worker = _build_worker(args)

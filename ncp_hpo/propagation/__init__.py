@@ -79,7 +79,7 @@ iterations (one "step") the code is reset to its per-edge arg-max (``space.round
 
 See :func:`propagate` (the algorithm, paper Algorithm 1) and :func:`transfer` (cross-task
 transfer); :class:`PropagationConfig` holds every option of a call. Modules: ``_types``
-(objectives, options, results), ``_objectives`` (resolution against the predictors),
+(objectives, options, results), ``_resolved`` (objectives resolved against the predictors),
 ``_loss`` (forward, targets, loss, analytic gradient), ``_flops`` (the exact term and
 winner-takes-all), ``_propagate`` (the loop).
 """

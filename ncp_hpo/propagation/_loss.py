@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ncp_hpo.propagation._objectives import ResolvedObjective
 from ncp_hpo.propagation._polynomial import CompiledPolynomial
+from ncp_hpo.propagation._resolved import ResolvedObjective
 from ncp_hpo.propagation._types import PropagationConfig
 
 __all__ = ["Frame", "LossModel"]

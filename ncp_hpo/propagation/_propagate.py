@@ -20,7 +20,7 @@ from ncp_hpo.propagation._flops import (
     wta_step,
 )
 from ncp_hpo.propagation._loss import Frame, LossModel
-from ncp_hpo.propagation._objectives import (
+from ncp_hpo.propagation._resolved import (
     ResolvedObjective,
     check_initial,
     fixed_mask,

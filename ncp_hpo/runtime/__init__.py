@@ -27,23 +27,23 @@ from ncp_hpo._lazy import lazy_getattr
 # ncp_hpo's command line imports from here, not part of the public API.
 if TYPE_CHECKING:
     from ncp_hpo._secrets import redact
-    from ncp_hpo.runtime._objectives import ObjectiveSpec, benchmark_objective, task_objective
     from ncp_hpo.runtime._progress import human as human
     from ncp_hpo.runtime._pruning import choose_pruner as choose_pruner
+    from ncp_hpo.runtime._setup import TASK_PRIORS as TASK_PRIORS
+    from ncp_hpo.runtime._setup import check_dataset as check_dataset
+    from ncp_hpo.runtime._setup import check_device as check_device
+    from ncp_hpo.runtime._setup import check_weights_path as check_weights_path
+    from ncp_hpo.runtime._setup import cuda_available as cuda_available
+    from ncp_hpo.runtime._setup import parse_code as parse_code
+    from ncp_hpo.runtime._setup import resolve_prior as resolve_prior
+    from ncp_hpo.runtime._setup import save_weights as save_weights
+    from ncp_hpo.runtime._setup import trial_threads as trial_threads
+    from ncp_hpo.runtime._specs import ObjectiveSpec, benchmark_objective, task_objective
     from ncp_hpo.runtime._storage import HeartbeatJournalStorage, open_sqlite_storage, open_storage
     from ncp_hpo.runtime._study import CPU_STUDY_DEFAULTS as CPU_STUDY_DEFAULTS
     from ncp_hpo.runtime._study import PRUNERS as PRUNERS
     from ncp_hpo.runtime._study import StudyConfig, StudyOutcome, run_training_study
     from ncp_hpo.runtime._study import open_study_storage as open_study_storage
-    from ncp_hpo.runtime._training import TASK_PRIORS as TASK_PRIORS
-    from ncp_hpo.runtime._training import check_dataset as check_dataset
-    from ncp_hpo.runtime._training import check_device as check_device
-    from ncp_hpo.runtime._training import check_weights_path as check_weights_path
-    from ncp_hpo.runtime._training import cuda_available as cuda_available
-    from ncp_hpo.runtime._training import parse_code as parse_code
-    from ncp_hpo.runtime._training import resolve_prior as resolve_prior
-    from ncp_hpo.runtime._training import save_weights as save_weights
-    from ncp_hpo.runtime._training import torch_threads as torch_threads
     from ncp_hpo.runtime._worker import Worker, WorkerSummary
 
 __all__ = [
@@ -63,7 +63,7 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(
-        ("ObjectiveSpec", "benchmark_objective", "task_objective"), "ncp_hpo.runtime._objectives"
+        ("ObjectiveSpec", "benchmark_objective", "task_objective"), "ncp_hpo.runtime._specs"
     ),
     **dict.fromkeys(
         ("HeartbeatJournalStorage", "open_sqlite_storage", "open_storage"),
@@ -90,9 +90,9 @@ _LAZY = {
             "resolve_prior",
             "save_weights",
             "TASK_PRIORS",
-            "torch_threads",
+            "trial_threads",
         ),
-        "ncp_hpo.runtime._training",
+        "ncp_hpo.runtime._setup",
     ),
 }
 

@@ -14,7 +14,7 @@ over the compute budget; the outcome says why (:attr:`StudyOutcome.stop_reason`)
 
 A study started here can be joined by ``ncp-hpo worker --task`` and the other way round:
 both describe the objective the same way
-(:func:`ncp_hpo.runtime._objectives.ensure_study_objective`).
+(:func:`ncp_hpo.runtime._specs.ensure_study_objective`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from ncp_hpo.exceptions import TrainingError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
-from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, task_objective
 from ncp_hpo.runtime._progress import StudyProgress, human
 from ncp_hpo.runtime._runner import RunHooks, RunPolicy, is_counted, run_trials
+from ncp_hpo.runtime._specs import ObjectiveSpec, ensure_study_objective, task_objective
 
 if TYPE_CHECKING:
     import optuna
@@ -292,7 +292,7 @@ def _set_sampler(
         study.enqueue_trial(dict(recipe), skip_if_exists=True)
     params = dict(config.sampler_params)
     if config.prior is not None:
-        from ncp_hpo.runtime._training import load_prior
+        from ncp_hpo.runtime._setup import load_prior
 
         prior: NeuralPredictor = load_prior(
             config.prior, data_dir=config.data_dir, seed=config.seed or 0, log=log

@@ -45,7 +45,6 @@ from ncp_hpo._secrets import redact
 from ncp_hpo.exceptions import WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from ncp_hpo.runtime._faults import active_faults, first_beat_delay, inject, stall
-from ncp_hpo.runtime._objectives import ObjectiveSpec, ensure_study_objective, run_params
 from ncp_hpo.runtime._runner import (
     MAX_FAILURES_IN_ROW,
     RunHooks,
@@ -53,6 +52,7 @@ from ncp_hpo.runtime._runner import (
     run_trials,
     storage_stop_reason,
 )
+from ncp_hpo.runtime._specs import ObjectiveSpec, ensure_study_objective, run_params
 from ncp_hpo.runtime._trial import tag_failure
 
 if TYPE_CHECKING:

@@ -197,7 +197,7 @@ def test_one_objective_record_for_workers_and_studies(
     """A study keeps the objective it was created for; joining it with another one fails
     with the caller's error type, naming both objectives and the option to change."""
     from ncp_hpo.runtime import benchmark_objective
-    from ncp_hpo.runtime._objectives import ensure_study_objective
+    from ncp_hpo.runtime._specs import ensure_study_objective
 
     spec = benchmark_objective("nas-bench-201", data_dir=str(shared_data_dir))
     study = optuna.create_study(study_name="o", directions=spec.directions)
@@ -223,7 +223,7 @@ def test_a_study_recorded_with_lam_is_joined_with_flops_weight(
     """Studies created before 0.2.0 record the objective's FLOPs weight as ``lam``: a
     worker passing the same ``flops_weight`` joins them (no warning), another one is refused."""
     from ncp_hpo.runtime import benchmark_objective
-    from ncp_hpo.runtime._objectives import ensure_study_objective
+    from ncp_hpo.runtime._specs import ensure_study_objective
 
     spec = benchmark_objective(
         "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+flops", flops_weight=0.5

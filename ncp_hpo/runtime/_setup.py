@@ -27,7 +27,7 @@ __all__ = [
     "parse_code",
     "resolve_prior",
     "save_weights",
-    "torch_threads",
+    "trial_threads",
 ]
 
 
@@ -88,7 +88,7 @@ def check_dataset(task: str, opts: Mapping[str, Any]) -> None:
 
 
 @contextmanager
-def torch_threads(n: int | None = None) -> Iterator[None]:
+def trial_threads(n: int | None = None) -> Iterator[None]:
     """Run the block with ``n`` torch (and BLAS/OpenMP) threads, then restore the counts.
 
     ``None`` is the thread policy of every trial process: one thread
