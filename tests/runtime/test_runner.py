@@ -203,3 +203,23 @@ def test_ctrl_c_fails_the_running_trial_and_propagates() -> None:
 def test_bad_policy_is_refused(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=field):
         RunPolicy(**{field: value})
+
+
+def test_no_other_trial_loop_in_the_package() -> None:
+    """Trials run only through the runner: no ``study.optimize`` or ``ask`` elsewhere (the
+    sampler replay asks a throw-away study to re-tell stored trials; it runs none)."""
+    import re
+
+    import ncp_hpo
+
+    root = Path(ncp_hpo.__file__).parent
+    allowed = {root / "runtime" / "_trial.py", root / "samplers" / "_replay.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if ">>>" in code or "``" in code:
+                continue  # examples in docstrings
+            if re.search(r"\.(optimize|ask)\(", code) and path not in allowed:
+                found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert not found, found
