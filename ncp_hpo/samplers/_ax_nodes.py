@@ -64,7 +64,13 @@ def _node_proposer(
     return proposer
 
 
-_NODE_ARGS = """
+class NCPNode(ProposerNode):
+    """Network Coding Propagation as an Ax generation node, in the modes of
+    :class:`~ncp_hpo.NCPSampler` (the same defaults: local mode, paper mode with a prior).
+
+    Args:
+        mode: ``"local"``, ``"guided"`` or ``"paper"`` (Algorithm 1 as published); ``None``
+            (default): ``"local"``, or ``"paper"`` with a ``prior``.
         space: the code space; the experiment must then be configured with
             ``space.ax_parameters()``. ``None`` (default): the node searches the
             experiment's own range and choice parameters (int, float, log scale), encoded
@@ -73,23 +79,12 @@ _NODE_ARGS = """
         prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
         online: fit a predictor on the experiment's completed trials (with a prior: re-scale
             and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
-        refit_every: refit after this many new completed trials.
         predictor_params: keyword arguments of the online ``NeuralPredictor``.
         seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the
             first update, i.e. from the Client's ``random_seed``).
         max_pending: the most of the node's trials awaiting data at once (``None``: no limit).
         name: the node's name in the strategy.
-"""
-
-
-class NCPNode(ProposerNode):
-    __doc__ = f"""Network Coding Propagation as an Ax generation node, in the modes of
-    :class:`~ncp_hpo.NCPSampler` (the same defaults: local mode, paper mode with a prior).
-
-    Args:
-        mode: ``"local"``, ``"guided"`` or ``"paper"`` (Algorithm 1 as published); ``None``
-            (default): ``"local"``, or ``"paper"`` with a ``prior``.
-{_NODE_ARGS}        refit_every: refit after at least this many new completed trials (default: the
+        refit_every: refit after at least this many new completed trials (default: the
             mode's).
         **proposer_params: further arguments of the mode's proposer (``iterations``,
             ``lr``, ``n_starts``, ``kappa``, ``strategy``).
@@ -130,11 +125,25 @@ class NCPNode(ProposerNode):
 
 
 class NetAdaptNode(ProposerNode):
-    __doc__ = f"""NetAdapt-style greedy search (Yang et al., 2018) as an Ax generation node.
+    """NetAdapt-style greedy search (Yang et al., 2018) as an Ax generation node.
 
     Args:
         max_steps: greedy steps walked per proposal.
-{_NODE_ARGS}"""
+        space: the code space; the experiment must then be configured with
+            ``space.ax_parameters()``. ``None`` (default): the node searches the
+            experiment's own range and choice parameters (int, float, log scale), encoded
+            by :class:`~ncp_hpo.spaces.ParamSpace`.
+        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
+        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
+        online: fit a predictor on the experiment's completed trials (with a prior: re-scale
+            and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
+        refit_every: refit after this many new completed trials.
+        predictor_params: keyword arguments of the online ``NeuralPredictor``.
+        seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the
+            first update, i.e. from the Client's ``random_seed``).
+        max_pending: the most of the node's trials awaiting data at once (``None``: no limit).
+        name: the node's name in the strategy.
+    """
 
     def __init__(
         self,
@@ -164,12 +173,26 @@ class NetAdaptNode(ProposerNode):
 
 
 class NeuralPredictorNode(ProposerNode):
-    __doc__ = f"""Neural-predictor search (Wen et al., 2020) as an Ax generation node.
+    """Neural-predictor search (Wen et al., 2020) as an Ax generation node.
 
     Args:
         pool_size: random codes predicted per proposal (10,000 as in the paper).
         top_k: best predicted codes kept as candidates.
-{_NODE_ARGS}"""
+        space: the code space; the experiment must then be configured with
+            ``space.ax_parameters()``. ``None`` (default): the node searches the
+            experiment's own range and choice parameters (int, float, log scale), encoded
+            by :class:`~ncp_hpo.spaces.ParamSpace`.
+        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
+        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
+        online: fit a predictor on the experiment's completed trials (with a prior: re-scale
+            and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
+        refit_every: refit after this many new completed trials.
+        predictor_params: keyword arguments of the online ``NeuralPredictor``.
+        seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the
+            first update, i.e. from the Client's ``random_seed``).
+        max_pending: the most of the node's trials awaiting data at once (``None``: no limit).
+        name: the node's name in the strategy.
+    """
 
     def __init__(
         self,

@@ -8,7 +8,6 @@ from optuna.samplers import BaseSampler
 
 from ncp_hpo.predictor import NeuralPredictor
 from ncp_hpo.samplers._base import PredictorSamplerBase
-from ncp_hpo.samplers._baselines import _COMMON_ARGS
 from ncp_hpo.search._presets import Mode, ncp_settings
 from ncp_hpo.search._warm_start import ZeroCostWarmStart, resolve_warm_start
 from ncp_hpo.spaces import CodeSpace
@@ -17,7 +16,7 @@ __all__ = ["NCPSampler"]
 
 
 class NCPSampler(PredictorSamplerBase):
-    __doc__ = f"""Network Coding Propagation (Ding et al., ICLR 2022) as an Optuna sampler.
+    """Network Coding Propagation (Ding et al., ICLR 2022) as an Optuna sampler.
 
     The objective suggests a whole architecture code with ``space.suggest(trial)``, or any
     parameters with ``trial.suggest_int``/``suggest_float``/``suggest_categorical`` (no
@@ -50,9 +49,8 @@ class NCPSampler(PredictorSamplerBase):
         ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals
         in 4, predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
         predictor's residuals refreshed on every proposal (the stale predictor learns from
-        the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer` and
-        ``benchmarks/results/nas-bench-201-ncp-local.md`` (measured against the other modes
-        and baselines there and in ``benchmarks/results/nas-bench-201-default/``).
+        the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer`; how the
+        modes compare is in the benchmarks page of the docs.
         ``"guided"``: the predictor is a 5-member ensemble (64/32 units), refitted
         (warm-started) once ``max(1, 0.3 n)`` new trials completed since the fit on ``n``;
         after each fit, 16 codes are propagated for 30 iterations and the finals, their
@@ -67,9 +65,8 @@ class NCPSampler(PredictorSamplerBase):
 
     Args:
         mode: ``"local"``, ``"guided"`` or ``"paper"``; ``None`` (default): ``"local"``,
-            or ``"paper"`` when a ``prior`` is given (with a prior, propagation through it
-            from the first trial is the paper's transfer setting, and it measured far better
-            than local mode in real training: ``benchmarks/results/real-training-default/``).
+            or ``"paper"`` when a ``prior`` is given (propagation through the prior from the
+            first trial: the paper's transfer setting).
         strategy: ``"continuous"`` (default) or ``"winner_takes_all"`` propagation.
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).
@@ -84,7 +81,25 @@ class NCPSampler(PredictorSamplerBase):
             spaces start at random, and so does every multi-objective study (the proxy's
             top codes would crowd one end of the trade-off). A
             :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up).
-{_COMMON_ARGS}"""
+        space: the code space whose parameters the objective suggests with
+            ``space.suggest(trial)``; ``None`` (default): the search space is inferred from
+            the study's parameters (:class:`~ncp_hpo.spaces.ParamSpace`). Other parameters
+            the objective suggests join the space's code (not with a ``prior``).
+        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
+            (cross-task transfer; its main metric stands for objective 0); needs ``space``.
+        online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
+            to the study's objective and fine-tune a copy after every trial; the fine-tune
+            takes over once it predicts the trials it had not seen better than the prior
+            (:class:`~ncp_hpo.search.PredictorSource`). ``False`` keeps the prior as it is.
+        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
+        refit_every: refit the online predictor after this many new completed trials.
+        predictor_params: keyword arguments of the online ``NeuralPredictor``.
+        n_startup_trials: random trials before the first proposal (default 10, 0 with a prior).
+        independent_sampler: sampler of dynamic or conditional parameters (default random).
+        warn_independent_sampling: warn (once per parameter and study) when such a
+            parameter is sampled independently.
+        seed: seed of the sampler's RNG (predictor fits and proposals derive from it).
+    """
 
     def __init__(
         self,
