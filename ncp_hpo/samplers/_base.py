@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import intersection_search_space
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ncp_hpo.exceptions import InvalidCodeError, NCPWarning
 from ncp_hpo.predictor import widen_inputs
+from ncp_hpo.samplers._intersection import IntersectionCache
 from ncp_hpo.samplers._private_apis import (
     optuna_independent_sampling_template,
     optuna_set_trial_system_attr,
@@ -141,6 +141,7 @@ class PredictorSamplerBase(BaseSampler):
         self._main = None if space is None else self._new_state(space)
         self._warned_repeating: set[str] = set()  # studies told that codes repeat
         self._warned_params: set[tuple[str, str]] = set()  # (study, param) warned once
+        self._intersections = IntersectionCache()
 
     def _new_state(self, space: CodeSpace) -> _SpaceState:
         """A fresh engine (proposer and predictor source) over ``space``; a prior over the
@@ -194,12 +195,10 @@ class PredictorSamplerBase(BaseSampler):
         extras = {n: d for n, d in self._intersection(study).items() if n not in code}
         return {**code, **extras}
 
-    @staticmethod
-    def _intersection(study: Study) -> dict[str, BaseDistribution]:
+    def _intersection(self, study: Study) -> dict[str, BaseDistribution]:
         """Optuna's intersection search space over the completed and pruned trials, without
-        single-valued parameters (nothing to search)."""
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        space = intersection_search_space(trials, include_pruned=True)
+        single-valued parameters (nothing to search); updated incrementally per study."""
+        space = self._intersections(study)
         return {n: d for n, d in space.items() if not d.single()}
 
     def _uses_space(self, study: Study) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
-__all__ = ["History", "code_key", "pareto_mask"]
+__all__ = ["History", "code_key", "code_keys", "pareto_mask"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class History:
     constraints: np.ndarray | None = None
     constraint_names: tuple[str, ...] = ()
     rejected: np.ndarray | None = None
+    _seen: frozenset[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.constraints is None:
@@ -51,11 +53,16 @@ class History:
         return int(self.codes.shape[0])
 
     def seen(self) -> set[bytes]:
-        """Keys of every evaluated, pending, pruned or failed code (see :func:`code_key`)."""
-        rows = [self.codes, self.pending]
-        if self.rejected is not None:
-            rows.append(self.rejected)
-        return {code_key(c) for part in rows for c in part}
+        """Keys of every evaluated, pending, pruned or failed code (see :func:`code_key`);
+        a fresh set each call, built once per history (the arrays are not to be mutated)."""
+        if self._seen is None:
+            rows = [self.codes, self.pending]
+            if self.rejected is not None:
+                rows.append(self.rejected)
+            keys = frozenset(k for part in rows for k in code_keys(part))
+            object.__setattr__(self, "_seen", keys)
+        assert self._seen is not None
+        return set(self._seen)
 
     def incumbents(self, max_count: int = 8) -> np.ndarray:
         """Best codes: the best trial (single objective) or the Pareto set (multi).
@@ -83,6 +90,15 @@ class History:
 def code_key(code: np.ndarray) -> bytes:
     """Hashable key of one code."""
     return np.ascontiguousarray(code, dtype=np.int64).tobytes()
+
+
+def code_keys(codes: np.ndarray) -> list[bytes]:
+    """:func:`code_key` of every row of ``codes`` (``n x d``), in one pass."""
+    rows = np.ascontiguousarray(codes, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        return [code_key(c) for c in rows]
+    keys = rows.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel().tolist()
+    return cast("list[bytes]", keys)
 
 
 def pareto_mask(scores: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ncp_hpo.search._history import History, code_key
+from ncp_hpo.search._history import History, code_key, code_keys
 from ncp_hpo.search._proposers import GuidedNCPProposer, objective_weights
 from ncp_hpo.search._settings import PredictorDefaults
 from ncp_hpo.search._surrogate import ScoreModel
@@ -76,7 +76,7 @@ class LocalNCPProposer(GuidedNCPProposer):
     _resid: np.ndarray | None = field(default=None, init=False, repr=False)
     _per_move: int = field(default=0, init=False, repr=False)
     _cache_key: tuple[int, int] | None = field(default=None, init=False, repr=False)
-    _cache: dict[bytes, dict[str, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
+    _cache: _ScoreRows = field(default_factory=lambda: _ScoreRows(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the guided mode's checks (space, lam, kappa, iterations ...)
@@ -158,18 +158,18 @@ class LocalNCPProposer(GuidedNCPProposer):
 
     def _score_cached(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:
         """:meth:`_score` of ``codes`` (``n x d``), each code's row computed once per fit
-        (walks and the residual kernel revisit the same codes between refits)."""
+        (walks and the residual kernel revisit the same codes between refits).
+
+        The rows live in one array per field (:class:`_ScoreRows`), emptied when the model
+        changes (another predictor, or a refit: ``model.version``)."""
         key = (id(model.predictor), model.version)
         if key != self._cache_key:
-            self._cache, self._cache_key = {}, key
-        keys = [code_key(c) for c in codes]
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+            self._cache, self._cache_key = _ScoreRows(), key
+        keys = code_keys(codes)
+        missing = self._cache.missing(keys)
         if missing:
-            new = self._score(codes[missing], model)
-            for j, i in enumerate(missing):
-                self._cache[keys[i]] = {f: v[j] for f, v in new.items() if f != "codes"}
-        rows = [self._cache[k] for k in keys]
-        out = {f: np.stack([r[f] for r in rows]) for f in rows[0]}
+            self._cache.add([keys[i] for i in missing], self._score(codes[missing], model))
+        out = self._cache.rows(keys)
         out["codes"] = codes
         return out
 
@@ -232,3 +232,36 @@ def _round_robin(lists: list[np.ndarray]) -> np.ndarray:
     longest = max(len(x) for x in lists)
     rows = [x[i] for i in range(longest) for x in lists if i < len(x)]
     return np.asarray(rows, dtype=np.int64).reshape(-1, lists[0].shape[1])
+
+
+class _ScoreRows:
+    """Rows of :meth:`GuidedNCPProposer._score` (every field but ``codes``) by code key,
+    stored as one growing array per field."""
+
+    def __init__(self) -> None:
+        self.index: dict[bytes, int] = {}
+        self._n = 0  # rows stored (a code scored twice holds two, its index the later)
+        self._blocks: dict[str, list[np.ndarray]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def missing(self, keys: list[bytes]) -> list[int]:
+        """Positions in ``keys`` of codes without a row (a code twice: both positions, and
+        :meth:`add` keeps the later row, as a dictionary update would)."""
+        return [i for i, k in enumerate(keys) if k not in self.index]
+
+    def add(self, keys: list[bytes], scored: dict[str, np.ndarray]) -> None:
+        """Rows of ``scored`` (one per key, in order) for the new ``keys``."""
+        for j, k in enumerate(keys):
+            self.index[k] = self._n + j
+        self._n += len(keys)
+        for f, v in scored.items():
+            if f != "codes":
+                self._blocks.setdefault(f, []).append(v)
+        self._arrays = {}
+
+    def rows(self, keys: list[bytes]) -> dict[str, np.ndarray]:
+        """The stored rows of ``keys`` (each must have one), field by field."""
+        if not self._arrays:
+            self._arrays = {f: np.concatenate(b) for f, b in self._blocks.items()}
+        idx = np.fromiter((self.index[k] for k in keys), dtype=np.intp, count=len(keys))
+        return {f: a[idx] for f, a in self._arrays.items()}

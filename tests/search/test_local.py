@@ -174,3 +174,35 @@ def test_local_mode_never_leaves_a_budget() -> None:
     assert all(t.user_attrs[VIOLATION_ATTR] <= 0 for t in study.trials)
     # the local steps press against the cap, as the predictor says wider is better
     assert view.budget.flops(codes[4:]).max() > 0.5 * 4e6
+
+
+def test_score_cache_matches_fresh_scores_and_is_emptied_on_refit(nb201) -> None:
+    rows = np.random.default_rng(4).permutation(len(nb201))[:30]
+    hist, model = _fitted(nb201, rows)
+    prop = LocalNCPProposer(nb201.space, iterations=5)
+    codes = nb201.space.neighbors(hist.codes[0])
+    first = prop._score_cached(codes[:10], model)
+    # a repeat, an overlap and new codes: every field equals a fresh score of the rows
+    mixed = np.concatenate([codes[5:], codes[:3], codes[5:7]])
+    got, fresh = prop._score_cached(mixed, model), prop._score(mixed, model)
+    assert set(got) == set(fresh)
+    for f in fresh:
+        np.testing.assert_array_equal(got[f], fresh[f])
+    np.testing.assert_array_equal(prop._score_cached(codes[:10], model)["mean"], first["mean"])
+    # a refit (new model version) empties the cache: rows come from the new predictor
+    source = PredictorSource(
+        refit_growth=0.0, predictor_params={"epochs": 20, "n_members": 3, "n_threads": 1}
+    )
+    refit = source.model(_history(nb201, rows), seed=1)
+    assert refit is not None
+    again = prop._score_cached(codes[:10], refit)
+    np.testing.assert_array_equal(again["mean"], refit.member_scores(codes[:10]).mean(0))
+    assert len(prop._cache.index) == 10
+
+
+def test_history_seen_is_built_once_and_returned_fresh(nb201) -> None:
+    hist = _history(nb201, np.arange(5))
+    seen = hist.seen()
+    assert seen == {code_key(c) for c in hist.codes}
+    seen.add(b"x")  # a caller's set: the history's own keys stay as they were
+    assert b"x" not in hist.seen() and len(hist.seen()) == 5
