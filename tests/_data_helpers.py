@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark-data tests (fixtures live in each module's conftest)."""
+"""Helpers of the benchmark-data and benchmark-script tests (tests/benchmarks, tests/scripts,
+tests/cli/test_data.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 MR_SETTINGS_LOCAL = ("cls-50-1000", "cls-50-100", "cls-10-1000", "seg", "seg-4x", "video")
 

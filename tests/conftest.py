@@ -12,6 +12,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _fixtures import (  # noqa: F401  (shared fixtures: one definition each)
+    closed_port_url,
+    converted_cache,
+    isolated_env,
+    mlflow_server,
+    nb201,
+    seg,
+    tiny_code,
+)
 
 from ncp_hpo._numerics import pin_cpu_math
 

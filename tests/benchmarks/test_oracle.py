@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import files_under
+from _data_helpers import files_under
 
 from ncp_hpo.benchmarks import (
     Fidelity,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _helpers import copy_raw, files_under
+from _data_helpers import copy_raw, files_under
 
 from ncp_hpo.benchmarks import (
     SEARCH_LIST,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import MR_SETTINGS_LOCAL
+from _data_helpers import MR_SETTINGS_LOCAL
 
 from ncp_hpo.benchmarks import NB201_FILE_OPS, BenchmarkTable, load_benchmark
 from ncp_hpo.exceptions import InvalidCodeError

@@ -1,16 +1,3 @@
-"""Fixtures of tests/cli: those of tests/trainers that ``test_train.py`` uses, re-used."""
+"""Fixtures of tests/cli: one torch thread per test session (tests/_fixtures.py)."""
 
-from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location(
-    "_ncp_trainers_conftest_cli", Path(__file__).resolve().parents[1] / "trainers" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_trainers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_trainers)
-
-_few_threads = _trainers._few_threads
-closed_port_url = _trainers.closed_port_url
+from _fixtures import _few_threads  # noqa: F401

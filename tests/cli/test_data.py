@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _helpers import copy_raw, files_under
+from _data_helpers import copy_raw, files_under
 
 from ncp_hpo.benchmarks import SETTINGS, _store, load_benchmark
 from ncp_hpo.cli.data import register_data_commands
 from ncp_hpo.exceptions import ChecksumError, DataError, DataNotFoundError, UnknownSettingError
+
+pytestmark = pytest.mark.usefixtures("isolated_env")  # each test: empty data and cache folders
 
 
 def _run(*argv: str) -> int:

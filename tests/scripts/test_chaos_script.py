@@ -9,7 +9,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-from _helpers import SCRIPTS, load_script
+from _data_helpers import SCRIPTS, load_script
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
-from _helpers import load_script
+from _data_helpers import load_script
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import load_script
+from _data_helpers import load_script
 
 from ncp_hpo import load_benchmark
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _helpers import load_script
+from _data_helpers import load_script
 
 
 @pytest.fixture

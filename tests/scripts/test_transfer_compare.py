@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _helpers import load_script
+from _data_helpers import load_script
 
 from ncp_hpo import load_benchmark
 from ncp_hpo.predictor import fit_setting_predictor
