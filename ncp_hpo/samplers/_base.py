@@ -32,6 +32,7 @@ from ncp_hpo.samplers._private_apis import (
     optuna_independent_sampling_template,
     optuna_set_trial_system_attr,
 )
+from ncp_hpo.samplers._trial_rows import PENDING, REJECTED, TrialRows
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search._engine import REPEATED
 from ncp_hpo.search._settings import ProposerSettings, SourceSettings
@@ -61,6 +62,8 @@ class _SpaceState:
     # params -> (code, code_key(code)), or None where the params decode to no code
     codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = field(default_factory=dict)
     warm_codes: np.ndarray | None = None  # the warm start's ranked pool, built on first use
+    # study directions -> finished trials' history rows (by trial object)
+    rows: dict[tuple[str, ...], TrialRows] = field(default_factory=dict)
 
 
 class PredictorSamplerBase(BaseSampler):
@@ -373,33 +376,34 @@ class PredictorSamplerBase(BaseSampler):
         """
         state = state or self._require_main()
         directions = tuple(study.directions)
-        sign = np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions])
-        rows = HistoryBuilder(
-            dim=state.space.dim,
-            directions=[
-                "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
-            ],
+        names = tuple(
+            "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions
         )
+        rows = HistoryBuilder(dim=state.space.dim, directions=names)
+        row_of = self._rows_of(state, names)
         for t in study.get_trials(deepcopy=False):
             if t.number == exclude or t.state == TrialState.WAITING:
                 continue
-            entry = self._trial_entry(t, state)
-            if entry is None:
+            row = row_of(t)
+            if row.entry is None:
                 continue
-            code = entry[0]
-            if t.state == TrialState.RUNNING:
+            code = row.entry[0]
+            if row.kind == PENDING:
                 rows.pending(code)
-                continue
-            values = np.asarray(t.values if t.values is not None else [], dtype=np.float64)
-            if (
-                t.state != TrialState.COMPLETE
-                or values.shape != sign.shape
-                or not np.isfinite(values).all()
-            ):
+            elif row.kind == REJECTED:
                 rows.rejected(code)  # pruned/failed/NaN: no usable signal, but seen
-                continue
-            rows.complete(code, values * sign, t.constraints)
+            else:
+                rows.complete(code, row.scores, row.constraints)
         return rows.build()
+
+    def _rows_of(self, state: _SpaceState, directions: tuple[str, ...]) -> TrialRows:
+        """The trial rows over ``state``'s space for studies of ``directions``, memoised
+        for finished trials (:class:`~ncp_hpo.samplers._trial_rows.TrialRows`)."""
+        rows = state.rows.get(directions)
+        if rows is None:
+            sign = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+            rows = state.rows[directions] = TrialRows(lambda t: self._trial_entry(t, state), sign)
+        return rows
 
     @staticmethod
     def _trial_entry(t: FrozenTrial, state: _SpaceState) -> tuple[np.ndarray, bytes] | None:
@@ -453,6 +457,7 @@ class PredictorSamplerBase(BaseSampler):
         both keep a code: the later check always sees the earlier write.
         """
         extra: set[bytes] = set()
+        row_of = self._rows_of(state, history.directions)
         for _ in range(8):
             code, rank = state.engine.first_unseen(candidates, history.seen() | extra, rng)
             optuna_set_trial_system_attr(
@@ -464,9 +469,7 @@ class PredictorSamplerBase(BaseSampler):
                 for t in study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
                 )
-                if t.number != trial.number
-                and (e := self._trial_entry(t, state)) is not None
-                and e[1] == key
+                if t.number != trial.number and (e := row_of(t).entry) is not None and e[1] == key
             ]
             if not rivals:
                 break

@@ -206,3 +206,16 @@ def test_history_seen_is_built_once_and_returned_fresh(nb201) -> None:
     assert seen == {code_key(c) for c in hist.codes}
     seen.add(b"x")  # a caller's set: the history's own keys stay as they were
     assert b"x" not in hist.seen() and len(hist.seen()) == 5
+
+
+def test_differing_dimensions_one_hot_and_integer_codes() -> None:
+    from ncp_hpo.search._local import _differing
+
+    rng = np.random.default_rng(0)
+    for high in (2, 5):  # 0/1 codes take the matrix product, others the comparison
+        a, b = rng.integers(0, high, (17, 30)), rng.integers(0, high, (9, 30))
+        want = (a[:, None, :] != b[None, :, :]).sum(-1)
+        got = _differing(a, b)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert _differing(a[:0], b).shape == (0, 9)
