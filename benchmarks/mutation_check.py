@@ -195,7 +195,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "compare-resume-no-replay",
         "f",
-        "ncp_hpo/experiments/compare/_worker.py",
+        "ncp_hpo/experiments/compare/_task.py",
         "    _resume_state(sampler, study)\n",
         "    pass  # planted\n",
         ("tests/experiments/test_compare.py::test_resumed_compare_matches_an_uninterrupted_one",),

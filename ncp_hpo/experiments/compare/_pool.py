@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ncp_hpo.experiments.compare._studies import (
-    StudyOutcome,
     StudyTask,
+    TaskOutcome,
     mask_sigint,
     on_sigint,
     stop_requested,
     watch_stop,
 )
-from ncp_hpo.experiments.compare._worker import init_worker, run_task
+from ncp_hpo.experiments.compare._task import init_worker, run_task
 
 
 @contextlib.contextmanager
@@ -35,7 +35,7 @@ def progress_bar(total: int, enabled: bool, desc: str) -> Iterator[Callable[[int
         bar.close()
 
 
-def execute(tasks: list[StudyTask], jobs: int, update: Callable[[int], None]) -> list[StudyOutcome]:
+def execute(tasks: list[StudyTask], jobs: int, update: Callable[[int], None]) -> list[TaskOutcome]:
     """Run ``tasks`` in this process (``jobs == 1``) or in ``jobs`` spawned workers, which
     report each finished trial on a queue (for the progress bar) and exit if this process
     dies.
@@ -68,7 +68,7 @@ def _stop_on_sigint() -> Iterator[None]:
 
 def _execute_pool(
     tasks: list[StudyTask], jobs: int, update: Callable[[int], None]
-) -> list[StudyOutcome]:
+) -> list[TaskOutcome]:
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -111,7 +111,7 @@ def _execute_pool(
                 for f in futures:
                     f.cancel()  # studies not started yet never start
         outcomes = [
-            StudyOutcome(t.name, 0, 0.0, interrupted=True) if f.cancelled() else f.result()
+            TaskOutcome(t.name, 0, 0.0, interrupted=True) if f.cancelled() else f.result()
             for t, f in zip(tasks, futures, strict=True)
         ]
     except BaseException:  # a second Ctrl-C (or an error): do not wait for the workers

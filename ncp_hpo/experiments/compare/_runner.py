@@ -124,7 +124,7 @@ from ncp_hpo.experiments.compare._studies import (
     study_path,
     study_status,
 )
-from ncp_hpo.experiments.compare._worker import StudyTask
+from ncp_hpo.experiments.compare._task import StudyTask
 from ncp_hpo.samplers import make_sampler
 from ncp_hpo.search._presets import NCP_DEFAULT_MODE
 

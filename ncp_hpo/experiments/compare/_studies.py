@@ -45,7 +45,7 @@ class StudyTask:
 
 
 @dataclass(frozen=True)
-class StudyOutcome:
+class TaskOutcome:
     """What running a :class:`StudyTask` did (``error``: the exception, one line;
     ``interrupted``: stopped by Ctrl-C before its budget)."""
 

@@ -12,8 +12,8 @@ from ncp_hpo._numerics import deterministic_threads
 from ncp_hpo.experiments.compare._ax_loop import run_ax
 from ncp_hpo.experiments.compare._config import base_sampler, compare_warm_start_codes
 from ncp_hpo.experiments.compare._studies import (
-    StudyOutcome,
     StudyTask,
+    TaskOutcome,
     complete_trials,
     fail_stale,
     mask_sigint,
@@ -66,14 +66,14 @@ def init_worker(queue: Any = None, parent_pid: int | None = None, stop: Any = No
         threading.Thread(target=_watch, daemon=True).start()
 
 
-def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
+def run_task(task: StudyTask, queue: Any = None) -> TaskOutcome:
     """Run (or continue) one sampler x seed study to ``task.trials`` COMPLETE trials."""
     t0 = time.perf_counter()
     ran = 0
     if queue is None:
         queue = _WORKER_QUEUE
     if stop_requested():  # Ctrl-C before this study started: it does not start
-        return StudyOutcome(task.name, 0, 0.0, interrupted=True)
+        return TaskOutcome(task.name, 0, 0.0, interrupted=True)
     live = None
     try:
         with deterministic_threads():
@@ -85,7 +85,7 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     except Exception as exc:  # reported by the parent; other studies go on
         if live is not None:
             live.close("FAILED")
-        return StudyOutcome(task.name, ran, time.perf_counter() - t0, _error_text(exc))
+        return TaskOutcome(task.name, ran, time.perf_counter() - t0, _error_text(exc))
     except BaseException:
         if live is not None:
             live.close("KILLED")
@@ -93,7 +93,7 @@ def run_task(task: StudyTask, queue: Any = None) -> StudyOutcome:
     stopped = stop_requested()
     if live is not None:
         live.close("KILLED" if stopped else "FINISHED")
-    return StudyOutcome(task.name, ran, time.perf_counter() - t0, interrupted=stopped)
+    return TaskOutcome(task.name, ran, time.perf_counter() - t0, interrupted=stopped)
 
 
 def _error_text(exc: Exception) -> str:
