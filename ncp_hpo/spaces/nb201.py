@@ -174,14 +174,12 @@ class NB201Space(CodeSpace):
         idx = self.to_indices(code)
         if idx.ndim != 1:
             raise InvalidCodeError(f"neighbors takes one code, got shape {idx.shape}")
-        rows = []
-        for e in range(NUM_EDGES):
-            for op in range(NUM_OPS):
-                if op != idx[e]:
-                    moved = idx.copy()
-                    moved[e] = op
-                    rows.append(moved)
-        return self.from_indices(np.stack(rows))
+        # edge by edge, operation by operation: every edge of the cell, set to every op
+        moved = np.broadcast_to(idx, (NUM_EDGES, NUM_OPS, NUM_EDGES)).copy()
+        edges = np.arange(NUM_EDGES)
+        moved[edges, :, edges] = np.arange(NUM_OPS)
+        keep = np.arange(NUM_OPS)[None, :] != idx[:, None]  # not the edge's own op
+        return self.from_indices(moved[keep])
 
     def enumerate_all(self) -> np.ndarray:
         """All 15,625 cells, shape ``15625 x 30``, edge ``e1_0`` varying slowest."""
