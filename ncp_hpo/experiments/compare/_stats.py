@@ -18,6 +18,7 @@ __all__ = [
     "HV_REFERENCE_POINT",
     "PairedTest",
     "Stat",
+    "attainment_surface_2d",
     "best_so_far",
     "hypervolume_2d",
     "hypervolume_history",
@@ -87,6 +88,38 @@ def pareto_front_2d(points: np.ndarray) -> np.ndarray:
             keep.append(row)
             best1 = row[1]
     return np.asarray(keep)
+
+
+def attainment_surface_2d(
+    runs: Sequence[np.ndarray], level: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``level`` attainment surface of several runs' points (each ``n_i x 2``, both
+    minimised): the boundary of what at least ``ceil(level x runs)`` of the runs attained.
+
+    In two dimensions it is exact and simple (Fonseca and Fleming, 1996): for every value
+    ``x`` of the first coordinate, each run attains ``a_r(x)``, the least second coordinate
+    among its points with first coordinate ``<= x``; the surface at ``x`` is the
+    ``k``-th smallest ``a_r(x)`` (``k = ceil(level x runs)``; ``level`` 0.5: the median
+    attainment surface). Returns ``(x, y)``: the first coordinates where the surface steps
+    (sorted) and its value from there on (``inf`` where fewer than ``k`` runs attain
+    anything), or two empty arrays.
+    """
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+    fronts = [pareto_front_2d(r) for r in runs]
+    if not fronts:
+        return np.empty(0), np.empty(0)
+    xs = np.unique(np.concatenate([f[:, 0] for f in fronts if len(f)] or [np.empty(0)]))
+    if len(xs) == 0:
+        return xs, np.empty(0)
+    attained = np.full((len(fronts), len(xs)), np.inf)
+    for i, f in enumerate(fronts):
+        if len(f):  # the front is sorted by x with y decreasing: the last point at <= x
+            j = np.searchsorted(f[:, 0], xs, side="right") - 1
+            attained[i, j >= 0] = f[j[j >= 0], 1]
+    k = max(1, math.ceil(level * len(fronts)))
+    y = np.sort(attained, axis=0)[k - 1]
+    return xs, y
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = HV_REFERENCE_POINT) -> float:
