@@ -105,6 +105,7 @@ def check_record(
             objective=cfg["objective"],
             flops_weight=cfg.get("flops_weight"),
             mode=cfg.get("mode"),
+            max_flops=cfg.get("max_flops"),
             out=out,
             data_dir=data_dir,
             budgets=tuple(b for b in cfg.get("budgets", ()) if b <= trials) or (trials,),
