@@ -23,6 +23,7 @@ __all__ = [
     "optuna_independent_sampling_template",
     "optuna_set_trial_system_attr",
     "optuna_study_id",
+    "optuna_trial_id",
 ]
 
 
@@ -46,6 +47,12 @@ def optuna_study_id(study: Study) -> int:
     NSGA-II, GP) binds a sampler to the first study id it sees, so a sampler replayed in
     another storage must meet the same id there (:mod:`ncp_hpo.samplers._replay`)."""
     return int(study._study_id)
+
+
+def optuna_trial_id(trial: FrozenTrial) -> int:
+    """The storage's id of ``trial`` (unique within its storage; ``number`` is only unique
+    within its study). :mod:`ncp_hpo.samplers._trial_rows` keys its memo on it."""
+    return int(trial._trial_id)
 
 
 def ax_generator_key(generator_run: Any) -> str | None:

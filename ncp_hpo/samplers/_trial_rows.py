@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from optuna.trial import TrialState
 
+from ncp_hpo.samplers._private_apis import optuna_trial_id
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
@@ -79,7 +81,7 @@ class TrialRows:
     def __call__(self, trial: FrozenTrial) -> TrialRow:
         if not trial.state.is_finished():
             return trial_row(trial, self._entry_of, self._sign)
-        key = trial._trial_id
+        key = optuna_trial_id(trial)
         hit = self._rows.get(key)
         if hit is not None and hit[0] is trial:
             return hit[1]

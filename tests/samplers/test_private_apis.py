@@ -37,6 +37,18 @@ def test_optuna_study_id_is_the_storage_id() -> None:
     assert private.optuna_study_id(study) == storage.get_study_id_from_name("b") == 1
 
 
+def test_optuna_trial_id_is_the_storage_id() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="a").ask()
+    study = optuna.create_study(storage=storage, study_name="b")
+    study.ask()
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert frozen.number == 0
+    assert private.optuna_trial_id(frozen) == storage.get_trial_id_from_study_id_trial_number(
+        private.optuna_study_id(study), 0
+    )
+
+
 def test_ax_private_names() -> None:
     pytest.importorskip("ax")
     from ax.api.client import Client
