@@ -65,7 +65,9 @@ def register_study_commands(subparsers: Any) -> None:
         description=(
             "Search architecture codes for TASK with SAMPLER, training each trial for real. "
             "--trials is the total of COMPLETE + PRUNED trials: rerunning with the same "
-            "--storage and --study-name runs only what is missing."
+            "--storage and --study-name runs only what is missing. The study stops early, "
+            "with one line, after 3 failed trials in a row (each failure's reason is the "
+            "trial's fail_reason), as every ncp-hpo command does."
         ),
     )
     s.add_argument("--task", required=True, choices=TASKS, help=TASK_HELP)
