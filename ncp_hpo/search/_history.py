@@ -7,7 +7,7 @@ from typing import cast
 
 import numpy as np
 
-__all__ = ["History", "code_key", "code_keys", "pareto_mask"]
+__all__ = ["History", "code_key", "code_keys", "pareto_mask", "unique_rows"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,23 @@ def code_keys(codes: np.ndarray) -> list[bytes]:
         return [code_key(c) for c in rows]
     keys = rows.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel().tolist()
     return cast("list[bytes]", keys)
+
+
+def unique_rows(a: np.ndarray) -> np.ndarray:
+    """Unique rows of ``a`` in first-seen order.
+
+    Integer codes (all of them in practice) by their byte keys in one dictionary pass --
+    each row's first index, in increasing order, as ``np.unique(..., return_index=True)``
+    sorted would give, without its lexicographic sort; other dtypes through ``np.unique``."""
+    if len(a) == 0:
+        return a
+    if a.ndim == 2 and a.shape[1] > 0 and np.issubdtype(a.dtype, np.integer):
+        first: dict[bytes, int] = {}
+        for i, k in enumerate(code_keys(a)):
+            first.setdefault(k, i)
+        return a[np.fromiter(first.values(), dtype=np.intp, count=len(first))]
+    _, idx = np.unique(a, axis=0, return_index=True)
+    return a[np.sort(idx)]
 
 
 def pareto_mask(scores: np.ndarray) -> np.ndarray:

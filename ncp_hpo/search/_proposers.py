@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ncp_hpo.search._history import History, code_key
+from ncp_hpo.search._history import unique_rows as _unique_rows
 from ncp_hpo.search._settings import PredictorDefaults
 from ncp_hpo.search._surrogate import ScoreModel
 from ncp_hpo.search._tradeoff import check_lam, flops_penalty, log_flops, standardize, uses_flops
@@ -495,11 +496,3 @@ class GuidedNCPProposer(NCPProposer):
             ref_lf = self._log_flops(history.codes) if history.n > 1 else cand["log_flops"]
             util = util - flops_penalty(self.lam, cand["log_flops"], ref_lf)
         return _penalize(util, cand["violation"])
-
-
-def _unique_rows(a: np.ndarray) -> np.ndarray:
-    """Unique rows of ``a`` in first-seen order."""
-    if len(a) == 0:
-        return a
-    _, idx = np.unique(a, axis=0, return_index=True)
-    return a[np.sort(idx)]

@@ -219,3 +219,19 @@ def test_differing_dimensions_one_hot_and_integer_codes() -> None:
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
     assert _differing(a[:0], b).shape == (0, 9)
+
+
+def test_unique_rows_first_seen_order_as_np_unique() -> None:
+    from ncp_hpo.search._proposers import _unique_rows
+
+    def reference(a: np.ndarray) -> np.ndarray:
+        _, idx = np.unique(a, axis=0, return_index=True)
+        return a[np.sort(idx)]
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.int64, np.int32, np.float64):
+        a = rng.integers(0, 3, (200, 4)).astype(dtype)  # many repeated rows
+        got = _unique_rows(a)
+        assert got.dtype == a.dtype
+        np.testing.assert_array_equal(got, reference(a))
+    assert _unique_rows(np.zeros((0, 4), dtype=np.int64)).shape == (0, 4)
