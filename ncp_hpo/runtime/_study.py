@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import TrainingError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
 from ncp_hpo.runtime._progress import StudyProgress, human
-from ncp_hpo.runtime._runner import RunHooks, RunPolicy, is_counted, run_trials
 from ncp_hpo.runtime._specs import ObjectiveSpec, ensure_study_objective, task_objective
 
 if TYPE_CHECKING:
@@ -349,6 +348,7 @@ def run_training_study(
     import optuna
 
     from ncp_hpo.runtime._pruning import make_pruner
+    from ncp_hpo.runtime._runner import is_counted
     from ncp_hpo.trainers import TASKS as STRATEGIES
 
     spec = _spec(config, tracker)
@@ -386,6 +386,7 @@ def _optimize(
     remaining: int,
     main_metric: str,
 ) -> StudyOutcome:
+    from ncp_hpo.runtime._runner import RunHooks, RunPolicy, run_trials
     from ncp_hpo.tracking import StudyParentRun, log_study_outcome
 
     budget = getattr(spec.space, "budget", None)
