@@ -360,8 +360,6 @@ def _run_locked(
     t_run = time.perf_counter()
     with progress_bar(remaining, config.progress, f"compare {config.benchmark}") as update:
         outcomes = execute(tasks, config.jobs, update)
-        if config.max_flops is not None:
-            outcomes = _finish_short(tasks, outcomes, config.jobs, update)
     run_seconds = time.perf_counter() - t_run
     if any(o.interrupted for o in outcomes):
         raise KeyboardInterrupt(
@@ -413,31 +411,6 @@ def _run_locked(
             result.mlflow_view_url = ui_url(live.uri, live.experiment_id, view=BEST_VIEW)
             result.mlflow_hint = tracking_hint(live.uri, live.experiment_id, result.mlflow_run_id)
     return result
-
-
-_MAX_PASSES = 20  # further passes over budgeted studies left short of their trials
-
-
-def _finish_short(tasks: list[StudyTask], outcomes: list[Any], jobs: int, update: Any) -> list[Any]:
-    """Run again the budgeted studies a pass left short of their trials but advanced: a
-    loop that runs a fixed number of trials counts the refused (over-budget) ones among
-    them, though they are never counted toward the study. Studies that stopped with an
-    error, or advanced by nothing, are left as they are."""
-    by_name = {t.name: t for t in tasks}
-    last = outcomes
-    for _ in range(_MAX_PASSES):
-        short = [
-            by_name[o.name]
-            for o in last
-            if not o.error and not o.interrupted and o.ran > 0
-            and study_status(Path(by_name[o.name].path), o.name)[0] < by_name[o.name].trials
-        ]  # fmt: skip
-        if not short:
-            break
-        last = execute(short, jobs, update)
-        done = {o.name for o in last}
-        outcomes = [o for o in outcomes if o.name not in done] + last
-    return outcomes
 
 
 def _unwritable(out: Path, exc: OSError, errors: dict[str, str]) -> str:
