@@ -129,20 +129,8 @@ class NetAdaptNode(ProposerNode):
 
     Args:
         max_steps: greedy steps walked per proposal.
-        space: the code space; the experiment must then be configured with
-            ``space.ax_parameters()``. ``None`` (default): the node searches the
-            experiment's own range and choice parameters (int, float, log scale), encoded
-            by :class:`~ncp_hpo.spaces.ParamSpace`.
-        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
-        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
-        online: fit a predictor on the experiment's completed trials (with a prior: re-scale
-            and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
-        refit_every: refit after this many new completed trials.
-        predictor_params: keyword arguments of the online ``NeuralPredictor``.
-        seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the
-            first update, i.e. from the Client's ``random_seed``).
-        max_pending: the most of the node's trials awaiting data at once (``None``: no limit).
-        name: the node's name in the strategy.
+        space, lam, prior, online, refit_every, predictor_params, seed, max_pending,
+            name: as in :class:`~ncp_hpo.samplers.NCPNode`.
     """
 
     def __init__(
@@ -178,20 +166,8 @@ class NeuralPredictorNode(ProposerNode):
     Args:
         pool_size: random codes predicted per proposal (10,000 as in the paper).
         top_k: best predicted codes kept as candidates.
-        space: the code space; the experiment must then be configured with
-            ``space.ax_parameters()``. ``None`` (default): the node searches the
-            experiment's own range and choice parameters (int, float, log scale), encoded
-            by :class:`~ncp_hpo.spaces.ParamSpace`.
-        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
-        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the start.
-        online: fit a predictor on the experiment's completed trials (with a prior: re-scale
-            and fine-tune it, as :class:`~ncp_hpo.search.PredictorSource` does).
-        refit_every: refit after this many new completed trials.
-        predictor_params: keyword arguments of the online ``NeuralPredictor``.
-        seed: seed of the node's RNG (``None``: drawn from the global ``np.random`` at the
-            first update, i.e. from the Client's ``random_seed``).
-        max_pending: the most of the node's trials awaiting data at once (``None``: no limit).
-        name: the node's name in the strategy.
+        space, lam, prior, online, refit_every, predictor_params, seed, max_pending,
+            name: as in :class:`~ncp_hpo.samplers.NCPNode`.
     """
 
     def __init__(

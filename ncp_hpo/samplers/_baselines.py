@@ -26,24 +26,9 @@ class NeuralPredictorSampler(PredictorSamplerBase):
 
     Args:
         pool_size: random codes predicted per proposal (10,000 as in the paper).
-        space: the code space whose parameters the objective suggests with
-            ``space.suggest(trial)``; ``None`` (default): the search space is inferred from
-            the study's parameters (:class:`~ncp_hpo.spaces.ParamSpace`). Other parameters
-            the objective suggests join the space's code (not with a ``prior``).
-        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
-            (cross-task transfer; its main metric stands for objective 0); needs ``space``.
-        online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
-            to the study's objective and fine-tune a copy after every trial; the fine-tune
-            takes over once it predicts the trials it had not seen better than the prior
-            (:class:`~ncp_hpo.search.PredictorSource`). ``False`` keeps the prior as it is.
-        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
-        refit_every: refit the online predictor after this many new completed trials.
-        predictor_params: keyword arguments of the online ``NeuralPredictor``.
-        n_startup_trials: random trials before the first proposal (default 10, 0 with a prior).
-        independent_sampler: sampler of dynamic or conditional parameters (default random).
-        warn_independent_sampling: warn (once per parameter and study) when such a
-            parameter is sampled independently.
-        seed: seed of the sampler's RNG (predictor fits and proposals derive from it).
+        space, prior, online, lam, refit_every, predictor_params, n_startup_trials,
+            independent_sampler, warn_independent_sampling, seed: as in
+            :class:`~ncp_hpo.NCPSampler`.
     """
 
     def __init__(
@@ -88,24 +73,9 @@ class NetAdaptSampler(PredictorSamplerBase):
     Args:
         max_steps: greedy steps walked per proposal (later steps serve when earlier moves
             were all evaluated already).
-        space: the code space whose parameters the objective suggests with
-            ``space.suggest(trial)``; ``None`` (default): the search space is inferred from
-            the study's parameters (:class:`~ncp_hpo.spaces.ParamSpace`). Other parameters
-            the objective suggests join the space's code (not with a ``prior``).
-        prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
-            (cross-task transfer; its main metric stands for objective 0); needs ``space``.
-        online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
-            to the study's objective and fine-tune a copy after every trial; the fine-tune
-            takes over once it predicts the trials it had not seen better than the prior
-            (:class:`~ncp_hpo.search.PredictorSource`). ``False`` keeps the prior as it is.
-        lam: weight of the exact-FLOPs penalty (paper's lambda), 0 to ignore FLOPs.
-        refit_every: refit the online predictor after this many new completed trials.
-        predictor_params: keyword arguments of the online ``NeuralPredictor``.
-        n_startup_trials: random trials before the first proposal (default 10, 0 with a prior).
-        independent_sampler: sampler of dynamic or conditional parameters (default random).
-        warn_independent_sampling: warn (once per parameter and study) when such a
-            parameter is sampled independently.
-        seed: seed of the sampler's RNG (predictor fits and proposals derive from it).
+        space, prior, online, lam, refit_every, predictor_params, n_startup_trials,
+            independent_sampler, warn_independent_sampling, seed: as in
+            :class:`~ncp_hpo.NCPSampler`.
     """
 
     def __init__(
