@@ -4,7 +4,7 @@
   study's run (``ncp-hpo train``, ``study``, ``worker``, :func:`ncp_hpo.trainers.train_code`).
 * :class:`StudyParentRun`, :func:`log_study_outcome` (:mod:`._study`): a real-training
   study's parent run, kept across resumes, and its outcome.
-* :func:`open_comparison`, :class:`LiveStudyRun`, :func:`log_comparison`
+* :func:`open_comparison`, :class:`LiveStudyRun` (:mod:`._live`), :func:`log_comparison`
   (:mod:`._comparison`): ``ncp-hpo compare`` logged live, a parent run per comparison and a
   child per sampler x seed; who won, readable without a click (:mod:`._verdict`): the
   parent's description (verdict line and summary table) and ``winner``/``verdict`` tags,
@@ -27,7 +27,6 @@ MLflow itself is imported on first use, so importing this package is cheap.
 
 from ncp_hpo.exceptions import CompareTrackingWarning, TrackingWarning
 from ncp_hpo.tracking._comparison import (
-    LiveStudyRun,
     LiveTarget,
     child_params,
     end_comparison,
@@ -44,6 +43,7 @@ from ncp_hpo.tracking._context import (
     save_runs_view,
     ui_url,
 )
+from ncp_hpo.tracking._live import LiveStudyRun
 from ncp_hpo.tracking._study import (
     PARENT_RUN_ATTR,
     TRACKING_URI_ATTR,
