@@ -34,8 +34,9 @@ def _spin() -> None:  # pragma: no cover - runs in a child process
         pass
 
 
-def _run(seed: int, trials: int, out: Path) -> tuple[float, int, float | None]:
-    """(wall s, trials run, best top-1 %) of one study."""
+def _run(seed: int, trials: int, out: Path, cold: bool) -> tuple[float, int, float | None]:
+    """(wall s, trials run, best top-1 %) of one study (``cold``: with an empty user cache,
+    so the prior is fitted first, as on a user's first study)."""
     db = out / f"study-{seed}.db"
     db.unlink(missing_ok=True)
     cmd = [
@@ -44,7 +45,10 @@ def _run(seed: int, trials: int, out: Path) -> tuple[float, int, float | None]:
         "--study-name", f"wall-{seed}", "--quiet",
     ]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if cold:
+        env["NCP_HPO_CACHE"] = tempfile.mkdtemp(prefix="ncp-study-wall-cache-")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"study failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
@@ -67,6 +71,11 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=1, help="busy processes beside it (1)")
     parser.add_argument("--trials", type=int, default=20, help="trials per study (20)")
     parser.add_argument("--out", type=Path, default=None, help="where the study DBs go")
+    parser.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="each study with an empty user cache (the prior is fitted first)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     out = args.out or Path(tempfile.mkdtemp(prefix="ncp-study-wall-"))
@@ -77,7 +86,7 @@ def main() -> None:
     rows = []
     try:
         for seed in seeds:
-            rows.append((seed, *_run(seed, args.trials, out)))
+            rows.append((seed, *_run(seed, args.trials, out, args.cold_cache)))
             wall, ran, best = rows[-1][1:]
             print(f"seed {seed}: {wall:.0f} s, {ran} trials, best top-1 {best}", flush=True)
     finally:
@@ -88,7 +97,8 @@ def main() -> None:
 
     print(
         f"\nncp-hpo study --task cls --trials {args.trials} (defaults), {len(seeds)} seeds, "
-        f"{args.busy} busy process(es) on {os.cpu_count()} CPUs ({platform.processor() or '-'})"
+        f"{args.busy} busy process(es) on {os.cpu_count()} CPUs, "
+        f"{'empty' if args.cold_cache else 'the user'} cache"
     )
     print(
         f"python {platform.python_version()}, torch {torch.__version__}, "
