@@ -128,6 +128,10 @@ def _parent_params(config: CompareConfig, info: BenchmarkInfo) -> dict[str, str]
         "seeds": config.seeds,
         "budgets": ",".join(map(str, config.budgets)),
     }
+    budget = getattr(info, "budget", None)
+    if budget:  # a budgeted comparison (--max-flops): the absolute cap and how it was given
+        params["max_flops"] = f"{budget['max_flops']:g} {budget.get('unit', '')}".strip()
+        params["max_flops_given"] = budget.get("given")
     return {k: str(v) for k, v in params.items()}
 
 

@@ -140,3 +140,22 @@ def test_cli_prints_the_absolute_budget_and_errors_in_one_line(
         rc = main([*base, "--out", str(tmp_path / value), "--max-flops", value])
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and says in err, err
+
+
+def test_mlflow_parent_run_names_the_budget(
+    shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # a SQLite tracking store puts artifacts in ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = run_comparison(
+        CompareConfig(
+            NB201, samplers=("random",), trials=3, seeds=1, budgets=(3,), max_flops="p25",
+            out=tmp_path / "o", data_dir=shared_data_dir, progress=False, mlflow=True,
+            mlflow_uri=uri, mlflow_experiment="b",
+        )
+    )  # fmt: skip
+    assert res.mlflow_run_id is not None
+    params = MlflowClient(tracking_uri=uri).get_run(res.mlflow_run_id).data.params
+    assert params["max_flops"] == "19.5853 MFLOPs" and params["max_flops_given"] == "p25"
