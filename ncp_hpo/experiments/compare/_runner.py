@@ -117,7 +117,6 @@ from ncp_hpo.experiments.compare._records import (
 )
 from ncp_hpo.experiments.compare._stats import HV_REFERENCE_POINT
 from ncp_hpo.experiments.compare._studies import (
-    budgeted_objective,
     objective_for,
     quiet,
     read_run,
@@ -330,7 +329,7 @@ def _plan(
                     path=str(path),
                     name=name,
                     mode=obj.mode,
-                    objective=budgeted_objective(config.objective, obj.max_flops),
+                    objective=config.objective,
                     flops_weight=config.flops_weight,
                     data_dir=data_dir,
                     settings_json=json.dumps(settings),
@@ -338,6 +337,7 @@ def _plan(
                     live_params_json=json.dumps(
                         jsonable(child_params(s, seed, config, info)) if live else {}
                     ),
+                    max_flops=obj.max_flops,
                 )
             )
     tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))

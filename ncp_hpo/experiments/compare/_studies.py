@@ -36,12 +36,13 @@ class StudyTask:
     path: str
     name: str
     mode: str
-    objective: str  # with a FLOPs budget "<kind>;max_flops=<B>" (see budgeted_objective)
+    objective: str
     flops_weight: float | None
     data_dir: str | None
     settings_json: str
     live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
     live_params_json: str = "{}"
+    max_flops: float | None = None  # the absolute FLOPs budget (every worker the same)
 
 
 @dataclass(frozen=True)
@@ -99,22 +100,6 @@ def stop_requested() -> bool:
 # per process: one objective per settings (a surrogate oracle loads once per worker)
 _OBJECTIVES: dict[tuple[Any, ...], BenchmarkObjective] = {}
 
-_BUDGET_SEP = ";max_flops="
-
-
-def budgeted_objective(objective: str, max_flops: float | None) -> str:
-    """A study task's objective string: ``objective``, with ``;max_flops=<B>`` when a FLOPs
-    budget is set (the absolute value: every worker evaluates the same budget)."""
-    return objective if max_flops is None else f"{objective}{_BUDGET_SEP}{max_flops!r}"
-
-
-def split_objective(objective: str) -> tuple[str, float | str | None]:
-    """``(kind, max_flops)`` of a task's objective string (:func:`budgeted_objective`)."""
-    kind, sep, budget = objective.partition(_BUDGET_SEP)
-    if not sep:
-        return objective, None
-    return kind, budget if budget.startswith("p") else float(budget)
-
 
 def objective_for(
     benchmark: str,
@@ -124,24 +109,33 @@ def objective_for(
     data_dir: str | None,
     max_flops: float | str | None = None,
 ) -> BenchmarkObjective:
-    """The (cached) objective of a comparison; ``objective`` may carry the FLOPs budget
-    (:func:`budgeted_objective`), or ``max_flops`` gives it (a number or ``"pNN"``)."""
-    kind, carried = split_objective(objective)
-    if max_flops is None:
-        max_flops = carried
-    key = (benchmark, mode, kind, flops_weight, data_dir, max_flops)
+    """The (cached) objective of a comparison (``max_flops``: its FLOPs budget, a number or
+    ``"pNN"``)."""
+    key = (benchmark, mode, objective, flops_weight, data_dir, max_flops)
     if key not in _OBJECTIVES:
         from ncp_hpo.benchmarks import BenchmarkObjective
 
         _OBJECTIVES[key] = BenchmarkObjective(
             benchmark,
             mode=mode,  # type: ignore[arg-type]
-            objective=kind,  # type: ignore[arg-type]
+            objective=objective,  # type: ignore[arg-type]
             flops_weight=flops_weight,
             data_dir=data_dir,
             max_flops=max_flops,
         )
     return _OBJECTIVES[key]
+
+
+def task_objective(task: StudyTask) -> BenchmarkObjective:
+    """The objective ``task`` evaluates (:func:`objective_for` with its settings)."""
+    return objective_for(
+        task.benchmark,
+        task.mode,
+        task.objective,
+        task.flops_weight,
+        task.data_dir,
+        max_flops=task.max_flops,
+    )
 
 
 def quiet() -> None:
@@ -178,9 +172,7 @@ def open_study(task: StudyTask, sampler: Any, storage: Any = None) -> optuna.Stu
         study_name=task.name,
         storage=storage,
         sampler=sampler,
-        directions=objective_for(  # type: ignore[arg-type]
-            task.benchmark, task.mode, task.objective, task.flops_weight, task.data_dir
-        ).directions,
+        directions=task_objective(task).directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
     if SETTINGS_ATTR not in study.user_attrs:

@@ -17,11 +17,11 @@ from ncp_hpo.experiments.compare._studies import (
     complete_trials,
     fail_stale,
     mask_sigint,
-    objective_for,
     on_sigint,
     open_study,
     quiet,
     stop_requested,
+    task_objective,
     watch_stop,
 )
 from ncp_hpo.experiments.compare._trials import run_compare_trials
@@ -77,9 +77,7 @@ def run_task(task: StudyTask, queue: Any = None) -> TaskOutcome:
     live = None
     try:
         with deterministic_threads():
-            obj = objective_for(
-                task.benchmark, task.mode, task.objective, task.flops_weight, task.data_dir
-            )
+            obj = task_objective(task)
             live = _live_run(task, obj)
             ran = _run_study(task, obj, queue, live)
     except Exception as exc:  # reported by the parent; other studies go on
