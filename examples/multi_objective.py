@@ -1,11 +1,12 @@
 """Multi-objective NCP: accuracy up, FLOPs down, on NAS-Bench-201; plots the Pareto front.
 
-python examples/multi_objective.py [--trials 80] [--out pareto.png]
+python examples/multi_objective.py [--trials 80] [--out outputs/pareto.png]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import matplotlib
 
@@ -21,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="pareto.png")
+    parser.add_argument("--out", default="outputs/pareto.png")
     args = parser.parse_args()
 
     table = load_benchmark("nas-bench-201")
@@ -42,6 +43,7 @@ def main() -> None:
     ax.figure.set_size_inches(7, 5)
     ax.set_title(f"NCPSampler on NAS-Bench-201: {len(study.best_trials)} Pareto-optimal cells")
     plt.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # outputs/ is git-ignored
     plt.savefig(args.out, dpi=120)
     for t in sorted(study.best_trials, key=lambda t: t.values[1]):
         print(

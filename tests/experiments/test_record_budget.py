@@ -4,13 +4,20 @@ trial by trial, the refused codes never among them."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 from ncp_hpo.experiments._record import check_record, load_record
 
 RECORD = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "nas-bench-201-budget"
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("cmaes") is None,
+    reason="needs the 'cmaes' extra (pip install -e '.[cmaes]')",
+)
 def test_budget_record_regenerates(tmp_path: Path, shared_data_dir: Path) -> None:
     record = RECORD / "p25"
     cfg = load_record(record)["config"]
