@@ -331,6 +331,9 @@ class _RDBOptions(NamedTuple):
 _SCHEMA_RACE_TRIES = 3
 # PostgreSQL: unique_violation, duplicate_object, duplicate_table
 _DUPLICATE_SQLSTATES = frozenset({"23505", "42710", "42P07"})
+# any database's words for the same (SQLite: the second writer of alembic_version's one row,
+# or of a table; and its lock while another process creates the schema)
+_DUPLICATE_MESSAGES = ("already exists", "UNIQUE constraint failed", "database is locked")
 
 
 def _schema_race(exc: BaseException) -> bool:
@@ -338,7 +341,7 @@ def _schema_race(exc: BaseException) -> bool:
     process creating Optuna's schema at the same moment."""
     for e in chain(exc):
         code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
-        if code in _DUPLICATE_SQLSTATES or "already exists" in str(e):
+        if code in _DUPLICATE_SQLSTATES or any(m in str(e) for m in _DUPLICATE_MESSAGES):
             return True
     return False
 

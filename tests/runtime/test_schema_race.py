@@ -76,3 +76,31 @@ def test_a_race_that_goes_on_fails_after_three_tries(
     with pytest.raises(StorageError, match="already exists"):
         open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1)
     assert len(calls) == 3
+
+
+_OPEN_AT = """
+import sys, time
+from ncp_hpo.runtime import open_storage
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every process opens at once
+open_storage(sys.argv[1], heartbeat=10)
+"""
+
+
+@pytest.mark.parametrize("rep", range(2))
+def test_processes_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path: Path, rep: int) -> None:
+    """Found by a fresh-clone check: two ``ncp-hpo worker`` started together on a new SQLite
+    file failed 3 times in 4 (``UNIQUE constraint failed: alembic_version.version_num``)."""
+    import subprocess
+    import sys
+    import time
+
+    url = f"sqlite:///{tmp_path / f'new-{rep}.db'}"
+    start = str(time.time() + 4.0)  # after every process has imported Optuna
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT, url, start], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
