@@ -2,8 +2,9 @@
 before a trial trains, and the constraint Optuna's samplers learn it from.
 
 A trial whose code exceeds the budget is never trained: :func:`enforce_budget` records
-``fail_reason = "over budget"``, its exact cost and its relative excess
-(``budget_violation``, > 0) as user attributes and raises :class:`optuna.TrialPruned`.
+``fail_reason = "over compute budget"`` (:data:`OVER_BUDGET`), its exact cost and its
+relative excess (``budget_violation``, > 0) as user attributes and raises
+:class:`optuna.TrialPruned`.
 A refused trial also carries the Optuna constraint ``compute_budget`` (its violation, set
 with ``trial.set_constraint``), so TPE ranks it infeasible and learns to avoid the region;
 feasible trials carry none (Optuna counts a trial without constraints as feasible). The
