@@ -214,8 +214,7 @@ class _Run:
     def loop(self) -> RunSummary:
         try:
             while self.summary.stop_reason is None and self._may_start():
-                if not self._one():
-                    continue
+                self._one()
         except KeyboardInterrupt:
             self.current = None  # run_trial told it FAIL ("interrupted")
             raise
@@ -223,8 +222,8 @@ class _Run:
             self.summary.wall_s = time.monotonic() - self.start
         return self.summary
 
-    def _one(self) -> bool:
-        """Run one trial; ``False`` when a storage error was retried."""
+    def _one(self) -> None:
+        """Run one trial (or retry after an error outside the objective, or stop)."""
         try:
             if self.hooks.before_trial is not None:
                 self.hooks.before_trial(self.study)
@@ -241,12 +240,12 @@ class _Run:
             if stop is None and self.errors <= self.policy.max_errors:
                 self._log(f"error (retrying): {error_line(exc)}")
                 time.sleep(min(30.0, self.policy.poll * 2**self.errors))
-                return False
+                return
             self.summary.stop_reason = stop or (
                 f"stopped after {self.errors} errors in a row; last: {error_line(exc)}"
             )
             self._leave_nothing_running()
-            return False
+            return
         self.errors = 0
         self.current = None
         end = _end_of(frozen, elsewhere)
@@ -256,7 +255,6 @@ class _Run:
             self.hooks.on_finish(self.study, frozen, end)
         if self.policy.gc_after_trial:
             gc.collect()
-        return True
 
     def _streaks(self, frozen: FrozenTrial, end: TrialEnd) -> None:
         """Update the failure and refusal streaks; set the stop reason at their limits."""
