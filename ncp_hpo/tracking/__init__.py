@@ -3,7 +3,8 @@
 * :class:`MLflowTracker` (:mod:`._training`): one run per training trial nested under its
   study's run (``ncp-hpo train``, ``study``, ``worker``, :func:`ncp_hpo.trainers.train_code`).
 * :class:`StudyParentRun`, :func:`log_study_outcome` (:mod:`._study`): a real-training
-  study's parent run, kept across resumes, and its outcome.
+  study's parent run, kept across resumes, and its outcome; :func:`study_uid`, the study's
+  identity, so a new study that reuses an old one's name gets a parent run of its own.
 * :func:`open_comparison`, :class:`LiveStudyRun` (:mod:`._live`), :func:`log_comparison`
   (:mod:`._comparison`): ``ncp-hpo compare`` logged live, a parent run per comparison and a
   child per sampler x seed; who won, readable without a click (:mod:`._verdict`): the
@@ -46,10 +47,12 @@ from ncp_hpo.tracking._context import (
 from ncp_hpo.tracking._live import LiveStudyRun
 from ncp_hpo.tracking._study import (
     PARENT_RUN_ATTR,
+    STUDY_UID_ATTR,
     TRACKING_URI_ATTR,
     StudyParentRun,
     latest_trial_run_id,
     log_study_outcome,
+    study_uid,
     tracking_hint,
 )
 from ncp_hpo.tracking._training import MLflowTracker, TrialRun
@@ -58,6 +61,7 @@ __all__ = [
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
     "PARENT_RUN_ATTR",
+    "STUDY_UID_ATTR",
     "TRACKING_URI_ATTR",
     "VIEW_TAG_PREFIX",
     "CompareTrackingWarning",
@@ -77,6 +81,7 @@ __all__ = [
     "open_comparison",
     "run_tags",
     "save_runs_view",
+    "study_uid",
     "tracking_hint",
     "ui_url",
 ]

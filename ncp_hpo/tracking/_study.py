@@ -9,6 +9,7 @@ it lives in the tracker's experiment, so all its trial runs stay under one paren
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +24,34 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARENT_RUN_ATTR",
+    "STUDY_UID_ATTR",
     "TRACKING_URI_ATTR",
     "StudyParentRun",
     "latest_trial_run_id",
     "log_study_outcome",
+    "study_uid",
     "tracking_hint",
 ]
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
+STUDY_UID_ATTR = "ncp_hpo_study_uid"
+
+
+def study_uid(study: optuna.Study) -> str:
+    """The study's identity across storages: a random hex id kept as the study user
+    attribute ``ncp_hpo_study_uid``, created on first use.
+
+    A study's name is not an identity: a new study in another storage (or in a new file
+    at the old path) may share it. Two processes starting the same new study at once
+    both read the attribute back after writing it, so they agree unless their writes
+    and reads interleave exactly.
+    """
+    uid = study.user_attrs.get(STUDY_UID_ATTR)
+    if not uid:
+        study.set_user_attr(STUDY_UID_ATTR, uuid.uuid4().hex)
+        uid = study.user_attrs[STUDY_UID_ATTR]
+    return str(uid)
 
 
 class StudyParentRun:
@@ -70,7 +90,9 @@ class StudyParentRun:
         reused = False
         if stored and tracker.reachable():
             reused = self._adopt(str(stored))
-        self._ctx = tracker.study_run(study.study_name, sampler=self.sampler)
+        self._ctx = tracker.study_run(
+            study.study_name, sampler=self.sampler, uid=None if reused else study_uid(study)
+        )
         parent_id: str | None = self._ctx.__enter__()
         if parent_id is None:
             return None

@@ -68,6 +68,7 @@ ROLE_TAG = "ncp_hpo.role"
 STUDY_TAG = "ncp_hpo.study"
 TRIAL_TAG = "ncp_hpo.trial"
 STATE_TAG = "ncp_hpo.state"
+STUDY_UID_TAG = "ncp_hpo.study_uid"
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -231,6 +232,7 @@ class MLflowTracker:
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._parents: dict[str, str] = {}
+        self._uids: dict[str, str] = {}
         self._lock = threading.Lock()
         self.warned = False
         self.last_error: str | None = None
@@ -301,19 +303,31 @@ class MLflowTracker:
         return self._experiment_id
 
     # -- study (parent) runs ---------------------------------------------------------------
-    def parent_run_id(self, study_name: str, *, sampler: str | None = None) -> str:
+    def parent_run_id(
+        self, study_name: str, *, sampler: str | None = None, uid: str | None = None
+    ) -> str:
         """The study's parent run: found by tags, else created (left RUNNING until
-        :meth:`close` or the end of :meth:`study_run`)."""
+        :meth:`close` or the end of :meth:`study_run`).
+
+        Args:
+            study_name: the study's name (tag ``ncp_hpo.study``, and the run's name).
+            sampler: the sampler's name, a tag of a new run.
+            uid: the study's identity (tag ``ncp_hpo.study_uid``; see
+                :func:`ncp_hpo.tracking.study_uid`). With it, only a run of that study is
+                reused, so a new study that shares an old one's name (another storage, or
+                the old file deleted) gets a run of its own. Without it (``None``, and none
+                given to :meth:`study_run` before), runs are grouped by name.
+        """
         with self._lock:
             if study_name in self._parents:
                 return self._parents[study_name]
+            uid = uid or self._uids.get(study_name)
         exp = self.experiment_id()
+        wanted = f"tags.`{ROLE_TAG}` = 'study' and tags.`{STUDY_TAG}` = '{_quote(study_name)}'"
+        if uid:
+            wanted += f" and tags.`{STUDY_UID_TAG}` = '{_quote(uid)}'"
         found = self.client.search_runs(
-            [exp],
-            filter_string=f"tags.`{ROLE_TAG}` = 'study' and tags.`{STUDY_TAG}` = "
-            f"'{_quote(study_name)}'",
-            max_results=1,
-            order_by=["attributes.start_time ASC"],
+            [exp], filter_string=wanted, max_results=1, order_by=["attributes.start_time ASC"]
         )
         if found:
             run_id = found[0].info.run_id
@@ -321,6 +335,8 @@ class MLflowTracker:
             tags = {ROLE_TAG: "study", STUDY_TAG: study_name}
             if sampler:
                 tags["ncp_hpo.sampler"] = sampler
+            if uid:
+                tags[STUDY_UID_TAG] = uid
             run = self.client.create_run(exp, run_name=study_name, tags=run_tags(tags))
             run_id = run.info.run_id
         with self._lock:
@@ -328,16 +344,23 @@ class MLflowTracker:
             return self._parents[study_name]
 
     @contextmanager
-    def study_run(self, study_name: str, *, sampler: str | None = None) -> Iterator[str | None]:
+    def study_run(
+        self, study_name: str, *, sampler: str | None = None, uid: str | None = None
+    ) -> Iterator[str | None]:
         """Open the study's parent run for the block; yields its id (``None`` if unavailable).
 
         Trials of the study logged inside (or outside) the block nest under it; the parent
-        is marked FINISHED (FAILED on an exception) at the end.
+        is marked FINISHED (FAILED on an exception) at the end. ``uid``: as in
+        :meth:`parent_run_id`, kept for trial runs that open the parent later (MLflow
+        back mid-study).
         """
         run_id: str | None = None
+        if uid:
+            with self._lock:
+                self._uids[study_name] = uid
         if self.reachable():
             try:
-                run_id = self.parent_run_id(study_name, sampler=sampler)
+                run_id = self.parent_run_id(study_name, sampler=sampler, uid=uid)
             except Exception as exc:
                 self._unavailable(f"creating the study run: {exc!r}")
         status = "FINISHED"

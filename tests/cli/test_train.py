@@ -156,6 +156,35 @@ def test_study_resumes_to_the_budget_under_one_mlflow_parent(
     }
 
 
+def test_a_new_study_with_an_old_name_gets_its_own_mlflow_parent(
+    mlflow_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = _experiment()
+    tracking = ["--mlflow-uri", mlflow_uri, "--mlflow-experiment", exp]
+    first, second = (f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db"))
+    assert main(_study_args(first, "same", 1, *tracking)) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)  # no "MLflow unavailable" on the way
+        assert main(_study_args(second, "same", 1, *tracking, "--epochs", "2")) == 0
+    out = capsys.readouterr().out
+    assert "MLflow: parent run" in out and "resumed" not in out
+
+    studies = [optuna.load_study(study_name="same", storage=s) for s in (first, second)]
+    ids = [s.user_attrs[PARENT_RUN_ATTR] for s in studies]
+    assert ids[0] != ids[1]
+    runs = _runs(mlflow_uri, exp)
+    parents = {r.info.run_id: r for r in runs if r.data.tags.get("ncp_hpo.role") == "study"}
+    assert set(parents) == set(ids)
+    # each parent holds its own study's settings and trials
+    assert [parents[i].data.params["epochs"] for i in ids] == ["1", "2"]
+    for study, parent_id in zip(studies, ids, strict=True):
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+        assert {c.info.run_id for c in children} == {
+            t.user_attrs["mlflow_run_id"] for t in study.trials
+        }
+
+
 def test_study_with_unreachable_mlflow_warns_once_and_completes(
     closed_port_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
