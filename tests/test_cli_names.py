@@ -211,7 +211,11 @@ def test_pruned_trials_count_toward_the_worker_budget(
     )
     assert code == 0, err
     assert "study 's': 3/3 counted (2 complete, 1 pruned)" in out, out
-    assert "(2 complete, 1 pruned, 0 failed, 0 over budget)" in out, out
+    # the refused trial is named apart (before, "4 trials here" listed only 3 of them)
+    assert (
+        "4 trials here (2 complete, 1 pruned, 0 failed, 1 refused over the compute budget, "
+        "0 past the trial budget)" in out
+    ), out
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
     states = [t.state for t in study.trials]
     assert states == [

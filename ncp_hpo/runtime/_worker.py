@@ -72,9 +72,10 @@ class WorkerSummary:
     budget: int | None
     ran: int = 0
     complete: int = 0
-    pruned: int = 0  # counted toward the budget (not over budget)
+    pruned: int = 0  # counted toward the budget
     failed: int = 0
-    over_budget: int = 0
+    refused: int = 0  # over the compute budget: PRUNED unevaluated, never counted
+    past_budget: int = 0  # lost the race for the study's last slots: PRUNED unevaluated
     study_complete: int = 0
     study_pruned: int = 0  # counted toward the budget, with study_complete
     wall_time_s: float = 0.0
@@ -85,6 +86,7 @@ class WorkerSummary:
         budget = f"/{self.budget}" if self.budget is not None else ""
         outages = f"; {self.storage}" if self.storage else ""
         pruned = f"{self.pruned} pruned, " if self.pruned else ""
+        refused = f"{self.refused} refused over the compute budget, " if self.refused else ""
         study = f"{self.study_complete}{budget} complete"
         if self.study_pruned:
             study = (
@@ -93,7 +95,8 @@ class WorkerSummary:
             )
         return (
             f"worker {self.worker}: {self.ran} trials here ({self.complete} complete, {pruned}"
-            f"{self.failed} failed, {self.over_budget} over budget) in {self.wall_time_s:.1f} s; "
+            f"{self.failed} failed, {refused}{self.past_budget} past the trial budget) in "
+            f"{self.wall_time_s:.1f} s; "
             f"study {self.study!r}: {study}{outages}"
         )
 
@@ -210,7 +213,7 @@ class Worker:
         """Count a finished trial and show its line."""
         summary.ran += 1
         if end == "raced":
-            summary.over_budget += 1
+            summary.past_budget += 1
             return
         if end == "elsewhere":
             # another worker failed our trial as stale (we stalled or were cut off past the
@@ -227,6 +230,9 @@ class Worker:
         if end == "pruned":
             summary.pruned += 1  # counted toward the budget, as in `ncp-hpo study`
             self._emit(f"trial {frozen.number} PRUNED")
+        elif end == "refused":
+            summary.refused += 1
+            self._emit(f"trial {frozen.number} PRUNED unevaluated: {reason}")
         elif end == "failed":
             summary.failed += 1
             self._emit(f"trial {frozen.number} FAIL: {reason}")

@@ -116,7 +116,20 @@ def test_over_budget_trial_says_why(tmp_path: Path, shared_data_dir: Path) -> No
     study.ask()  # running in another worker (no heartbeat: never stale)
     study.enqueue_trial({})
     summary = worker.run()
-    assert summary.over_budget == 1
+    assert summary.past_budget == 1
     pruned = [t for t in study.get_trials() if t.state == TrialState.PRUNED]
     assert len(pruned) == 1
     assert pruned[0].user_attrs["fail_reason"].startswith("over budget")
+
+
+def test_worker_summary_names_refusals_apart_from_the_trial_budget() -> None:
+    from ncp_hpo.runtime._worker import WorkerSummary
+
+    summary = WorkerSummary(
+        worker="w", study="s", budget=4, ran=7, complete=3, pruned=1, refused=2, past_budget=1
+    )
+    summary.study_complete, summary.study_pruned = 3, 1
+    line = summary.line()
+    assert "7 trials here (3 complete, 1 pruned, 0 failed, 2 refused over the compute " in line
+    assert "budget, 1 past the trial budget)" in line
+    assert "study 's': 4/4 counted (3 complete, 1 pruned)" in line
