@@ -45,6 +45,8 @@ examples:
   ncp-hpo compare --benchmark seg --objective metric+flops --flops-weight 0.5 \\
       --samplers ncp,random,tpe
   ncp-hpo compare --benchmark nas-bench-201 --max-flops p25 --samplers ncp,tpe,random
+  ncp-hpo compare --benchmark seg --mode table --prior cls-50-1000 \\
+      --samplers ncp+prior,ncp,tpe,random
   ncp-hpo compare --benchmark seg --protocol paper --seeds 3
 """
 
@@ -110,6 +112,15 @@ def _add_loop_options(p: argparse.ArgumentParser) -> None:
         "NNth percentile of the table's FLOPs (e.g. p25); predictor samplers propose only "
         "within it, a code over it from Optuna's samplers is refused unevaluated and not "
         "counted (default: no budget)",
+    )
+    p.add_argument(
+        "--prior",
+        default=None,
+        metavar="SETTING",
+        help="a NAS-Bench-MR setting (not the benchmark) whose predictor the "
+        "<sampler>+prior entries of --samplers start from, e.g. --samplers "
+        "ncp+prior,ncp,tpe --prior cls-50-1000: NCPSampler(prior=...) beside the same "
+        "sampler from scratch; fitted once, then read from the user cache (default: none)",
     )
     p.add_argument(
         "--mode",
@@ -209,6 +220,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise CompareError(conflict)
         if args.max_flops is not None:
             raise CompareError("--protocol paper takes no --max-flops (its budget is fixed)")
+        if args.prior is not None:
+            raise CompareError("--protocol paper takes no --prior (Table 4 fixes its transfers)")
 
         with deterministic_threads():
             res = run_paper_protocol(
@@ -248,6 +261,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         mlflow_experiment=args.mlflow_experiment,
         progress=not args.quiet,
         max_flops=args.max_flops,
+        prior=args.prior,
     )  # checks every option first: one-line errors
     if config.max_flops is not None:
         print(_budget_text(config))

@@ -106,6 +106,7 @@ def check_record(
             flops_weight=cfg.get("flops_weight"),
             mode=cfg.get("mode"),
             max_flops=cfg.get("max_flops"),
+            prior=cfg.get("prior"),
             out=out,
             data_dir=data_dir,
             budgets=tuple(b for b in cfg.get("budgets", ()) if b <= trials) or (trials,),

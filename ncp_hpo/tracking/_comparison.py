@@ -132,6 +132,8 @@ def _parent_params(config: CompareConfig, info: BenchmarkInfo) -> dict[str, str]
     if budget:  # a budgeted comparison (--max-flops): the absolute cap and how it was given
         params["max_flops"] = f"{budget['max_flops']:g} {budget.get('unit', '')}".strip()
         params["max_flops_given"] = budget.get("given")
+    if config.prior is not None:  # the setting the +prior samplers' predictor was fitted on
+        params["prior"] = config.prior
     return {k: str(v) for k, v in params.items()}
 
 

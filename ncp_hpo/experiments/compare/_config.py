@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
+from ncp_hpo.search import DEFAULT_SAMPLERS, PREDICTOR_SAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUDGETS",
     "MAX_SEEDS",
+    "PRIOR_SUFFIX",
     "REFERENCE_SAMPLER",
     "STARTUP_TRIALS",
     "CompareConfig",
@@ -68,6 +69,10 @@ class CompareConfig:
             table's FLOPs). Predictor samplers search the budgeted space; a code over the
             budget is refused unevaluated (PRUNED, never counted) and Optuna's samplers learn
             it as a constraint. ``None``: no budget.
+        prior: a NAS-Bench-MR setting (not the benchmark itself) whose predictor
+            (:func:`ncp_hpo.benchmarks.predictors.setting_predictor`, seed 0) the
+            ``<sampler>+prior`` entries of ``samplers`` start from, as
+            ``NCPSampler(prior=...)`` does; one objective, no ``max_flops``.
         lam: deprecated old name of ``flops_weight`` (a :class:`FutureWarning`); not a field.
     """
 
@@ -87,6 +92,7 @@ class CompareConfig:
     mlflow_experiment: str = "ncp-hpo-compare"
     progress: bool = True
     max_flops: float | str | None = None
+    prior: str | None = None
     lam: InitVar[float | None] = None
 
     def __post_init__(self, lam: float | None) -> None:
@@ -100,7 +106,7 @@ class CompareConfig:
             raise CompareError(
                 f"unknown sampler {unknown[0]!r} in --samplers; choose from {', '.join(SAMPLERS)}"
                 f", each optionally with {WARM_START_SUFFIX} (the zero-cost warm-start codes "
-                "enqueued)"
+                f"enqueued), a predictor sampler also with {PRIOR_SUFFIX} (--prior's predictor)"
             )
         if "ax" + WARM_START_SUFFIX in samplers:
             raise CompareError(f"ax{WARM_START_SUFFIX}: Ax's strategy takes no enqueued codes")
@@ -133,6 +139,7 @@ class CompareConfig:
                 "or use --objective metric"
             )
         self._check_budget()
+        self._check_prior()
         budgets = sorted({int(b) for b in self.budgets if 0 < int(b) < self.trials})
         object.__setattr__(self, "budgets", (*budgets, self.trials))
 
@@ -156,6 +163,47 @@ class CompareConfig:
             raise CompareError("--max-flops needs --mode exact or surrogate (table mode snaps)")
         if "ax" in self.samplers:
             raise CompareError("--max-flops: the ax strategy is not budgeted yet; drop ax")
+
+    def _check_prior(self) -> None:
+        from ncp_hpo.benchmarks import SETTINGS
+
+        with_prior = [s for s in self.samplers if s.endswith(PRIOR_SUFFIX)]
+        if self.prior is None:
+            if with_prior:
+                raise CompareError(
+                    f"{with_prior[0]} needs --prior SETTING (the NAS-Bench-MR setting whose "
+                    "predictor it starts from)"
+                )
+            return
+        if not with_prior:
+            raise CompareError(
+                f"--prior goes to the <sampler>{PRIOR_SUFFIX} entries of --samplers (e.g. "
+                f"ncp{PRIOR_SUFFIX}); none is listed"
+            )
+        bad = [s for s in with_prior if base_sampler(s) not in PREDICTOR_SAMPLERS]
+        if bad:
+            raise CompareError(
+                f"{bad[0]}: only the predictor samplers take a prior "
+                f"({', '.join(PREDICTOR_SAMPLERS)})"
+            )
+        multires = [n for n, st in SETTINGS.items() if st.kind == "multires"]
+        if self.prior not in multires:
+            raise CompareError(
+                f"--prior must be a NAS-Bench-MR setting ({', '.join(multires)}), "
+                f"got {self.prior!r}"
+            )
+        if SETTINGS.get(self.benchmark) is None or SETTINGS[self.benchmark].kind != "multires":
+            raise CompareError(
+                f"--prior {self.prior}: a NAS-Bench-MR predictor knows the multi-resolution "
+                f"space, not {self.benchmark}'s"
+            )
+        if self.prior == self.benchmark:
+            raise CompareError(
+                f"--prior {self.prior} is the benchmark itself: its predictor was fitted on the "
+                "table being searched; choose another setting"
+            )
+        if self.objective != "metric" or self.max_flops is not None:
+            raise CompareError("--prior: with --objective metric and no --max-flops only")
 
     @property
     def n_objectives(self) -> int:
@@ -181,6 +229,8 @@ class CompareConfig:
         }
         if max_flops is not None:
             out["max_flops"] = max_flops
+        if self.prior is not None:
+            out["prior"] = self.prior
         return out
 
 
@@ -212,9 +262,18 @@ warm-start codes of its seed enqueued (:func:`ncp_hpo.search.warm_start_codes`: 
 NCP's own warm start takes), so a table shows what the proxy alone buys."""
 
 
+PRIOR_SUFFIX = "+prior"
+"""``<sampler>+prior`` in ``--samplers``: a predictor sampler given ``--prior``'s predictor
+(``prior=``), beside the same sampler from scratch, so a table shows what the prior buys."""
+
+
 def base_sampler(name: str) -> str:
-    """The registry name of a ``--samplers`` entry (``tpe+zc`` -> ``tpe``)."""
-    return name.removesuffix(WARM_START_SUFFIX)
+    """The registry name of a ``--samplers`` entry (``tpe+zc`` -> ``tpe``, ``ncp+prior`` ->
+    ``ncp``)."""
+    for suffix in (WARM_START_SUFFIX, PRIOR_SUFFIX):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
 
 
 STARTUP_TRIALS: dict[str, int] = {

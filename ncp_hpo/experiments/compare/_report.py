@@ -84,6 +84,12 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         )
     if info.fidelity:
         lines.append(f"- Surrogate oracle fidelity: {_fidelity_text(info.fidelity)}.")
+    if cfg.prior is not None:
+        lines.append(
+            f"- Prior of the `+prior` rows: the `{cfg.prior}` predictor (main metric + flops, "
+            "fitted on 2,000 of its table's codes, seed 0), given as `prior=`; the same "
+            "sampler without `+prior` starts from scratch."
+        )
     lines.append(
         f"- Zero-cost warm start of `ncp`'s start-up trials (and the codes `+zc` rows enqueue): "
         f"{result.warm_start}."

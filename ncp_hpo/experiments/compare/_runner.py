@@ -98,6 +98,7 @@ from ncp_hpo.exceptions import BudgetError, CompareError
 from ncp_hpo.experiments._files import jsonable
 from ncp_hpo.experiments.compare._config import (
     FORMAT_VERSION,
+    WARM_START_SUFFIX,
     CompareConfig,
     base_sampler,
     compare_warm_start_codes,
@@ -123,7 +124,7 @@ from ncp_hpo.experiments.compare._studies import (
     study_path,
     study_status,
 )
-from ncp_hpo.experiments.compare._task import StudyTask
+from ncp_hpo.experiments.compare._task import StudyTask, compare_prior
 from ncp_hpo.samplers import make_sampler
 from ncp_hpo.search._presets import NCP_DEFAULT_MODE
 
@@ -255,9 +256,11 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
         raise CompareError(f"--max-flops {config.max_flops}: {exc}") from None
     if "cmaes" in map(base_sampler, config.samplers):
         make_sampler("cmaes", space=obj.space, seed=0)  # fails early without 'cmaes'
-    zc = [s for s in config.samplers if s != base_sampler(s)]
+    zc = [s for s in config.samplers if s.endswith(WARM_START_SUFFIX)]
     if zc:  # fails early without the zero-cost table
         compare_warm_start_codes(obj.space, base_sampler(zc[0]), 0)
+    if config.prior is not None:  # fitted (or read from the cache) once, before any worker
+        compare_prior(config.prior, data_dir)
     info = benchmark_info(obj)
     settings = config.settings(obj.mode, obj.max_flops)
     out = config.out_dir
@@ -338,6 +341,7 @@ def _plan(
                         jsonable(child_params(s, seed, config, info)) if live else {}
                     ),
                     max_flops=obj.max_flops,
+                    prior=config.prior,
                 )
             )
     tasks.sort(key=lambda t: -_COST.get(t.sampler, 1.0))

@@ -43,6 +43,7 @@ class StudyTask:
     live: LiveTarget | None = None  # MLflow parent of the live child run, if tracking
     live_params_json: str = "{}"
     max_flops: float | None = None  # the absolute FLOPs budget (every worker the same)
+    prior: str | None = None  # the setting whose predictor +prior samplers start from
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from ncp_hpo._numerics import deterministic_threads
 from ncp_hpo.experiments.compare._ax_loop import run_ax
-from ncp_hpo.experiments.compare._config import base_sampler, compare_warm_start_codes
+from ncp_hpo.experiments.compare._config import (
+    PRIOR_SUFFIX,
+    WARM_START_SUFFIX,
+    base_sampler,
+    compare_warm_start_codes,
+)
 from ncp_hpo.experiments.compare._studies import (
     StudyTask,
     TaskOutcome,
@@ -137,6 +142,26 @@ def _resume_state(sampler: Any, study: Any) -> None:
         warnings.warn(message, NCPWarning, stacklevel=2)
 
 
+PRIOR_SEED = 0
+"""The seed of ``--prior``'s predictor (split and training): one prior for every study."""
+
+_PRIORS: dict[tuple[str, str | None], Any] = {}
+
+
+def compare_prior(setting: str | None, data_dir: str | None) -> Any:
+    """``setting``'s predictor (:data:`PRIOR_SEED`), fitted once and then read from the user
+    cache (:func:`ncp_hpo.benchmarks.predictors.setting_predictor`); one per process."""
+    if setting is None:
+        raise ValueError("a +prior study needs its prior's setting")
+    key = (setting, data_dir)
+    if key not in _PRIORS:
+        from ncp_hpo.benchmarks import load_benchmark
+        from ncp_hpo.benchmarks.predictors import setting_predictor
+
+        _PRIORS[key], _ = setting_predictor(load_benchmark(setting, data_dir), seed=PRIOR_SEED)
+    return _PRIORS[key]
+
+
 def _run_study(
     task: StudyTask, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None
 ) -> int:
@@ -148,11 +173,16 @@ def _run_study(
             return run_ax(task, obj, queue, live)
     from ncp_hpo.runtime import open_sqlite_storage
 
-    sampler = make_sampler(base_sampler(task.sampler), space=obj.space, seed=task.seed)
+    params = {}
+    if task.sampler.endswith(PRIOR_SUFFIX):
+        params["prior"] = compare_prior(task.prior, task.data_dir)
+    sampler = make_sampler(
+        base_sampler(task.sampler), space=obj.space, seed=task.seed, params=params
+    )
     storage = open_sqlite_storage(task.path)
     study = open_study(task, sampler, storage)
     fail_stale(study)
-    if task.sampler != base_sampler(task.sampler) and not study.trials:
+    if task.sampler.endswith(WARM_START_SUFFIX) and not study.trials:
         for code in compare_warm_start_codes(obj.space, base_sampler(task.sampler), task.seed):
             study.enqueue_trial(obj.space.to_params(code))
     _resume_state(sampler, study)
