@@ -625,3 +625,24 @@ def test_zero_cost_rows_start_from_ncps_warm_start_codes(
     assert first["ncp"] == first["tpe+zc"] == first["random+zc"]
     assert res.warm_start == "ZeroCostWarmStart(synflow (nas-bench-201), pool_size=1000)"
     assert "Zero-cost warm start of `ncp`" in (tmp_path / "c" / "summary.md").read_text()
+
+
+def test_compare_studies_name_their_objectives(shared_data_dir: Path, tmp_path: Path) -> None:
+    """optuna-dashboard labels a comparison study's Pareto-front axes with these names."""
+    cfg = CompareConfig(
+        NB201,
+        samplers=("random",),
+        trials=4,
+        seeds=1,
+        objective="metric+flops",
+        out=tmp_path / "out",
+        data_dir=shared_data_dir,
+        progress=False,
+    )
+    run_comparison(cfg)
+    name = study_name(NB201, "random", 0)
+    study = optuna.load_study(
+        study_name=name, storage=open_sqlite_storage(tmp_path / "out" / "studies" / f"{name}.db")
+    )
+    assert study.metric_names == ["Acc", "flops"]
+    assert len(study.best_trials) >= 1  # the front optuna-dashboard draws

@@ -169,15 +169,20 @@ def open_study(task: StudyTask, sampler: Any, storage: Any = None) -> optuna.Stu
     import optuna
 
     storage = open_sqlite_storage(task.path) if storage is None else storage
+    obj = task_objective(task)
     study = optuna.create_study(
         study_name=task.name,
         storage=storage,
         sampler=sampler,
-        directions=task_objective(task).directions,  # type: ignore[arg-type]
+        directions=obj.directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
     if SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(SETTINGS_ATTR, json.loads(task.settings_json))
+    if study.metric_names is None:  # optuna-dashboard's axes and columns name them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(obj.objective_names))
     return study
 
 
