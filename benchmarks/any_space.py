@@ -5,7 +5,9 @@ Tasks (the objective never sees an ncp-hpo space object):
 - ``nb201-categorical``: NAS-Bench-201 written as six ``suggest_categorical`` calls
   (``op0`` ... ``op5``), scored by the table's accuracy (ImageNet16-120, as ``compare``);
   ``ncp-space`` is the code-space path on the same cells (``NB201Space().suggest``) for
-  reference, ``ncp-space-cold`` the same without its zero-cost warm start; 100 trials.
+  reference, ``ncp-space-cold`` the same without its zero-cost warm start, and
+  ``ncp-params-zc`` the inferred path given the same synflow scores as a user would give
+  them, ``ZeroCostWarmStart(params_scorer=...)`` on the six parameters; 100 trials.
 - ``hgb-breast-cancer`` and ``hgb-wine``: scikit-learn's HistGradientBoostingClassifier,
   learning rate (log float), leaf count (log int), minimum leaf size (int), L2 (log float)
   and feature fraction (float), 3-fold stratified cross-validated accuracy; 50 trials.
@@ -30,7 +32,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ import optuna  # noqa: E402
 
 TASKS = ("nb201-categorical", "mlp-digits", "hgb-breast-cancer", "hgb-wine")
 SAMPLERS = ("ncp", "tpe", "gp", "cmaes", "random")
-NB201_EXTRA = ("ncp-space", "ncp-space-cold")
+NB201_EXTRA = ("ncp-space", "ncp-space-cold", "ncp-params-zc")
 _NB201_DATA: dict[str, Any] = {}
 
 
@@ -70,6 +72,21 @@ def _nb201_objective(data_dir: str, *, space_path: bool) -> Callable[[optuna.Tri
         return float(table.query(code)["Acc"])
 
     return objective
+
+
+def _nb201_synflow(params: Mapping[str, Any]) -> float:
+    """Synflow of the cell ``op0`` ... ``op5`` name (the scores shipped with ncp-hpo, which a
+    user could compute on the network they build, as :func:`ncp_hpo.zerocost.proxy_score`
+    does)."""
+    from ncp_hpo.spaces import NB201Space
+    from ncp_hpo.zerocost._bundled import bundled_table
+
+    if "synflow" not in _NB201_DATA:
+        _NB201_DATA["synflow"] = bundled_table("nas-bench-201", "synflow")
+    space = NB201Space()
+    idx = np.array([list(space.ops).index(params[f"op{i}"]) for i in range(6)])
+    code = np.asarray(space.from_indices(idx))[None]
+    return float(_NB201_DATA["synflow"].lookup(code)[0])
 
 
 def _cv(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -147,6 +164,10 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return NCPSampler(space=NB201Space(), seed=seed)
     if name == "ncp-space-cold":  # the code-space path without its zero-cost warm start
         return NCPSampler(space=NB201Space(), seed=seed, warm_start=None)
+    if name == "ncp-params-zc":  # the inferred path, the synflow scores given by the user
+        from ncp_hpo.search import ZeroCostWarmStart
+
+        return NCPSampler(seed=seed, warm_start=ZeroCostWarmStart(params_scorer=_nb201_synflow))
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "gp":
@@ -218,6 +239,37 @@ class _WarningCounter:
         return True
 
 
+def _params_zc_tests(
+    curves: dict[str, dict[int, np.ndarray]], seeds: list[int], cps: list[int]
+) -> list[str]:
+    """Issue 24, goal 1 with a user's warm start: ``ncp-params-zc`` against the code-space
+    path (within its noise?) and against TPE and GP, paired over seeds."""
+    from ncp_hpo.experiments.compare._stats import paired_wilcoxon
+
+    out = [
+        "`ncp-params-zc` (the inferred path given the synflow scores through "
+        "`ZeroCostWarmStart(params_scorer=...)`) against other rows, paired Wilcoxon "
+        "(wins/ties/losses of `ncp-params-zc`):",
+        "",
+        "| vs | " + " | ".join(f"p @{c}" for c in cps) + " |",
+        "|---" * (len(cps) + 1) + "|",
+    ]
+    for other in ("ncp-space", "tpe", "gp"):
+        if other not in curves:
+            continue
+        cells = []
+        for c in cps:
+            t = paired_wilcoxon(
+                [curves[other][k][c - 1] for k in seeds],
+                [curves["ncp-params-zc"][k][c - 1] for k in seeds],
+            )
+            cells.append(
+                "n/a" if t.p_value is None else f"{t.p_value:.3g} ({t.wins}/{t.ties}/{t.losses})"
+            )
+        out.append(f"| {other} | " + " | ".join(cells) + " |")
+    return out
+
+
 def _report(rows: list[dict[str, Any]], tasks: list[str], seeds: int, command: str) -> str:
     from ncp_hpo.experiments.compare._stats import best_so_far, paired_wilcoxon, summary_stat
 
@@ -274,6 +326,8 @@ def _report(rows: list[dict[str, Any]], tasks: list[str], seeds: int, command: s
                 )
             warns = sum(r["independent_warnings"] for r in rs)
             out.append(f"| {s} | " + " | ".join(cells + ps) + f" | {times[s]:.3f} | {warns} |")
+        if "ncp-params-zc" in curves and "ncp-space" in curves:
+            out += ["", *_params_zc_tests(curves, seeds_all, cps)]
         out += [
             "",
             "p: paired Wilcoxon against ncp over seeds (wins/ties/losses of the row's "

@@ -119,6 +119,12 @@ class PredictorSamplerBase(BaseSampler):
             raise TypeError(f"space must be a CodeSpace or None, got {type(space).__name__}")
         if space is None:
             source.check()  # bad arguments fail here, not at trial 11
+            if warm_start is not None and not warm_start.scores_params:
+                raise ValueError(
+                    f"{warm_start!r} scores the codes of one code space: pass that space as "
+                    "space=..., or rank an inferred space's configurations with "
+                    "ZeroCostWarmStart(params_scorer=...)"
+                )
             if prior is not None:
                 raise ValueError(
                     "a prior predicts the codes of one code space: pass that space as "
@@ -223,7 +229,7 @@ class PredictorSamplerBase(BaseSampler):
         """Whether the sampler draws the start-up codes itself (a budget-restricted space,
         or a zero-cost warm start) instead of leaving them to the independent sampler."""
         space = self._given_space
-        return space is not None and (space.restricted or self._warm_start is not None)
+        return self._warm_start is not None or (space is not None and space.restricted)
 
     @property
     def warm_start(self) -> ZeroCostWarmStart | None:
@@ -259,13 +265,15 @@ class PredictorSamplerBase(BaseSampler):
         quantity (it estimates accuracy, and favours large networks), so its top codes would
         crowd one end of the trade-off the study is after."""
         space = state.space
-        if self._warm_start is None or self._given_space is None or n_objectives > 1:
+        if self._warm_start is None or n_objectives > 1:
             return np.empty((0, space.dim), dtype=np.int64)
         if state.warm_codes is None:
             seed = self._rng.seed
             if seed is None:
                 seed = int(self._rng.rng.integers(2**32))
-            pool = self._warm_start.ranked_pool(self._given_space, seed)
+            # an inferred space (no given one): the params_scorer ranks its whole vector
+            given = self._given_space
+            pool = self._warm_start.ranked_pool(space if given is None else given, seed)
             if isinstance(space, ProductSpace) and space is not self._given_space:
                 rest = space.parts[1].sample(len(pool), seed=np.random.default_rng(seed))
                 pool = np.concatenate([pool, rest], axis=1)

@@ -80,7 +80,10 @@ class NCPSampler(PredictorSamplerBase):
             NAS-Bench-201 (synflow, shipped with the package); paper mode and the other
             spaces start at random, and so does every multi-objective study (the proxy's
             top codes would crowd one end of the trade-off). A
-            :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up).
+            :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up). On
+            an inferred space (no ``space``) only ``ZeroCostWarmStart(params_scorer=...)``
+            applies, a score of each configuration's parameters; trial 0 is random there,
+            as the space is known once a trial has completed.
         space: the code space whose parameters the objective suggests with
             ``space.suggest(trial)``; ``None`` (default): the search space is inferred from
             the study's parameters (:class:`~ncp_hpo.spaces.ParamSpace`). Other parameters

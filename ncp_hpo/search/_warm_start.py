@@ -9,11 +9,17 @@ unseen codes, best first.
 The pool depends only on the space, the pool size and the seed, so the same codes can be
 enqueued in a baseline's study (:func:`warm_start_codes`): ``compare`` does so for its
 ``<sampler>+zc`` rows, the fair comparison of what the proxy alone buys.
+
+On a search space inferred from the study (``NCPSampler()`` with no ``space``), a warm
+start scores parameter dicts (``params_scorer=``): any cheap signal the user has of a
+configuration before training it (a parameter count, a proxy of the network it builds).
+The inferred space is known once the first trial has completed, so trial 0 is random and
+the rest of the start-up trials come from the ranked pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -37,10 +43,14 @@ class ZeroCostWarmStart:
         proxy: the proxy of that table (``"synflow"``).
         scorer: instead of ``benchmark``, any function from an ``n x d`` array of codes to
             ``n`` scores (higher is better; NaN ranks last).
+        params_scorer: instead of either, a function from one configuration's parameters
+            (the dict ``trial.params`` would hold) to its score (higher is better; NaN ranks
+            last). The one kind that works on a search space inferred from the study.
         pool_size: random codes scored.
 
     Raises:
-        ValueError: neither or both of ``benchmark`` and ``scorer``; ``pool_size`` < 1.
+        ValueError: not exactly one of ``benchmark``, ``scorer`` and ``params_scorer``;
+            ``pool_size`` < 1.
     """
 
     def __init__(
@@ -49,24 +59,40 @@ class ZeroCostWarmStart:
         benchmark: str | None = None,
         proxy: str = "synflow",
         scorer: Callable[[np.ndarray], Any] | None = None,
+        params_scorer: Callable[[Mapping[str, Any]], float] | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
-        if (benchmark is None) == (scorer is None):
-            raise ValueError("give exactly one of benchmark= (a score table) or scorer=")
+        if sum(x is not None for x in (benchmark, scorer, params_scorer)) != 1:
+            raise ValueError(
+                "give exactly one of benchmark= (a score table), scorer= (codes -> scores) "
+                "or params_scorer= (a parameter dict -> its score)"
+            )
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ValueError(f"pool_size must be an int >= 1, got {pool_size!r}")
         self.benchmark = benchmark
         self.proxy = proxy
         self.pool_size = pool_size
         self._scorer = scorer
+        self._params_scorer = params_scorer
 
     @property
     def name(self) -> str:
         """``"<proxy> (<benchmark>)"``, or ``"custom"`` for a scorer."""
         return "custom" if self.benchmark is None else f"{self.proxy} ({self.benchmark})"
 
-    def scores(self, codes: np.ndarray) -> np.ndarray:
-        """The zero-cost score of each row of ``codes`` (``n x d``) -> ``n`` floats."""
+    @property
+    def scores_params(self) -> bool:
+        """Whether it scores parameter dicts (``params_scorer``), so it works on any space."""
+        return self._params_scorer is not None
+
+    def scores(self, codes: np.ndarray, space: CodeSpace | None = None) -> np.ndarray:
+        """The zero-cost score of each row of ``codes`` (``n x d``) -> ``n`` floats
+        (``space`` decodes them to parameters for a ``params_scorer``)."""
+        if self._params_scorer is not None:
+            if space is None:
+                raise ValueError("a params_scorer needs the space that decodes the codes")
+            fn = self._params_scorer
+            return np.array([float(fn(space.to_params(c))) for c in codes], dtype=np.float64)
         if self._scorer is None:
             assert self.benchmark is not None
             self._scorer = _table_lookup(self.benchmark, self.proxy)
@@ -78,7 +104,7 @@ class ZeroCostWarmStart:
     def ranked_pool(self, space: CodeSpace, seed: int) -> np.ndarray:
         """The pool's distinct codes, best score first (``m x d``, ``m <= pool_size``)."""
         pool = np.unique(np.asarray(space.sample(self.pool_size, seed=seed)), axis=0)
-        scores = self.scores(pool)
+        scores = self.scores(pool, space)
         scores = np.where(np.isfinite(scores), scores, -np.inf)
         return pool[np.argsort(-scores, kind="stable")]
 

@@ -176,3 +176,44 @@ def test_the_searched_space_follows_the_study() -> None:
     late = [json.loads(t.system_attrs[PROPOSAL]) for t in study.trials[13:]]
     assert all(len(c) == 1 for c in late)  # x alone once y left the intersection
     assert study.trials[-1].distributions == {"x": FloatDistribution(0.0, 1.0)}
+
+
+def _width_score(params: dict) -> float:
+    """A cheap signal of a configuration: here, closeness of width to 64 (what ``mixed``
+    rewards), as a parameter count or a proxy would be in a real objective."""
+    return -abs(math.log2(params["width"]) - 6)
+
+
+@pytest.mark.parametrize("mode", ["local", "paper"])
+def test_params_scorer_ranks_the_startup_trials_of_an_inferred_space(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ncp_hpo.search import ZeroCostWarmStart
+
+    warm = ZeroCostWarmStart(params_scorer=_width_score, pool_size=300)
+    study = optuna.create_study(
+        direction="maximize", sampler=NCPSampler(seed=3, mode=mode, warm_start=warm, **FAST)
+    )
+    with caplog.at_level(logging.WARNING, logger="optuna"):
+        study.optimize(mixed, n_trials=12)
+    assert _independent_warnings(caplog) == []
+    scores = [_width_score(t.params) for t in study.trials]
+    # trial 0 runs before the space is known (random); trials 1..9 are the pool's best
+    # configurations, best first: widths near 64, their scores never rising
+    startup = scores[1:10]
+    assert startup == sorted(startup, reverse=True)
+    assert min(startup) > np.median([_width_score({"width": w}) for w in range(8, 513)])
+    cold = optuna.create_study(direction="maximize", sampler=NCPSampler(seed=3, mode=mode, **FAST))
+    cold.optimize(mixed, n_trials=10)
+    assert np.mean(startup) > np.mean([_width_score(t.params) for t in cold.trials[1:10]])
+
+
+def test_a_table_warm_start_needs_its_code_space() -> None:
+    from ncp_hpo.search import ZeroCostWarmStart
+
+    with pytest.raises(ValueError, match="params_scorer"):
+        NCPSampler(warm_start=ZeroCostWarmStart(benchmark="nas-bench-201"))
+    with pytest.raises(ValueError, match="exactly one of"):
+        ZeroCostWarmStart(benchmark="nas-bench-201", params_scorer=_width_score)
+    with pytest.raises(ValueError, match="exactly one of"):
+        ZeroCostWarmStart()
