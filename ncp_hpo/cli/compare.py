@@ -232,7 +232,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 mlflow=not args.no_mlflow,
                 mlflow_uri=args.mlflow_uri,
                 mlflow_experiment=args.mlflow_experiment,
-                progress=not args.quiet,
+                progress=not args.quiet and sys.stderr.isatty(),
             )
         if not args.quiet:
             print(res.files["table2_md"].read_text())
@@ -259,7 +259,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         mlflow=not args.no_mlflow,
         mlflow_uri=args.mlflow_uri,
         mlflow_experiment=args.mlflow_experiment,
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),  # no bars in a log file
         max_flops=args.max_flops,
         prior=args.prior,
     )  # checks every option first: one-line errors

@@ -27,7 +27,7 @@ SEG = "seg"
         ({"samplers": ("ncp+prior",), "prior": "seg"}, r"is the benchmark itself"),
         (
             {"samplers": ("ncp+prior",), "prior": "video", "objective": "metric+flops"},
-            r"--objective metric and no --max-flops",
+            r"--prior needs --objective metric and no --max-flops",
         ),
     ],
 )

@@ -203,7 +203,10 @@ class CompareConfig:
                 "table being searched; choose another setting"
             )
         if self.objective != "metric" or self.max_flops is not None:
-            raise CompareError("--prior: with --objective metric and no --max-flops only")
+            raise CompareError(
+                "--prior needs --objective metric and no --max-flops (a prior is searched "
+                "for its main metric alone)"
+            )
 
     @property
     def n_objectives(self) -> int:

@@ -88,7 +88,8 @@ def plot_pareto(result: ComparisonResult, path: Path) -> Path:
             continue
         hv = float(np.median([r.scores[-1] for r in runs]))
         ax.step(x[ok], -y[ok], where="post", lw=1.4, label=f"{s} (median HV {hv:.3f})")
-    ax.set_xlabel(f"FLOPs ({info.units.get('flops', '')})")
+    unit = info.units.get("flops", "")
+    ax.set_xlabel(unit if "FLOPs" in unit else f"FLOPs ({unit})")  # "GFLOPs (128x128 input)"
     ax.set_ylabel(f"{info.main_metric} ({info.units.get(info.main_metric, '')})")
     ax.set_title(
         f"{info.setting}: median attainment surfaces over seeds after {result.config.trials} trials"
