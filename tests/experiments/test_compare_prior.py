@@ -56,9 +56,9 @@ def test_prior_rows_start_from_the_prior_and_are_recorded(
     config = CompareConfig(
         SEG,
         samplers=("ncp+prior", "ncp"),
-        trials=6,
+        trials=4,
         seeds=2,
-        budgets=(3,),
+        budgets=(2,),
         mode="table",
         out=tmp_path / "out",
         data_dir=shared_data_dir,
@@ -81,13 +81,13 @@ def test_prior_rows_start_from_the_prior_and_are_recorded(
     name = study_name(SEG, "ncp+prior", 0)
     db = tmp_path / "out" / "studies" / f"{name}.db"
     stored = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-    assert len(stored.trials) == 6
+    assert len(stored.trials) == 4
 
     # the studies remember their prior: another one is refused, in one line
     code = main(
         [
             "compare", "--benchmark", SEG, "--mode", "table", "--samplers", "ncp+prior,ncp",
-            "--trials", "6", "--seeds", "2", "--prior", "video", "--jobs", "1", "--no-mlflow",
+            "--trials", "4", "--seeds", "2", "--prior", "video", "--jobs", "1", "--no-mlflow",
             "--quiet", "--out", str(tmp_path / "out"), "--data-dir", str(shared_data_dir),
         ]
     )  # fmt: skip

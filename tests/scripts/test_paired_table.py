@@ -18,7 +18,7 @@ def _compare(out: Path, samplers: tuple[str, ...], data: Path) -> None:
         CompareConfig(
             "nas-bench-201",
             samplers=samplers,
-            trials=12,
+            trials=10,
             seeds=4,
             budgets=(5,),
             out=out,
@@ -37,17 +37,17 @@ def test_tables_match_the_compare_scores_across_folders(
     scores = script.read_scores([tmp_path / "a", tmp_path / "b"])
     assert sorted(scores) == ["ncp", "random", "tpe"]
     with (tmp_path / "a" / "runs.csv").open() as fh:
-        rows = [r for r in csv.DictReader(fh) if r["budget"] == "12"]
+        rows = [r for r in csv.DictReader(fh) if r["budget"] == "10"]
     for sampler in ("ncp", "random"):
         finals = [float(r["score"]) for r in rows if r["sampler"] == sampler]
-        assert [scores[sampler][(k, 12)] for k in range(4)] == finals
-    assert script.main([str(tmp_path / "a"), str(tmp_path / "b"), "--budgets", "5,12"]) == 0
+        assert [scores[sampler][(k, 10)] for k in range(4)] == finals
+    assert script.main([str(tmp_path / "a"), str(tmp_path / "b"), "--budgets", "5,10"]) == 0
     out = capsys.readouterr().out.splitlines()
     (tpe,) = [line for line in out if line.startswith("| `tpe` (4 seeds)")]
     test = paired_wilcoxon(
-        [scores["ncp"][(k, 12)] for k in range(4)], [scores["tpe"][(k, 12)] for k in range(4)]
+        [scores["ncp"][(k, 10)] for k in range(4)], [scores["tpe"][(k, 10)] for k in range(4)]
     )
-    median = float(np.median([scores["tpe"][(k, 12)] for k in range(4)]))
+    median = float(np.median([scores["tpe"][(k, 10)] for k in range(4)]))
     assert f"{median:.2f} [" in tpe and f"({test.wins}/{test.ties}/{test.losses})" in tpe
 
 
