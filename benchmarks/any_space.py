@@ -83,7 +83,8 @@ def _nb201_synflow(params: Mapping[str, Any]) -> float:
 
     if "synflow" not in _NB201_DATA:
         _NB201_DATA["synflow"] = bundled_table("nas-bench-201", "synflow")
-    space = NB201Space()
+        _NB201_DATA["space"] = NB201Space()
+    space = _NB201_DATA["space"]
     idx = np.array([list(space.ops).index(params[f"op{i}"]) for i in range(6)])
     code = np.asarray(space.from_indices(idx))[None]
     return float(_NB201_DATA["synflow"].lookup(code)[0])
