@@ -217,3 +217,6 @@ def test_compare_quiet_prints_only_where_the_report_is(
     assert code == 0 and err == ""
     assert printed.startswith(f"written under {out}: ") and printed.count("\n") == 1
     assert "summary.md" in printed
+    # every entry the line names exists under --out
+    for name in printed.split(": ", 1)[1].strip().split(", "):
+        assert (out / name.rstrip("/")).exists(), name

@@ -274,7 +274,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result = run_comparison(config)
     if not args.quiet:
         print(result.files["markdown"].read_text())
-    print(f"written under {config.out_dir}: {', '.join(p.name for p in result.files.values())}")
+    names = [p.name for p in result.files.values()] + ["calls.json", "studies/"]
+    print(f"written under {config.out_dir}: {', '.join(names)}")
     if result.mlflow_hint and not args.quiet:  # the same hint as `study`'s
         print(
             f"MLflow: comparison run {result.mlflow_run_id} (experiment "
