@@ -265,6 +265,9 @@ warm-start codes of its seed enqueued (:func:`ncp_hpo.search.warm_start_codes`: 
 NCP's own warm start takes), so a table shows what the proxy alone buys."""
 
 
+PRIOR_SEED = 0
+"""The seed of ``--prior``'s predictor (split and training): one prior for every study."""
+
 PRIOR_SUFFIX = "+prior"
 """``<sampler>+prior`` in ``--samplers``: a predictor sampler given ``--prior``'s predictor
 (``prior=``), beside the same sampler from scratch, so a table shows what the prior buys."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo.experiments._markdown import markdown_table
-from ncp_hpo.experiments.compare._config import REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare._config import PRIOR_SEED, REFERENCE_SAMPLER
 from ncp_hpo.experiments.compare._provenance import environment_info
 from ncp_hpo.experiments.compare._records import BenchmarkInfo, SamplerSummary, score_name
 from ncp_hpo.search import DEFAULT_SAMPLERS
@@ -87,8 +87,8 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
     if cfg.prior is not None:
         lines.append(
             f"- Prior of the `+prior` rows: the `{cfg.prior}` predictor (main metric + flops, "
-            "fitted on 2,000 of its table's codes, seed 0), given as `prior=`; the same "
-            "sampler without `+prior` starts from scratch."
+            f"fitted on 2,000 of its table's codes, seed {PRIOR_SEED}), given as `prior=`; the "
+            "same sampler without `+prior` starts from scratch."
         )
     lines.append(
         f"- Zero-cost warm start of `ncp`'s start-up trials (and the codes `+zc` rows enqueue): "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo._numerics import deterministic_threads
 from ncp_hpo.experiments.compare._ax_loop import run_ax
 from ncp_hpo.experiments.compare._config import (
+    PRIOR_SEED,
     PRIOR_SUFFIX,
     WARM_START_SUFFIX,
     base_sampler,
@@ -141,9 +142,6 @@ def _resume_state(sampler: Any, study: Any) -> None:
     if message:
         warnings.warn(message, NCPWarning, stacklevel=2)
 
-
-PRIOR_SEED = 0
-"""The seed of ``--prior``'s predictor (split and training): one prior for every study."""
 
 _PRIORS: dict[tuple[str, str | None], Any] = {}
 
