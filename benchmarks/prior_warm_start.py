@@ -11,7 +11,10 @@ prior's knowledge only where the baselines have none, at the start:
 * ``local+prior-ws``: the same, its 10 start-up trials the best of a seeded pool of 1,000
   random codes by the prior's predicted main metric
   (``warm_start=ZeroCostWarmStart(scorer=...)``), then local mode on the study's own trials;
-* ``paper+prior``: ``NCPSampler(space=..., prior=P, seed=k)``, today's default with a prior.
+* ``paper+prior``: ``NCPSampler(space=..., prior=P, mode="paper", seed=k)``: propagation
+  through the prior for every trial (the default with a prior before the lead);
+* ``lead+prior``: ``NCPSampler(space=..., prior=P, seed=k)``, the default with a prior: paper
+  mode through the prior proposes the first 10 trials, local mode the rest.
 
 Priors are ``setting_predictor(load_benchmark(SOURCE), seed=0)`` (fitted once, then read
 from the user cache). Each study runs 100 trials in table mode (snapped to the nearest unused
@@ -40,7 +43,7 @@ import numpy as np
 
 BUDGETS = (10, 25, 50, 100)
 DEV_PAIRS = "cls-50-100:seg-4x,video:cls-50-1000,cls-10-1000:cls-50-100,seg-4x:cls-10-1000"
-VARIANTS = ("local", "local+prior-ws", "paper+prior")
+VARIANTS = ("local", "local+prior-ws", "paper+prior", "lead+prior")
 _PRIORS: dict[str, Any] = {}
 _OBJECTIVES: dict[str, Any] = {}
 
@@ -63,6 +66,8 @@ def _sampler(variant: str, prior: Any, seed: int) -> Any:
     if variant == "local":
         return NCPSampler(space=space, seed=seed)
     if variant == "paper+prior":
+        return NCPSampler(space=space, prior=prior, mode="paper", seed=seed)
+    if variant == "lead+prior":
         return NCPSampler(space=space, prior=prior, seed=seed)
     if variant == "local+prior-ws":
         main = list(prior.metric_names_).index(prior.main_metric)
