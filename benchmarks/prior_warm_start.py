@@ -14,7 +14,9 @@ prior's knowledge only where the baselines have none, at the start:
 * ``paper+prior``: ``NCPSampler(space=..., prior=P, mode="paper", seed=k)``: propagation
   through the prior for every trial (the default with a prior before the lead);
 * ``lead+prior``: ``NCPSampler(space=..., prior=P, seed=k)``, the default with a prior: paper
-  mode through the prior proposes the first 10 trials, local mode the rest.
+  mode through the prior proposes the first 10 trials, local mode the rest;
+* ``lead+prior-keep``: the same lead, then local mode that keeps the prior as its predictor
+  (re-scaled and fine-tuned on the study's trials, ``NCPSampler(prior=P, mode="local")``).
 
 Priors are ``setting_predictor(load_benchmark(SOURCE), seed=0)`` (fitted once, then read
 from the user cache). Each study runs 100 trials in table mode (snapped to the nearest unused
@@ -43,7 +45,7 @@ import numpy as np
 
 BUDGETS = (10, 25, 50, 100)
 DEV_PAIRS = "cls-50-100:seg-4x,video:cls-50-1000,cls-10-1000:cls-50-100,seg-4x:cls-10-1000"
-VARIANTS = ("local", "local+prior-ws", "paper+prior", "lead+prior")
+VARIANTS = ("local", "local+prior-ws", "paper+prior", "lead+prior", "lead+prior-keep")
 _PRIORS: dict[str, Any] = {}
 _OBJECTIVES: dict[str, Any] = {}
 
@@ -69,6 +71,13 @@ def _sampler(variant: str, prior: Any, seed: int) -> Any:
         return NCPSampler(space=space, prior=prior, mode="paper", seed=seed)
     if variant == "lead+prior":
         return NCPSampler(space=space, prior=prior, seed=seed)
+    if variant == "lead+prior-keep":  # local mode with the prior, led by paper mode
+        from ncp_hpo.search._presets import ncp_settings
+
+        sampler = NCPSampler(space=space, prior=prior, mode="local", seed=seed)
+        sampler._lead = ncp_settings(None, prior=prior).lead
+        sampler._main = sampler._new_state(space)
+        return sampler
     if variant == "local+prior-ws":
         main = list(prior.metric_names_).index(prior.main_metric)
 
