@@ -11,12 +11,12 @@ prior's knowledge only where the baselines have none, at the start:
 * ``local+prior-ws``: the same, its 10 start-up trials the best of a seeded pool of 1,000
   random codes by the prior's predicted main metric
   (``warm_start=ZeroCostWarmStart(scorer=...)``), then local mode on the study's own trials;
-* ``paper+prior``: ``NCPSampler(space=..., prior=P, mode="paper", seed=k)``: propagation
-  through the prior for every trial (the default with a prior before the lead);
-* ``lead+prior``: ``NCPSampler(space=..., prior=P, seed=k)``, the default with a prior: paper
-  mode through the prior proposes the first 10 trials, local mode the rest;
-* ``lead+prior-keep``: the same lead, then local mode that keeps the prior as its predictor
-  (re-scaled and fine-tuned on the study's trials, ``NCPSampler(prior=P, mode="local")``).
+* ``paper+prior``: ``NCPSampler(space=..., prior=P, seed=k)`` (paper mode, the default
+  with a prior): propagation through the prior for every trial.
+
+The variants ``lead+prior`` and ``lead+prior-keep`` (paper mode through the prior for the
+first 10 trials, then local mode) ran at commit 22b553c, where the library had that lead;
+``benchmarks/results/prior-lead.md`` has the figures and why it was not kept.
 
 Priors are ``setting_predictor(load_benchmark(SOURCE), seed=0)`` (fitted once, then read
 from the user cache). Each study runs 100 trials in table mode (snapped to the nearest unused
@@ -45,7 +45,7 @@ import numpy as np
 
 BUDGETS = (10, 25, 50, 100)
 DEV_PAIRS = "cls-50-100:seg-4x,video:cls-50-1000,cls-10-1000:cls-50-100,seg-4x:cls-10-1000"
-VARIANTS = ("local", "local+prior-ws", "paper+prior", "lead+prior", "lead+prior-keep")
+VARIANTS = ("local", "local+prior-ws", "paper+prior")
 _PRIORS: dict[str, Any] = {}
 _OBJECTIVES: dict[str, Any] = {}
 
@@ -69,15 +69,6 @@ def _sampler(variant: str, prior: Any, seed: int) -> Any:
         return NCPSampler(space=space, seed=seed)
     if variant == "paper+prior":
         return NCPSampler(space=space, prior=prior, mode="paper", seed=seed)
-    if variant == "lead+prior":
-        return NCPSampler(space=space, prior=prior, seed=seed)
-    if variant == "lead+prior-keep":  # local mode with the prior, led by paper mode
-        from ncp_hpo.search._presets import ncp_settings
-
-        sampler = NCPSampler(space=space, prior=prior, mode="local", seed=seed)
-        sampler._lead = ncp_settings(None, prior=prior).lead
-        sampler._main = sampler._new_state(space)
-        return sampler
     if variant == "local+prior-ws":
         main = list(prior.metric_names_).index(prior.main_metric)
 

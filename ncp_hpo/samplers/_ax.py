@@ -98,8 +98,6 @@ if TYPE_CHECKING:
     from ax.core.search_space import SearchSpace
     from ax.core.types import TParameterization
 
-    from ncp_hpo.search._settings import LeadSettings
-
 
 __all__ = ["FALLBACK_KEY", "ProposerNode"]
 
@@ -139,8 +137,6 @@ class ProposerNode(ExternalGenerationNode):
             ``MaxGenerationParallelism``; ``get_next_trials`` raises
             ``MaxParallelismReachedException`` at the limit); ``None`` for no limit.
         transition_criteria: Ax transition criteria (only if another node follows).
-        lead: a search that proposes while fewer trials than its ``trials`` have completed
-            (NCP with a prior: propagation through it), built over the node's space.
 
     Attributes:
         last_proposal_info: ``rank`` of the returned code among the proposer's candidates
@@ -157,7 +153,6 @@ class ProposerNode(ExternalGenerationNode):
         seed: int | None = None,
         max_pending: int | None = None,
         transition_criteria: Sequence[Any] | None = None,
-        lead: LeadSettings | None = None,
     ) -> None:
         if not isinstance(proposer, Proposer) and not callable(proposer):
             raise TypeError(f"proposer must be a Proposer, got {type(proposer).__name__}")
@@ -175,7 +170,6 @@ class ProposerNode(ExternalGenerationNode):
             ax_set_pausing_criteria(self, [limit])
         self._make_proposer = proposer
         self._make_source = source
-        self._lead = lead
         self._space: CodeSpace | None = None
         self._inferred: dict[str, Any] | None = None  # the distributions bound to, if inferred
         if isinstance(proposer, Proposer):
@@ -204,17 +198,7 @@ class ProposerNode(ExternalGenerationNode):
         self.proposer = proposer
         self._space = proposer.space
         self.source = source
-        lead = self._lead
-        self._engine = SearchEngine(
-            proposer=proposer,
-            source=source,
-            lead=None
-            if lead is None
-            else SearchEngine(
-                proposer=lead.proposer(proposer.space), source=lead.source(proposer.space)
-            ),
-            lead_trials=0 if lead is None else lead.trials,
-        )
+        self._engine = SearchEngine(proposer=proposer, source=source)
         # Ax parameter names (for NB201 one categorical per edge, not the one-hot dims)
         self._param_names = tuple(proposer.space.optuna_distributions())
 
@@ -289,7 +273,7 @@ class ProposerNode(ExternalGenerationNode):
             "rank": rank,
             "n_history": history.n,
             "n_pending": len(history.pending),
-            **dict(self._engine.active(history).proposer.info if self._model is not None else {}),
+            **dict(self.proposer.info if self._model is not None else {}),
         }
         return params
 

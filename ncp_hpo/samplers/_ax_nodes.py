@@ -66,14 +66,11 @@ def _node_proposer(
 
 class NCPNode(ProposerNode):
     """Network Coding Propagation as an Ax generation node, in the modes of
-    :class:`~ncp_hpo.NCPSampler` (the same defaults: local mode; with a prior, paper mode
-    through it proposes the first 10 trials).
+    :class:`~ncp_hpo.NCPSampler` (the same defaults: local mode, paper mode with a prior).
 
     Args:
         mode: ``"local"``, ``"guided"`` or ``"paper"`` (Algorithm 1 as published); ``None``
-            (default): ``"local"``; with a ``prior``, paper mode through the prior proposes
-            the first 10 trials and local mode the rest (``online=False``: paper mode
-            throughout), as in :class:`~ncp_hpo.NCPSampler`.
+            (default): ``"local"``, or ``"paper"`` with a ``prior``.
         space: the code space; the experiment must then be configured with
             ``space.ax_parameters()``. ``None`` (default): the node searches the
             experiment's own range and choice parameters (int, float, log scale), encoded
@@ -123,7 +120,6 @@ class NCPNode(ProposerNode):
             name=name,
             seed=seed,
             max_pending=max_pending,
-            lead=settings.lead,
         )
         self.mode: str = settings.mode
 

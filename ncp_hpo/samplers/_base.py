@@ -35,7 +35,7 @@ from ncp_hpo.samplers._private_apis import (
 from ncp_hpo.samplers._trial_rows import PENDING, REJECTED, TrialRows
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search._engine import REPEATED
-from ncp_hpo.search._settings import LeadSettings, ProposerSettings, SourceSettings
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace, ParamSpace, ProductSpace
 
 if TYPE_CHECKING:
@@ -93,8 +93,6 @@ class PredictorSamplerBase(BaseSampler):
         warn_independent_sampling: warn once per parameter and study when one is.
         seed: seed of the sampler's RNG.
         warm_start: ranks the start-up codes (``None``: random start-up).
-        lead: a search that proposes the first trials (its prior counts as the sampler's
-            prior), or ``None``.
     """
 
     def __init__(
@@ -108,10 +106,9 @@ class PredictorSamplerBase(BaseSampler):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
         warm_start: ZeroCostWarmStart | None = None,
-        lead: LeadSettings | None = None,
     ) -> None:
         source = source or SourceSettings()
-        prior = source.prior if lead is None or source.prior is not None else lead.source.prior
+        prior = source.prior
         if n_startup_trials is None:
             n_startup_trials = 0 if prior is not None else 10
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int):
@@ -142,7 +139,6 @@ class PredictorSamplerBase(BaseSampler):
         self._prior = prior
         self._source_settings = source
         self._proposer_settings = proposer
-        self._lead = lead
         self._n_startup_trials = n_startup_trials
         self._warm_start = warm_start
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
@@ -159,31 +155,19 @@ class PredictorSamplerBase(BaseSampler):
     def _new_state(self, space: CodeSpace) -> _SpaceState:
         """A fresh engine (proposer and predictor source) over ``space``; a prior over the
         given space is widened to the joined parameters (ignoring them until fine-tuned)."""
-        lead, trials = None, 0
-        if self._lead is not None:
-            source = self._widened(self._lead.source, space)(space)
-            lead = SearchEngine(proposer=self._lead.proposer(space), source=source)
-            trials = self._lead.trials
-        engine = SearchEngine(
-            proposer=self._proposer_settings(space),
-            source=self._widened(self._source_settings, space)(space),
-            lead=lead,
-            lead_trials=trials,
-        )
+        settings = self._source_settings
+        if (
+            self._prior is not None
+            and isinstance(space, ProductSpace)
+            and space.parts[0] is self._given_space
+        ):
+            rest = space.parts[1]
+            mean, std = (rest.lower + rest.upper) / 2, (rest.upper - rest.lower) / np.sqrt(12)
+            widened = widen_inputs(self._prior, mean, np.maximum(std, 1e-6))
+            settings = replace(settings, prior=widened)
+        engine = SearchEngine(proposer=self._proposer_settings(space), source=settings(space))
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         return _SpaceState(space, engine, tuple(space.optuna_distributions()))
-
-    def _widened(self, settings: SourceSettings, space: CodeSpace) -> SourceSettings:
-        """``settings`` with its prior widened to the parameters joined to the given space
-        (``space`` a :class:`~ncp_hpo.spaces.ProductSpace` of it), else as they are."""
-        prior = settings.prior
-        if prior is None or not (
-            isinstance(space, ProductSpace) and space.parts[0] is self._given_space
-        ):
-            return settings
-        rest = space.parts[1]
-        mean, std = (rest.lower + rest.upper) / 2, (rest.upper - rest.lower) / np.sqrt(12)
-        return replace(settings, prior=widen_inputs(prior, mean, np.maximum(std, 1e-6)))
 
     @property
     def space(self) -> CodeSpace | None:

@@ -46,7 +46,7 @@ class NCPSampler(PredictorSamplerBase):
         >>> # any objective: optuna.create_study(sampler=NCPSampler(seed=0))
 
     Modes:
-        ``"local"`` (the default): the guided mode below plus, on 3 proposals
+        ``"local"`` (the default without a prior): the guided mode below plus, on 3 proposals
         in 4, predictor-ranked greedy one-unit walks from the two best trials, and a kernel on the
         predictor's residuals refreshed on every proposal (the stale predictor learns from
         the latest trials). See :class:`~ncp_hpo.search._local.LocalNCPProposer`; how the
@@ -64,13 +64,9 @@ class NCPSampler(PredictorSamplerBase):
         reproduction records of Tables 2-4 use it).
 
     Args:
-        mode: ``"local"``, ``"guided"`` or ``"paper"``; ``None`` (default): ``"local"``.
-            With a ``prior`` and no mode, the prior leads: paper mode through it (the
-            paper's transfer setting) proposes the first 10 trials, then local mode searches
-            from what they found on the study's own trials (the prior no longer used);
-            with ``online=False``, paper mode through the prior proposes every trial. The
-            proposal arguments (``iterations``, ``lr``, ``n_starts``, ``kappa``) are then
-            local mode's; the lead keeps paper mode's.
+        mode: ``"local"``, ``"guided"`` or ``"paper"``; ``None`` (default): ``"local"``,
+            or ``"paper"`` when a ``prior`` is given (propagation through the prior from the
+            first trial: the paper's transfer setting).
         strategy: ``"continuous"`` (default) or ``"winner_takes_all"`` propagation.
         iterations: propagation iterations (default by mode: guided 30, paper 70).
         lr: propagation learning rate on the standardised code (3).
@@ -94,7 +90,6 @@ class NCPSampler(PredictorSamplerBase):
             the objective suggests join the space's code (not with a ``prior``).
         prior: a fitted :class:`~ncp_hpo.NeuralPredictor` to propose with from the first trial
             (cross-task transfer; its main metric stands for objective 0); needs ``space``.
-            See ``mode`` for how long it is used.
         online: fit a predictor on the study's completed trials. With a ``prior``: re-scale it
             to the study's objective and fine-tune a copy after every trial; the fine-tune
             takes over once it predicts the trials it had not seen better than the prior
@@ -152,6 +147,5 @@ class NCPSampler(PredictorSamplerBase):
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
             warm_start=resolve_warm_start(warm_start, mode=settings.mode, space=space),
-            lead=settings.lead,
         )
         self.mode: str = settings.mode

@@ -130,56 +130,29 @@ class SearchEngine:
     Args:
         proposer: the proposal rule; its ``space`` is the engine's space.
         source: the predictor source.
-        lead: an engine over the same space that proposes while fewer than ``lead_trials``
-            trials have completed (NCP with a prior: propagation through the prior), or
-            ``None``.
-        lead_trials: completed trials the ``lead`` proposes for.
     """
 
-    def __init__(
-        self,
-        *,
-        proposer: Proposer,
-        source: PredictorSource,
-        lead: SearchEngine | None = None,
-        lead_trials: int = 0,
-    ) -> None:
+    def __init__(self, *, proposer: Proposer, source: PredictorSource) -> None:
         if not isinstance(proposer, Proposer):
             raise TypeError(f"proposer must be a Proposer, got {type(proposer).__name__}")
         if not isinstance(source, PredictorSource):
             raise TypeError(f"source must be a PredictorSource, got {type(source).__name__}")
         check_prior(source.prior, proposer.space)
-        if lead is not None and lead.space is not proposer.space:
-            raise ValueError("the lead engine must search the same space object")
-        if lead_trials < 0:
-            raise ValueError(f"lead_trials must be >= 0, got {lead_trials}")
         self.proposer = proposer
         self.source = source
-        self.lead = lead
-        self.lead_trials = lead_trials if lead is not None else 0
         self.space: CodeSpace = proposer.space
 
-    def active(self, history: History) -> SearchEngine:
-        """The engine that proposes for ``history``: the lead while fewer than
-        ``lead_trials`` trials have completed, else this one."""
-        if self.lead is not None and history.n < self.lead_trials:
-            return self.lead.active(history)
-        return self
-
     def model(self, history: History, rng: np.random.Generator) -> ScoreModel | None:
-        """The (re)fitted score model for ``history`` (the active engine's source); one seed
-        is drawn from ``rng``."""
-        source = self.active(history).source
-        return source.model(history, seed=int(rng.integers(2**31 - 1)))
+        """The (re)fitted score model for ``history``; one seed is drawn from ``rng``."""
+        return self.source.model(history, seed=int(rng.integers(2**31 - 1)))
 
     def candidates(
         self, history: History, model: ScoreModel | None, rng: np.random.Generator
     ) -> np.ndarray:
-        """Ranked candidate codes of the active engine's proposer, ``m x d`` (none without a
-        model; may hold seen codes)."""
+        """Ranked candidate codes, ``m x d`` (none without a model; may hold seen codes)."""
         if model is None:
             return np.empty((0, self.space.dim), dtype=np.int64)
-        return self.active(history).proposer.propose(history, model, rng)
+        return self.proposer.propose(history, model, rng)
 
     def first_unseen(
         self,

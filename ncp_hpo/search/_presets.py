@@ -7,20 +7,16 @@ local walks from the incumbents (:class:`~ncp_hpo.search._local.LocalNCPProposer
 proposer class owns its defaults: its dataclass fields, and the predictor and refit schedule
 it wants (``predictor_defaults``). Both adapters (the Optuna ``NCPSampler`` and the Ax
 ``NCPNode``) turn their arguments into settings with :func:`ncp_settings` alone.
-
-With a ``prior`` and no mode given, paper mode through the prior leads: it proposes the first
-:data:`PRIOR_LEAD_TRIALS` trials, then the default mode searches on the study's own trials
-(:class:`~ncp_hpo.search._settings.LeadSettings`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ncp_hpo.search._local import LocalNCPProposer
 from ncp_hpo.search._proposers import GuidedNCPProposer, NCPProposer
-from ncp_hpo.search._settings import LeadSettings, ProposerSettings, SourceSettings
+from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.search._tradeoff import check_lam
 
 if TYPE_CHECKING:
@@ -30,7 +26,6 @@ __all__ = [
     "NCP_DEFAULT_MODE",
     "NCP_MODES",
     "NCP_PRIOR_MODE",
-    "PRIOR_LEAD_TRIALS",
     "Mode",
     "NCPSettings",
     "ncp_settings",
@@ -46,23 +41,17 @@ NCP_DEFAULT_MODE: Final = "local"
 :func:`ncp_hpo.experiments._record.check_record`)."""
 
 NCP_PRIOR_MODE: Final = "paper"
-"""The mode that leads when they are given a ``prior`` (and no mode): propagation through the
-prior from the first trial, the paper's transfer setting (why, measured against local mode
-with the same prior: ``benchmarks/results/real-training-default/``). With ``online=False``
-it proposes every trial (nothing is learned for another mode to use)."""
-
-PRIOR_LEAD_TRIALS: Final = 10
-"""Trials :data:`NCP_PRIOR_MODE` proposes with a prior before :data:`NCP_DEFAULT_MODE`
-takes over: as many as the start-up trials without a prior (why, measured against paper
-mode throughout: ``benchmarks/results/prior-lead.md``)."""
+"""The mode they run when given a ``prior``: propagation through the prior from the first
+trial, the paper's transfer setting (why, measured against local mode with the same prior:
+``benchmarks/results/real-training-default/``)."""
 
 
-def resolve_mode(mode: str | None, *, prior: object | None, online: bool = True) -> str:
-    """``mode`` itself, or for ``None`` the default: :data:`NCP_DEFAULT_MODE`, or
-    :data:`NCP_PRIOR_MODE` with a prior that is not fine-tuned (``online=False``)."""
+def resolve_mode(mode: str | None, *, prior: object | None) -> str:
+    """``mode`` itself, or for ``None`` the default: :data:`NCP_PRIOR_MODE` with a prior,
+    :data:`NCP_DEFAULT_MODE` without."""
     if mode is not None:
         return mode
-    return NCP_PRIOR_MODE if prior is not None and not online else NCP_DEFAULT_MODE
+    return NCP_PRIOR_MODE if prior is not None else NCP_DEFAULT_MODE
 
 
 NCP_MODES: dict[str, type[NCPProposer]] = {
@@ -83,15 +72,11 @@ class NCPSettings:
         proposer: the mode's proposer class with the user's arguments.
         source: the predictor source: the user's prior, schedule and predictor arguments
             over the proposer's ``predictor_defaults``.
-        lead: the search that proposes the first trials (with a prior and no mode given:
-            :data:`NCP_PRIOR_MODE` through the prior for :data:`PRIOR_LEAD_TRIALS`), or
-            ``None``.
     """
 
     mode: str
     proposer: ProposerSettings
     source: SourceSettings
-    lead: LeadSettings | None = None
 
 
 def ncp_settings(
@@ -111,39 +96,13 @@ def ncp_settings(
     """The one resolution of an NCP adapter's arguments (``None``: the mode's default).
 
     ``mode=None`` is :func:`resolve_mode`'s default. A ``prior`` refits after every trial,
-    the paper's way (the proposer's ``refit_growth`` is dropped). With a prior, ``online``
-    and no ``mode``, the prior leads (:attr:`NCPSettings.lead`): :data:`NCP_PRIOR_MODE` with
-    its own defaults (and ``lam``, ``strategy``, ``refit_every``, ``predictor_params``)
-    proposes the first :data:`PRIOR_LEAD_TRIALS` trials; the default mode, with all the
-    arguments and no prior, searches after them on the study's trials.
+    the paper's way (the proposer's ``refit_growth`` is dropped).
 
     Raises:
         ValueError: unknown mode or strategy, ``iterations``/``n_starts`` < 1, ``kappa`` or
             ``lam`` < 0.
     """
-    resolved = resolve_mode(mode, prior=prior, online=online)
-    if mode is None and prior is not None and online:
-        lead = ncp_settings(
-            NCP_PRIOR_MODE,
-            prior=prior,
-            lam=lam,
-            strategy=strategy,
-            refit_every=refit_every,
-            predictor_params=predictor_params,
-        )
-        main = ncp_settings(
-            NCP_DEFAULT_MODE,
-            lam=lam,
-            strategy=strategy,
-            iterations=iterations,
-            lr=lr,
-            n_starts=n_starts,
-            kappa=kappa,
-            refit_every=refit_every,
-            predictor_params=predictor_params,
-        )
-        led = LeadSettings(proposer=lead.proposer, source=lead.source, trials=PRIOR_LEAD_TRIALS)
-        return replace(main, lead=led)
+    resolved = resolve_mode(mode, prior=prior)
     if resolved not in NCP_MODES:
         raise ValueError(f"mode must be 'guided', 'local' or 'paper', got {resolved!r}")
     cls = NCP_MODES[resolved]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ncp_hpo.search._proposers import Proposer
     from ncp_hpo.spaces import CodeSpace
 
-__all__ = ["LeadSettings", "PredictorDefaults", "ProposerSettings", "SourceSettings"]
+__all__ = ["PredictorDefaults", "ProposerSettings", "SourceSettings"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,23 +123,3 @@ class SourceSettings:
     def __call__(self, space: CodeSpace) -> PredictorSource:
         """A fresh predictor source for ``space``."""
         return PredictorSource(predictor_params=self.predictor_kwargs(space), **self.source_args())
-
-
-@dataclass(frozen=True, kw_only=True)
-class LeadSettings:
-    """A search that proposes a study's first trials before the adapter's own takes over.
-
-    NCP with a prior and no mode given: paper-mode propagation through the prior proposes
-    the first ``trials`` trials (the paper's transfer setting, strongest at 5-20 trials),
-    then the default mode searches on the study's own trials from what they found
-    (:func:`~ncp_hpo.search._presets.ncp_settings`).
-
-    Attributes:
-        proposer: the lead's proposer settings.
-        source: the lead's predictor source settings (with the prior).
-        trials: completed trials the lead proposes for (history ``n`` below it).
-    """
-
-    proposer: ProposerSettings
-    source: SourceSettings
-    trials: int

@@ -1,6 +1,5 @@
-"""NCPSampler's modes: local (the default), the paper's Algorithm 1, ``mode="guided"``
-(ensemble UCB over propagated codes and their neighbourhoods, growing refit schedule), and
-the prior's lead (paper mode through a prior, then local mode)."""
+"""NCPSampler's two modes: the paper's Algorithm 1 (the default) and ``mode="guided"``
+(ensemble UCB over propagated codes and their neighbourhoods, growing refit schedule)."""
 
 from __future__ import annotations
 
@@ -163,47 +162,17 @@ def test_every_adapter_and_name_gets_the_same_default(nb201) -> None:
         NCPNode(nb201.space, mode="fast")  # type: ignore[arg-type]
 
 
-def test_with_a_prior_paper_mode_leads_then_local_mode(nb201) -> None:
-    """Given a prior and no mode, paper mode through the prior proposes the first 10 trials
-    and local mode (no prior: the study's own trials) the rest, in the sampler and in the Ax
-    node; ``online=False`` keeps paper mode throughout; an explicit mode is kept."""
+def test_with_a_prior_the_default_is_paper_mode(nb201) -> None:
+    """Given a prior, the default propagates through it from the first trial (paper mode),
+    in the sampler and in the Ax node; an explicit mode is kept."""
     from ncp_hpo.predictor import NeuralPredictor
     from ncp_hpo.samplers import NCPNode
-    from ncp_hpo.search._local import LocalNCPProposer
 
     codes = nb201.space.sample(40, seed=0)
     prior = NeuralPredictor(epochs=5, seed=0).fit(codes, {"Acc": nb201.main[:40]})
     with_prior = NCPSampler(space=nb201.space, prior=prior)
-    engine = with_prior._require_main().engine
-    assert with_prior.mode == "local" and type(engine.proposer) is LocalNCPProposer
-    assert engine.source.prior is None and engine.lead is not None
-    assert type(engine.lead.proposer) is NCPProposer and engine.lead.source.prior is prior
-    assert engine.lead_trials == 10
-    active = [engine.active(_history(nb201, np.arange(n))) is engine for n in (0, 9, 10)]
-    assert active == [False, False, True]
-    node = NCPNode(nb201.space, prior=prior)
-    assert node.mode == "local" and node._engine.lead is not None
-    assert type(node._engine.lead.proposer) is NCPProposer and node._engine.lead_trials == 10
-    frozen = NCPSampler(space=nb201.space, prior=prior, online=False)
-    assert frozen.mode == "paper" and frozen._require_main().engine.lead is None
-    explicit = NCPSampler(space=nb201.space, prior=prior, mode="local")
-    assert explicit.mode == "local" and explicit._source.prior is prior
-    assert explicit._require_main().engine.lead is None
+    assert with_prior.mode == "paper" and type(with_prior._proposer) is NCPProposer
+    assert with_prior.warm_start is None  # no start-up trials with a prior
+    assert NCPNode(nb201.space, prior=prior).mode == "paper"
+    assert NCPSampler(space=nb201.space, prior=prior, mode="local").mode == "local"
     assert NCPSampler(space=nb201.space).mode == NCPNode(nb201.space).mode == "local"
-
-
-def test_the_prior_lead_proposes_as_paper_mode_then_hands_over(nb201) -> None:
-    """The default with a prior proposes trials 0..9 exactly as paper mode with the prior
-    (same seed), then its own codes: local mode from what the lead found."""
-    from ncp_hpo.predictor import NeuralPredictor
-
-    codes = nb201.space.sample(40, seed=0)
-    prior = NeuralPredictor(epochs=5, seed=0).fit(codes, {"Acc": nb201.main[:40]})
-    kw = {"space": nb201.space, "prior": prior, "seed": 3, "predictor_params": {"epochs": 5}}
-    runs = {}
-    for name, sampler in (("lead", NCPSampler(**kw)), ("paper", NCPSampler(**kw, mode="paper"))):
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.optimize(lambda t: float(nb201.space.suggest(t).sum()), n_trials=13)
-        runs[name] = [tuple(sorted(t.params.items())) for t in study.trials]
-    assert runs["lead"][:10] == runs["paper"][:10]
-    assert runs["lead"][10:] != runs["paper"][10:]
