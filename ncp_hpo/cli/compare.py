@@ -25,7 +25,8 @@ samplers: {_ALL}
 ncp-paper / ncp-guided / ncp-local are NCPSampler(mode="paper" / "guided" / "local");
 gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's
 categorical edges at random; ax drives an Ax Client with
-ncp_generation_strategy, 10 Sobol trials then the NCP node).
+ncp_generation_strategy, 10 Sobol trials then the NCP node; ax-default drives an Ax
+Client with the strategy Ax picks itself, Sobol then BoTorch: slow, about 1-3 s per trial).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one

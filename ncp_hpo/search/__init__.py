@@ -4,7 +4,8 @@ registry of sampler and task names.
 Public names (``__all__``):
 
 * the registry's names: :data:`SAMPLERS`, :data:`OPTUNA_SAMPLERS`,
-  :data:`PREDICTOR_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and :data:`TASKS` are the names the
+  :data:`PREDICTOR_SAMPLERS`, :data:`AX_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and :data:`TASKS`
+  are the names the
   command line and :func:`ncp_hpo.samplers.make_sampler` (which builds a sampler by name)
   accept;
 * the proposal rules (:class:`Proposer` and :class:`NCPProposer`,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         Proposer,
     )
     from ncp_hpo.search._registry import (
+        AX_SAMPLERS,
         DEFAULT_SAMPLERS,
         OPTUNA_SAMPLERS,
         PREDICTOR_SAMPLERS,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from ncp_hpo.search._warm_start import ZeroCostWarmStart, warm_start_codes
 
 __all__ = [
+    "AX_SAMPLERS",
     "DEFAULT_SAMPLERS",
     "OPTUNA_SAMPLERS",
     "PREDICTOR_SAMPLERS",
@@ -79,6 +82,7 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(
         (
+            "AX_SAMPLERS",
             "DEFAULT_SAMPLERS",
             "OPTUNA_SAMPLERS",
             "PREDICTOR_SAMPLERS",

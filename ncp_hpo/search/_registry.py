@@ -1,13 +1,15 @@
 """One registry of sampler names and task names: every command and API accepts these.
 
 The names only (no import of Optuna or torch: the command line reads them at start-up).
-:func:`ncp_hpo.samplers.make_sampler` builds the sampler of a name; ``"ax"`` is a
-generation strategy, not an Optuna sampler: ``compare`` runs it through its own loop.
+:func:`ncp_hpo.samplers.make_sampler` builds the sampler of a name; ``"ax"`` and
+``"ax-default"`` are generation strategies, not Optuna samplers: ``compare`` runs them through
+its own loop (:data:`AX_SAMPLERS`).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AX_SAMPLERS",
     "DEFAULT_SAMPLERS",
     "OPTUNA_SAMPLERS",
     "PREDICTOR_SAMPLERS",
@@ -37,8 +39,14 @@ OPTUNA_SAMPLERS: tuple[str, ...] = (
 )
 """Names :func:`ncp_hpo.samplers.make_sampler` builds: an Optuna ``BaseSampler`` each."""
 
-SAMPLERS: tuple[str, ...] = (*OPTUNA_SAMPLERS, "ax")
-"""Every sampler name a comparison accepts (``ax``: Ax's default generation strategy)."""
+AX_SAMPLERS: tuple[str, ...] = ("ax", "ax-default")
+"""Ax generation strategies a comparison drives through an Ax ``Client``: ``ax`` is
+:func:`~ncp_hpo.samplers.ncp_generation_strategy` (10 Sobol trials, then the NCP node);
+``ax-default`` is the strategy Ax picks itself (a ``Client`` with no strategy set: Sobol,
+then BoTorch), the baseline an Ax user gets."""
+
+SAMPLERS: tuple[str, ...] = (*OPTUNA_SAMPLERS, *AX_SAMPLERS)
+"""Every sampler name a comparison accepts."""
 
 DEFAULT_SAMPLERS: tuple[str, ...] = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
 """The samplers a comparison runs by default. ``gp`` is left out: Optuna's GPSampler costs

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def run_ax(
     task: StudyTask, obj: BenchmarkObjective, queue: Any, live: LiveStudyRun | None = None
 ) -> int:
-    """The Ax loop: Client + ``ncp_generation_strategy``; each candidate is one Optuna trial
-    of the study (enqueued parameters), so it is evaluated, counted and stored like the
-    others, by the same runner."""
+    """The Ax loop: a Client with ``ncp_generation_strategy`` (``ax``) or with the strategy
+    Ax picks itself (``ax-default``: none set); each candidate is one Optuna trial of the
+    study (enqueued parameters), so it is evaluated, counted and stored like the others, by
+    the same runner. A candidate Ax proposes again is evaluated again (the study counts
+    it), as an Ax user's loop would."""
     quiet_ax()
     import optuna
     from ax.api.client import Client
@@ -43,8 +45,10 @@ def run_ax(
     for t in done:  # resume: replay the finished trials into the experiment
         idx = client.attach_trial(parameters=dict(t.params))
         client.complete_trial(idx, raw_data=dict(zip(names, t.values, strict=True)))
-    n_init = max(0, 10 - len(done))
-    client.set_generation_strategy(ncp_generation_strategy(space, n_init=n_init, seed=task.seed))
+    if task.sampler == "ax":
+        n_init = max(0, 10 - len(done))
+        strategy = ncp_generation_strategy(space, n_init=n_init, seed=task.seed)
+        client.set_generation_strategy(strategy)
     ax = _AxTrials(client, names, max_misses=3 * task.trials)
     hooks = RunHooks(before_trial=ax.propose, on_finish=ax.finish)
     return run_compare_trials(

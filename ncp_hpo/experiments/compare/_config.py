@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ncp_hpo.exceptions import CompareError
-from ncp_hpo.search import DEFAULT_SAMPLERS, PREDICTOR_SAMPLERS, SAMPLERS
+from ncp_hpo.search import AX_SAMPLERS, DEFAULT_SAMPLERS, PREDICTOR_SAMPLERS, SAMPLERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,8 +108,11 @@ class CompareConfig:
                 f", each optionally with {WARM_START_SUFFIX} (the zero-cost warm-start codes "
                 f"enqueued), a predictor sampler also with {PRIOR_SUFFIX} (--prior's predictor)"
             )
-        if "ax" + WARM_START_SUFFIX in samplers:
-            raise CompareError(f"ax{WARM_START_SUFFIX}: Ax's strategy takes no enqueued codes")
+        for name in AX_SAMPLERS:
+            if name + WARM_START_SUFFIX in samplers:
+                raise CompareError(
+                    f"{name}{WARM_START_SUFFIX}: Ax's strategy takes no enqueued codes"
+                )
         if not samplers:
             raise CompareError("--samplers is empty; choose from " + ", ".join(SAMPLERS))
         dup = sorted({s for s in samplers if samplers.count(s) > 1})
@@ -161,8 +164,11 @@ class CompareConfig:
             )
         if self.mode == "table":
             raise CompareError("--max-flops needs --mode exact or surrogate (table mode snaps)")
-        if "ax" in self.samplers:
-            raise CompareError("--max-flops: the ax strategy is not budgeted yet; drop ax")
+        ax = [s for s in self.samplers if s in AX_SAMPLERS]
+        if ax:
+            raise CompareError(
+                f"--max-flops: the {ax[0]} strategy is not budgeted yet; drop {ax[0]}"
+            )
 
     def _check_prior(self) -> None:
         from ncp_hpo.benchmarks import SETTINGS
@@ -292,6 +298,7 @@ STARTUP_TRIALS: dict[str, int] = {
     "tpe": 10,
     "gp": 10,
     "ax": 10,
+    "ax-default": 5,
     "nsga2": 50,
 }
 """Random start-up trials of each sampler as ``compare`` builds it (library defaults; the ax

@@ -138,6 +138,7 @@ __all__ = ["ComparisonResult", "run_comparison"]
 _COST = {
     "gp": 6.0,
     "ax": 4.0,
+    "ax-default": 8.0,
     "neural-predictor": 2.0,
     "ncp-paper": 3.0,
     "ncp-guided": 1.0,

@@ -32,6 +32,7 @@ from ncp_hpo.experiments.compare._studies import (
 )
 from ncp_hpo.experiments.compare._trials import run_compare_trials
 from ncp_hpo.samplers import make_sampler
+from ncp_hpo.search import AX_SAMPLERS
 
 if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkObjective
@@ -165,9 +166,11 @@ def _run_study(
 ) -> int:
     """The study loop of :func:`run_task` (one thread: see :mod:`ncp_hpo._numerics`): the
     trials run under the one runner's rules (:mod:`ncp_hpo.runtime._runner`)."""
-    if task.sampler == "ax":
-        with warnings.catch_warnings():  # Ax/pandas deprecation chatter, per trial
-            warnings.filterwarnings("ignore", module=r"ax(\.|$)")
+    if task.sampler in AX_SAMPLERS:
+        with warnings.catch_warnings():  # Ax/pandas deprecations, BoTorch jitter: per trial
+            warnings.filterwarnings(
+                "ignore", module=r"(ax|botorch|gpytorch|linear_operator)(\.|$)"
+            )
             return run_ax(task, obj, queue, live)
     from ncp_hpo.runtime import open_sqlite_storage
 
