@@ -409,6 +409,24 @@ def test_ax_loop_records_trials_in_a_study_and_resumes(
     assert len({t.user_attrs["code"] for t in trials}) == 12  # the replayed trials were kept
 
 
+def test_ax_default_is_axs_own_strategy(shared_data_dir: Path, tmp_path: Path) -> None:
+    """``ax-default`` runs the strategy Ax picks itself (Sobol, then BoTorch), not ``ax``'s
+    Sobol + NCP node, in studies of its own name; it is refused where ``ax`` is."""
+    cfg: dict[str, Any] = {"seeds": 1, "data_dir": shared_data_dir, "progress": False}
+    res = run_comparison(
+        CompareConfig(NB201, samplers=("ax", "ax-default"), trials=7, out=tmp_path, **cfg)
+    )
+    assert not res.errors
+    codes = {r.sampler: [tuple(c) for c in r.codes] for r in res.runs}
+    assert len(codes["ax-default"]) == 7 and len(set(codes["ax-default"])) >= 6
+    assert codes["ax-default"] != codes["ax"]
+    assert (tmp_path / "studies" / f"{study_name(NB201, 'ax-default', 0)}.db").exists()
+    with pytest.raises(CompareError, match="ax-default\\+zc: Ax's strategy takes no enqueued"):
+        CompareConfig(NB201, samplers=("ax-default+zc",), out=tmp_path / "b", **cfg)
+    with pytest.raises(CompareError, match="the ax-default strategy is not budgeted yet"):
+        CompareConfig(NB201, samplers=("ax-default",), max_flops="p50", out=tmp_path / "c", **cfg)
+
+
 def test_two_objectives_hypervolume_and_pareto_plot(
     shared_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
