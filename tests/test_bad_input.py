@@ -1027,3 +1027,12 @@ def test_an_exhausted_space_warns_once_per_study() -> None:
         assert len(caught) == len(mine) == 1, [str(w.message) for w in caught]
         assert f"study {name!r} was already evaluated" in str(mine[0].message)
         assert len({str(t.params) for t in study.trials}) == 2  # it did repeat
+
+
+@pytest.mark.parametrize("name", ["ax", "ax-default"])
+def test_an_ax_strategy_is_not_an_optuna_sampler(name: str) -> None:
+    from ncp_hpo.exceptions import SamplerConfigError
+    from ncp_hpo.samplers import make_sampler
+
+    with pytest.raises(SamplerConfigError, match=f"'{name}' is an Ax generation strategy"):
+        make_sampler(name)

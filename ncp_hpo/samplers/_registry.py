@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import SamplerConfigError
 from ncp_hpo.samplers._baselines import NetAdaptSampler, NeuralPredictorSampler, SpaceRandomSampler
 from ncp_hpo.samplers._ncp import NCPSampler
-from ncp_hpo.search._registry import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS
+from ncp_hpo.search._registry import AX_SAMPLERS, OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS
 from ncp_hpo.search._sampler_params import SamplerParamError, check_sampler_params
 
 if TYPE_CHECKING:
@@ -58,9 +58,10 @@ def _sampler_class(name: str, space: Any) -> tuple[Any, dict[str, Any]]:
     }
     if name not in classes:
         allowed = ", ".join(OPTUNA_SAMPLERS)
-        if name == "ax":
+        if name in AX_SAMPLERS:
             raise SamplerConfigError(
-                f"'ax' is an Ax generation strategy, not an Optuna sampler; choose from {allowed}"
+                f"{name!r} is an Ax generation strategy, not an Optuna sampler; "
+                f"choose from {allowed}"
             )
         raise SamplerConfigError(f"unknown sampler {name!r}; choose from {allowed}")
     return classes[name], {}

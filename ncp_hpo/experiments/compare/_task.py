@@ -168,9 +168,7 @@ def _run_study(
     trials run under the one runner's rules (:mod:`ncp_hpo.runtime._runner`)."""
     if task.sampler in AX_SAMPLERS:
         with warnings.catch_warnings():  # Ax/pandas deprecations, BoTorch jitter: per trial
-            warnings.filterwarnings(
-                "ignore", module=r"(ax|botorch|gpytorch|linear_operator)(\.|$)"
-            )
+            warnings.filterwarnings("ignore", module=r"(ax|botorch|gpytorch|linear_operator)(\.|$)")
             return run_ax(task, obj, queue, live)
     from ncp_hpo.runtime import open_sqlite_storage
 
