@@ -1035,4 +1035,4 @@ def test_an_ax_strategy_is_not_an_optuna_sampler(name: str) -> None:
     from ncp_hpo.samplers import make_sampler
 
     with pytest.raises(SamplerConfigError, match=f"'{name}' is an Ax generation strategy"):
-        make_sampler(name)
+        make_sampler(name, space=None)
