@@ -4,10 +4,9 @@ registry of sampler and task names.
 Public names (``__all__``):
 
 * the registry's names: :data:`SAMPLERS`, :data:`OPTUNA_SAMPLERS`,
-  :data:`PREDICTOR_SAMPLERS`, :data:`AX_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and :data:`TASKS`
-  are the names the
-  command line and :func:`ncp_hpo.samplers.make_sampler` (which builds a sampler by name)
-  accept;
+  :data:`PREDICTOR_SAMPLERS`, :data:`AX_SAMPLERS`, :data:`DEFAULT_SAMPLERS` and
+  :data:`TASKS` are the names the command line and :func:`ncp_hpo.samplers.make_sampler`
+  (which builds a sampler by name) accept;
 * the proposal rules (:class:`Proposer` and :class:`NCPProposer`,
   :class:`GuidedNCPProposer`, :class:`NetAdaptProposer`, :class:`NeuralPredictorProposer`),
   the study's history they read (:class:`History`), where the predictor comes from
