@@ -26,7 +26,8 @@ ncp-paper / ncp-guided / ncp-local are NCPSampler(mode="paper" / "guided" / "loc
 gp is slow on NAS-Bench-MR; cmaes needs the 'cmaes' package and samples NAS-Bench-201's
 categorical edges at random; ax drives an Ax Client with
 ncp_generation_strategy, 10 Sobol trials then the NCP node; ax-default drives an Ax
-Client with the strategy Ax picks itself, Sobol then BoTorch: slow, about 1-3 s per trial).
+Client with the strategy Ax picks itself, 5 Sobol trials then BoTorch: slow, its time
+per trial grows with the study, seconds per trial by 50 trials).
 
 outputs under --out: summary.md, summary.csv, runs.csv, results.json, anytime.png
 (+ pareto.png with two objectives) and studies/<benchmark>-<sampler>-seed<k>.db (one

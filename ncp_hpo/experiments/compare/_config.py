@@ -105,8 +105,9 @@ class CompareConfig:
         if unknown:
             raise CompareError(
                 f"unknown sampler {unknown[0]!r} in --samplers; choose from {', '.join(SAMPLERS)}"
-                f", each optionally with {WARM_START_SUFFIX} (the zero-cost warm-start codes "
-                f"enqueued), a predictor sampler also with {PRIOR_SUFFIX} (--prior's predictor)"
+                f", each but {' and '.join(AX_SAMPLERS)} optionally with {WARM_START_SUFFIX} "
+                "(the zero-cost warm-start codes enqueued), a predictor sampler also with "
+                f"{PRIOR_SUFFIX} (--prior's predictor)"
             )
         for name in AX_SAMPLERS:
             if name + WARM_START_SUFFIX in samplers:
