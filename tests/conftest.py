@@ -60,3 +60,14 @@ def shared_data_dir() -> Path:
             "benchmark data not found (../shared/nas-bench-mr, NCP_HPO_TEST_DATA or NCP_HPO_DATA)"
         )
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep every PostgreSQL test on one pytest-xdist worker (``--dist loadgroup``).
+
+    The chaos tests stop and restart the one test server; a PostgreSQL test running on
+    another worker at that moment would fail for a reason that is not its own.
+    """
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("postgres"))

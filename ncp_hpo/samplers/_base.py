@@ -461,8 +461,10 @@ class PredictorSamplerBase(BaseSampler):
         The proposal goes into a trial system attribute, so other threads and processes
         see it as pending at once. After writing, the trials are read again: if any other
         trial holds the same code (a race between workers), this trial yields and takes its
-        next candidate. Every worker checks only after writing, so two workers can never
-        both keep a code: the later check always sees the earlier write.
+        next candidate that no other trial holds by then (the history may be seconds old:
+        a slow fit while other workers ran trials). Every worker checks only after writing,
+        so two workers can never both keep a code: the later check always sees the earlier
+        write.
         """
         extra: set[bytes] = set()
         row_of = self._rows_of(state, history.directions)
@@ -471,17 +473,16 @@ class PredictorSamplerBase(BaseSampler):
             optuna_set_trial_system_attr(
                 study, trial, _PROPOSAL_ATTR, json.dumps([int(x) for x in code])
             )
-            key = code_key(code)
-            rivals = [
-                t.number
+            held = {
+                e[1]
                 for t in study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE)
                 )
-                if t.number != trial.number and (e := row_of(t).entry) is not None and e[1] == key
-            ]
-            if not rivals:
+                if t.number != trial.number and (e := row_of(t).entry) is not None
+            }
+            if code_key(code) not in held:
                 break
-            extra.add(key)
+            extra |= held  # every code taken since the history was read, not just this one
         if rank == REPEATED:
             self._warn_repeating(study, trial)
         return code, rank

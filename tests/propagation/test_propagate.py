@@ -417,7 +417,9 @@ def test_deterministic() -> None:
 
 
 # -- exact FLOPs compilation -------------------------------------------------------------------
-@pytest.mark.parametrize("space", [MultiResolutionSpace(), NB201Space(), SPACE], ids=repr)
+@pytest.mark.parametrize(
+    "space", [MultiResolutionSpace(), NB201Space(), SPACE], ids=["multires", "nb201", "toy"]
+)
 def test_compiled_flops_are_exact(space: CodeSpace) -> None:
     fn = exact_flops_fn(space)
     rng = np.random.default_rng(0)

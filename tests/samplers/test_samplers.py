@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from ncp_hpo import NeuralPredictor
 from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
+from ncp_hpo.samplers._private_apis import optuna_set_trial_system_attr
 from ncp_hpo.search._history import History
 from ncp_hpo.spaces import MultiResolutionSpace
 
@@ -211,6 +212,27 @@ def test_n_jobs_threads_share_one_sampler(nb201) -> None:
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     codes = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(codes)) == 20
+
+
+def test_a_claim_from_a_stale_history_skips_every_code_taken_since(nb201) -> None:
+    """A worker whose history is seconds old (a slow fit while other workers ran trials)
+    finds its first candidates all taken: it yields past every one of them, however many,
+    and never keeps a code another trial holds."""
+    space = nb201.space
+    sampler = NCPSampler(space=space, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    state = sampler._require_main()
+    history = sampler._history(study)  # read before the other workers' trials existed
+    candidates = space.sample(20, seed=1)
+    assert len({space.encode(c) for c in candidates}) == 20
+    for code in candidates[:12]:  # 12 other workers took the first 12 candidates meanwhile
+        other = study.ask()
+        optuna_set_trial_system_attr(study, other, PROPOSAL, json.dumps(code.tolist()))
+    mine = study.ask().number
+    frozen = study.trials[mine]
+    code, rank = sampler._claim(study, frozen, candidates, history, np.random.default_rng(0), state)
+    assert rank == 12 and code.tolist() == candidates[12].tolist()  # not one the others hold
+    assert json.loads(study.trials[mine].system_attrs[PROPOSAL]) == code.tolist()
 
 
 def test_two_processes_share_a_sqlite_study(nb201, tmp_path: Path, shared_data_dir) -> None:
