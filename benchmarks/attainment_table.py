@@ -1,9 +1,10 @@
-"""Median attainment surfaces of a two-objective comparison, read off at FLOPs caps.
+"""Median attainment surfaces of a two-objective comparison, read off at cost caps.
 
-Reads a comparison's ``results.json`` (``ncp-hpo compare --objective metric+flops``: each
-run's ``(metric, flops)`` per trial) and prints, per sampler, the value of its median
-attainment surface over the seeds after ``--trials`` trials at each cap: the best metric
-that at least half of the seeds reached within that many FLOPs (the same surfaces
+Reads a comparison's ``results.json`` (``ncp-hpo compare --objective metric+flops`` or
+``metric+params``: each run's ``(metric, cost)`` per trial) and prints, per sampler, the
+value of its median attainment surface over the seeds after ``--trials`` trials at each
+cap: the best metric that at least half of the seeds reached within that cost, in the
+record's unit of FLOPs or parameters (the same surfaces
 ``pareto.png`` draws; :func:`ncp_hpo.experiments.compare._stats.attainment_surface_2d`).
 
     python benchmarks/attainment_table.py benchmarks/results/nas-bench-201-mo \\
@@ -22,8 +23,8 @@ from ncp_hpo.experiments.compare._stats import attainment_surface_2d
 
 
 def surface_at(runs: list[np.ndarray], caps: list[float], level: float) -> list[float]:
-    """The ``level`` attainment surface of ``runs`` (``n x 2``: metric up, FLOPs down) at
-    each FLOPs cap (``nan`` where too few runs attain anything)."""
+    """The ``level`` attainment surface of ``runs`` (``n x 2``: metric up, cost down) at
+    each cost cap (``nan`` where too few runs attain anything)."""
     x, y = attainment_surface_2d([np.stack([r[:, 1], -r[:, 0]], 1) for r in runs], level)
     out = []
     for cap in caps:
@@ -35,7 +36,11 @@ def surface_at(runs: list[np.ndarray], caps: list[float], level: float) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("record", help="a comparison folder or its results.json")
-    parser.add_argument("--caps", required=True, help="comma-separated FLOPs caps")
+    parser.add_argument(
+        "--caps",
+        required=True,
+        help="comma-separated caps on the second objective (FLOPs or parameters)",
+    )
     parser.add_argument("--trials", type=int, default=None, help="trials (default: all)")
     parser.add_argument("--level", type=float, default=0.5, help="attainment level (0.5)")
     args = parser.parse_args()

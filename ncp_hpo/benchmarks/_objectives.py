@@ -30,6 +30,12 @@ Objective values
 ``objective="metric+flops"`` with ``flops_weight=None`` (the default)
     Two values ``(metric, flops)``, directions ``["maximize", "minimize"]``; ``flops`` in the
     table's unit (GFLOPs at 128x128 for NAS-Bench-MR, MFLOPs for NAS-Bench-201).
+``objective="metric+params"``
+    Two values ``(metric, params)``, directions ``["maximize", "minimize"]``: the table's
+    parameter count in millions (batch-norm weights included). On NAS-Bench-201 every
+    cell's parameter count rises with its FLOPs (both are set by the numbers of 3x3 and
+    1x1 convolutions), so the two trade-offs share one Pareto set of cells; on
+    NAS-Bench-MR they differ (a branch at a low resolution costs parameters, not FLOPs).
 ``objective="metric+flops"`` with ``flops_weight=λ`` (a float >= 0)
     One value to maximise: ``metric - λ * (flops - μ) / σ``, where ``μ`` and ``σ`` are the
     mean and standard deviation (``ddof=0``) of the table's ``flops`` column
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
     from ncp_hpo.benchmarks._table import BenchmarkTable
 
 __all__ = [
+    "OBJECTIVES",
     "BenchmarkObjective",
     "NB201Objective",
     "check_flops_weight",
@@ -78,10 +85,13 @@ __all__ = [
 ]
 
 Mode = Literal["surrogate", "table", "exact"]
-ObjectiveKind = Literal["metric", "metric+flops"]
+ObjectiveKind = Literal["metric", "metric+flops", "metric+params"]
 
 _MODES = ("surrogate", "table", "exact")
-_OBJECTIVES = ("metric", "metric+flops")
+OBJECTIVES = ("metric", "metric+flops", "metric+params")
+"""The objective kinds of :class:`BenchmarkObjective` (and of ``compare --objective``)."""
+# the second objective of each two-objective kind: a column of the table, minimised
+_COST_OF = {"metric+flops": "flops", "metric+params": "params"}
 
 
 class BenchmarkObjective:
@@ -92,7 +102,7 @@ class BenchmarkObjective:
             :class:`~ncp_hpo.benchmarks.BenchmarkTable`.
         mode: ``"surrogate"``, ``"table"`` or ``"exact"`` (see the module docstring);
             ``None`` picks ``"exact"`` for a complete table, else ``"surrogate"``.
-        objective: ``"metric"`` or ``"metric+flops"``.
+        objective: ``"metric"``, ``"metric+flops"`` or ``"metric+params"``.
         flops_weight: with ``"metric+flops"``, scalarise into one objective with this weight
             on the FLOPs z-score (see the module docstring); ``None`` (the default) keeps two
             objectives. Not a sampler's ``lam``: this changes the values the study sees.
@@ -130,8 +140,8 @@ class BenchmarkObjective:
         lam: float | None = None,
     ) -> None:
         flops_weight = renamed_lam(flops_weight, lam, type(self).__name__)
-        if objective not in _OBJECTIVES:
-            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         if mode is not None and mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES} or None, got {mode!r}")
         flops_weight = check_flops_weight(flops_weight, objective)
@@ -229,8 +239,14 @@ class BenchmarkObjective:
         return self.table.main_metric
 
     @property
+    def cost(self) -> str | None:
+        """The table column of the second objective (``"flops"``, ``"params"``), minimised;
+        ``None`` for one objective (``"metric"``, or FLOPs scalarised by ``flops_weight``)."""
+        return _COST_OF.get(self.objective) if self.flops_weight is None else None
+
+    @property
     def n_objectives(self) -> int:
-        return 2 if self.objective == "metric+flops" and self.flops_weight is None else 1
+        return 1 if self.cost is None else 2
 
     @property
     def directions(self) -> list[str]:
@@ -241,8 +257,8 @@ class BenchmarkObjective:
     def objective_names(self) -> list[str]:
         """Names of the returned values (e.g. for ``optuna_dashboard.set_objective_names``)."""
         m = self.main_metric
-        if self.n_objectives == 2:
-            return [m, "flops"]
+        if self.cost is not None:
+            return [m, self.cost]
         if self.flops_weight is not None:
             return [f"{m} - {self.flops_weight:g}*z(flops)"]
         return [m]
@@ -255,11 +271,11 @@ class BenchmarkObjective:
     def objective_values(self, metrics: Mapping[str, float]) -> float | tuple[float, float]:
         """What :meth:`__call__` returns for a result's ``metrics``."""
         value = float(metrics[self.main_metric])
-        flops = float(metrics["flops"])
-        if self.objective == "metric":
-            return value
+        if self.cost is not None:
+            return value, float(metrics[self.cost])
         if self.flops_weight is None:
-            return value, flops
+            return value
+        flops = float(metrics["flops"])
         return float(
             scalarize(
                 value, flops, weight=self.flops_weight, mean=self.flops_mean, std=self.flops_std
@@ -278,7 +294,7 @@ class BenchmarkObjective:
         Returns:
             A JSON-ready dict: ``setting``, ``mode``, ``code`` (string), ``code_vector``,
             ``source``, ``value``, ``std``, ``metrics``, ``stds``, ``fidelity`` (dict or
-            None), ``table_index``, ``objective`` (float, or ``[metric, flops]``) and in
+            None), ``table_index``, ``objective`` (float, or ``[metric, cost]``) and in
             table mode ``proposed_code``, ``snapped_index``, ``snap_distance``.
 
         Raises:

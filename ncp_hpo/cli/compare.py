@@ -91,9 +91,10 @@ def _add_loop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1")
     p.add_argument(
         "--objective",
-        choices=("metric", "metric+flops"),
+        choices=("metric", "metric+flops", "metric+params"),
         default=None,
-        help="main metric alone (the default), or metric and FLOPs (two objectives unless "
+        help="main metric alone (the default); or two objectives, the metric up and the "
+        "table's FLOPs or parameter count down (metric+flops: one objective with "
         "--flops-weight)",
     )
     p.add_argument(

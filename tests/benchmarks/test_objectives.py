@@ -171,6 +171,25 @@ def test_nb201_objective_is_exact(shared_data_dir: Path) -> None:
     assert same.mode == "exact" and same.oracle is None
 
 
+def test_metric_and_parameters_are_two_objectives(shared_data_dir: Path) -> None:
+    obj = NB201Objective(data_dir=shared_data_dir, objective="metric+params")
+    table = obj.table
+    assert obj.cost == "params" and obj.n_objectives == 2
+    assert obj.directions == ["maximize", "minimize"] and obj.objective_names == ["Acc", "params"]
+    res = obj.evaluate(table.codes[10])
+    assert res["objective"] == [table.main[10], table.metrics["params"][10]]
+    study = optuna.create_study(directions=obj.directions, sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(obj, n_trials=5)
+    for t in study.trials:
+        row = table.query(table.space.from_params(t.params))
+        assert t.values == [row["Acc"], row["params"]]
+    assert BenchmarkObjective("nas-bench-201", data_dir=shared_data_dir).cost is None
+    with pytest.raises(ValueError, match="objective='metric\\+flops'"):
+        NB201Objective(data_dir=shared_data_dir, objective="metric+params", flops_weight=0.5)
+    with pytest.raises(ValueError, match="'metric\\+params'"):
+        NB201Objective(data_dir=shared_data_dir, objective="params")  # type: ignore[arg-type]
+
+
 def test_evaluate_is_json_ready_and_fast(seg_oracle: SurrogateOracle) -> None:
     obj = BenchmarkObjective("seg", oracle=seg_oracle, objective="metric+flops")
     codes = obj.space.sample(100, seed=5)

@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 import pytest
 
+from ncp_hpo.benchmarks import load_benchmark
 from ncp_hpo.cli import main
 from ncp_hpo.exceptions import CompareError
 from ncp_hpo.experiments.compare import (
@@ -63,7 +64,7 @@ def _info(
     return BenchmarkInfo(
         setting="toy", mode="exact", objective_names=["m", "flops"][: len(directions)],
         directions=list(directions), main_metric="m", units={}, optimum=optimum,
-        optimum_note="", fidelity=None, metric_range=(0.0, 10.0), flops_range=(0.0, 100.0),
+        optimum_note="", fidelity=None, metric_range=(0.0, 10.0), cost_range=(0.0, 100.0),
     )  # fmt: skip
 
 
@@ -464,6 +465,27 @@ def test_two_objectives_hypervolume_and_pareto_plot(
     assert summary.data.metrics["median_best"] == pytest.approx(median)
     curve = client.get_metric_history(summary.info.run_id, "hypervolume")
     assert len(curve) == 5 and max(m.value for m in curve) == pytest.approx(median)
+
+
+def test_metric_and_parameters_hypervolume_uses_the_parameter_range(
+    shared_data_dir: Path, tmp_path: Path
+) -> None:
+    res = run_comparison(
+        CompareConfig(NB201, samplers=("random", "ncp"), trials=12, seeds=1,
+                      objective="metric+params", out=tmp_path, data_dir=shared_data_dir,
+                      progress=False)
+    )  # fmt: skip
+    table = load_benchmark(NB201, shared_data_dir)
+    p = np.asarray(table.metrics["params"])
+    assert res.info.cost == "params" and res.info.objective_names == ["Acc", "params"]
+    assert res.info.cost_range == (float(p.min()), float(p.max()))
+    for r in res.runs:  # each trial's second value is its cell's parameter count
+        assert len(r.values) == 12
+        assert set(np.round(r.values[:, 1], 6)) <= set(np.round(p, 6))
+        assert 0 < r.scores[-1] <= res.info.optimum + 1e-12
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"`v = (params - {p.min():.4g}) / {p.max() - p.min():.4g}`" in summary
+    assert (tmp_path / "pareto.png").stat().st_size > 0
 
 
 def test_mlflow_round_trip_and_unreachable_server(

@@ -237,3 +237,16 @@ def test_costs() -> None:
     grad = x.grad.numpy().reshape(4, 6, 5)  # type: ignore[union-attr]
     np.testing.assert_allclose(grad[0, 0], [0, 0, 3_932_160, 35_389_440, 0])
     assert SPACE.has_exact_flops
+
+
+def test_parameters_rise_with_flops_on_every_cell() -> None:
+    """Every cell's parameter count is a strictly increasing function of its FLOPs (both
+    are set by the numbers of 3x3 and 1x1 convolutions), so accuracy against parameters and
+    accuracy against FLOPs have one Pareto set of cells (``objective="metric+params"``)."""
+    space = NB201Space()
+    codes = space.enumerate_all()
+    flops, params = space.flops(codes), space.params(codes)
+    order = np.lexsort((params, flops))
+    df, dp = np.diff(flops[order]), np.diff(params[order])
+    assert np.all(dp[df == 0] == 0) and np.all(dp[df > 0] > 0)
+    assert len(np.unique(flops)) == len(np.unique(params)) == 28

@@ -35,10 +35,10 @@ def run_ax(
     study = open_study(task, optuna.samplers.RandomSampler(seed=task.seed), storage)
     fail_stale(study)
     space = obj.space
-    names = ["metric", "flops"] if obj.n_objectives == 2 else ["metric"]
+    names = ["metric"] if obj.cost is None else ["metric", obj.cost]
     client = Client(random_seed=task.seed)
     client.configure_experiment(name=task.name, parameters=space.ax_parameters())
-    client.configure_optimization(objective="metric, -flops" if obj.n_objectives == 2 else "metric")
+    client.configure_optimization(objective=", -".join(names))  # "metric" or "metric, -flops"
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if live is not None:
         live.replay(done)

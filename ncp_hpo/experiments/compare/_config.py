@@ -50,7 +50,8 @@ class CompareConfig:
         samplers: names from :data:`SAMPLERS`.
         trials: COMPLETE trials per study (the budget).
         seeds: number of seeds; studies use seeds ``0 .. seeds-1``.
-        objective: ``"metric"`` or ``"metric+flops"``.
+        objective: ``"metric"``, ``"metric+flops"`` or ``"metric+params"`` (two objectives:
+            the main metric up, the table's FLOPs or parameter count down).
         flops_weight: with ``"metric+flops"``, scalarise as ``metric - flops_weight x
             z(flops)`` (one objective, see :class:`~ncp_hpo.benchmarks.BenchmarkObjective`);
             ``None`` (the default) keeps two objectives (hypervolume statistics).
@@ -80,7 +81,7 @@ class CompareConfig:
     samplers: tuple[str, ...] = DEFAULT_SAMPLERS
     trials: int = 100
     seeds: int = 10
-    objective: Literal["metric", "metric+flops"] = "metric"
+    objective: Literal["metric", "metric+flops", "metric+params"] = "metric"
     flops_weight: float | None = None
     mode: Literal["surrogate", "table", "exact"] | None = None
     jobs: int = 1
@@ -96,7 +97,7 @@ class CompareConfig:
     lam: InitVar[float | None] = None
 
     def __post_init__(self, lam: float | None) -> None:
-        from ncp_hpo.benchmarks._objectives import check_flops_weight, renamed_lam
+        from ncp_hpo.benchmarks._objectives import OBJECTIVES, check_flops_weight, renamed_lam
 
         weight = renamed_lam(self.flops_weight, lam, "CompareConfig", stacklevel=4)
         samplers = tuple(s.strip() for s in self.samplers if s.strip())
@@ -126,10 +127,9 @@ class CompareConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise CompareError(f"--{name} must be an integer >= {lo}, got {v!r}")
         check_seeds(self.seeds)
-        if self.objective not in ("metric", "metric+flops"):
-            raise CompareError(
-                f"--objective must be 'metric' or 'metric+flops', got {self.objective!r}"
-            )
+        if self.objective not in OBJECTIVES:
+            allowed = ", ".join(repr(o) for o in OBJECTIVES)
+            raise CompareError(f"--objective must be one of {allowed}, got {self.objective!r}")
         try:
             weight = check_flops_weight(weight, self.objective, name="--flops-weight")
         except ValueError as exc:
@@ -217,7 +217,7 @@ class CompareConfig:
 
     @property
     def n_objectives(self) -> int:
-        return 2 if self.objective == "metric+flops" and self.flops_weight is None else 1
+        return 1 if self.objective == "metric" or self.flops_weight is not None else 2
 
     @property
     def out_dir(self) -> Path:

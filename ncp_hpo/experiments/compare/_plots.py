@@ -81,15 +81,21 @@ def plot_pareto(result: ComparisonResult, path: Path) -> Path:
         runs = [r for r in result.runs if r.sampler == s and r.n]
         if not runs:
             continue
-        # (FLOPs, -metric): both minimised; the median attainment surface over the seeds
+        # (cost, -metric): both minimised; the median attainment surface over the seeds
         x, y = attainment_surface_2d([np.stack([r.values[:, 1], -r.values[:, 0]], 1) for r in runs])
         ok = np.isfinite(y)
         if not ok.any():
             continue
         hv = float(np.median([r.scores[-1] for r in runs]))
         ax.step(x[ok], -y[ok], where="post", lw=1.4, label=f"{s} (median HV {hv:.3f})")
-    unit = info.units.get("flops", "")
-    ax.set_xlabel(unit if "FLOPs" in unit else f"FLOPs ({unit})")  # "GFLOPs (128x128 input)"
+    unit = info.units.get(info.cost, "")
+    if info.cost == "flops":
+        ax.set_xlabel(unit if "FLOPs" in unit else f"FLOPs ({unit})")  # "GFLOPs (128x128 input)"
+    else:  # "M (NB201 CIFAR-100 network)" -> "parameters (M, NB201 CIFAR-100 network)"
+        head, _, rest = unit.partition(" (")
+        ax.set_xlabel(
+            f"parameters ({head}, {rest.rstrip(')')})" if rest else f"parameters ({head})"
+        )
     ax.set_ylabel(f"{info.main_metric} ({info.units.get(info.main_metric, '')})")
     ax.set_title(
         f"{info.setting}: median attainment surfaces over seeds after {result.config.trials} trials"

@@ -155,19 +155,20 @@ class BenchmarkInfo:
     optimum_note: str
     fidelity: dict[str, Any] | None
     metric_range: tuple[float, float]
-    flops_range: tuple[float, float]
-    table_front: list[list[float]] = field(default_factory=list)  # raw (metric, flops)
+    cost_range: tuple[float, float]  # the table's range of the cost column
+    table_front: list[list[float]] = field(default_factory=list)  # raw (metric, cost)
     budget: dict[str, Any] | None = None  # the FLOPs budget (see flops_budget_info)
+    cost: str = "flops"  # the second objective's table column ("flops", "params")
 
     @property
     def n_objectives(self) -> int:
         return len(self.directions)
 
     def normalise(self, values: np.ndarray) -> np.ndarray:
-        """``n x 2`` (metric, flops) -> minimised normalised coordinates ``(u, v)``."""
+        """``n x 2`` (metric, cost) -> minimised normalised coordinates ``(u, v)``."""
         v = np.asarray(values, dtype=np.float64).reshape(-1, 2)
         m_lo, m_hi = self.metric_range
-        f_lo, f_hi = self.flops_range
+        f_lo, f_hi = self.cost_range
         u = (m_hi - v[:, 0]) / max(m_hi - m_lo, 1e-12)
         w = (v[:, 1] - f_lo) / max(f_hi - f_lo, 1e-12)
         return np.stack([u, w], axis=1)
@@ -268,7 +269,9 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
     table = obj.table
     m = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
     f = np.asarray(table.metrics["flops"], dtype=np.float64)
-    front_raw = pareto_front_2d(np.stack([-m, f], axis=1))
+    cost = obj.cost or "flops"  # the budget and the FLOPs weight are FLOPs
+    c = np.asarray(table.metrics[cost], dtype=np.float64)
+    front_raw = pareto_front_2d(np.stack([-m, c], axis=1))
     info_front = [[-a, b] for a, b in front_raw.tolist()]
     fidelity = obj.oracle.fidelity.to_dict() if obj.oracle is not None else None
     exact = obj.mode in ("exact", "table")
@@ -276,7 +279,7 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         tmp = BenchmarkInfo(
             table.name, obj.mode, obj.objective_names, obj.directions, table.main_metric,
             dict(table.units), None, "", fidelity,
-            (float(m.min()), float(m.max())), (float(f.min()), float(f.max())),
+            (float(m.min()), float(m.max())), (float(c.min()), float(c.max())),
         )  # fmt: skip
         optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
         note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
@@ -311,9 +314,10 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
         optimum_note=note,
         fidelity=fidelity,
         metric_range=(float(m.min()), float(m.max())),
-        flops_range=(float(f.min()), float(f.max())),
+        cost_range=(float(c.min()), float(c.max())),
         table_front=info_front,
         budget=budget,
+        cost=cost,
     )
 
 

@@ -76,10 +76,10 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
     if info.budget:
         lines.append(_budget_line(info.budget))
     if info.n_objectives == 2:
-        (m_lo, m_hi), (f_lo, f_hi) = info.metric_range, info.flops_range
+        (m_lo, m_hi), (f_lo, f_hi) = info.metric_range, info.cost_range
         lines.append(
             f"- Hypervolume: `u = ({m_hi:.4g} - {info.main_metric}) / {m_hi - m_lo:.4g}`, "
-            f"`v = (flops - {f_lo:.4g}) / {f_hi - f_lo:.4g}` (table ranges), both minimised, "
+            f"`v = ({info.cost} - {f_lo:.4g}) / {f_hi - f_lo:.4g}` (table ranges), both minimised, "
             "reference point (1, 1)."
         )
     if info.fidelity:

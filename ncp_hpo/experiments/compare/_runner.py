@@ -62,11 +62,12 @@ each finished trial ticks the tqdm bar through a queue.
 Statistics (see :func:`summarize_runs`)
 ---------------------------------------
 * **Score per trial.** Single objective: the best objective value found so far. Two
-  objectives (``metric+flops`` without a FLOPs weight): the hypervolume of the trials so far in
-  normalised coordinates ``u = (m_max - m) / (m_max - m_min)``, ``v = (f - f_min) /
-  (f_max - f_min)`` (``m``: main metric, ``f``: FLOPs, extremes over the benchmark table)
+  objectives (``metric+flops`` without a FLOPs weight, or ``metric+params``): the
+  hypervolume of the trials so far in normalised coordinates ``u = (m_max - m) / (m_max -
+  m_min)``, ``v = (f - f_min) / (f_max - f_min)`` (``m``: main metric, ``f``: FLOPs or
+  parameters, extremes over the benchmark table)
   with the fixed reference point ``(1, 1)``, i.e. the table's worst metric and largest
-  FLOPs; a point outside that box adds nothing. The table's own front has a hypervolume
+  cost; a point outside that box adds nothing. The table's own front has a hypervolume
   below 1.
 * **Best found at budgets** 10/25/50/100 (those <= trials, plus ``trials``): median and
   inter-quartile range (numpy's linear-interpolation 25th/75th percentiles) over seeds.
