@@ -91,10 +91,10 @@ def _add_objective_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--objective",
-        choices=("metric", "metric+flops"),
+        choices=("metric", "metric+flops", "metric+params"),
         default="metric",
-        help="maximise the main metric, or also minimise FLOPs (MACs for --task): two "
-        "objectives unless --flops-weight is given",
+        help="maximise the main metric, or also minimise FLOPs (MACs for --task) or the "
+        "parameter count: two objectives (metric+flops: one with --flops-weight)",
     )
     p.add_argument(
         "--flops-weight",

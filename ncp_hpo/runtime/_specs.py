@@ -142,7 +142,9 @@ def task_objective(
     from ncp_hpo.trainers import TASKS as STRATEGIES
     from ncp_hpo.trainers import TrainingObjective
 
-    objectives = ("metric",) if objective == "metric" else ("metric", "macs")
+    # metric+flops trains against the exact MACs, metric+params against the parameter count
+    cost = {"metric": None, "metric+flops": "macs", "metric+params": "params"}.get(objective, "?")
+    objectives = ("metric",) if cost is None else ("metric", cost)
     opts = {k: v for k, v in (train_options or {}).items() if v is not None}
     try:
         obj = TrainingObjective(
@@ -162,7 +164,7 @@ def task_objective(
     return ObjectiveSpec(
         objective=obj,
         directions=["maximize", "minimize"] if two else ["maximize"],
-        metric_names=[main, "macs"] if two else [main],
+        metric_names=[main, str(cost)] if two else [main],
         space=obj.space,
         description={
             "kind": "task",

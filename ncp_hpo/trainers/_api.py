@@ -364,7 +364,9 @@ class TrainingObjective:
 
     Args:
         task: the task key.
-        objectives: ``("metric",)`` or ``("metric", "macs")``.
+        objectives: ``("metric",)``, ``("metric", "macs")`` or ``("metric", "params")``
+            (the second minimised: the exact multiply-accumulates per sample, or the
+            parameter count).
         tracker: MLflow logging (optional).
         fixed: code dimensions held fixed (``{"b1": 1, ...}``), not suggested.
         max_flops: compute budget: at most this many multiply-accumulates per sample
@@ -393,9 +395,10 @@ class TrainingObjective:
         search_recipe: bool = False,
         **train_options: Any,
     ) -> None:
-        if tuple(objectives) not in (("metric",), ("metric", "macs")):
+        if tuple(objectives) not in (("metric",), ("metric", "macs"), ("metric", "params")):
             raise ValueError(
-                f"objectives must be ('metric',) or ('metric', 'macs'), got {objectives!r}"
+                "objectives must be ('metric',), ('metric', 'macs') or ('metric', 'params'), "
+                f"got {objectives!r}"
             )
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
@@ -460,4 +463,4 @@ class TrainingObjective:
         result = train_code(code, task=self.task, trial=trial, tracker=self.tracker, **options)
         if self.objectives == ("metric",):
             return result.value
-        return result.value, float(result.macs)
+        return result.value, float(result.macs if self.objectives[1] == "macs" else result.params)

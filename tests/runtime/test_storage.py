@@ -215,6 +215,17 @@ def test_one_objective_record_for_workers_and_studies(
     )
     with pytest.raises(TrainingError, match=r"directions \['maximize'\].*use another --study-name"):
         ensure_study_objective(study, two, hint="--study-name", error=TrainingError)
+    params = benchmark_objective(
+        "nas-bench-201", data_dir=str(shared_data_dir), objective="metric+params"
+    )
+    assert params.directions == ["maximize", "minimize"]
+    assert params.metric_names == ["Acc", "params"]
+    flops = optuna.create_study(study_name="f", directions=two.directions)
+    ensure_study_objective(flops, two, hint="--study-name")
+    # the same directions, another second objective: never mixed into one study
+    mixed = r"\(exact, metric\+flops\), not .*\(exact, metric\+params\)"
+    with pytest.raises(WorkerError, match=mixed):
+        ensure_study_objective(flops, params, hint="--study-name")
 
 
 def test_a_study_recorded_with_lam_is_joined_with_flops_weight(

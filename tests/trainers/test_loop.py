@@ -205,11 +205,12 @@ def test_median_pruner_sees_every_epoch(tiny_code: str) -> None:
     assert "top1" in t.user_attrs["metrics"]
 
 
-def test_two_objective_study_metric_and_macs(tiny_code: str) -> None:
+@pytest.mark.parametrize("cost", ["macs", "params"])
+def test_two_objective_study_metric_and_cost(tiny_code: str, cost: str) -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     objective = TrainingObjective(
         "cls",
-        objectives=("metric", "macs"),
+        objectives=("metric", cost),
         fixed=_tiny_fixed(tiny_code),
         epochs=1,
         image_size=16,
@@ -217,7 +218,13 @@ def test_two_objective_study_metric_and_macs(tiny_code: str) -> None:
     )
     study.optimize(objective, n_trials=1)
     (t,) = study.trials
-    assert t.state == optuna.trial.TrialState.COMPLETE and t.values[1] == t.user_attrs["macs"]
+    assert t.state == optuna.trial.TrialState.COMPLETE and t.values[1] == t.user_attrs[cost]
+    assert t.user_attrs["params"] != t.user_attrs["macs"] > 0
+
+
+def test_training_objectives_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"\('metric', 'params'\), got \('metric', 'flops'\)"):
+        TrainingObjective("cls", objectives=("metric", "flops"))
 
 
 @pytest.mark.gpu
