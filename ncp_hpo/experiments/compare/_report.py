@@ -67,7 +67,7 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
     )
     lines = [
         f"- Benchmark: `{info.setting}`, mode `{info.mode}`; objective {obj_desc}.",
-        f"- Budget: {cfg.trials} trials per study; seeds {seeds[0]}..{seeds[-1]} "
+        f"- Trials: {cfg.trials} per study; seeds {seeds[0]}..{seeds[-1]} "
         f"({len(seeds)}); samplers: {', '.join(cfg.samplers)}.",
         f"- Score: {score_name(info)}; optimum {info.optimum:.{d + 1}f} ({info.optimum_note})."
         if info.optimum is not None
