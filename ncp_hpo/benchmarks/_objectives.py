@@ -194,7 +194,7 @@ class BenchmarkObjective:
         if self.n_objectives != 1:
             raise ValueError(
                 "max_flops maximises the metric within a FLOPs budget: use objective='metric' "
-                "(or a flops_weight), not two objectives"
+                "(or 'metric+flops' with a flops_weight), not two objectives"
             )
         if self.mode == "table":
             raise ValueError("max_flops needs mode 'exact' or 'surrogate' (table mode snaps)")
@@ -459,9 +459,14 @@ def check_flops_weight(
         raise ValueError(f"{name} must be a finite number >= 0, got {flops_weight!r}")
     if objective != "metric+flops":
         needs = "--objective metric+flops" if name.startswith("--") else "objective='metric+flops'"
+        what = (
+            "optimises the metric alone"
+            if objective == "metric"
+            else f"is two objectives, the metric and {_COST_OF.get(objective, objective)}"
+        )
         raise ValueError(
             f"{name} scalarises metric and FLOPs: use it with {needs} "
-            f"(objective {objective!r} optimises the metric alone)"
+            f"(objective {objective!r} {what})"
         )
     return float(flops_weight)
 

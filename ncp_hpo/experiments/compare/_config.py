@@ -139,8 +139,8 @@ class CompareConfig:
             raise CompareError(f"--mode must be 'surrogate', 'table' or 'exact', got {self.mode!r}")
         if self.n_objectives == 2 and "cmaes" in samplers:
             raise CompareError(
-                "cmaes is single-objective: drop it, or scalarise with --flops-weight, "
-                "or use --objective metric"
+                "cmaes is single-objective: drop it, or use --objective metric (or metric+flops "
+                "scalarised with --flops-weight)"
             )
         self._check_budget()
         self._check_prior()
@@ -161,7 +161,7 @@ class CompareConfig:
         if self.n_objectives == 2:
             raise CompareError(
                 "--max-flops maximises the metric within a FLOPs budget: use --objective "
-                "metric (or scalarise with --flops-weight), not two objectives"
+                "metric (or metric+flops scalarised with --flops-weight), not two objectives"
             )
         if self.mode == "table":
             raise CompareError("--max-flops needs --mode exact or surrogate (table mode snaps)")
@@ -312,7 +312,7 @@ def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
     within = [s for s in samplers if s in STARTUP_TRIALS and trials <= STARTUP_TRIALS[s]]
     if not within:
         return None
-    counts = ", ".join(f"{s} {STARTUP_TRIALS[s]}" for s in within)
+    counts = ", ".join(f"{s} ({STARTUP_TRIALS[s]})" for s in within)
     return (
         f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
         f"{counts}: these samplers will not leave random sampling; use --trials > "
