@@ -66,6 +66,15 @@ def plot_anytime(result: ComparisonResult, path: Path) -> Path:
     return path
 
 
+def _axis_label(name: str, unit: str) -> str:
+    """``"Acc", "% (ImageNet16-120)"`` -> ``"Acc (%, ImageNet16-120)"``; ``"params", "M"`` ->
+    ``"params (M)"``."""
+    head, _, rest = unit.partition(" (")
+    if not head:
+        return name
+    return f"{name} ({head}, {rest.rstrip(')')})" if rest else f"{name} ({head})"
+
+
 def plot_pareto(result: ComparisonResult, path: Path) -> Path:
     import matplotlib
 
@@ -91,12 +100,9 @@ def plot_pareto(result: ComparisonResult, path: Path) -> Path:
     unit = info.units.get(info.cost, "")
     if info.cost == "flops":
         ax.set_xlabel(unit if "FLOPs" in unit else f"FLOPs ({unit})")  # "GFLOPs (128x128 input)"
-    else:  # "M (NB201 CIFAR-100 network)" -> "parameters (M, NB201 CIFAR-100 network)"
-        head, _, rest = unit.partition(" (")
-        ax.set_xlabel(
-            f"parameters ({head}, {rest.rstrip(')')})" if rest else f"parameters ({head})"
-        )
-    ax.set_ylabel(f"{info.main_metric} ({info.units.get(info.main_metric, '')})")
+    else:
+        ax.set_xlabel(_axis_label("parameters", unit))
+    ax.set_ylabel(_axis_label(info.main_metric, info.units.get(info.main_metric, "")))
     ax.set_title(
         f"{info.setting}: median attainment surfaces over seeds after {result.config.trials} trials"
     )

@@ -79,8 +79,9 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         (m_lo, m_hi), (f_lo, f_hi) = info.metric_range, info.cost_range
         lines.append(
             f"- Hypervolume: `u = ({m_hi:.4g} - {info.main_metric}) / {m_hi - m_lo:.4g}`, "
-            f"`v = ({info.cost} - {f_lo:.4g}) / {f_hi - f_lo:.4g}` (table ranges), both minimised, "
-            "reference point (1, 1)."
+            f"`v = ({info.cost} - {f_lo:.4g}) / {f_hi - f_lo:.4g}` ({info.cost} in "
+            f"{info.units.get(info.cost, '?')}; table ranges), both minimised, reference point "
+            "(1, 1)."
         )
     if info.fidelity:
         lines.append(f"- Surrogate oracle fidelity: {_fidelity_text(info.fidelity)}.")
