@@ -484,7 +484,8 @@ def test_metric_and_parameters_hypervolume_uses_the_parameter_range(
         assert set(np.round(r.values[:, 1], 6)) <= set(np.round(p, 6))
         assert 0 < r.scores[-1] <= res.info.optimum + 1e-12
     summary = (tmp_path / "summary.md").read_text()
-    hv = f"`v = (params - {p.min():.4g}) / {p.max() - p.min():.4g}` (params in {table.units['params']};"
+    hv = f"`v = (params - {p.min():.4g}) / {p.max() - p.min():.4g}` "
+    hv += f"(params in {table.units['params']};"
     assert hv in summary
     assert (tmp_path / "pareto.png").stat().st_size > 0
 
