@@ -142,7 +142,7 @@ def test_compare_warns_when_the_budget_is_within_the_startup_trials() -> None:
 
     line = startup_warning(("ncp", "random", "tpe"), 10)
     assert line is not None and "\n" not in line
-    assert "of ncp 10, tpe 10:" in line  # random search has no start-up phase to warn about
+    assert "of ncp (10), tpe (10):" in line  # random search has no start-up phase to warn about
     assert startup_warning(("ncp", "random", "tpe"), 11) is None
     assert startup_warning(("random",), 1) is None
-    assert "nsga2 50" in (startup_warning(("ncp", "nsga2"), 20) or "")
+    assert "nsga2 (50)" in (startup_warning(("ncp", "nsga2"), 20) or "")
