@@ -223,7 +223,8 @@ class Worker:
             return
         if end == "complete":
             summary.complete += 1
-            self._emit(f"trial {frozen.number} COMPLETE {_values(frozen.values)}")
+            values = _values(frozen.values, self.spec.metric_names)
+            self._emit(f"trial {frozen.number} COMPLETE {values}")
             return
         reason = str(frozen.user_attrs.get(FAIL_ATTR, "unknown error"))
         tag_failure(self.spec.tracker, self.study_name, frozen, run_params(self.spec))
@@ -309,7 +310,10 @@ def _health_line(health: Any) -> str:
     )
 
 
-def _values(values: Sequence[float] | None) -> str:
+def _values(values: Sequence[float] | None, names: Sequence[str] = ()) -> str:
+    """``"Acc 42.4  params 0.593"`` (the values alone where the names do not match)."""
     if not values:
         return ""
-    return " ".join(f"{v:.6g}" for v in values)
+    if len(names) != len(values):
+        return " ".join(f"{v:.6g}" for v in values)
+    return "  ".join(f"{n} {v:.6g}" for n, v in zip(names, values, strict=True))

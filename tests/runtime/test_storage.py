@@ -362,3 +362,12 @@ def test_worker_rides_out_an_outage_then_stops_with_one_line_past_the_window(
     trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
     assert trials[4].state == TrialState.FAIL
     assert trials[4].user_attrs["fail_reason"].startswith("stale heartbeat")
+
+
+def test_a_worker_names_the_values_of_each_completed_trial() -> None:
+    from ncp_hpo.runtime._worker import _values
+
+    assert _values([42.4, 0.593], ["Acc", "params"]) == "Acc 42.4  params 0.593"
+    assert _values([42.4], ["Acc"]) == "Acc 42.4"
+    assert _values([42.4, 0.593]) == "42.4 0.593"  # no names: the values alone
+    assert _values(None, ["Acc"]) == ""
