@@ -143,7 +143,10 @@ def task_objective(
     from ncp_hpo.trainers import TrainingObjective
 
     # metric+flops trains against the exact MACs, metric+params against the parameter count
-    cost = {"metric": None, "metric+flops": "macs", "metric+params": "params"}.get(objective, "?")
+    costs = {"metric": None, "metric+flops": "macs", "metric+params": "params"}
+    if objective not in costs:
+        raise WorkerError(f"objective must be one of {', '.join(costs)}, got {objective!r}")
+    cost = costs[objective]
     objectives = ("metric",) if cost is None else ("metric", cost)
     opts = {k: v for k, v in (train_options or {}).items() if v is not None}
     try:

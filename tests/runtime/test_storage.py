@@ -371,3 +371,10 @@ def test_a_worker_names_the_values_of_each_completed_trial() -> None:
     assert _values([42.4], ["Acc"]) == "Acc 42.4"
     assert _values([42.4, 0.593]) == "42.4 0.593"  # no names: the values alone
     assert _values(None, ["Acc"]) == ""
+
+
+def test_a_task_objective_of_an_unknown_kind_is_refused_by_name() -> None:
+    from ncp_hpo.runtime._specs import task_objective
+
+    with pytest.raises(WorkerError, match=r"one of metric, metric\+flops, metric\+params, got 'x'"):
+        task_objective("cls", objective="x")
