@@ -152,6 +152,18 @@ class Study:
     def complete(self) -> int:
         return sum(t.state.name == "COMPLETE" for t in self.trials())
 
+    def throughput(self) -> float | None:
+        """COMPLETE trials per second between the first and the last completion (workers'
+        start-up excluded), or ``None`` before three trials are COMPLETE."""
+        ends = sorted(
+            t.datetime_complete.timestamp()
+            for t in self.trials()
+            if t.state.name == "COMPLETE" and t.datetime_complete is not None
+        )
+        if len(ends) < 3 or ends[-1] <= ends[0]:
+            return None
+        return (len(ends) - 1) / (ends[-1] - ends[0])
+
 
 def worker_pid(t: Any) -> int | None:
     """The process that started trial ``t``: its start mark, else its ``worker`` attribute."""
@@ -226,11 +238,11 @@ def outage(kind: str, seconds: float, sup: Supervisor, ctl: list[str] | None) ->
     return time.monotonic() - t0
 
 
-def pace(study: Study, left: int, t0: float, a: argparse.Namespace) -> float:
+def pace(study: Study, left: int, a: argparse.Namespace) -> float:
     """Mean seconds between signals so that the ``left`` signals fit in the time the study
     is expected to need (its COMPLETE rate so far), within [0.5, 6] s."""
     done = study.complete()
-    rate = done / max(1.0, time.monotonic() - t0) if done >= 3 else a.workers / (3 * a.trial_s)
+    rate = study.throughput() or a.workers / (3 * a.trial_s)
     remaining = max(1.0, 0.85 * a.budget - done) / max(rate, 1e-3)
     return min(6.0, max(0.5, remaining / max(1, left)))
 
@@ -258,7 +270,7 @@ def drive(
             pid = send(kinds[0], study, sup, rng, a)
             if pid is not None:
                 sent.append(Signal(pid, kinds.pop(0), time.monotonic() - t0))
-            next_at = time.monotonic() + pace(study, len(kinds), t0, a) * rng.uniform(0.2, 1.8)
+            next_at = time.monotonic() + pace(study, len(kinds), a) * rng.uniform(0.2, 1.8)
         time.sleep(0.1)
     left_alive = sup.wait_all(timeout=180.0)
     return {

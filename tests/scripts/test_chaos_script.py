@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -61,13 +62,32 @@ def test_figures_count_healthy_failures_duplicates_and_early_kills(chaos: Module
         assert goal in missed, missed
 
 
+def test_signals_are_paced_by_the_rate_trials_complete_not_by_the_workers_start_up(
+    chaos: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four trials COMPLETE one second apart, after a start-up of any length: 1 trial/s.
+    trials = [
+        SimpleNamespace(state=SimpleNamespace(name="COMPLETE"), datetime_complete=end)
+        for end in (datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in (1, 2, 3, 4))
+    ]
+    study = chaos.Study("unused", "unused")
+    monkeypatch.setattr(study, "trials", lambda: trials)
+    assert study.throughput() == pytest.approx(1.0)
+    a = SimpleNamespace(budget=20, workers=2, trial_s=0.5)
+    # 0.85 * 20 - 4 = 13 trials to go at 1/s, shared by 4 signals.
+    assert chaos.pace(study, 4, a) == pytest.approx(13 / 4)
+    monkeypatch.setattr(study, "trials", lambda: trials[:2])  # too few: the configured rate
+    assert study.throughput() is None
+    assert chaos.pace(study, 4, a) == pytest.approx((0.85 * 20 - 2) / (2 / 1.5) / 4)
+
+
 @pytest.mark.slow
 def test_a_tiny_chaos_run_meets_its_goals(
     chaos: ModuleType, shared_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--storages", "journal", "--workers", "2", "--budget", "8", "--kills", "2"]
     argv += ["--prebeat", "1", "--terms", "1", "--min-kills", "3", "--outages"]
-    argv += ["--sampler", "random", "--trial-s", "0.5", "--warmup", "2"]
+    argv += ["--sampler", "random", "--trial-s", "1.0", "--warmup", "2"]
     argv += ["--data-dir", str(shared_data_dir), "--work-dir", str(tmp_path)]
     code = chaos.main(argv)
     out = capsys.readouterr().out
