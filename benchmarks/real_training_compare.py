@@ -57,9 +57,8 @@ SAMPLERS = (
     "ncp-paper-prior",
     "ncp-local-prior",
     "tpe",
-    "gp",
     "random",
-)
+)  # not gp: it cannot search under the compute budget (ncp_hpo.search._registry)
 PRIOR_SETTING = "cls-50-1000"
 RECIPE = "+recipe"  # a sampler name ending in it also searches lr and weight decay
 
@@ -138,7 +137,7 @@ def run_study(job: dict[str, Any]) -> dict[str, Any]:
     )
     if recipe and not study.trials:  # as ncp-hpo study --search-recipe: the recipe first
         study.enqueue_trial(obj.recipe_defaults)
-    if base in ("tpe", "gp") and not study.trials:  # as ncp-hpo study: start within budget
+    if base == "tpe" and not study.trials:  # as ncp-hpo study: start within budget
         for code in space.sample(10, seed=seed):
             study.enqueue_trial(space.to_params(code))
 

@@ -765,6 +765,31 @@ def test_bad_benchmark_and_sampler_settings_are_one_line(
     assert not any(isolated_cache.rglob("*")) if isolated_cache.exists() else True
 
 
+def test_gp_under_a_compute_budget_is_refused_in_one_line_before_any_study(
+    sqlite_url: str, tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GPSampler fits COMPLETE trials only, so a budget's refusals would teach it nothing
+    (the study used to stop after 500 refusals in a row): every command refuses it up
+    front, names why and what to use, and leaves no study behind."""
+    why = ["gp sampler cannot search under a compute budget", "COMPLETE trials only", "tpe"]
+    out = tmp_path / "cmp"
+    gp_cls = ["--task", "cls", "--sampler", "gp", "--trials", "3", "--no-mlflow"]
+    cases: list[tuple[list[str], list[str]]] = [
+        (["study", *gp_cls, "--device", "cpu", "--storage", sqlite_url],
+         [*why, "--max-gflops none"]),  # the CPU default budget
+        (["study", *gp_cls, "--max-gflops", "none", "--max-params", "1", "--storage", sqlite_url],
+         ["no --max-params"]),
+        ([*W, "--storage", sqlite_url, "--task", "cls", "--sampler", "gp", "--max-gflops",
+          "0.004"], why),
+        (["compare", *NB201, "--data-dir", str(shared_data_dir), "--samplers", "ncp,gp",
+          "--max-flops", "p25", "--out", str(out), "--no-mlflow"], [*why, "drop --max-flops"]),
+    ]  # fmt: skip
+    for args, needles in cases:
+        code, _, err = _cli(args, capsys)
+        _assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "study.db").exists() and not out.exists()
+
+
 def test_tampered_data_file_is_one_line(
     shared_data_dir: Path, tmp_path: Path, isolated_cache: Path, capsys: Any
 ) -> None:

@@ -36,6 +36,7 @@ from ncp_hpo.cli._output import make_tracker, training_output
 from ncp_hpo.exceptions import TrainingError
 from ncp_hpo.runtime import PRUNERS
 from ncp_hpo.search import OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS, TASKS
+from ncp_hpo.search._registry import budget_refusal
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -253,6 +254,10 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     check_dataset(args.task, opts)
     enqueue = [parse_code(c, option="--enqueue") for c in args.enqueue]
     max_flops, max_params = _caps(args)
+    refusal = None if max_flops is None and max_params is None else budget_refusal(args.sampler)
+    if refusal is not None:
+        drop = "--max-gflops none" + (" and no --max-params" if max_params is not None else "")
+        raise TrainingError(f"{refusal}; or search without a budget ({drop})")
     return StudyConfig(
         task=args.task,
         sampler=args.sampler,

@@ -8,6 +8,7 @@ how many workers share one budget and ride out dead workers and storage outages)
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from ncp_hpo.cli._output import cli_output, make_tracker
 from ncp_hpo.cli._parser import add_deprecated_alias
 from ncp_hpo.exceptions import WorkerError
 from ncp_hpo.search import OPTUNA_SAMPLERS, TASKS
+from ncp_hpo.search._registry import budget_refusal
 
 if TYPE_CHECKING:
     from ncp_hpo.runtime import ObjectiveSpec, Worker
@@ -258,6 +260,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise WorkerError("no storage: pass --storage URL or set NCP_HPO_STORAGE")
     if args.task is None and (args.max_gflops is not None or args.max_params is not None):
         raise WorkerError("--max-gflops/--max-params apply to --task (real training)")
+    capped = [v for v in (args.max_gflops, args.max_params) if v is not None and not math.isinf(v)]
+    refusal = budget_refusal(args.sampler) if capped else None
+    if refusal is not None:
+        raise WorkerError(refusal)
     if args.grace is not None and args.heartbeat == 0:
         raise WorkerError("--grace needs a heartbeat; drop --heartbeat 0")
     if args.grace is not None and args.grace <= args.heartbeat:

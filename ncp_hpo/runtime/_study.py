@@ -27,6 +27,7 @@ from ncp_hpo.exceptions import TrainingError, WorkerError
 from ncp_hpo.runtime._attrs import FAIL_ATTR
 from ncp_hpo.runtime._progress import StudyProgress, human
 from ncp_hpo.runtime._specs import ObjectiveSpec, ensure_study_objective, task_objective
+from ncp_hpo.search._registry import budget_refusal
 
 if TYPE_CHECKING:
     import optuna
@@ -275,7 +276,7 @@ def _set_sampler(
     from ncp_hpo.samplers import make_sampler
 
     enqueue = list(config.enqueue)
-    if getattr(spec.space, "budget", None) is not None and config.sampler in ("tpe", "gp"):
+    if getattr(spec.space, "budget", None) is not None and config.sampler == "tpe":
         if not before:
             # their random startup would mostly draw codes over the budget: start them from
             # random codes within it (seeded), then they learn the budget as a constraint
@@ -342,8 +343,9 @@ def run_training_study(
         log: where progress lines go.
 
     Raises:
-        TrainingError: a study of that name made for another task or directions, a
-            training setting the trainer refuses, a missing prior file.
+        TrainingError: a sampler that cannot search under the budget (``gp``), a study of
+            that name made for another task or directions, a training setting the trainer
+            refuses, a missing prior file.
     """
     import optuna
 
@@ -352,6 +354,8 @@ def run_training_study(
     from ncp_hpo.trainers import TASKS as STRATEGIES
 
     spec = _spec(config, tracker)
+    if getattr(spec.space, "restricted", False) and budget_refusal(config.sampler):
+        raise TrainingError(str(budget_refusal(config.sampler)))  # before the study is made
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,

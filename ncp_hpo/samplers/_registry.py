@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ncp_hpo.exceptions import SamplerConfigError
 from ncp_hpo.samplers._baselines import NetAdaptSampler, NeuralPredictorSampler, SpaceRandomSampler
 from ncp_hpo.samplers._ncp import NCPSampler
-from ncp_hpo.search._registry import AX_SAMPLERS, OPTUNA_SAMPLERS, PREDICTOR_SAMPLERS
+from ncp_hpo.search._registry import (
+    AX_SAMPLERS,
+    OPTUNA_SAMPLERS,
+    PREDICTOR_SAMPLERS,
+    budget_refusal,
+)
 from ncp_hpo.search._sampler_params import SamplerParamError, check_sampler_params
 
 if TYPE_CHECKING:
@@ -87,8 +92,12 @@ def make_sampler(
             against the constructor's annotations.
 
     Raises:
-        SamplerConfigError: unknown name, unknown or ill-typed parameter.
+        SamplerConfigError: unknown name, unknown or ill-typed parameter, or a sampler that
+            cannot search a space restricted to a compute budget (``gp``).
     """
+    refusal = budget_refusal(name) if getattr(space, "restricted", False) else None
+    if refusal is not None:
+        raise SamplerConfigError(refusal)
     cls, fixed = _sampler_class(name, space)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     given = dict(params or {})

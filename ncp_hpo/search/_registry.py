@@ -15,6 +15,7 @@ __all__ = [
     "PREDICTOR_SAMPLERS",
     "SAMPLERS",
     "TASKS",
+    "budget_refusal",
 ]
 
 PREDICTOR_SAMPLERS: tuple[str, ...] = (
@@ -51,6 +52,25 @@ SAMPLERS: tuple[str, ...] = (*OPTUNA_SAMPLERS, *AX_SAMPLERS)
 DEFAULT_SAMPLERS: tuple[str, ...] = ("ncp", "netadapt", "neural-predictor", "random", "tpe")
 """The samplers a comparison runs by default. ``gp`` is left out: Optuna's GPSampler costs
 several times NCP's time per trial on the 27-dimensional NAS-Bench-MR space."""
+
+UNBUDGETED_SAMPLERS: dict[str, str] = {
+    "gp": (
+        "Optuna's GPSampler learns from COMPLETE trials only, so a code refused over the "
+        "budget teaches it nothing and it proposes that region again (hundreds of refusals, "
+        "then the study stops)"
+    ),
+}
+"""Samplers that cannot search under a compute budget, with the reason."""
+
+
+def budget_refusal(name: str) -> str | None:
+    """Why sampler ``name`` cannot search under a compute budget (one line), or ``None``."""
+    why = UNBUDGETED_SAMPLERS.get(name)
+    if why is None:
+        return None
+    able = ", ".join(s for s in DEFAULT_SAMPLERS if s not in UNBUDGETED_SAMPLERS)
+    return f"the {name} sampler cannot search under a compute budget: {why}; these can: {able}"
+
 
 TASKS: tuple[str, ...] = ("cls", "seg", "video", "bev-det")
 """Real-training tasks (``ncp_hpo.trainers.TASKS`` maps each to its strategy)."""

@@ -8,6 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from ncp_hpo.exceptions import SamplerConfigError
 from ncp_hpo.samplers import NCPSampler, SpaceRandomSampler, make_sampler
 from ncp_hpo.spaces import MultiResolutionSpace
 from ncp_hpo.trainers import OVER_BUDGET
@@ -62,6 +63,13 @@ def test_random_under_a_budget_is_the_space_random_sampler() -> None:
     a = _run(SpaceRandomSampler(space=VIEW, seed=3), 3)
     b = _run(NCPSampler(space=VIEW, seed=3, n_startup_trials=5, **FAST), 3)  # type: ignore[arg-type]
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
+def test_gp_is_refused_on_a_budgeted_space_and_built_on_a_plain_one() -> None:
+    """GPSampler fits COMPLETE trials only: the refusals above would teach it nothing."""
+    with pytest.raises(SamplerConfigError, match="gp sampler cannot search under a compute"):
+        make_sampler("gp", space=VIEW, seed=0)
+    assert isinstance(make_sampler("gp", space=BASE, seed=0), optuna.samplers.GPSampler)
 
 
 @pytest.mark.parametrize("name", ["tpe", "gp"])

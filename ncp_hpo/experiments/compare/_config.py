@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ncp_hpo.exceptions import CompareError
 from ncp_hpo.search import AX_SAMPLERS, DEFAULT_SAMPLERS, PREDICTOR_SAMPLERS, SAMPLERS
+from ncp_hpo.search._registry import budget_refusal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,6 +171,9 @@ class CompareConfig:
             raise CompareError(
                 f"--max-flops: the {ax[0]} strategy is not budgeted yet; drop {ax[0]}"
             )
+        refused = [r for s in self.samplers if (r := budget_refusal(base_sampler(s))) is not None]
+        if refused:
+            raise CompareError(f"--max-flops: {refused[0]} (or drop --max-flops)")
 
     def _check_prior(self) -> None:
         from ncp_hpo.benchmarks import SETTINGS
