@@ -637,6 +637,46 @@ def test_netadapt_greedy_climbs_until_no_move_improves() -> None:
 
 
 # -- the one Markdown table helper -----------------------------------------------------------
+def test_paper_tradeoff_is_scored_as_compare_scores_a_two_objective_study(
+    shared_data_dir: Path,
+) -> None:
+    """Table 2's trade-off view and ``compare --objective metric+flops`` share one score."""
+    from types import SimpleNamespace
+
+    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.experiments.compare._records import benchmark_info, tradeoff_hypervolume
+    from ncp_hpo.experiments.paper._report import tradeoff_rows
+
+    # metric 0..10 (higher is better), FLOPs 1..5: the front (10, 5), (0, 1) spans nothing
+    metrics = {"acc": [0.0, 10.0, 5.0], "flops": [1.0, 5.0, 5.0]}
+    table = SimpleNamespace(name="t", main_metric="acc", units={}, metrics=metrics)
+    assert tradeoff_hypervolume(np.array([[10.0, 1.0]]), table) == 1.0  # (0, 0): all of it
+    assert tradeoff_hypervolume(np.array([[5.0, 3.0]]), table) == 0.25
+    assert tradeoff_hypervolume(np.array([[10.0, 5.0], [0.0, 1.0]]), table) == 0.0
+    # (0.25, 0.25) and (0.5, 0): 0.75 x 0.75 plus 0.5 x 0.25
+    assert tradeoff_hypervolume(np.array([[7.5, 2.0], [5.0, 1.0]]), table) == 0.6875
+    points = [{"method": "a", "seed": 0, "metric": 5.0, "flops_g": 3.0},
+              {"method": "a", "seed": 0, "metric": 10.0, "flops_g": 5.0},
+              {"method": "a", "seed": 1, "metric": 7.5, "flops_g": 2.0},
+              {"method": "b", "seed": 0, "metric": 0.0, "flops_g": 1.0}]  # fmt: skip
+    table.metrics["acc"].append(7.5)  # the table front now has (7.5, 2.0) too
+    table.metrics["flops"].append(2.0)
+    rows = {(r["method"], r["seed"]): r for r in tradeoff_rows(points, table)}
+    assert [(k, r["evaluations"]) for k, r in rows.items()] == [
+        (("a", 0), 2), (("a", 1), 1), (("b", 0), 1)]  # fmt: skip
+    assert rows["a", 0]["hypervolume"] == 0.25 and rows["b", 0]["hypervolume"] == 0.0
+    assert rows["a", 1]["share_of_table_front"] == 1.0  # the table's front is that one point
+    # on a real table: the score of a set of codes equals compare's hypervolume of a study
+    obj = BenchmarkObjective("nas-bench-201", objective="metric+flops", data_dir=shared_data_dir)
+    info, nb = benchmark_info(obj), obj.table
+    pick = np.random.default_rng(0).choice(len(nb.codes), 30, replace=False)
+    values = np.stack([np.asarray(nb.metrics[nb.main_metric])[pick],
+                       np.asarray(nb.metrics["flops"])[pick]], 1)  # fmt: skip
+    assert tradeoff_hypervolume(values, nb) == hypervolume_history(info.normalise(values))[-1]
+    front = np.asarray(info.table_front)
+    assert tradeoff_hypervolume(front, nb) == info.optimum
+
+
 def test_markdown_table_alignment_cells_and_errors() -> None:
     from ncp_hpo.experiments._markdown import markdown_table
 

@@ -24,7 +24,7 @@ from ncp_hpo.experiments.compare._stats import (
 )
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks import BenchmarkObjective
+    from ncp_hpo.benchmarks import BenchmarkObjective, BenchmarkTable
 
 __all__ = [
     "BenchmarkInfo",
@@ -34,6 +34,7 @@ __all__ = [
     "score_at",
     "score_name",
     "summarize_runs",
+    "tradeoff_hypervolume",
 ]
 
 
@@ -276,12 +277,7 @@ def benchmark_info(obj: BenchmarkObjective) -> BenchmarkInfo:
     fidelity = obj.oracle.fidelity.to_dict() if obj.oracle is not None else None
     exact = obj.mode in ("exact", "table")
     if obj.n_objectives == 2:
-        tmp = BenchmarkInfo(
-            table.name, obj.mode, obj.objective_names, obj.directions, table.main_metric,
-            dict(table.units), None, "", fidelity,
-            (float(m.min()), float(m.max())), (float(c.min()), float(c.max())),
-        )  # fmt: skip
-        optimum = hypervolume_2d(tmp.normalise(np.asarray(info_front)))
+        optimum = tradeoff_hypervolume(np.asarray(info_front), table, cost=cost)
         note = "hypervolume of the table's Pareto front (normalised, reference (1, 1))"
     elif obj.flops_weight is not None:
         from ncp_hpo.benchmarks._objectives import scalarize
@@ -336,3 +332,21 @@ def flops_budget_info(obj: BenchmarkObjective) -> dict[str, Any] | None:
         "table_codes_within": within,
         "table_codes": len(table),
     }
+
+
+def tradeoff_hypervolume(
+    values: np.ndarray, table: BenchmarkTable, *, cost: str = "flops"
+) -> float:
+    """Normalised hypervolume of ``values`` (``n x 2``: the main metric, higher is better,
+    and the ``cost`` column's value, lower is better, in the table's units) as
+    ``compare --objective metric+<cost>`` scores a study: both axes scaled to the table's
+    range (metric ``max -> 0``, ``min -> 1``; cost ``min -> 0``, ``max -> 1``), reference
+    point ``(1, 1)``. The table's own Pareto front scores the optimum."""
+    m = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
+    c = np.asarray(table.metrics[cost], dtype=np.float64)
+    info = BenchmarkInfo(
+        table.name, "exact", [table.main_metric, cost], ["maximize", "minimize"],
+        table.main_metric, dict(table.units), None, "", None,
+        (float(m.min()), float(m.max())), (float(c.min()), float(c.max())), cost=cost,
+    )  # fmt: skip
+    return hypervolume_2d(info.normalise(np.asarray(values, dtype=np.float64)))

@@ -122,6 +122,7 @@ class PaperProtocolResult:
     table4: list[dict[str, Any]]
     fidelity: dict[str, dict[str, Any]]
     predictor_scores: dict[str, list[dict[str, Any]]]
+    table2_points: list[dict[str, Any]] = field(default_factory=list)  # every evaluation
     files: dict[str, Path] = field(default_factory=dict)
     elapsed_s: float = 0.0
     skipped: list[str] = field(default_factory=list)
@@ -185,6 +186,7 @@ def run_paper_protocol(
     seed_list = list(range(seeds))
     setup = _load(benchmark, data_dir, multitask, transfer_settings)
     table2: list[dict[str, Any]] = []
+    tradeoff: list[dict[str, Any]] = []
     table3: list[dict[str, Any]] = []
     table4: list[dict[str, Any]] = []
     scores: dict[str, list[dict[str, Any]]] = {}
@@ -192,7 +194,9 @@ def run_paper_protocol(
     with _bar(n_steps, progress) as step:
         for seed in seed_list:
             preds = _fit_predictors(setup, seed, scores, step)
-            table2 += _table2_rows(setup, preds, seed, lams, step)
+            rows2, points2 = _table2_rows(setup, preds, seed, lams, step)
+            table2 += rows2
+            tradeoff += points2
             rows3, single = _table3_rows(setup, preds, seed, step)
             table3 += rows3
             table4 += _table4_rows(setup, preds, seed, single)
@@ -203,6 +207,7 @@ def run_paper_protocol(
         table2=table2,
         table3=table3,
         table4=table4,
+        table2_points=tradeoff,
         fidelity={k: o.fidelity.to_dict() for k, o in setup.oracles.items()},
         predictor_scores=scores,
         skipped=setup.skipped,
@@ -282,32 +287,50 @@ def _table2_rows(
     seed: int,
     lams: Sequence[float],
     step: Callable[[str], None],
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Table 2 for one seed: the start code, NCP (both strategies, every lambda), random
-    search, the neural predictor and NetAdapt, each code evaluated by the oracle."""
+    search, the neural predictor and NetAdapt, each code evaluated by the oracle.
+
+    Returns:
+        the rows, and every oracle evaluation as a trade-off point (``method``: the
+        method, NCP's lambdas pooled per strategy; ``seed``; ``metric``; ``flops_g``).
+    """
     b, space, start = setup.benchmark, setup.space, setup.start
     tab, oracle, pred = setup.tables[b], setup.oracles[b], preds[b]
+    points: list[dict[str, Any]] = []
 
     def row(method: str, code: np.ndarray, res: OracleResult, **kw: Any) -> dict[str, Any]:
         return _row(method, seed, code, {b: res}, predicted={b: predict_main(pred, code)}, **kw)
 
-    rows = [row("Start code {b,n=2; c,i,o=64}", start, oracle.evaluate(start), evaluations=1)]
+    def evaluated(method: str, results: Sequence[OracleResult]) -> None:
+        points.extend(
+            {"method": method, "seed": seed, "metric": r.value, "flops_g": r.metrics["flops"]}
+            for r in results
+        )
+
+    start_res = oracle.evaluate(start)
+    rows = [row("Start code {b,n=2; c,i,o=64}", start, start_res, evaluations=1)]
+    evaluated(rows[0]["method"], [start_res])
     for strategy, label in (("continuous", "continuous"), ("winner_takes_all", "WTA")):
         for lam in lams:
             code = ncp_code(pred, space, start, strategy=strategy, lam=lam)
-            rows.append(row(f"NCP-{label} λ={lam:g}", code, oracle.evaluate(code), evaluations=1))
+            res = oracle.evaluate(code)
+            rows.append(row(f"NCP-{label} λ={lam:g}", code, res, evaluations=1))
+            evaluated(f"NCP-{label} (λ {', '.join(f'{x:g}' for x in lams)})", [res])
             step(f"seed {seed}: NCP {label} {lam:g}")
     rng = np.random.default_rng(seed)  # random search, then the predictor's pool
     rs = space.sample(100, seed=rng)
     rs_res = oracle.evaluate_many(rs)
     j = int(np.argmax([r.value for r in rs_res]))
     rows.append(row("Random Search (100 samples)", rs[j], rs_res[j], evaluations=100))
+    evaluated(rows[-1]["method"], rs_res)
     step(f"seed {seed}: random search")
     top = neural_predictor_top(pred, space, rng, pool_size=10_000, top_k=10)
     top_res = oracle.evaluate_many(top)
     j = int(np.argmax([r.value for r in top_res]))
     label = "Neural Predictor (10,000 predicted, top-10 evaluated)"
     rows.append(row(label, top[j], top_res[j], evaluations=10))
+    evaluated(label, top_res)
     step(f"seed {seed}: neural predictor")
     m_std = float(np.std(tab.metrics[tab.main_metric]))
     f_std = float(np.std(tab.metrics["flops"]))
@@ -315,9 +338,11 @@ def _table2_rows(
         pred, space, start, lam=PAPER_LAMBDA, metric_std=m_std, flops_std=f_std
     )
     label = f"NetAdapt (greedy, λ={PAPER_LAMBDA:g})"
-    rows.append(row(label, na, oracle.evaluate(na), evaluations=1, steps=na_steps))
+    na_res = oracle.evaluate(na)
+    rows.append(row(label, na, na_res, evaluations=1, steps=na_steps))
+    evaluated(label, [na_res])
     step(f"seed {seed}: NetAdapt")
-    return rows
+    return rows, points
 
 
 def _table3_rows(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ncp_hpo.benchmarks import BenchmarkTable
     from ncp_hpo.experiments.paper._protocol import PaperProtocolResult
 
-__all__ = ["SHORT", "median_rows", "write_reports"]
+__all__ = ["SHORT", "median_rows", "tradeoff_rows", "write_reports"]
 
 SHORT = {"cls-50-1000": "Cls", "seg": "Seg", "video": "Video", "cls-50-100": "Cls-B",
          "cls-10-1000": "Cls-C", "seg-4x": "Seg-4x"}  # fmt: skip
@@ -118,9 +118,14 @@ def write_reports(
     ``out``; returns name -> path (``table2_md``, ``table2_csv``, ... ``json``)."""
     files: dict[str, Path] = {}
     t2 = median_rows(result.table2, "method")
+    hv_rows = tradeoff_rows(result.table2_points, tables[result.setting])
+    hv = median_rows(hv_rows, "method")
     files["table2_md"] = out / "paper_table2.md"
-    files["table2_md"].write_text("\n".join(_table2_lines(result, t2, tables)) + "\n")
+    lines = [*_table2_lines(result, t2, tables), "", *_tradeoff_lines(hv, tables[result.setting])]
+    files["table2_md"].write_text("\n".join(lines) + "\n")
     files["table2_csv"] = write_csv(out / "paper_table2.csv", result.table2)
+    if hv_rows:
+        files["tradeoff_csv"] = write_csv(out / "paper_table2_tradeoff.csv", hv_rows)
     if result.table3:
         files["table3_md"] = out / "paper_table3.md"
         files["table3_md"].write_text("\n".join(_table3_lines(result, tables)) + "\n")
@@ -141,6 +146,7 @@ def write_reports(
         "table3": result.table3,
         "table4": result.table4,
         "table2_median": t2,
+        "table2_tradeoff": hv,
     }
     files["json"].write_text(json.dumps(jsonable(doc), indent=1))
     return files
@@ -179,6 +185,55 @@ def _table2_lines(
         "Predictor the best of its top 10 (oracle-evaluated) among 10,000 predicted codes; "
         "NCP and NetAdapt make one proposal each, evaluated once. `predicted` is the NCP "
         "predictor's own estimate of the reported code.",
+    ]
+
+
+def tradeoff_rows(
+    points: Sequence[Mapping[str, Any]], table: BenchmarkTable
+) -> list[dict[str, Any]]:
+    """Per method and seed: its oracle evaluations as a trade-off of the main metric against
+    FLOPs, scored by ``compare``'s normalised hypervolume
+    (:func:`~ncp_hpo.experiments.compare._records.tradeoff_hypervolume`), and that score as
+    a share of the table front's."""
+    from ncp_hpo.experiments.compare._records import tradeoff_hypervolume
+
+    groups: dict[tuple[str, int], list[list[float]]] = {}
+    for p in points:
+        groups.setdefault((p["method"], p["seed"]), []).append([p["metric"], p["flops_g"]])
+    m, f = table.metrics[table.main_metric], table.metrics["flops"]
+    front = np.stack([np.asarray(m, dtype=np.float64), np.asarray(f, dtype=np.float64)], 1)
+    best = tradeoff_hypervolume(front, table)
+    rows = []
+    for (method, seed), vals in groups.items():
+        hv = tradeoff_hypervolume(np.asarray(vals), table)
+        rows.append(
+            {"method": method, "seed": seed, "evaluations": len(vals), "hypervolume": hv,
+             "share_of_table_front": hv / best}
+        )  # fmt: skip
+    return rows
+
+
+def _tradeoff_lines(hv: Sequence[Mapping[str, Any]], table: BenchmarkTable) -> list[str]:
+    if not hv:
+        return []
+    head = ["method", "oracle evaluations", "hypervolume", "share of the table front's"]
+    rows = [
+        [r["method"], str(int(r["evaluations"])), _iqr(r, "hypervolume", 4),
+         _iqr(r, "share_of_table_front", 3)]
+        for r in hv
+    ]  # fmt: skip
+    return [
+        f"## The trade-off: {table.main_metric} against FLOPs (as `compare --objective "
+        "metric+flops` scores it)",
+        "",
+        "Every oracle evaluation a method made is a point (its metric, its exact GFLOPs); the "
+        "score is the normalised 2-D hypervolume of those points that `compare --objective "
+        "metric+flops` gives a study: the main metric scaled so the table's best is 0 and its "
+        "worst 1, FLOPs so the table's least is 0 and its most 1, reference point (1, 1). "
+        "NCP's rows pool their lambdas (one code each). Median [25th, 75th percentile] over "
+        "seeds; the last column divides by the hypervolume of the whole table's front.",
+        "",
+        *markdown_table(head, rows, align="lrrr"),
     ]
 
 
