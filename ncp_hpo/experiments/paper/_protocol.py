@@ -28,6 +28,11 @@ Table 2 (one setting, default ``seg``; the shape of the paper's Table 2):
   evaluation.
 * the **start code** itself, for reference.
 
+Table 2's trade-off view scores every method's oracle evaluations (NCP's lambdas pooled per
+strategy) as a front of the main metric against exact FLOPs, with the normalised
+hypervolume ``compare --objective metric+flops`` gives a study
+(:func:`~ncp_hpo.experiments.compare._records.tradeoff_hypervolume`): one score for both.
+
 Table 3 (multi-task, the shape of the paper's Table 3): NCP-continuous (lambda 0.5) from the
 start code on each single setting and on pairs of settings (Eq. 7: the sum of the two
 predictors' objectives, weight 1 each); each code evaluated on every involved setting's
