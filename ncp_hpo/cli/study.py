@@ -183,7 +183,8 @@ def _add_budget_options(s: argparse.ArgumentParser) -> None:
         type=cap_arg,
         metavar="G|none",
         help="at most G GFLOPs (multiply-accumulates per sample at the training input size, "
-        f"exact); default on the CPU for cls: {cpu_default('max_gflops')}, else none",
+        f"exact); default on the CPU for cls: {cpu_default('max_gflops')}, else none; "
+        "--sampler gp needs none",
     )
     b.add_argument(
         "--max-params", type=cap_arg, metavar="M|none", help="at most M million parameters"
