@@ -776,7 +776,7 @@ def test_gp_under_a_compute_budget_is_refused_in_one_line_before_any_study(
     gp_cls = ["--task", "cls", "--sampler", "gp", "--trials", "3", "--no-mlflow"]
     cases: list[tuple[list[str], list[str]]] = [
         (["study", *gp_cls, "--device", "cpu", "--storage", sqlite_url],
-         [*why, "--max-gflops none"]),  # the CPU default budget
+         [*why, "default budget of 0.004 GFLOPs", "--max-gflops none"]),
         (["study", *gp_cls, "--max-gflops", "none", "--max-params", "1", "--storage", sqlite_url],
          ["no --max-params"]),
         ([*W, "--storage", sqlite_url, "--task", "cls", "--sampler", "gp", "--max-gflops",

@@ -247,6 +247,7 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 
     _validate(args)
     device = check_device(args.device)
+    budget_given = args.max_gflops is not None
     _apply_device_defaults(args, device)
     args.pruner = choose_pruner(args.pruner, args.sampler)
     opts = train_options(args, device)
@@ -258,7 +259,11 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     refusal = None if max_flops is None and max_params is None else budget_refusal(args.sampler)
     if refusal is not None:
         drop = "--max-gflops none" + (" and no --max-params" if max_params is not None else "")
-        raise TrainingError(f"{refusal}; or search without a budget ({drop})")
+        default = (
+            "" if budget_given or max_flops is None
+            else f"{args.task} on the CPU has a default budget of {args.max_gflops:g} GFLOPs; "
+        )  # fmt: skip
+        raise TrainingError(f"{default}{refusal}; or search without a budget ({drop})")
     return StudyConfig(
         task=args.task,
         sampler=args.sampler,

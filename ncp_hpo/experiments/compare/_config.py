@@ -319,7 +319,8 @@ def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
     counts = ", ".join(f"{s} ({STARTUP_TRIALS[s]})" for s in within)
     return (
         f"ncp-hpo: warning: --trials {trials} is within the random start-up trials of "
-        f"{counts}: these samplers will not leave random sampling; use --trials > "
+        f"{counts}: {'these samplers' if len(within) > 1 else 'it'} will not leave random "
+        "sampling; use --trials > "
         f"{max(STARTUP_TRIALS[s] for s in within)}"
     )
 

@@ -106,9 +106,10 @@ def _budget_line(budget: Mapping[str, Any]) -> str:
     return (
         f"- FLOPs budget: <= {budget['max_flops']:.6g} {budget['unit']}{how}, counted with the "
         f"exact closed-form FLOPs; {budget['table_codes_within']:,} of "
-        f"{budget['table_codes']:,} table codes within it. Predictor samplers search only "
-        "within it; a code over it is refused unevaluated (PRUNED, `fail_reason` 'over "
-        "compute budget', an Optuna constraint) and never counted."
+        f"{budget['table_codes']:,} table codes within it. `ncp`, `netadapt`, "
+        "`neural-predictor` and `random` search only within it; a code another sampler "
+        "proposes over it is refused unevaluated (PRUNED, `fail_reason` 'over compute "
+        "budget', an Optuna constraint) and never counted."
     )
 
 

@@ -74,7 +74,9 @@ def _header(result: PaperProtocolResult, title: str, settings: Sequence[str]) ->
     lines = [f"# {title}", ""]
     n = len(result.seeds)
     lines.append(
-        f"- Seeds: {n} (predictors fitted with seeds 0..{n - 1} on 2,000 table codes, 500 for "
+        f"- Seeds: {n} (predictors fitted with "
+        + ("seed 0" if n == 1 else f"seeds 0..{n - 1}")
+        + " on 2,000 table codes, 500 for "
         "validation); numbers are medians over seeds"
         + (", [25th, 75th percentile] where shown" if n > 1 else "")
         + "."
@@ -216,22 +218,32 @@ def tradeoff_rows(
 def _tradeoff_lines(hv: Sequence[Mapping[str, Any]], table: BenchmarkTable) -> list[str]:
     if not hv:
         return []
-    head = ["method", "oracle evaluations", "hypervolume", "share of the table front's"]
+    several = any(r.get("n_seeds", 1) > 1 for r in hv)
+    head = ["method", "oracle evaluations", "hypervolume",
+            "share of the table front's hypervolume"]  # fmt: skip
     rows = [
         [r["method"], str(int(r["evaluations"])), _iqr(r, "hypervolume", 4),
          _iqr(r, "share_of_table_front", 3)]
         for r in hv
     ]  # fmt: skip
+    m = np.asarray(table.metrics[table.main_metric], dtype=np.float64)
+    spread = "Median [25th, 75th percentile] over seeds. " if several else "One seed. "
     return [
         f"## The trade-off: {table.main_metric} against FLOPs (as `compare --objective "
         "metric+flops` scores it)",
         "",
-        "Every oracle evaluation a method made is a point (its metric, its exact GFLOPs); the "
-        "score is the normalised 2-D hypervolume of those points that `compare --objective "
-        "metric+flops` gives a study: the main metric scaled so the table's best is 0 and its "
-        "worst 1, FLOPs so the table's least is 0 and its most 1, reference point (1, 1). "
-        "NCP's rows pool their lambdas (one code each). Median [25th, 75th percentile] over "
-        "seeds; the last column divides by the hypervolume of the whole table's front.",
+        "Every oracle evaluation a method made is a point (its metric, its exact GFLOPs), and "
+        "its score is the normalised 2-D hypervolume `compare --objective metric+flops` "
+        f"gives a study; higher is better. Both axes span the {table.name} table of "
+        f"NAS-Bench-MR ({len(m):,} codes): {table.main_metric} from the best code's "
+        f"{m.max():.1f} (0) to the worst's {m.min():.1f} (1), FLOPs from the cheapest code "
+        "(0) to the dearest (1); "
+        "reference point (1, 1). The metric axis reaches down to the table's worst code, so "
+        "every method's codes lie near its top and FLOPs decide most of the differences: a "
+        "method that finds the most accurate codes at a high cost can score below one that "
+        "finds slightly less accurate, much cheaper ones. NCP's rows pool their lambdas "
+        f"(one code each). {spread}The last column divides by the hypervolume of the "
+        "table's own front (all its codes).",
         "",
         *markdown_table(head, rows, align="lrrr"),
     ]
