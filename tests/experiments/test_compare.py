@@ -706,7 +706,8 @@ def test_zero_cost_rows_start_from_ncps_warm_start_codes(
     first = {r.sampler: [list(c) for c in r.codes[:10]] for r in res.runs}
     assert first["ncp"] == first["tpe+zc"] == first["random+zc"]
     assert res.warm_start == "ZeroCostWarmStart(synflow (nas-bench-201), pool_size=1000)"
-    assert "Zero-cost warm start of `ncp`" in (tmp_path / "c" / "summary.md").read_text()
+    text = (tmp_path / "c" / "summary.md").read_text()
+    assert "Zero-cost warm start of `ncp`" in text and "`+zc` rows enqueue the same codes" in text
 
 
 def test_compare_studies_name_their_objectives(shared_data_dir: Path, tmp_path: Path) -> None:

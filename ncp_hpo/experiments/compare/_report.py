@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ncp_hpo.experiments._markdown import markdown_table
-from ncp_hpo.experiments.compare._config import PRIOR_SEED, REFERENCE_SAMPLER
+from ncp_hpo.experiments.compare._config import PRIOR_SEED, REFERENCE_SAMPLER, WARM_START_SUFFIX
 from ncp_hpo.experiments.compare._provenance import environment_info
 from ncp_hpo.experiments.compare._records import BenchmarkInfo, SamplerSummary, score_name
 from ncp_hpo.search import DEFAULT_SAMPLERS
@@ -91,9 +91,12 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
             f"fitted on 2,000 of its table's codes, seed {PRIOR_SEED}), given as `prior=`; the "
             "same sampler without `+prior` starts from scratch."
         )
+    zc = any(s.endswith(WARM_START_SUFFIX) for s in cfg.samplers)
     lines.append(
-        f"- Zero-cost warm start of `ncp`'s start-up trials (and the codes `+zc` rows enqueue): "
-        f"{result.warm_start}."
+        "- Zero-cost warm start of `ncp` (its start-up trials are the codes that a score of "
+        "the untrained network ranks best, no training needed"
+        + ("; the `+zc` rows enqueue the same codes" if zc else "")
+        + f"): {result.warm_start}."
         if result.warm_start
         else "- Zero-cost warm start: none (no score table for this space; random start-up)."
     )
