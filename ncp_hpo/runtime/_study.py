@@ -354,8 +354,9 @@ def run_training_study(
     from ncp_hpo.trainers import TASKS as STRATEGIES
 
     spec = _spec(config, tracker)
-    if getattr(spec.space, "restricted", False) and budget_refusal(config.sampler):
-        raise TrainingError(str(budget_refusal(config.sampler)))  # before the study is made
+    refusal = budget_refusal(config.sampler) if getattr(spec.space, "restricted", False) else None
+    if refusal is not None:
+        raise TrainingError(refusal)  # before the study is made
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,

@@ -3,6 +3,8 @@ it (a budget-restricted space), Optuna's learn it as a constraint from refused t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import optuna
 import pytest
@@ -70,6 +72,19 @@ def test_gp_is_refused_on_a_budgeted_space_and_built_on_a_plain_one() -> None:
     with pytest.raises(SamplerConfigError, match="gp sampler cannot search under a compute"):
         make_sampler("gp", space=VIEW, seed=0)
     assert isinstance(make_sampler("gp", space=BASE, seed=0), optuna.samplers.GPSampler)
+
+
+def test_a_gp_training_study_under_a_budget_is_refused_before_it_is_made(tmp_path: Any) -> None:
+    from ncp_hpo.exceptions import TrainingError
+    from ncp_hpo.runtime import StudyConfig
+    from ncp_hpo.runtime._study import open_study_storage, run_training_study
+
+    storage = open_study_storage(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = StudyConfig(task="cls", sampler="gp", name="s", trials=2, epochs=1, pruner="none",
+                      max_flops=4e6, progress=False)  # fmt: skip
+    with pytest.raises(TrainingError, match="gp sampler cannot search under a compute budget"):
+        run_training_study(cfg, storage=storage, tracker=None, log=print)
+    assert optuna.get_all_study_names(storage) == []
 
 
 @pytest.mark.parametrize("name", ["tpe", "gp"])
