@@ -22,37 +22,73 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from _distributed import NCP_ARGS, Workers, audit, load, start_workers, worker_env
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class PgServer:
+    """The test server: its ``pg_ctl`` command and the TCP address clients use."""
+
+    ctl: list[str]
+    host: str
+    port: int
+
+    def running(self) -> bool:
+        return subprocess.run([*self.ctl, "status"], capture_output=True).returncode == 0
+
+    def stop(self) -> None:
+        """Stop fast (connections are dropped); nothing when it is not running."""
+        if self.running():
+            subprocess.run([*self.ctl, "stop", "-m", "fast", "-w"], capture_output=True, check=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start it and return once it accepts TCP connections.
+
+        ``pg_ctl start -w`` can fail while the port is briefly held by another socket
+        (the port lies in Linux's ephemeral range), so the start is retried until the
+        server answers on its address, for up to ``timeout`` seconds.
+        """
+        deadline, said = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            if not self.running():
+                done = subprocess.run([*self.ctl, "start", "-w"], capture_output=True)
+                said = (done.stdout + done.stderr).decode(errors="replace")
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"the server did not come back in {timeout:.0f} s: {said}")
+
+    def report(self, lines: int = 20) -> str:
+        """Whether it runs and the tail of its log, for a failing assertion's message."""
+        log = Path(self.ctl[self.ctl.index("-l") + 1]) if "-l" in self.ctl else None
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log and log.exists() else []
+        return f"--- server running: {self.running()}; its log:\n" + "\n".join(tail)
+
+
 @pytest.fixture
-def pg_ctl(postgres_url: str) -> Iterator[list[str]]:
-    """The test server's ``pg_ctl`` command; the server is running again after the test."""
+def pg_ctl(postgres_url: str) -> Iterator[PgServer]:
+    """The test server; it is running again after the test."""
     cmd = os.environ.get("NCP_HPO_TEST_PG_CTL")
     if not cmd:
         pytest.skip("NCP_HPO_TEST_PG_CTL is not set (source .ci/postgres.sh to start a server)")
-    ctl = shlex.split(cmd)
-    yield ctl
-    _pg(ctl, "start")
-
-
-def _pg(ctl: list[str], action: str) -> float:
-    """Stop (fast: connections are dropped) or start the server; the seconds it took."""
-    t0 = time.monotonic()
-    args = ["stop", "-m", "fast", "-w"] if action == "stop" else ["start", "-w"]
-    status = subprocess.run([*ctl, "status"], capture_output=True, check=False).returncode
-    if (action == "stop") == (status == 0):  # running and asked to stop, or the reverse
-        subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=60)
-    return time.monotonic() - t0
+    url = make_url(postgres_url)
+    server = PgServer(shlex.split(cmd), url.host or "127.0.0.1", url.port or 5432)
+    yield server
+    server.start()
 
 
 def _wait(
@@ -110,7 +146,7 @@ def _start(
 
 def test_outage_longer_than_grace_fails_no_healthy_trial(
     postgres_url: str,
-    pg_ctl: list[str],
+    pg_ctl: PgServer,
     drop_studies: list[str],
     study_name: str,
     shared_data_dir: Path,
@@ -137,15 +173,15 @@ def test_outage_longer_than_grace_fails_no_healthy_trial(
     try:
         before, live = _wait(study_name, postgres_url, complete=3, running=n, timeout=120)
         t_stop = time.monotonic()
-        _pg(pg_ctl, "stop")
+        pg_ctl.stop()
         time.sleep(max(0.0, outage - (time.monotonic() - t_stop)))
-        _pg(pg_ctl, "start")
+        pg_ctl.start()
         down = time.monotonic() - t_stop
         codes = workers.wait(timeout=150)
     finally:
         workers.kill()
-        _pg(pg_ctl, "start")
-    assert codes == [0] * n, workers.tail()
+        pg_ctl.start()
+    assert codes == [0] * n, workers.tail() + pg_ctl.report()
     assert down > grace and live == {3, 4, 5}, (down, live)  # the case described above
     a = audit(load(study_name, postgres_url))
     complete = {t.number for t in a.complete}
@@ -155,7 +191,9 @@ def test_outage_longer_than_grace_fails_no_healthy_trial(
     assert a.states.get("RUNNING", 0) == 0 and a.states.get("WAITING", 0) == 0
     assert a.duplicates == 0, a.line()
     logs = "".join(log.read_text() for log in workers.logs)
-    assert "storage unreachable" in logs and "storage back" in logs, workers.tail()
+    assert "storage unreachable" in logs and "storage back" in logs, (
+        workers.tail() + pg_ctl.report()
+    )
     assert "Traceback" not in logs, logs
     assert live <= complete, "a trial running through the outage was not completed"
     record_property(
@@ -168,7 +206,7 @@ def test_outage_longer_than_grace_fails_no_healthy_trial(
 
 def test_outage_past_the_retry_window_stops_in_one_line_and_a_new_worker_recovers(
     postgres_url: str,
-    pg_ctl: list[str],
+    pg_ctl: PgServer,
     drop_studies: list[str],
     study_name: str,
     shared_data_dir: Path,
@@ -190,14 +228,14 @@ def test_outage_past_the_retry_window_stops_in_one_line_and_a_new_worker_recover
     )
     try:
         before, _ = _wait(study_name, postgres_url, complete=2, running=1, timeout=120)
-        _pg(pg_ctl, "stop")
+        pg_ctl.stop()
         t_stop = time.monotonic()
         codes = workers.wait(timeout=60)
         stopped_after = time.monotonic() - t_stop
     finally:
         workers.kill()
-        _pg(pg_ctl, "start")
-    assert codes == [2] * n, workers.tail()
+        pg_ctl.start()
+    assert codes == [2] * n, workers.tail() + pg_ctl.report()
     lines = [_one_line_stop(log) for log in workers.logs]
     for line in lines:
         assert "unreachable" in line and ("connection refused" in line or "restarting" in line)
@@ -215,7 +253,7 @@ def test_outage_past_the_retry_window_stops_in_one_line_and_a_new_worker_recover
         seed0=10,
     )
     try:
-        assert again.wait(timeout=150) == [0], again.tail()
+        assert again.wait(timeout=150) == [0], again.tail() + pg_ctl.report()
     finally:
         again.kill()
     a = audit(load(study_name, postgres_url))
