@@ -81,7 +81,8 @@ class PredictorSamplerBase(BaseSampler):
     encoded by :class:`~ncp_hpo.spaces.ParamSpace`; with one, the intersection's other
     parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`); a ``prior`` is then
     widened to them (:func:`~ncp_hpo.predictor.widen_inputs`: it ignores them until the
-    study's trials fine-tune it).
+    study's trials fine-tune it) and the proposer holds them (``held_dims``: searched
+    locally around the best trial's values).
 
     Args:
         space: the code space (``None``: inferred per study).
@@ -155,7 +156,7 @@ class PredictorSamplerBase(BaseSampler):
     def _new_state(self, space: CodeSpace) -> _SpaceState:
         """A fresh engine (proposer and predictor source) over ``space``; a prior over the
         given space is widened to the joined parameters (ignoring them until fine-tuned)."""
-        settings = self._source_settings
+        settings, proposer = self._source_settings, self._proposer_settings
         if (
             self._prior is not None
             and isinstance(space, ProductSpace)
@@ -165,7 +166,9 @@ class PredictorSamplerBase(BaseSampler):
             mean, std = (rest.lower + rest.upper) / 2, (rest.upper - rest.lower) / np.sqrt(12)
             widened = widen_inputs(self._prior, mean, np.maximum(std, 1e-6))
             settings = replace(settings, prior=widened)
-        engine = SearchEngine(proposer=self._proposer_settings(space), source=settings(space))
+            held = tuple(range(space.dim - rest.dim, space.dim))  # what the prior never saw
+            proposer = replace(proposer, params={**proposer.params, "held_dims": held})
+        engine = SearchEngine(proposer=proposer(space), source=settings(space))
         # Optuna parameter names (for NB201 one categorical per edge, not the one-hot dims)
         return _SpaceState(space, engine, tuple(space.optuna_distributions()))
 

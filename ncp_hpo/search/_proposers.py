@@ -68,12 +68,18 @@ class Proposer:
         space: the code space.
         lam: weight of the exact-FLOPs penalty (paper's lambda); 0 disables it. Only used
             where the space has exact FLOPs.
+        held_dims: code dimensions the predictor knew nothing of before the study (the
+            inputs a prior was widened to, e.g. a training recipe's learning rate): random
+            codes take them from the best trial and propagation does not move them, so
+            they change only by the one-unit moves of perturbed starts, a local search
+            around the best trial's values instead of an extrapolation to a bound.
     """
 
     predictor_defaults: ClassVar[PredictorDefaults] = PredictorDefaults()
 
     space: CodeSpace
     lam: float = 0.0
+    held_dims: tuple[int, ...] = ()
     info: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
@@ -84,6 +90,29 @@ class Proposer:
         if not isinstance(self.space, CodeSpace):
             raise TypeError(f"space must be a CodeSpace, got {type(self.space).__name__}")
         self.lam = check_lam(self.lam)
+        held = tuple(self.held_dims)
+        if any(isinstance(i, bool) or not isinstance(i, int | np.integer) for i in held) or any(
+            not 0 <= i < self.space.dim for i in held
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: held_dims must be dimensions 0..{self.space.dim - 1} "
+                f"of the code, got {self.held_dims!r}"
+            )
+        self.held_dims = tuple(int(i) for i in held)
+
+    def _random_codes(self, n: int, history: History, rng: np.random.Generator) -> np.ndarray:
+        """``n`` uniformly random codes (``n x d``); ``held_dims`` from the best trial."""
+        codes = self.space.sample(n, seed=rng)
+        if self.held_dims and n:
+            inc = history.incumbents(max_count=1)
+            if len(inc):
+                idx = list(self.held_dims)
+                codes[:, idx] = inc[0][idx]
+        return codes
+
+    def _held_features(self) -> dict[int | str, float | None] | None:
+        """``propagate``'s ``fixed_features``: each held dimension at its start's value."""
+        return {i: None for i in self.held_dims} or None
 
     def _log_flops(self, codes: np.ndarray) -> np.ndarray:
         if not uses_flops(self.lam, self.space):
@@ -133,7 +162,7 @@ class NeuralPredictorProposer(Proposer):
         _check_int(self, "top_k", 1)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
-        pool = self.space.sample(self.pool_size, seed=rng)
+        pool = self._random_codes(self.pool_size, history, rng)
         w = objective_weights(len(model.outputs), rng)
         util = self._utility(pool, history, model, w)
         order = np.argsort(-util, kind="stable")[: self.top_k]
@@ -160,7 +189,7 @@ class NetAdaptProposer(Proposer):
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
         inc = history.incumbents(max_count=1)
-        current = inc[0] if len(inc) else self.space.sample(1, seed=rng)[0]
+        current = inc[0] if len(inc) else self._random_codes(1, history, rng)[0]
         w = objective_weights(len(model.outputs), rng)
         ranked: list[np.ndarray] = []
         for _ in range(self.max_steps):
@@ -271,6 +300,7 @@ class NCPProposer(Proposer):
                 lam=self.lam if use_flops else 0.0,
                 flops_source="exact" if use_flops else "none",
                 stop_at_target=False,
+                fixed_features=self._held_features(),
             )
             finals.append(res.codes)
             if res.trajectory is not None:
@@ -300,7 +330,7 @@ class NCPProposer(Proposer):
         if len(inc) and n_pert > 0:
             parts.append(self._perturb(inc[rng.integers(0, len(inc), size=n_pert)], rng))
         n_fill = self.n_starts - sum(len(p) for p in parts)
-        parts.append(self.space.sample(max(n_fill, 0), seed=rng))
+        parts.append(self._random_codes(max(n_fill, 0), history, rng))
         return np.concatenate(parts).astype(np.int64)
 
     def _perturb(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -459,12 +489,13 @@ class GuidedNCPProposer(NCPProposer):
             lam=self.lam if use_flops else 0.0,
             flops_source="exact" if use_flops else "none",
             stop_at_target=False,
+            fixed_features=self._held_features(),
         )
         parts = [res.codes]
         if res.trajectory is not None:
             parts.append(res.trajectory.rounded.reshape(-1, self.space.dim))
         parts += [self.space.neighbors(c) for c in _unique_rows(res.codes)]
-        parts.append(self.space.sample(self.n_random, seed=rng))
+        parts.append(self._random_codes(self.n_random, history, rng))
         return self._score(_unique_rows(np.concatenate(parts).astype(np.int64)), model)
 
     def _score(self, codes: np.ndarray, model: ScoreModel) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from ncp_hpo import NeuralPredictor
 from ncp_hpo.samplers import NCPSampler, NetAdaptSampler, NeuralPredictorSampler
 from ncp_hpo.samplers._private_apis import optuna_set_trial_system_attr
 from ncp_hpo.search._history import History
-from ncp_hpo.spaces import MultiResolutionSpace
+from ncp_hpo.spaces import MultiResolutionSpace, ParamSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -301,10 +301,20 @@ def test_a_prior_searches_extra_parameters_widened(seg_prior, caplog) -> None:
     sampler = NCPSampler(space=space, prior=seg_prior, seed=0, iterations=20, mode="paper")
     study = optuna.create_study(direction="maximize", sampler=sampler)
     with caplog.at_level(logging.WARNING):
-        study.optimize(objective, n_trials=6)
+        study.optimize(objective, n_trials=20)
     assert not [r for r in caplog.records if "independent" in r.getMessage()]
-    lengths = [len(json.loads(t.system_attrs[PROPOSAL])) for t in study.trials]
+    proposals = [json.loads(t.system_attrs[PROPOSAL]) for t in study.trials]
+    lengths = [len(p) for p in proposals]
     assert lengths[0] == 27 and set(lengths[2:]) == {28}  # lr joins once a trial has it
+    # the prior never saw the lr: it is held (held_dims), so each proposal's lr grid index is
+    # an earlier trial's or one local move (ParamSpace.neighbors: +-1, 2, 4 ... steps) from
+    # one, never a propagation's run to a bound of the range
+    grid = ParamSpace({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
+    seen = [int(grid.from_params({"lr": t.params["lr"]})[0]) for t in study.trials]
+    moves = {0, 1, 2, 4, 8, 16}
+    for k in range(2, len(proposals)):
+        lr = proposals[k][27]
+        assert any(abs(lr - s) in moves for s in seen[:k]), (k, lr, seen[:k])
 
 
 def test_prior_fine_tuned_on_the_study(seg, seg_prior) -> None:

@@ -70,6 +70,9 @@ def test_registry_and_mode(nb201) -> None:
         LocalNCPProposer(nb201.space, residual_length=0.0)
     with pytest.raises(ValueError, match="residual_max"):
         LocalNCPProposer(nb201.space, residual_max=1)
+    with pytest.raises(ValueError, match=r"held_dims must be dimensions 0\.\.29 of the code"):
+        LocalNCPProposer(nb201.space, held_dims=(30,))
+    assert LocalNCPProposer(nb201.space, held_dims=[np.int64(2)]).held_dims == (2,)
 
 
 def test_local_step_takes_the_predicted_best_neighbour(nb201) -> None:
