@@ -45,7 +45,7 @@ from ncp_hpo.exceptions import OracleCacheWarning as OracleCacheWarning
 from ncp_hpo.exceptions import UnsupportedSettingError as UnsupportedSettingError
 
 if TYPE_CHECKING:
-    from ncp_hpo.benchmarks._objectives import BenchmarkObjective, NB201Objective
+    from ncp_hpo.benchmarks._objectives import OBJECTIVES, BenchmarkObjective, NB201Objective
     from ncp_hpo.benchmarks._oracle import SurrogateOracle, load_oracle
     from ncp_hpo.benchmarks._oracle import cached_oracles as cached_oracles
     from ncp_hpo.benchmarks._oracle import oracle_cache_path as oracle_cache_path
@@ -57,7 +57,9 @@ if TYPE_CHECKING:
 # The objectives and oracle pull in Optuna, torch and scikit-learn: they load on first use,
 # so `import ncp_hpo.benchmarks` (and `ncp-hpo --help`) stays fast.
 _LAZY = {
-    **dict.fromkeys(("BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"),
+    **dict.fromkeys(
+        ("OBJECTIVES", "BenchmarkObjective", "NB201Objective"), "ncp_hpo.benchmarks._objectives"
+    ),
     **dict.fromkeys(
         ("SurrogateOracle", "cached_oracles", "load_oracle", "oracle_cache_path"),
         "ncp_hpo.benchmarks._oracle",
@@ -76,6 +78,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 # Public: the names in __all__. The others imported here (``x as x``: the upstream registry
 # and file locations, the oracle's internals) are for ncp_hpo's own use; private.
 __all__ = [
+    "OBJECTIVES",
     "SETTINGS",
     "BenchmarkObjective",
     "BenchmarkTable",

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from ncp_hpo.benchmarks import OBJECTIVES
 from ncp_hpo.cli._options import add_quiet_option
 from ncp_hpo.cli._parser import add_deprecated_alias
 from ncp_hpo.search import DEFAULT_SAMPLERS, SAMPLERS
@@ -91,7 +92,7 @@ def _add_loop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1")
     p.add_argument(
         "--objective",
-        choices=("metric", "metric+flops", "metric+params"),
+        choices=OBJECTIVES,
         default=None,
         help="main metric alone (the default); or two objectives, the metric up and the "
         "table's FLOPs or parameter count down (metric+flops: one objective with "

@@ -16,6 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ncp_hpo._secrets import redact, remember_url
+from ncp_hpo.benchmarks import OBJECTIVES
 from ncp_hpo.cli._options import (
     add_quiet_option,
     add_threads_option,
@@ -93,7 +94,7 @@ def _add_objective_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--objective",
-        choices=("metric", "metric+flops", "metric+params"),
+        choices=OBJECTIVES,
         default="metric",
         help="maximise the main metric, or also minimise FLOPs (MACs for --task) or the "
         "parameter count: two objectives (metric+flops: one with --flops-weight)",
