@@ -75,7 +75,7 @@ def propagate(
     flops_kwargs: Mapping[str, Any] | None = None,
     flops_reference: Any | None = None,
     round_every: int | Literal["auto"] | None = "auto",
-    fixed_features: Mapping[int | str, float | None] | None = None,
+    fixed_features: Mapping[int | str, float] | None = None,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     optimizer_options: Mapping[str, Any] | None = None,
     callback: Callback | None = None,
@@ -205,7 +205,7 @@ def _setup(objectives: Any, space: CodeSpace, initial: Any, cfg: PropagationConf
         paper_start(space) if initial is None else initial, d, name="initial", dtype=torch.float64
     )
     free, fixed_vals = fixed_mask(cfg.fixed_features, space.names, d)
-    e0 = torch.where(free | fixed_vals.isnan(), e0, fixed_vals)
+    e0 = torch.where(free, e0, fixed_vals)
     check_initial(e0, frame.lower, frame.upper, space.names)
     if cfg.strategy == "winner_takes_all":
         e0 = torch.as_tensor(space.round(e0.numpy()), dtype=torch.float64)

@@ -166,10 +166,9 @@ def check_initial(x: Tensor, lower: Tensor, upper: Tensor, names: Sequence[str])
 
 
 def fixed_mask(
-    fixed: Mapping[int | str, float | None] | None, names: Sequence[str], d: int
+    fixed: Mapping[int | str, float] | None, names: Sequence[str], d: int
 ) -> tuple[Tensor, Tensor]:
-    """``(free, values)``: ``free`` d bool (False where fixed), ``values`` d (raw units;
-    NaN where a dimension is held at each start's own value, given as ``None``)."""
+    """``(free, values)``: ``free`` d bool (False where fixed), ``values`` d (raw units)."""
     free = torch.ones(d, dtype=torch.bool)
     values = torch.zeros(d, dtype=torch.float64)
     for key, v in (fixed or {}).items():
@@ -182,7 +181,7 @@ def fixed_mask(
             if not 0 <= i < d:
                 raise IndexError(f"fixed feature index {i} is out of range for d = {d}")
         free[i] = False
-        values[i] = float("nan") if v is None else float(v)
+        values[i] = float(v)
     return free, values
 
 

@@ -280,8 +280,7 @@ class PropagationConfig:
             iterations (NAS-Bench-201 uses 10); ``"auto"``: the space's
             :attr:`~ncp_hpo.spaces.CodeSpace.round_every` (10 for NAS-Bench-201, never for
             NAS-Bench-MR, as upstream).
-        fixed_features: ``{dimension index or name: raw value}`` held fixed; a value of
-            ``None`` holds the dimension at each start's own value.
+        fixed_features: ``{dimension index or name: raw value}`` held fixed.
         optimizer: a ``torch.optim.Optimizer`` class for the continuous update; ``None`` is
             the paper's plain projected gradient step ``z <- P(z - lr * grad)``.
         optimizer_options: extra keyword arguments for ``optimizer``.
@@ -315,7 +314,7 @@ class PropagationConfig:
     flops_kwargs: Mapping[str, Any] | None = None
     flops_reference: Any | None = None
     round_every: int | Literal["auto"] | None = "auto"
-    fixed_features: Mapping[int | str, float | None] | None = None
+    fixed_features: Mapping[int | str, float] | None = None
     optimizer: Callable[..., torch.optim.Optimizer] | None = None
     optimizer_options: Mapping[str, Any] | None = None
     callback: Callback | None = None

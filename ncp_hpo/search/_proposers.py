@@ -70,9 +70,10 @@ class Proposer:
             where the space has exact FLOPs.
         held_dims: code dimensions the predictor knew nothing of before the study (the
             inputs a prior was widened to, e.g. a training recipe's learning rate): random
-            codes take them from the best trial and propagation does not move them, so
-            they change only by the one-unit moves of perturbed starts, a local search
-            around the best trial's values instead of an extrapolation to a bound.
+            codes take them from the best trial, and a propagated code moves them at most
+            ``held_reach`` grid steps from its start, so the gradient the study's few trials
+            taught is followed a step at a time, never extrapolated to a bound.
+        held_reach: how far (grid steps) one propagation moves a held dimension.
     """
 
     predictor_defaults: ClassVar[PredictorDefaults] = PredictorDefaults()
@@ -80,6 +81,7 @@ class Proposer:
     space: CodeSpace
     lam: float = 0.0
     held_dims: tuple[int, ...] = ()
+    held_reach: int = 8
     info: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def propose(self, history: History, model: ScoreModel, rng: np.random.Generator) -> np.ndarray:
@@ -99,6 +101,7 @@ class Proposer:
                 f"of the code, got {self.held_dims!r}"
             )
         self.held_dims = tuple(int(i) for i in held)
+        _check_int(self, "held_reach", 0)
 
     def _random_codes(self, n: int, history: History, rng: np.random.Generator) -> np.ndarray:
         """``n`` uniformly random codes (``n x d``); ``held_dims`` from the best trial."""
@@ -110,9 +113,17 @@ class Proposer:
                 codes[:, idx] = inc[0][idx]
         return codes
 
-    def _held_features(self) -> dict[int | str, float | None] | None:
-        """``propagate``'s ``fixed_features``: each held dimension at its start's value."""
-        return {i: None for i in self.held_dims} or None
+    def _within_reach(self, codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """``codes`` (``... x n x d``, row ``i`` propagated from ``starts[i]``) with each held
+        dimension clipped to ``held_reach`` grid steps of its start's value."""
+        if not self.held_dims:
+            return codes
+        idx = list(self.held_dims)
+        reach = self.held_reach * np.asarray(self.space.grid_step(), dtype=np.float64)[idx]
+        out = np.array(codes, copy=True)
+        origin = starts[:, idx]
+        out[..., idx] = np.clip(out[..., idx], origin - reach, origin + reach).astype(out.dtype)
+        return out
 
     def _log_flops(self, codes: np.ndarray) -> np.ndarray:
         if not uses_flops(self.lam, self.space):
@@ -300,15 +311,17 @@ class NCPProposer(Proposer):
                 lam=self.lam if use_flops else 0.0,
                 flops_source="exact" if use_flops else "none",
                 stop_at_target=False,
-                fixed_features=self._held_features(),
             )
-            finals.append(res.codes)
+            codes = self._within_reach(res.codes, starts)
+            finals.append(codes)
             if res.trajectory is not None:
-                visited.append(res.trajectory.rounded.reshape(-1, self.space.dim))
-            if any(code_key(c) not in seen for c in res.codes):
+                visited.append(
+                    self._within_reach(res.trajectory.rounded, starts).reshape(-1, self.space.dim)
+                )
+            if any(code_key(c) not in seen for c in codes):
                 break
             # every final code is taken: keep propagating from perturbed finals
-            starts = self._perturb(res.codes, rng)
+            starts = self._perturb(codes, rng)
         final = _unique_rows(np.concatenate(finals))
         util = self._utility(final, history, model, weights)
         ranked = final[np.argsort(-util, kind="stable")]
@@ -479,22 +492,25 @@ class GuidedNCPProposer(NCPProposer):
             if w > 0
         ]
         use_flops = uses_flops(self.lam, self.space)
+        starts = self._starts(history, rng)
         res = propagate(
             objectives,
             self.space,
-            self._starts(history, rng),
+            starts,
             strategy=self.strategy,  # type: ignore[arg-type]
             iterations=self.iterations,
             lr=self.lr,
             lam=self.lam if use_flops else 0.0,
             flops_source="exact" if use_flops else "none",
             stop_at_target=False,
-            fixed_features=self._held_features(),
         )
-        parts = [res.codes]
+        codes = self._within_reach(res.codes, starts)
+        parts = [codes]
         if res.trajectory is not None:
-            parts.append(res.trajectory.rounded.reshape(-1, self.space.dim))
-        parts += [self.space.neighbors(c) for c in _unique_rows(res.codes)]
+            parts.append(
+                self._within_reach(res.trajectory.rounded, starts).reshape(-1, self.space.dim)
+            )
+        parts += [self.space.neighbors(c) for c in _unique_rows(codes)]
         parts.append(self._random_codes(self.n_random, history, rng))
         return self._score(_unique_rows(np.concatenate(parts).astype(np.int64)), model)
 

@@ -356,23 +356,6 @@ def test_fixed_features_and_batch_shapes() -> None:
     assert batch.trajectory.metrics.shape == (4, 5, 1) and batch.trajectory.flops.shape == (4, 5)
 
 
-def test_a_feature_held_as_none_keeps_each_starts_own_value() -> None:
-    # the gradient pushes every dimension up; "b" is held, at 1 in one start and 3 in the other
-    starts = np.array([[16, 16, 1, 1], [16, 16, 3, 1]])
-    for strategy in ("continuous", "winner_takes_all"):
-        res = propagate(
-            linear([0.5, 0.5, 0.5, 0.5]),
-            SPACE,
-            starts,
-            fixed_features={"b": None},
-            lr=0.3,
-            strategy=strategy,  # type: ignore[arg-type]
-        )
-        assert (res.trajectory.continuous[:, :, 2] == starts[:, 2]).all(), strategy
-        assert res.codes[:, 2].tolist() == [1, 3], strategy
-        assert (res.codes[:, [0, 1, 3]] > starts[:, [0, 1, 3]]).all(), strategy  # others moved
-
-
 def test_input_errors() -> None:
     p = linear([0.5, 0, 0, 0])
     with pytest.raises(

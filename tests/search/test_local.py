@@ -73,6 +73,8 @@ def test_registry_and_mode(nb201) -> None:
     with pytest.raises(ValueError, match=r"held_dims must be dimensions 0\.\.29 of the code"):
         LocalNCPProposer(nb201.space, held_dims=(30,))
     assert LocalNCPProposer(nb201.space, held_dims=[np.int64(2)]).held_dims == (2,)
+    with pytest.raises(ValueError, match="held_reach must be an int >= 0"):
+        LocalNCPProposer(nb201.space, held_reach=-1)
 
 
 def test_local_step_takes_the_predicted_best_neighbour(nb201) -> None:
