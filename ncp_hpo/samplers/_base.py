@@ -81,8 +81,9 @@ class PredictorSamplerBase(BaseSampler):
     encoded by :class:`~ncp_hpo.spaces.ParamSpace`; with one, the intersection's other
     parameters join the code (:class:`~ncp_hpo.spaces.ProductSpace`); a ``prior`` is then
     widened to them (:func:`~ncp_hpo.predictor.widen_inputs`: it ignores them until the
-    study's trials fine-tune it) and the proposer holds them (``held_dims``: searched
-    locally around the best trial's values).
+    study's trials fine-tune it) and the proposer moves them step by step (``held_dims``:
+    random codes take the best trial's values, propagation moves them ``held_reach`` steps
+    at most).
 
     Args:
         space: the code space (``None``: inferred per study).
