@@ -51,19 +51,20 @@ class PgServer:
     def stop(self) -> None:
         """Stop fast (connections are dropped); nothing when it is not running."""
         if self.running():
-            subprocess.run([*self.ctl, "stop", "-m", "fast", "-w"], capture_output=True, check=True)
+            stop = [*self.ctl, "stop", "-m", "fast", "-w"]
+            subprocess.run(stop, capture_output=True, check=True, timeout=60)
 
     def start(self, timeout: float = 60.0) -> None:
         """Start it and return once it accepts TCP connections.
 
-        ``pg_ctl start -w`` can fail while the port is briefly held by another socket
-        (the port lies in Linux's ephemeral range), so the start is retried until the
+        Once (stop 34's CI) a worker started right after ``pg_ctl start -w`` met
+        "connection refused", for a reason not found; so the start is retried until the
         server answers on its address, for up to ``timeout`` seconds.
         """
         deadline, said = time.monotonic() + timeout, ""
         while time.monotonic() < deadline:
             if not self.running():
-                done = subprocess.run([*self.ctl, "start", "-w"], capture_output=True)
+                done = subprocess.run([*self.ctl, "start", "-w"], capture_output=True, timeout=60)
                 said = (done.stdout + done.stderr).decode(errors="replace")
             try:
                 socket.create_connection((self.host, self.port), timeout=1).close()
