@@ -62,6 +62,18 @@ def shared_data_dir() -> Path:
     return path
 
 
+def uses_postgres(item: pytest.Item) -> bool:
+    """Whether ``item`` uses the test server: it asks for ``postgres_url``, or it is the
+    ``"postgres"`` case of a parametrized backend (whose fixture asks for ``postgres_url``
+    only when it runs, so the name is not among the item's fixtures)."""
+    if "postgres_url" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(
+        isinstance(v, str) and v == "postgres" for v in callspec.params.values()
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep every PostgreSQL test on one pytest-xdist worker (``--dist loadgroup``).
 
@@ -69,5 +81,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     another worker at that moment would fail for a reason that is not its own.
     """
     for item in items:
-        if "postgres_url" in getattr(item, "fixturenames", ()):
+        if uses_postgres(item):
             item.add_marker(pytest.mark.xdist_group("postgres"))
