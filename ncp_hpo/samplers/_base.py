@@ -61,7 +61,8 @@ class _SpaceState:
     param_names: tuple[str, ...]
     # params -> (code, code_key(code)), or None where the params decode to no code
     codes: dict[tuple[Any, ...], tuple[np.ndarray, bytes] | None] = field(default_factory=dict)
-    warm_codes: np.ndarray | None = None  # the warm start's ranked pool, built on first use
+    # the warm start's pool by order (trade-off order or not), built on first use
+    warm_codes: dict[bool, np.ndarray] = field(default_factory=dict)
     # study directions -> finished trials' history rows (by trial object)
     rows: dict[tuple[str, ...], TrialRows] = field(default_factory=dict)
 
@@ -265,24 +266,31 @@ class PredictorSamplerBase(BaseSampler):
         """The warm start's ranked pool (seeded once per sampler; parameters outside the
         given space drawn at random beside it), or no candidates (a random unseen code).
 
-        A multi-objective study starts at random: a zero-cost proxy ranks codes by one
-        quantity (it estimates accuracy, and favours large networks), so its top codes would
+        A multi-objective study takes the pool in trade-off order instead
+        (:meth:`~ncp_hpo.search.ZeroCostWarmStart.tradeoff_pool`: the estimated Pareto front
+        of the proxy against the exact FLOPs, spread along the FLOPs), or starts at random on a
+        space without exact FLOPs: the proxy's best codes alone are large networks that would
         crowd one end of the trade-off the study is after."""
         space = state.space
-        if self._warm_start is None or n_objectives > 1:
+        # an inferred space (no given one): the params_scorer ranks its whole vector
+        given = self._given_space
+        scored = space if given is None else given
+        tradeoff = n_objectives > 1
+        if self._warm_start is None or (tradeoff and not scored.has_exact_flops):
             return np.empty((0, space.dim), dtype=np.int64)
-        if state.warm_codes is None:
+        if tradeoff not in state.warm_codes:
             seed = self._rng.seed
             if seed is None:
                 seed = int(self._rng.rng.integers(2**32))
-            # an inferred space (no given one): the params_scorer ranks its whole vector
-            given = self._given_space
-            pool = self._warm_start.ranked_pool(space if given is None else given, seed)
+            if tradeoff:
+                pool = self._warm_start.tradeoff_pool(scored, seed)
+            else:
+                pool = self._warm_start.ranked_pool(scored, seed)
             if isinstance(space, ProductSpace) and space is not self._given_space:
                 rest = space.parts[1].sample(len(pool), seed=np.random.default_rng(seed))
                 pool = np.concatenate([pool, rest], axis=1)
-            state.warm_codes = pool
-        return state.warm_codes
+            state.warm_codes[tradeoff] = pool
+        return state.warm_codes[tradeoff]
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]

@@ -6,6 +6,12 @@ is scored by a zero-cost proxy of each code's untrained network
 (:mod:`ncp_hpo.zerocost`; synflow by default) and the start-up trials take the pool's best
 unseen codes, best first.
 
+A multi-objective study on a space with exact FLOPs orders the same pool for the trade-off
+(:meth:`ZeroCostWarmStart.tradeoff_pool`): the proxy estimates the accuracy of each code and
+the space gives its exact cost, so the start-up trials take the pool's estimated Pareto
+front (score up, FLOPs down), spread along its FLOPs, instead of the best scores alone,
+which are large networks crowding one end of the front.
+
 The pool depends only on the space, the pool size and the seed, so the same codes can be
 enqueued in a baseline's study (:func:`warm_start_codes`): ``compare`` does so for its
 ``<sampler>+zc`` rows, the fair comparison of what the proxy alone buys.
@@ -27,7 +33,13 @@ import numpy as np
 if TYPE_CHECKING:
     from ncp_hpo.spaces import CodeSpace
 
-__all__ = ["ZeroCostWarmStart", "auto_warm_start", "resolve_warm_start", "warm_start_codes"]
+__all__ = [
+    "ZeroCostWarmStart",
+    "auto_warm_start",
+    "resolve_warm_start",
+    "tradeoff_order",
+    "warm_start_codes",
+]
 
 DEFAULT_POOL_SIZE = 1000
 """Codes scored per warm start."""
@@ -108,15 +120,94 @@ class ZeroCostWarmStart:
         scores = np.where(np.isfinite(scores), scores, -np.inf)
         return pool[np.argsort(-scores, kind="stable")]
 
+    def tradeoff_pool(self, space: CodeSpace, seed: int) -> np.ndarray:
+        """The same pool ordered for a multi-objective study (``m x d``): see
+        :func:`tradeoff_order`, with each code's score and exact log-FLOPs.
+
+        Raises:
+            ValueError: ``space`` has no exact FLOPs.
+        """
+        if not space.has_exact_flops:
+            raise ValueError(f"{type(space).__name__} has no exact FLOPs to trade off against")
+        pool = np.unique(np.asarray(space.sample(self.pool_size, seed=seed)), axis=0)
+        scores = self.scores(pool, space)
+        flops = np.asarray(space.flops(pool), dtype=np.float64).reshape(len(pool))
+        return pool[tradeoff_order(scores, np.log(np.maximum(flops, 1.0)))]
+
     def __repr__(self) -> str:
         return f"ZeroCostWarmStart({self.name}, pool_size={self.pool_size})"
 
 
+def tradeoff_order(scores: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of ``n`` candidates in start-up order for a two-objective trade-off.
+
+    Successive non-dominated fronts of (``scores`` up, ``cost`` down; NaN scores last); within
+    a front, its best score first, then greedily the candidate farthest in ``cost`` from those
+    already taken (ties: the better score), so every prefix spreads along the cost axis.
+
+    Args:
+        scores: ``n`` estimates of the objective to maximise (a zero-cost proxy).
+        cost: ``n`` costs to minimise, in any monotone unit (log-FLOPs).
+
+    Returns:
+        a permutation of ``range(n)`` (int64).
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    cost = np.asarray(cost, dtype=np.float64).reshape(-1)
+    if scores.shape != cost.shape:
+        raise ValueError(f"{len(scores)} scores for {len(cost)} costs")
+    finite = np.isfinite(scores)
+    left = np.flatnonzero(finite)
+    order: list[np.ndarray] = []
+    while len(left):
+        front = left[_front_2d(scores[left], cost[left])]
+        order.append(front[_spread(scores[front], cost[front])])
+        left = np.setdiff1d(left, front, assume_unique=True)
+    order.append(np.flatnonzero(~finite))  # unscored codes last
+    return np.concatenate(order).astype(np.int64)
+
+
+def _front_2d(scores: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Positions of the non-dominated points (score up, cost down) of ``n`` points."""
+    by_cost = np.lexsort((-scores, cost))  # cheapest first, the best score first among equals
+    best = np.maximum.accumulate(scores[by_cost])
+    keep = np.ones(len(by_cost), dtype=bool)
+    keep[1:] = scores[by_cost][1:] > best[:-1]
+    return np.sort(by_cost[keep])
+
+
+def _spread(scores: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Order of one front's points: the best score first, then the farthest in cost."""
+    first = int(np.argmax(scores))
+    order = [first]
+    gap = np.abs(cost - cost[first])
+    gap[first] = -np.inf
+    for _ in range(len(scores) - 1):
+        nxt = int(np.lexsort((-scores, -gap))[0])  # the widest gap, then the better score
+        order.append(nxt)
+        gap = np.minimum(gap, np.abs(cost - cost[nxt]))
+        gap[order] = -np.inf
+    return np.asarray(order, dtype=np.int64)
+
+
 def warm_start_codes(
-    warm_start: ZeroCostWarmStart, space: CodeSpace, n: int, *, seed: int
+    warm_start: ZeroCostWarmStart,
+    space: CodeSpace,
+    n: int,
+    *,
+    seed: int,
+    n_objectives: int = 1,
 ) -> np.ndarray:
     """The first ``n`` start-up codes a sampler with ``warm_start`` and ``seed`` proposes on an
-    empty study (``n x d``): what a baseline's study is given to enqueue."""
+    empty study of ``n_objectives`` objectives (``n x d``): what a baseline's study is given
+    to enqueue. Several objectives take :meth:`ZeroCostWarmStart.tradeoff_pool`.
+
+    Raises:
+        ValueError: several objectives on a space without exact FLOPs (NCP starts those at
+            random).
+    """
+    if n_objectives > 1:
+        return warm_start.tradeoff_pool(space, seed)[:n]
     return warm_start.ranked_pool(space, seed)[:n]
 
 

@@ -88,9 +88,10 @@ def test_bad_warm_start_arguments_are_clear_errors() -> None:
         bad.ranked_pool(NB201Space(), 0)
 
 
-def test_a_multi_objective_study_starts_at_random(nb201) -> None:
-    """The proxy ranks by one quantity: a two-objective study's start-up trials are not
-    the pool's top codes (they would all sit at the large-network end of the front)."""
+def test_a_multi_objective_study_starts_on_the_estimated_front_spread_along_flops(nb201) -> None:
+    """A two-objective study's start-up trials are the pool in trade-off order: the
+    non-dominated codes of (synflow up, exact FLOPs down), spread along the FLOPs, not the
+    proxy's top codes (which all sit at the large-network end of the front)."""
     space = nb201.space
     warm = auto_warm_start(space)
     assert warm is not None
@@ -100,8 +101,69 @@ def test_a_multi_objective_study_starts_at_random(nb201) -> None:
     study.optimize(
         lambda t: (nb201.query(c := space.suggest(t))["Acc"], float(space.flops(c))), n_trials=10
     )
-    top = warm_start_codes(warm, space, 10, seed=7)
     started = _codes(study, space)
+    np.testing.assert_array_equal(
+        started, warm_start_codes(warm, space, 10, seed=7, n_objectives=2)
+    )
+    top = warm_start_codes(warm, space, 10, seed=7)
     assert len({c.tobytes() for c in started} & {c.tobytes() for c in top}) <= 2
-    flops = np.asarray(space.flops(started), dtype=float)
-    assert flops.min() < np.asarray(space.flops(top), dtype=float).min()  # spread, not one end
+    pool = np.unique(np.asarray(space.sample(warm.pool_size, seed=7)), axis=0)
+    score, flops = warm.scores(pool), np.asarray(space.flops(pool), dtype=float)
+    for c in started:  # no pool code has a higher score at no more FLOPs
+        s, f = warm.scores(c[None])[0], float(space.flops(c))
+        assert not np.any((score > s) & (flops <= f)), c
+    got = np.asarray(space.flops(started), dtype=float)
+    assert got.min() <= np.percentile(flops, 5)  # both ends of the FLOPs range
+    assert got.max() >= np.percentile(flops, 90)
+
+
+def test_the_trade_off_start_raises_the_first_ten_trials_hypervolume(nb201) -> None:
+    """On 5 seeds the 10 trade-off start-up trials cover more of the accuracy-FLOPs plane
+    than 10 random ones (normalised hypervolume, as compare scores a study)."""
+    from ncp_hpo.experiments.compare._records import tradeoff_hypervolume
+
+    space, warm = nb201.space, auto_warm_start(nb201.space)
+    assert warm is not None
+    for seed in range(5):
+        hv = []
+        for codes in (
+            warm_start_codes(warm, space, 10, seed=seed, n_objectives=2),
+            space.sample(10, seed=seed),
+        ):
+            values = np.array([[(r := nb201.query(c))["Acc"], r["flops"]] for c in codes])
+            hv.append(tradeoff_hypervolume(values, nb201))
+        assert hv[0] > hv[1], (seed, hv)
+
+
+def test_trade_off_order_peels_fronts_and_spreads_each() -> None:
+    from ncp_hpo.search._warm_start import tradeoff_order
+
+    #              0    1    2    3    4    5      6
+    score = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 4.5, np.nan])
+    cost = np.array([10.0, 6.0, 4.0, 2.0, 1.0, 10.0, 0.5])
+    # front 1: 0 (best), 1, 2, 3, 4 (each cheaper and worse); 5 is dominated by 0;
+    # the NaN score ranks last although it is the cheapest
+    order = tradeoff_order(score, cost).tolist()
+    assert order[:5] == [0, 4, 1, 2, 3]  # best first, then the widest cost gap, ...
+    assert order[5:] == [5, 6]
+    assert sorted(order) == list(range(7))
+    with pytest.raises(ValueError, match="3 scores for 2 costs"):
+        tradeoff_order(np.zeros(3), np.zeros(2))
+    assert tradeoff_order(np.zeros(0), np.zeros(0)).tolist() == []
+
+
+def test_a_multi_objective_study_without_exact_flops_starts_at_random() -> None:
+    """A params_scorer on an inferred space: no exact FLOPs to trade off, so a two-objective
+    study's start-up is random, and warm_start_codes refuses the trade-off order."""
+    from ncp_hpo.spaces import ParamSpace
+
+    warm = ZeroCostWarmStart(params_scorer=lambda p: float(p["x"]))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=NCPSampler(seed=0, warm_start=warm)
+    )
+    study.optimize(lambda t: (t.suggest_int("x", 0, 99), t.suggest_int("y", 0, 99)), n_trials=6)
+    xs = [t.params["x"] for t in study.trials]
+    assert sorted(xs, reverse=True) != xs or len(set(xs)) < 6  # not the pool's best in order
+    space = ParamSpace({"x": optuna.distributions.IntDistribution(0, 99)})
+    with pytest.raises(ValueError, match="has no exact FLOPs"):
+        warm_start_codes(warm, space, 5, seed=0, n_objectives=2)

@@ -325,10 +325,12 @@ def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
     )
 
 
-def compare_warm_start_codes(space: Any, sampler: str, seed: int) -> np.ndarray:
+def compare_warm_start_codes(
+    space: Any, sampler: str, seed: int, *, n_objectives: int = 1
+) -> np.ndarray:
     """The zero-cost warm-start codes a ``<sampler>+zc`` study of ``seed`` starts with: as
     many as ``sampler``'s random start-up trials (10 for ``random``), the ones NCP's own
-    warm start proposes first (``n x d``).
+    warm start proposes first in a study of ``n_objectives`` (``n x d``).
 
     Raises:
         CompareError: the space has no zero-cost table (only NAS-Bench-201 has one).
@@ -342,4 +344,5 @@ def compare_warm_start_codes(space: Any, sampler: str, seed: int) -> np.ndarray:
             f"{WARM_START_SUFFIX} needs a zero-cost score table for this space: only "
             "nas-bench-201 has one"
         )
-    return warm_start_codes(warm, space, STARTUP_TRIALS.get(sampler, 10), seed=seed)
+    n = STARTUP_TRIALS.get(sampler, 10)
+    return warm_start_codes(warm, space, n, seed=seed, n_objectives=n_objectives)

@@ -260,7 +260,7 @@ def run_comparison(config: CompareConfig) -> ComparisonResult:
         make_sampler("cmaes", space=obj.space, seed=0)  # fails early without 'cmaes'
     zc = [s for s in config.samplers if s.endswith(WARM_START_SUFFIX)]
     if zc:  # fails early without the zero-cost table
-        compare_warm_start_codes(obj.space, base_sampler(zc[0]), 0)
+        compare_warm_start_codes(obj.space, base_sampler(zc[0]), 0, n_objectives=obj.n_objectives)
     if config.prior is not None:  # fitted (or read from the cache) once, before any worker
         compare_prior(config.prior, data_dir)
     info = benchmark_info(obj)

@@ -182,7 +182,10 @@ def _run_study(
     study = open_study(task, sampler, storage)
     fail_stale(study)
     if task.sampler.endswith(WARM_START_SUFFIX) and not study.trials:
-        for code in compare_warm_start_codes(obj.space, base_sampler(task.sampler), task.seed):
+        codes = compare_warm_start_codes(
+            obj.space, base_sampler(task.sampler), task.seed, n_objectives=obj.n_objectives
+        )
+        for code in codes:
             study.enqueue_trial(obj.space.to_params(code))
     _resume_state(sampler, study)
     if live is not None:
