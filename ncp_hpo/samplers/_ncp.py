@@ -78,8 +78,10 @@ class NCPSampler(PredictorSamplerBase):
         warm_start: how the start-up trials are chosen: ``"auto"`` (default) ranks a seeded
             random pool of 1,000 codes by a zero-cost proxy and takes the best, on
             NAS-Bench-201 (synflow, shipped with the package); paper mode and the other
-            spaces start at random, and so does every multi-objective study (the proxy's
-            top codes would crowd one end of the trade-off). A
+            spaces start at random. A multi-objective study takes the same pool's
+            estimated Pareto front of the proxy against the exact FLOPs, spread along the
+            FLOPs (the proxy's top codes alone would crowd one end of the trade-off), or
+            starts at random on a space without exact FLOPs. A
             :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up). On
             an inferred space (no ``space``) only ``ZeroCostWarmStart(params_scorer=...)``
             applies, a score of each configuration's parameters; trial 0 is random there,
