@@ -36,6 +36,7 @@ from ncp_hpo.samplers._trial_rows import PENDING, REJECTED, TrialRows
 from ncp_hpo.search import History, HistoryBuilder, LazyRNG, PredictorSource, SearchEngine, code_key
 from ncp_hpo.search._engine import REPEATED
 from ncp_hpo.search._settings import ProposerSettings, SourceSettings
+from ncp_hpo.search._warm_start import spread_pool
 from ncp_hpo.spaces import CodeSpace, ParamSpace, ProductSpace
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ class PredictorSamplerBase(BaseSampler):
         warn_independent_sampling: warn once per parameter and study when one is.
         seed: seed of the sampler's RNG.
         warm_start: ranks the start-up codes (``None``: random start-up).
+        spread_start: without a warm start, a multi-objective study on a space with exact
+            FLOPs takes start-up codes spread along them
+            (:func:`~ncp_hpo.search._warm_start.spread_pool`) instead of random ones.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class PredictorSamplerBase(BaseSampler):
         warn_independent_sampling: bool = True,
         seed: int | None = None,
         warm_start: ZeroCostWarmStart | None = None,
+        spread_start: bool = False,
     ) -> None:
         source = source or SourceSettings()
         prior = source.prior
@@ -144,6 +149,7 @@ class PredictorSamplerBase(BaseSampler):
         self._proposer_settings = proposer
         self._n_startup_trials = n_startup_trials
         self._warm_start = warm_start
+        self._spread_start = bool(spread_start) and space is not None and space.has_exact_flops
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
         self._rng = LazyRNG(seed)
@@ -217,7 +223,7 @@ class PredictorSamplerBase(BaseSampler):
 
     def _uses_space(self, study: Study) -> bool:
         """Whether the objective suggests the given space's parameters (seen on any trial)."""
-        if self._always_relative():
+        if self._always_relative(study):
             return True
         names = self._require_main().param_names
         for t in study.get_trials(deepcopy=False):
@@ -225,16 +231,21 @@ class PredictorSamplerBase(BaseSampler):
                 return True
         return False
 
-    def _always_relative(self) -> bool:
-        """True when proposals are possible before any trial (with a prior), or when a
-        budget-restricted space draws the startup codes."""
-        return self._prior is not None or self._draws_startup()
+    def _always_relative(self, study: Study) -> bool:
+        """True when proposals are possible before any trial (with a prior), or when the
+        sampler draws the startup codes."""
+        return self._prior is not None or self._draws_startup(study)
 
-    def _draws_startup(self) -> bool:
+    def _draws_startup(self, study: Study) -> bool:
         """Whether the sampler draws the start-up codes itself (a budget-restricted space,
-        or a zero-cost warm start) instead of leaving them to the independent sampler."""
+        a zero-cost warm start, or the spread start of a multi-objective study) instead of
+        leaving them to the independent sampler."""
         space = self._given_space
-        return self._warm_start is not None or (space is not None and space.restricted)
+        return (
+            self._warm_start is not None
+            or (space is not None and space.restricted)
+            or (self._spread_start and len(study.directions) > 1)
+        )
 
     @property
     def warm_start(self) -> ZeroCostWarmStart | None:
@@ -268,24 +279,31 @@ class PredictorSamplerBase(BaseSampler):
 
         A multi-objective study takes the pool in trade-off order instead
         (:meth:`~ncp_hpo.search.ZeroCostWarmStart.tradeoff_pool`: the estimated Pareto front
-        of the proxy against the exact FLOPs, spread along the FLOPs), or starts at random on a
-        space without exact FLOPs: the proxy's best codes alone are large networks that would
-        crowd one end of the trade-off the study is after."""
+        of the proxy against the exact FLOPs, spread along the FLOPs; the proxy's best codes
+        alone are large networks that would crowd one end of the trade-off the study is
+        after). Without a warm start it takes the spread start where enabled
+        (:func:`~ncp_hpo.search._warm_start.spread_pool`), and on a space without exact
+        FLOPs it starts at random."""
         space = state.space
         # an inferred space (no given one): the params_scorer ranks its whole vector
         given = self._given_space
         scored = space if given is None else given
         tradeoff = n_objectives > 1
-        if self._warm_start is None or (tradeoff and not scored.has_exact_flops):
+        warm = self._warm_start
+        if tradeoff and not scored.has_exact_flops:
+            warm = None
+        if warm is None and not (tradeoff and self._spread_start):
             return np.empty((0, space.dim), dtype=np.int64)
         if tradeoff not in state.warm_codes:
             seed = self._rng.seed
             if seed is None:
                 seed = int(self._rng.rng.integers(2**32))
-            if tradeoff:
-                pool = self._warm_start.tradeoff_pool(scored, seed)
+            if warm is None:
+                pool = spread_pool(scored, seed)
+            elif tradeoff:
+                pool = warm.tradeoff_pool(scored, seed)
             else:
-                pool = self._warm_start.ranked_pool(scored, seed)
+                pool = warm.ranked_pool(scored, seed)
             if isinstance(space, ProductSpace) and space is not self._given_space:
                 rest = space.parts[1].sample(len(pool), seed=np.random.default_rng(seed))
                 pool = np.concatenate([pool, rest], axis=1)
@@ -300,7 +318,7 @@ class PredictorSamplerBase(BaseSampler):
             return {}
         # a budget-restricted space (never over the budget) or a warm start draws the
         # start-up codes here
-        own_startup = self._draws_startup()
+        own_startup = self._draws_startup(study)
         if self._n_complete(study) < self._n_startup_trials and not own_startup:
             return {}
         with self._lock:  # threads: read the history only once the previous claim is written

@@ -80,8 +80,10 @@ class NCPSampler(PredictorSamplerBase):
             NAS-Bench-201 (synflow, shipped with the package); paper mode and the other
             spaces start at random. A multi-objective study takes the same pool's
             estimated Pareto front of the proxy against the exact FLOPs, spread along the
-            FLOPs (the proxy's top codes alone would crowd one end of the trade-off), or
-            starts at random on a space without exact FLOPs. A
+            FLOPs (the proxy's top codes alone would crowd one end of the trade-off); on a
+            space with exact FLOPs and no proxy (the multi-resolution space) its start-up
+            codes are spread along the exact FLOPs, and on a space without them it starts
+            at random. A
             :class:`~ncp_hpo.search.ZeroCostWarmStart`, or ``None`` (random start-up). On
             an inferred space (no ``space``) only ``ZeroCostWarmStart(params_scorer=...)``
             applies, a score of each configuration's parameters; trial 0 is random there,
@@ -149,5 +151,7 @@ class NCPSampler(PredictorSamplerBase):
             warn_independent_sampling=warn_independent_sampling,
             seed=seed,
             warm_start=resolve_warm_start(warm_start, mode=settings.mode, space=space),
+            # "auto" without a proxy: a multi-objective study's start spreads along the FLOPs
+            spread_start=warm_start == "auto" and settings.mode != "paper",
         )
         self.mode: str = settings.mode

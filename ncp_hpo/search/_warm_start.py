@@ -37,6 +37,7 @@ __all__ = [
     "ZeroCostWarmStart",
     "auto_warm_start",
     "resolve_warm_start",
+    "spread_pool",
     "tradeoff_order",
     "warm_start_codes",
 ]
@@ -188,6 +189,24 @@ def _spread(scores: np.ndarray, cost: np.ndarray) -> np.ndarray:
         gap = np.minimum(gap, np.abs(cost - cost[nxt]))
         gap[order] = -np.inf
     return np.asarray(order, dtype=np.int64)
+
+
+def spread_pool(space: CodeSpace, seed: int, pool_size: int = DEFAULT_POOL_SIZE) -> np.ndarray:
+    """A seeded pool of random codes ordered to spread along their exact FLOPs (``m x d``):
+    a random code first, then each next the farthest in log-FLOPs from those taken (ties at
+    random). The start-up of a multi-objective study with no zero-cost signal: the FLOPs
+    objective's whole range is covered in the first trials (its cheap end is rare in a random
+    sample of a large space).
+
+    Raises:
+        ValueError: ``space`` has no exact FLOPs.
+    """
+    if not space.has_exact_flops:
+        raise ValueError(f"{type(space).__name__} has no exact FLOPs to spread along")
+    rng = np.random.default_rng(seed)
+    pool = np.unique(np.asarray(space.sample(pool_size, seed=rng)), axis=0)
+    flops = np.asarray(space.flops(pool), dtype=np.float64).reshape(len(pool))
+    return pool[_spread(rng.random(len(pool)), np.log(np.maximum(flops, 1.0)))]
 
 
 def warm_start_codes(
