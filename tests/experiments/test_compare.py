@@ -698,6 +698,21 @@ def test_zero_cost_rows_start_from_ncps_warm_start_codes(
         run_comparison(
             CompareConfig("seg", mode="table", samplers=("tpe+zc",), out=tmp_path / "a", **cfg)
         )
+    # two objectives on the multi-resolution space: NCP's start spreads along the exact
+    # FLOPs, and the +zc rows enqueue those codes
+    mo = run_comparison(
+        CompareConfig(
+            "seg",
+            mode="table",
+            objective="metric+flops",
+            samplers=("ncp", "tpe+zc"),
+            out=tmp_path / "mo",
+            **cfg,
+        )
+    )
+    firsts = {r.sampler: [list(c) for c in r.codes[:10]] for r in mo.runs}
+    assert firsts["ncp"] == firsts["tpe+zc"]
+    assert mo.warm_start is not None and "spread along their exact FLOPs" in mo.warm_start
     with pytest.raises(CompareError, match="ax\\+zc: Ax's strategy takes no enqueued codes"):
         CompareConfig(NB201, samplers=("ax+zc",), out=tmp_path / "b", **cfg)
     res = run_comparison(

@@ -167,3 +167,52 @@ def test_a_multi_objective_study_without_exact_flops_starts_at_random() -> None:
     space = ParamSpace({"x": optuna.distributions.IntDistribution(0, 99)})
     with pytest.raises(ValueError, match="has no exact FLOPs"):
         warm_start_codes(warm, space, 5, seed=0, n_objectives=2)
+
+
+def test_spread_pool_covers_the_flops_range_first() -> None:
+    """The spread start: a random code, then each next the farthest in log-FLOPs, so the
+    first ten reach both ends of the pool's FLOPs range and fill the gaps between."""
+    from ncp_hpo.search._warm_start import spread_pool
+
+    space = MultiResolutionSpace()
+    codes = spread_pool(space, seed=3, pool_size=300)
+    np.testing.assert_array_equal(codes, spread_pool(space, seed=3, pool_size=300))  # seeded
+    pool_flops = np.log(np.asarray(space.flops(codes), dtype=float))
+    first = pool_flops[:10]
+    assert first.min() == pool_flops.min() and first.max() == pool_flops.max()
+    assert pool_flops[1] in (pool_flops.min(), pool_flops.max())  # the farthest from the first
+    gaps = np.diff(np.sort(pool_flops[:10]))
+    # 10 codes spread over the range: no gap above 2x an even spacing's
+    assert gaps.max() <= 2 * (pool_flops.max() - pool_flops.min()) / 9
+    with pytest.raises(ValueError, match="has no exact FLOPs"):
+        from ncp_hpo.spaces import ParamSpace
+
+        spread_pool(ParamSpace({"x": optuna.distributions.IntDistribution(0, 9)}), seed=0)
+
+
+def test_a_multi_objective_study_without_a_proxy_starts_spread_along_flops() -> None:
+    """The multi-resolution space has no zero-cost table: NCP's default starts a
+    two-objective study with the spread codes; warm_start=None and paper mode stay random,
+    and a one-objective study is not affected."""
+    from ncp_hpo.search._warm_start import spread_pool
+
+    space = MultiResolutionSpace()
+
+    def objective(t: optuna.Trial) -> tuple[float, float]:
+        code = space.suggest(t)
+        return float(np.sum(code)), float(space.flops(code))
+
+    def first_codes(sampler: NCPSampler, directions: list[str]) -> np.ndarray:
+        study = optuna.create_study(directions=directions, sampler=sampler)
+        study.optimize(objective if len(directions) == 2 else lambda t: objective(t)[0], 10)
+        return np.array([space.from_params(t.params) for t in study.trials])
+
+    spread = spread_pool(space, seed=5)[:10]
+    mo = ["maximize", "minimize"]
+    np.testing.assert_array_equal(first_codes(NCPSampler(space=space, seed=5), mo), spread)
+    for sampler in (
+        NCPSampler(space=space, seed=5, warm_start=None),
+        NCPSampler(space=space, seed=5, mode="paper"),
+    ):
+        assert not np.array_equal(first_codes(sampler, mo), spread)
+    assert not np.array_equal(first_codes(NCPSampler(space=space, seed=5), ["maximize"]), spread)

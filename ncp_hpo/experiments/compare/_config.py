@@ -328,21 +328,26 @@ def startup_warning(samplers: tuple[str, ...], trials: int) -> str | None:
 def compare_warm_start_codes(
     space: Any, sampler: str, seed: int, *, n_objectives: int = 1
 ) -> np.ndarray:
-    """The zero-cost warm-start codes a ``<sampler>+zc`` study of ``seed`` starts with: as
+    """The zero-cost start-up codes a ``<sampler>+zc`` study of ``seed`` starts with: as
     many as ``sampler``'s random start-up trials (10 for ``random``), the ones NCP's own
-    warm start proposes first in a study of ``n_objectives`` (``n x d``).
+    start proposes first in a study of ``n_objectives`` (``n x d``): the warm start's, or
+    in a multi-objective study on a space without a zero-cost table the codes spread along
+    the exact FLOPs (:func:`~ncp_hpo.search._warm_start.spread_pool`).
 
     Raises:
-        CompareError: the space has no zero-cost table (only NAS-Bench-201 has one).
+        CompareError: one objective on a space without a zero-cost table (only NAS-Bench-201
+            has one).
     """
     from ncp_hpo.search import warm_start_codes
-    from ncp_hpo.search._warm_start import auto_warm_start
+    from ncp_hpo.search._warm_start import auto_warm_start, spread_pool
 
+    n = STARTUP_TRIALS.get(sampler, 10)
     warm = auto_warm_start(space)
+    if warm is None and n_objectives > 1 and space.has_exact_flops:
+        return spread_pool(space, seed)[:n]
     if warm is None:
         raise CompareError(
-            f"{WARM_START_SUFFIX} needs a zero-cost score table for this space: only "
-            "nas-bench-201 has one"
+            f"{WARM_START_SUFFIX} needs a zero-cost score table for this space (only "
+            "nas-bench-201 has one), or two objectives on a space with exact FLOPs"
         )
-    n = STARTUP_TRIALS.get(sampler, 10)
     return warm_start_codes(warm, space, n, seed=seed, n_objectives=n_objectives)

@@ -93,8 +93,8 @@ def _settings_lines(result: ComparisonResult) -> list[str]:
         )
     zc = any(s.endswith(WARM_START_SUFFIX) for s in cfg.samplers)
     lines.append(
-        "- Zero-cost warm start of `ncp` (its start-up trials are the codes that a score of "
-        "the untrained network ranks best, no training needed"
+        "- Zero-cost warm start of `ncp` (its start-up trials are chosen before any training, "
+        "from a score of the untrained network or the exact cost"
         + ("; the `+zc` rows enqueue the same codes" if zc else "")
         + f"): {result.warm_start}."
         if result.warm_start

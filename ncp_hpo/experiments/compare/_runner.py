@@ -395,7 +395,7 @@ def _run_locked(
         studies=counts,
         errors=errors,
         run_seconds=run_seconds,
-        warm_start=_warm_start_name(obj.space),
+        warm_start=_warm_start_name(obj.space, obj.n_objectives),
     )
     result.elapsed_s = time.perf_counter() - t_start
     try:
@@ -435,9 +435,17 @@ def _unwritable(out: Path, exc: OSError, errors: dict[str, str]) -> str:
     )
 
 
-def _warm_start_name(space: Any) -> str | None:
-    """The zero-cost warm start NCP's default takes on ``space`` (``None``: random)."""
+def _warm_start_name(space: Any, n_objectives: int) -> str | None:
+    """How NCP's default chooses its start-up codes on ``space`` in a study of
+    ``n_objectives`` (``None``: at random)."""
     from ncp_hpo.search._warm_start import auto_warm_start
 
     warm = auto_warm_start(space)
+    if n_objectives > 1 and space.has_exact_flops:
+        if warm is None:
+            return "none; the codes are spread along their exact FLOPs (no score table here)"
+        return (
+            f"{warm!r}, in trade-off order (the pool's estimated Pareto front of the score "
+            "against the exact FLOPs, spread along the FLOPs)"
+        )
     return None if warm is None else repr(warm)
