@@ -5,7 +5,7 @@ Random search is Optuna's :class:`~optuna.samplers.RandomSampler`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.samplers import BaseSampler
@@ -15,6 +15,9 @@ from ncp_hpo.samplers._base import PredictorSamplerBase
 from ncp_hpo.search import NetAdaptProposer, NeuralPredictorProposer, Proposer
 from ncp_hpo.search._settings import ProposerSettings, SourceSettings
 from ncp_hpo.spaces import CodeSpace
+
+if TYPE_CHECKING:
+    from optuna.study import Study
 
 __all__ = ["NetAdaptSampler", "NeuralPredictorSampler", "SpaceRandomSampler"]
 
@@ -131,7 +134,7 @@ class SpaceRandomSampler(PredictorSamplerBase):
             seed=seed,
         )
 
-    def _always_relative(self) -> bool:
+    def _always_relative(self, study: Study) -> bool:
         return True
 
     def _propose(self, state: Any, history: Any, rng: np.random.Generator) -> np.ndarray:
