@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ncp_hpo.search._tradeoff import log_flops
+
 if TYPE_CHECKING:
     from ncp_hpo.spaces import CodeSpace
 
@@ -132,8 +134,7 @@ class ZeroCostWarmStart:
             raise ValueError(f"{type(space).__name__} has no exact FLOPs to trade off against")
         pool = np.unique(np.asarray(space.sample(self.pool_size, seed=seed)), axis=0)
         scores = self.scores(pool, space)
-        flops = np.asarray(space.flops(pool), dtype=np.float64).reshape(len(pool))
-        return pool[tradeoff_order(scores, np.log(np.maximum(flops, 1.0)))]
+        return pool[tradeoff_order(scores, log_flops(space, pool))]
 
     def __repr__(self) -> str:
         return f"ZeroCostWarmStart({self.name}, pool_size={self.pool_size})"
@@ -205,8 +206,7 @@ def spread_pool(space: CodeSpace, seed: int, pool_size: int = DEFAULT_POOL_SIZE)
         raise ValueError(f"{type(space).__name__} has no exact FLOPs to spread along")
     rng = np.random.default_rng(seed)
     pool = np.unique(np.asarray(space.sample(pool_size, seed=rng)), axis=0)
-    flops = np.asarray(space.flops(pool), dtype=np.float64).reshape(len(pool))
-    return pool[_spread(rng.random(len(pool)), np.log(np.maximum(flops, 1.0)))]
+    return pool[_spread(rng.random(len(pool)), log_flops(space, pool))]
 
 
 def warm_start_codes(
